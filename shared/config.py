@@ -1,0 +1,150 @@
+"""App settings. Field aliases are the exact app-setting names used in Azure, in
+`local.settings.sample.json` and in the README's settings table (a test checks all three agree).
+
+Nothing here runs at import time: `get_settings()` builds the object on first use and keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+# Present in every Azure App Service / Functions worker environment, never on a laptop.
+AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+
+
+def _setting(name: str, default: object = None, description: str = "", **kw: object) -> object:
+    return Field(
+        default,
+        validation_alias=AliasChoices(name),
+        description=description,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=False)
+
+    store: Literal["embedded", "cosmos"] = _setting(  # type: ignore[assignment]
+        "PSC_STORE", "embedded", "Document store: `embedded` (SQLite under PSC_DATA_DIR) or `cosmos`."
+    )
+    bus: Literal["embedded", "servicebus"] = _setting(  # type: ignore[assignment]
+        "PSC_BUS", "embedded", "Message bus: `embedded` (SQLite under PSC_DATA_DIR) or `servicebus`."
+    )
+    data_dir: Path = _setting(  # type: ignore[assignment]
+        "PSC_DATA_DIR", Path(".devhost"), "Folder for the embedded store and bus files."
+    )
+    auth_mode: Literal["entra", "dev"] = _setting(  # type: ignore[assignment]
+        "PSC_AUTH_MODE", "entra", "`entra` (RS256 tokens from Entra ID) or `dev` (HS256 dev tokens)."
+    )
+    dev_jwt_secret: str | None = _setting(  # type: ignore[assignment]
+        "PSC_DEV_JWT_SECRET",
+        None,
+        "HS256 secret for dev tokens (dev mode only, ≥ 32 characters).",
+        repr=False,
+    )
+    entra_tenant_id: str | None = _setting(  # type: ignore[assignment]
+        "PSC_ENTRA_TENANT_ID", None, "Entra tenant id (entra mode)."
+    )
+    entra_audience: str | None = _setting(  # type: ignore[assignment]
+        "PSC_ENTRA_AUDIENCE", None, "Our app ID URI, the required `aud` (entra mode)."
+    )
+    entra_authority: str = _setting(  # type: ignore[assignment]
+        "PSC_ENTRA_AUTHORITY",
+        "https://login.microsoftonline.com",
+        "Authority host; the tenant's OpenID metadata is read from {authority}/{tenant}/v2.0.",
+    )
+    webhook_secret: str | None = _setting(  # type: ignore[assignment]
+        "PSC_WEBHOOK_SECRET",
+        None,
+        "Standard Webhooks secret `whsec_<base64>` for bot escalations.",
+        repr=False,
+    )
+    cosmos_endpoint: str | None = _setting(  # type: ignore[assignment]
+        "COSMOS__accountEndpoint", None, "Cosmos DB account endpoint (identity-based connection)."
+    )
+    cosmos_database: str = _setting(  # type: ignore[assignment]
+        "COSMOS_DATABASE", "psc", "Cosmos DB database name."
+    )
+    servicebus_namespace: str | None = _setting(  # type: ignore[assignment]
+        "ServiceBusConnection__fullyQualifiedNamespace",
+        None,
+        "Service Bus namespace host (identity-based connection).",
+    )
+    azure_client_id: str | None = _setting(  # type: ignore[assignment]
+        "AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (in Azure)."
+    )
+    appinsights_connection_string: str | None = _setting(  # type: ignore[assignment]
+        "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables OpenTelemetry export when set."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: object) -> object:
+        # local.settings.json and Bicep write "" for settings that do not apply.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.auth_mode == "dev":
+            if running_in_azure():
+                raise ValueError("PSC_AUTH_MODE=dev is refused when the app runs in Azure")
+            if not self.dev_jwt_secret or len(self.dev_jwt_secret) < 32:
+                raise ValueError("PSC_DEV_JWT_SECRET must be set to at least 32 characters in dev mode")
+        else:
+            for name, value in (
+                ("PSC_ENTRA_TENANT_ID", self.entra_tenant_id),
+                ("PSC_ENTRA_AUDIENCE", self.entra_audience),
+            ):
+                if not value:
+                    raise ValueError(f"{name} is required when PSC_AUTH_MODE=entra")
+        if self.store == "cosmos" and not self.cosmos_endpoint:
+            raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
+        if self.bus == "servicebus" and not self.servicebus_namespace:
+            raise ValueError(
+                "ServiceBusConnection__fullyQualifiedNamespace is required when PSC_BUS=servicebus"
+            )
+        return self
+
+
+def running_in_azure() -> bool:
+    return any(os.environ.get(marker) for marker in AZURE_MARKERS)
+
+
+def setting_names() -> dict[str, str]:
+    """Field name → app-setting name."""
+    names: dict[str, str] = {}
+    for field_name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        assert isinstance(alias, AliasChoices)
+        names[field_name] = str(alias.choices[0])
+    return names
+
+
+def load_settings() -> Settings:
+    """Build settings from the environment; a bad or missing setting raises ConfigError naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        names = setting_names()
+        problems = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"] if part != "__root__"]
+            name = names.get(loc[0], loc[0]) if loc else ""
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

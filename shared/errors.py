@@ -1,0 +1,76 @@
+"""Errors that cross layers. Each maps to one RFC 9457 problem type at the HTTP edge.
+
+Ports raise the storage-flavoured ones (NotFound, Conflict, PreconditionFailed, Unavailable);
+services may raise any. Messages (`detail`) must never contain PHI: they reach clients and logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PscError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, extensions: dict[str, Any] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extensions = extensions or {}
+
+
+class BadRequest(PscError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class ValidationFailed(BadRequest):
+    """`errors` lists the failing fields: [{"field": "a.b", "message": "..."}]."""
+
+    slug, title = "validation", "Request validation failed"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
+        super().__init__(detail or "One or more fields are invalid.", extensions={"errors": errors})
+        self.errors = errors
+
+
+class Unauthorized(PscError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(PscError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(PscError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(PscError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(PscError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(PscError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PayloadTooLarge(PscError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(PscError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unavailable(PscError):
+    """A dependency (store, bus) cannot be reached; the caller may retry."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the setting."""

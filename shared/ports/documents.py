@@ -1,0 +1,191 @@
+"""Document store port, shaped after Azure Cosmos DB (NoSQL API) semantics.
+
+Every item is a JSON object with a string `id`; the container's partition-key path names the field
+whose value is the item's logical partition. Writes return the stored item with the system fields
+`_etag` (opaque, changes on every write) and `_ts` (epoch seconds of the last write).
+
+Errors: `shared.errors.NotFound` (point read/replace/delete of an absent item), `Conflict` (create
+of an existing id in the partition), `PreconditionFailed` (ETag mismatch), `Unavailable`.
+
+Queries are structured (`Query`), not SQL strings: the Cosmos adapter renders them as parameterised
+SQL (values always as `@pN` parameters, field paths validated), the embedded adapter as SQLite
+JSON expressions. That keeps one query meaning on both backends and makes injection impossible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Item = dict[str, Any]
+
+FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_field_path(path: str) -> str:
+    if not FIELD_PATH.match(path):
+        raise ValueError(f"invalid field path {path!r}")
+    return path
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A container the code uses; infra must declare the same (tests compare them).
+
+    `default_ttl`: None = TTL off (an item's `ttl` is ignored, as in Cosmos); -1 = on, items live
+    forever unless they carry `ttl`; n > 0 = items expire n seconds after their last write unless
+    their own `ttl` says otherwise (`ttl: -1` = never).
+    """
+
+    name: str
+    partition_key_path: str
+    default_ttl: int | None = None
+    description: str = ""
+
+    @property
+    def partition_key_field(self) -> str:
+        return self.partition_key_path.lstrip("/").replace("/", ".")
+
+
+Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "defined", "undefined", "contains"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`field op value`. `in` takes a sequence; `defined`/`undefined` take no value;
+    `contains` tests membership of `value` in an array field."""
+
+    field: str
+    op: Op
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        check_field_path(self.field)
+        if self.op == "in" and (isinstance(self.value, str | bytes) or not isinstance(self.value, Sequence)):
+            raise ValueError("'in' needs a sequence of values")
+
+
+def where(field: str, op: Op, value: Any = None) -> Condition:
+    return Condition(field, op, value)
+
+
+@dataclass(frozen=True)
+class Query:
+    """Conjunction of conditions and an optional ordering: (field path, descending?)."""
+
+    conditions: tuple[Condition, ...] = ()
+    order_by: tuple[tuple[str, bool], ...] = ()
+
+    def __post_init__(self) -> None:
+        for path, _ in self.order_by:
+            check_field_path(path)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    continuation: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOperation:
+    """One operation of a transactional batch (all in the batch's partition)."""
+
+    kind: Literal["create", "replace", "upsert", "delete", "read"]
+    item: Item | None = None
+    id: str | None = None
+    etag: str | None = None
+
+    @staticmethod
+    def create(item: Item) -> BatchOperation:
+        return BatchOperation("create", item=item)
+
+    @staticmethod
+    def replace(item: Item, etag: str | None = None) -> BatchOperation:
+        return BatchOperation("replace", item=item, etag=etag)
+
+    @staticmethod
+    def upsert(item: Item, etag: str | None = None) -> BatchOperation:
+        return BatchOperation("upsert", item=item, etag=etag)
+
+    @staticmethod
+    def delete(id: str, etag: str | None = None) -> BatchOperation:
+        return BatchOperation("delete", id=id, etag=etag)
+
+    @staticmethod
+    def read(id: str) -> BatchOperation:
+        return BatchOperation("read", id=id)
+
+
+class BatchFailed(Exception):
+    """The batch was rolled back because operation `index` failed with `error`."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"batch operation {index} failed: {type(error).__name__}")
+        self.index = index
+        self.error = error
+
+
+@runtime_checkable
+class Container(Protocol):
+    spec: ContainerSpec
+
+    async def create(self, item: Item) -> Item:
+        """Insert; `Conflict` if the id exists in the item's partition."""
+        ...
+
+    async def read(self, id: str, partition_key: str) -> Item:
+        """Point read; `NotFound` if absent or expired."""
+        ...
+
+    async def replace(self, item: Item, *, etag: str | None = None) -> Item:
+        """Replace an existing item; `NotFound` if absent; `PreconditionFailed` if `etag` is given
+        and differs from the stored one."""
+        ...
+
+    async def upsert(self, item: Item, *, etag: str | None = None) -> Item:
+        """Create or replace. With `etag`, behaves as a conditional replace."""
+        ...
+
+    async def delete(self, id: str, partition_key: str, *, etag: str | None = None) -> None: ...
+
+    async def query(
+        self,
+        query: Query,
+        *,
+        partition_key: str,
+        max_items: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        """Query inside one logical partition. Pass `continuation` from the previous page."""
+        ...
+
+    async def query_cross_partition(
+        self, query: Query, *, max_items: int = 100, continuation: str | None = None
+    ) -> Page:
+        """Fan-out query over all partitions: costly in Cosmos DB, so it is never implicit."""
+        ...
+
+    async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
+        """All-or-nothing in one partition (at most 100 operations). Returns each operation's item
+        (None for delete). Raises `BatchFailed` and leaves nothing changed if any operation fails."""
+        ...
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    def container(self, name: str) -> Container:
+        """The container named in the catalogue; `KeyError` for an unknown name."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `Unavailable` if the store cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+MAX_BATCH_OPERATIONS = 100
+

@@ -1,0 +1,85 @@
+"""Composition root: builds the adapters the settings ask for, once per worker, on first use.
+
+Handlers reach dependencies only through `get_runtime()`. Nothing is created at import time; the
+Azure SDKs are imported only when their adapter is chosen, so they stay off the embedded cold path.
+Tests and the dev host build a Runtime themselves and install it with `use_runtime` (a context
+variable, so concurrent tests never see each other's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from shared.catalog import CONTAINERS, QUEUES
+from shared.config import Settings, get_settings
+from shared.ports.clock import Clock, SystemClock
+from shared.ports.documents import DocumentStore
+from shared.ports.messages import MessageBus
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: DocumentStore
+    bus: MessageBus
+    clock: Clock
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.bus.close()
+
+
+_override: ContextVar[Runtime | None] = ContextVar("psc_runtime_override", default=None)
+_default: Runtime | None = None
+_default_lock = asyncio.Lock()
+
+
+async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    store: DocumentStore
+    bus: MessageBus
+    if settings.store == "cosmos":
+        from shared.adapters.cosmos_documents import CosmosDocumentStore
+
+        store = CosmosDocumentStore.from_settings(settings, CONTAINERS)
+    else:
+        from shared.adapters.sqlite_documents import SqliteDocumentStore
+
+        store = SqliteDocumentStore(settings.data_dir / "store.sqlite3", CONTAINERS, clock)
+    if settings.bus == "servicebus":
+        from shared.adapters.servicebus_bus import ServiceBusMessageBus
+
+        bus = ServiceBusMessageBus.from_settings(settings, QUEUES)
+    else:
+        from shared.adapters.sqlite_bus import SqliteMessageBus
+
+        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock)
+    return Runtime(settings=settings, store=store, bus=bus, clock=clock)
+
+
+async def get_runtime() -> Runtime:
+    override = _override.get()
+    if override is not None:
+        return override
+    global _default
+    if _default is None:
+        async with _default_lock:
+            if _default is None:
+                from shared.observability import install_logging
+
+                install_logging()
+                _default = await build_runtime(get_settings())
+    return _default
+
+
+@contextlib.contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    token = _override.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _override.reset(token)
