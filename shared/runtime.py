@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from shared.auth.tokens import TokenValidator, build_validator
 from shared.catalog import CONTAINERS, QUEUES
 from shared.config import Settings, get_settings
 from shared.ports.clock import Clock, SystemClock
@@ -27,6 +28,8 @@ class Runtime:
     store: DocumentStore
     bus: MessageBus
     clock: Clock
+    # Built once per worker so the Entra JWKS cache lives as long as the worker does.
+    validator: TokenValidator
 
     async def close(self) -> None:
         await self.store.close()
@@ -58,7 +61,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runti
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
         bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock)
-    return Runtime(settings=settings, store=store, bus=bus, clock=clock)
+    return Runtime(settings=settings, store=store, bus=bus, clock=clock, validator=build_validator(settings))
 
 
 async def get_runtime() -> Runtime:

@@ -1,0 +1,101 @@
+"""Patient registry endpoints: a patient's own profile, and the staff view of any patient."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.domain.patients import PatientProfile, PatientRecord
+from shared.services.patients import (
+    PatientRegistry,
+    Stored,
+    profile_changes,
+    profile_of,
+    record_changes,
+    record_of,
+)
+from shared.web.api import Api, Call, Reply, allow
+
+bp = func.Blueprint()
+api = Api(bp, tag="patients")
+
+STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMINISTRATOR)
+
+
+def _registry(call: Call) -> PatientRegistry:
+    return PatientRegistry(call.runtime.store, call.runtime.clock)
+
+
+def _reply(stored: Stored, body: PatientProfile | PatientRecord) -> Reply:
+    return Reply(body=body, status=201 if stored.created else 200, headers={"ETag": stored.etag})
+
+
+@api.route(
+    "me/profile",
+    "GET",
+    access=allow(Role.PATIENT),
+    summary="Read my profile",
+    response=PatientProfile,
+    errors=(404,),
+)
+async def get_my_profile(call: Call) -> Reply:
+    stored = await _registry(call).read(call.user, call.own_patient_id(), call.correlation_id)
+    return _reply(stored, profile_of(stored.item))
+
+
+@api.route(
+    "me/profile",
+    "PUT",
+    access=allow(Role.PATIENT),
+    summary="Create or replace my profile",
+    body=PatientProfile,
+    response=PatientProfile,
+    errors=(412,),
+)
+async def put_my_profile(call: Call) -> Reply:
+    """Send `If-Match` with the ETag you read to avoid overwriting a concurrent change (412)."""
+    stored = await _registry(call).write(
+        call.user,
+        call.own_patient_id(),
+        profile_changes(call.body),
+        if_match=call.header("if-match"),
+        correlation_id=call.correlation_id,
+    )
+    return _reply(stored, profile_of(stored.item))
+
+
+@api.route(
+    "patients/{patientId}",
+    "GET",
+    access=allow(*STAFF, Role.PATIENT, patient="patientId"),
+    summary="Read a patient (clinical fields only for ClinicalUser)",
+    response=PatientRecord,
+    errors=(404,),
+)
+async def get_patient(call: Call) -> Reply:
+    stored = await _registry(call).read(call.user, call.route("patientId"), call.correlation_id)
+    return _reply(stored, record_of(stored.item, clinical=call.user.is_clinical))
+
+
+@api.route(
+    "patients/{patientId}",
+    "PUT",
+    access=allow(*STAFF),
+    summary="Create or replace a patient (clinical fields only for ClinicalUser)",
+    body=PatientRecord,
+    response=PatientRecord,
+    errors=(412,),
+)
+async def put_patient(call: Call) -> Reply:
+    """Profile fields are replaced; clinical fields (dateOfBirth, clinicalNotes) change only when
+    sent, and sending them needs ClinicalUser (403 otherwise)."""
+    clinical = call.user.is_clinical
+    changes = record_changes(call.body, clinical=clinical)
+    stored = await _registry(call).write(
+        call.user,
+        call.route("patientId"),
+        changes,
+        if_match=call.header("if-match"),
+        correlation_id=call.correlation_id,
+    )
+    return _reply(stored, record_of(stored.item, clinical=clinical))

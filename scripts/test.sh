@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the suite needs (Python deps, Azurite from npm, checkov in its own venv),
+# starts Azurite, runs lint, type check and the whole test suite, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+if [ ! -x node_modules/.bin/azurite ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+bash scripts/checkov.sh --install
+
+AZURITE_DIR=$(mktemp -d)
+AZURITE_PORT=${AZURITE_BLOB_PORT:-10000}
+node_modules/.bin/azurite-blob --silent --location "$AZURITE_DIR" --blobHost 127.0.0.1 \
+  --blobPort "$AZURITE_PORT" --skipApiVersionCheck --loose >"$AZURITE_DIR/azurite.log" 2>&1 &
+AZURITE_PID=$!
+cleanup() {
+  kill "$AZURITE_PID" 2>/dev/null || true
+  wait "$AZURITE_PID" 2>/dev/null || true
+  rm -rf "$AZURITE_DIR"
+}
+trap cleanup EXIT
+for _ in $(seq 1 50); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$AZURITE_PORT") 2>/dev/null; then break; fi
+  sleep 0.2
+done
+# Azurite's well-known development account (public, documented; not a secret).
+export PSC_TEST_AZURITE_BLOB="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$AZURITE_PORT/devstoreaccount1;"
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest -q "$@"

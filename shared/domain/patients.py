@@ -1,0 +1,121 @@
+"""The patient registry's model: what a patient may edit about themselves, and the clinical fields
+only clinical staff see."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# BCP 47 language tag, the common subset: language, optional script, optional region.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|\d{3}))?$")
+
+
+def _time_zone(value: str) -> str:
+    # ZoneInfo also accepts file paths like "../etc"; the catalogue check rules those out.
+    if value not in _zones():
+        raise ValueError("must be an IANA time zone such as Europe/Warsaw")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Warsaw") from None
+    return value
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+def _phone(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be an international phone number such as +48601234567") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError("must be a time HH:MM (24-hour)")
+    return value
+
+
+def _language(value: str) -> str:
+    if not _LANGUAGE.match(value):
+        raise ValueError("must be a language tag such as en, pl or pt-BR")
+    return value
+
+
+TimeZoneName = Annotated[str, Field(examples=["Europe/Warsaw"]), AfterValidator(_time_zone)]
+PhoneNumber = Annotated[str, Field(examples=["+48601234567"]), AfterValidator(_phone)]
+ClockTime = Annotated[str, Field(examples=["21:00"]), AfterValidator(_hhmm)]
+LanguageTag = Annotated[str, Field(examples=["en"]), AfterValidator(_language)]
+Channel = Literal["sms", "email", "portal"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Consent(_Strict):
+    sms: bool = False
+    email: bool = False
+
+
+class QuietHours(_Strict):
+    """No reminders between `start` and `end` in the patient's time zone (may wrap midnight)."""
+
+    start: ClockTime
+    end: ClockTime
+
+
+class PatientProfile(_Strict):
+    """What a patient sees and edits about themselves (`/api/me/profile`)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    language: LanguageTag = "en"
+    timeZone: TimeZoneName = "UTC"
+    email: EmailStr | None = None
+    phone: PhoneNumber | None = None
+    preferredChannel: Channel = "portal"
+    consent: Consent = Field(default_factory=Consent)
+    quietHours: QuietHours | None = None
+
+    @model_validator(mode="after")
+    def _channel_reachable(self) -> PatientProfile:
+        if self.preferredChannel == "sms" and not self.phone:
+            raise ValueError("preferredChannel sms needs a phone number")
+        if self.preferredChannel == "email" and not self.email:
+            raise ValueError("preferredChannel email needs an e-mail address")
+        return self
+
+
+class ClinicalFields(_Strict):
+    dateOfBirth: date | None = None
+    clinicalNotes: str | None = Field(default=None, max_length=4000)
+
+
+class PatientRecord(PatientProfile):
+    """The staff view (`/api/patients/{patientId}`); clinical fields only for ClinicalUser."""
+
+    id: str | None = Field(default=None, description="Read-only; the patient id.")
+    provisional: bool | None = Field(default=None, description="Read-only; created by a bot escalation.")
+    dateOfBirth: date | None = None
+    clinicalNotes: str | None = Field(default=None, max_length=4000)
+
+
+PROFILE_FIELDS = tuple(PatientProfile.model_fields)
+CLINICAL_FIELDS = tuple(ClinicalFields.model_fields)

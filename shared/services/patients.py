@@ -1,0 +1,157 @@
+"""Patient registry: read and write a patient's profile and (for clinical staff) clinical fields.
+
+One document per patient in `patients` (partition key `/id`, so every access is a point
+operation). Writes are optimistic: with `If-Match` the caller's ETag must still be current (412
+otherwise); without it the service re-reads and retries a lost race itself, so two concurrent
+writers never silently drop each other's clinical fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.auth.principal import Principal
+from shared.domain.patients import (
+    CLINICAL_FIELDS,
+    PROFILE_FIELDS,
+    PatientProfile,
+    PatientRecord,
+)
+from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from shared.observability import mark_phi
+from shared.ports.clock import Clock
+from shared.ports.documents import DocumentStore, Item
+from shared.services.audit import record_access
+
+PATIENTS = "patients"
+_PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Stored:
+    item: Item
+    created: bool = False
+
+    @property
+    def etag(self) -> str:
+        return str(self.item["_etag"])
+
+
+def check_patient_id(patient_id: str) -> str:
+    if not _PATIENT_ID.match(patient_id):
+        raise ValidationFailed([{"field": "patientId", "message": "is not a valid patient id"}])
+    return patient_id
+
+
+def _phi_of(item: Item) -> None:
+    mark_phi(*(item.get(name) for name in (*PROFILE_FIELDS, *CLINICAL_FIELDS) if name != "consent"))
+
+
+def profile_of(item: Item) -> PatientProfile:
+    return PatientProfile.model_validate({k: item[k] for k in PROFILE_FIELDS if k in item})
+
+
+def record_of(item: Item, *, clinical: bool) -> PatientRecord:
+    fields = (*PROFILE_FIELDS, *CLINICAL_FIELDS) if clinical else PROFILE_FIELDS
+    data = {k: item[k] for k in fields if k in item}
+    return PatientRecord.model_validate(
+        {**data, "id": item["id"], "provisional": bool(item.get("provisional", False))}
+    )
+
+
+class PatientRegistry:
+    def __init__(self, store: DocumentStore, clock: Clock) -> None:
+        self._patients = store.container(PATIENTS)
+        self._store = store
+        self._clock = clock
+
+    async def _audit(self, actor: Principal, action: Any, patient_id: str, correlation_id: str) -> None:
+        await record_access(
+            self._store,
+            self._clock,
+            actor=actor,
+            action=action,
+            resource=f"patients/{patient_id}",
+            patient_id=patient_id,
+            correlation_id=correlation_id,
+        )
+
+    async def read(self, actor: Principal, patient_id: str, correlation_id: str) -> Stored:
+        check_patient_id(patient_id)
+        try:
+            item = await self._patients.read(patient_id, patient_id)
+        except NotFound:
+            raise NotFound("No such patient.") from None
+        _phi_of(item)
+        await self._audit(actor, "read", patient_id, correlation_id)
+        return Stored(item)
+
+    async def write(
+        self,
+        actor: Principal,
+        patient_id: str,
+        changes: dict[str, Any],
+        *,
+        if_match: str | None,
+        correlation_id: str,
+    ) -> Stored:
+        """Apply `changes` (field → JSON value) to the patient's document, creating it if absent."""
+        check_patient_id(patient_id)
+        mark_phi(*changes.values())
+        for _ in range(_RETRIES):
+            now = self._clock.now().isoformat().replace("+00:00", "Z")
+            try:
+                current: Item | None = await self._patients.read(patient_id, patient_id)
+            except NotFound:
+                current = None
+            if current is None:
+                if if_match is not None:
+                    # If-Match names a version (or "*", any version) that does not exist.
+                    raise PreconditionFailed("The patient record does not exist.")
+                item = {"id": patient_id, "type": "patient", "provisional": False, "createdAt": now}
+                item.update(changes)
+                item["updatedAt"] = now
+                try:
+                    created = await self._patients.create(item)
+                except Conflict:
+                    continue  # created concurrently: apply on top of it
+                await self._audit(actor, "create", patient_id, correlation_id)
+                return Stored(created, created=True)
+            if if_match not in (None, "*") and if_match != current["_etag"]:
+                raise PreconditionFailed("The patient record changed since you read it.")
+            updated = {k: v for k, v in current.items() if not k.startswith("_")}
+            updated.update(changes)
+            updated["updatedAt"] = now
+            try:
+                replaced = await self._patients.replace(updated, etag=current["_etag"])
+            except PreconditionFailed:
+                if if_match not in (None, "*"):
+                    raise PreconditionFailed("The patient record changed since you read it.") from None
+                continue
+            except NotFound:
+                continue
+            await self._audit(actor, "update", patient_id, correlation_id)
+            return Stored(replaced)
+        raise Conflict("The patient record is being changed concurrently; retry.")
+
+
+def profile_changes(profile: PatientProfile) -> dict[str, Any]:
+    """A PUT replaces every profile field (absent optional ones are cleared)."""
+    data = profile.model_dump(mode="json")
+    return {name: data.get(name) for name in PROFILE_FIELDS}
+
+
+def record_changes(record: PatientRecord, *, clinical: bool) -> dict[str, Any]:
+    """Profile fields are replaced wholesale; clinical fields change only when the body carries
+    them, and only for ClinicalUser (a non-clinical agent cannot see them, so cannot send them)."""
+    changes = profile_changes(PatientProfile.model_validate(record.model_dump(include=set(PROFILE_FIELDS))))
+    sent_clinical = [name for name in CLINICAL_FIELDS if name in record.model_fields_set]
+    if sent_clinical and not clinical:
+        raise Forbidden("Clinical fields need the ClinicalUser role.")
+    data = record.model_dump(mode="json")
+    for name in sent_clinical:
+        changes[name] = data.get(name)
+    return changes

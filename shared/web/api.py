@@ -1,0 +1,267 @@
+"""The HTTP edge: one decorator registers a function with the Functions blueprint *and* records
+what it accepts and answers, so OpenAPI is generated from the registered routes.
+
+A handler receives a `Call` (principal already authenticated and authorised, body and query
+already parsed into pydantic models) and returns a model, a `Reply` or None. Every failure becomes
+an RFC 9457 problem; anything unexpected becomes a 500 that only carries a correlation id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.auth.principal import Principal, Role
+from shared.errors import (
+    ConfigError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PscError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.observability import correlation_id_var, new_correlation_id, request_scope
+from shared.runtime import Runtime, get_runtime
+from shared.web.problems import problem_response, validation_failed
+
+log = logging.getLogger("psc.http")
+
+MAX_BODY_BYTES = 256 * 1024
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call a route: any of `roles`; `patient_param` names the route parameter holding a
+    patient id, which a patient may only use for themselves (another id answers 404, not 403)."""
+
+    roles: frozenset[str] = frozenset()
+    patient_param: str | None = None
+    public: bool = False
+
+
+def allow(*roles: Role, patient: str | None = None) -> Access:
+    return Access(roles=frozenset(str(r) for r in roles), patient_param=patient)
+
+
+PUBLIC = Access(public=True)
+
+
+@dataclass
+class Reply:
+    body: BaseModel | dict[str, Any] | list[Any] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass
+class Call:
+    request: func.HttpRequest
+    runtime: Runtime
+    correlation_id: str
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route is public"
+        return self.principal
+
+    def route(self, name: str) -> str:
+        return self.request.route_params[name]
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def own_patient_id(self) -> str:
+        """The caller's patient id (a patient token without one cannot use patient routes)."""
+        if not self.user.patient_id:
+            raise Forbidden("The token carries no patient_id claim.")
+        return self.user.patient_id
+
+
+Handler = Callable[[Call], Awaitable[BaseModel | Reply | None]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    route: str
+    method: str
+    name: str
+    summary: str
+    tag: str
+    access: Access
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    description: str = ""
+
+
+ROUTES: list[RouteSpec] = []
+
+
+class Api:
+    """Registers routes on one blueprint; `functions/<capability>.py` owns one."""
+
+    def __init__(self, blueprint: func.Blueprint, tag: str) -> None:
+        self.blueprint = blueprint
+        self.tag = tag
+
+    def route(
+        self,
+        route: str,
+        method: str,
+        *,
+        access: Access,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Any]:
+        def decorate(handler: Handler) -> Any:
+            spec = RouteSpec(
+                route=route,
+                method=method.upper(),
+                name=handler.__name__,
+                summary=summary,
+                tag=self.tag,
+                access=access,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                errors=errors,
+                description=(handler.__doc__ or "").strip(),
+            )
+
+            # The worker binds by parameter name (`req`), so this must not use functools.wraps:
+            # inspect.signature would follow __wrapped__ to the handler's signature.
+            async def entry(req: func.HttpRequest) -> func.HttpResponse:
+                return await dispatch(spec, handler, req)
+
+            entry.__name__ = entry.__qualname__ = handler.__name__
+            entry.__doc__ = handler.__doc__
+            ROUTES.append(spec)
+            return self.blueprint.route(
+                route=route, methods=[spec.method], auth_level=func.AuthLevel.ANONYMOUS
+            )(entry)
+
+        return decorate
+
+
+def _correlation_id(req: func.HttpRequest) -> str:
+    given = req.headers.get("x-correlation-id")
+    if given and _CORRELATION_ID.match(given):
+        return given
+    return new_correlation_id()
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _authorise(spec: RouteSpec, principal: Principal, req: func.HttpRequest) -> None:
+    if not (principal.roles & spec.access.roles):
+        raise Forbidden("Your roles do not allow this operation.")
+    if spec.access.patient_param and principal.acts_as_patient_only:
+        wanted = req.route_params.get(spec.access.patient_param)
+        if not principal.patient_id or wanted != principal.patient_id:
+            # 404, not 403: a patient must not learn whether another patient's record exists.
+            raise NotFound("No such patient.")
+
+
+def _parse_body(spec: RouteSpec, req: func.HttpRequest, raw: bytes) -> Any:
+    if spec.body is None:
+        return None
+    if not raw.strip():
+        raise ValidationFailed([{"field": "body", "message": "A JSON body is required."}])
+    if not _is_json(req.headers.get("content-type")):
+        raise UnsupportedMediaType("Send the body as application/json.")
+    try:
+        return spec.body.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_failed(exc, "body") from None
+
+
+def _parse_query(spec: RouteSpec, req: func.HttpRequest) -> Any:
+    if spec.query is None:
+        return None
+    try:
+        return spec.query.model_validate(dict(req.params))
+    except ValidationError as exc:
+        raise validation_failed(exc, "query") from None
+
+
+def _to_response(spec: RouteSpec, result: BaseModel | Reply | None, correlation_id: str) -> func.HttpResponse:
+    reply = result if isinstance(result, Reply) else Reply(body=result, status=spec.status)
+    headers = {"x-correlation-id": correlation_id, "Cache-Control": "no-store", **reply.headers}
+    if reply.body is None:
+        status = 204 if reply.status == 200 else reply.status
+        return func.HttpResponse(status_code=status, headers=headers)
+    if isinstance(reply.body, BaseModel):
+        payload: Any = reply.body.model_dump(mode="json", exclude_none=True)
+    else:
+        payload = reply.body
+    return func.HttpResponse(
+        json.dumps(payload), status_code=reply.status, mimetype=reply.content_type, headers=headers
+    )
+
+
+async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = _correlation_id(req)
+    with request_scope(correlation_id):
+        try:
+            raw = req.get_body() or b""
+            if len(raw) > MAX_BODY_BYTES:
+                raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES // 1024} KiB.")
+            runtime = await get_runtime()
+            principal = None
+            if not spec.access.public:
+                principal = await runtime.validator.validate(req.headers.get("authorization"))
+                _authorise(spec, principal, req)
+            call = Call(
+                request=req,
+                runtime=runtime,
+                correlation_id=correlation_id,
+                principal=principal,
+                body=_parse_body(spec, req, raw),
+                query=_parse_query(spec, req),
+            )
+            result = await handler(call)
+            return _to_response(spec, result, correlation_id)
+        except PscError as error:
+            if error.status >= 500:
+                log.warning(
+                    "request failed",
+                    extra={"function": spec.name, "status": error.status, "error_type": error.slug},
+                )
+            return problem_response(error, correlation_id=correlation_id)
+        except ConfigError as error:
+            # The message names the setting, never its value.
+            log.error("configuration invalid: " + str(error), extra={"function": spec.name})
+            return problem_response(PscError("The service is misconfigured."), correlation_id=correlation_id)
+        except Exception as error:
+            log.exception(
+                "unhandled error",
+                extra={"function": spec.name, "error_type": type(error).__name__},
+            )
+            return problem_response(PscError("An unexpected error occurred."), correlation_id=correlation_id)
+
+
+def current_correlation_id() -> str | None:
+    return correlation_id_var.get()

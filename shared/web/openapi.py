@@ -1,0 +1,135 @@
+"""OpenAPI 3.1 document generated from the registered routes (`shared.web.api.ROUTES`) and their
+pydantic models: nothing here is written by hand per endpoint."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from shared.web.api import RouteSpec
+from shared.web.problems import PROBLEM_JSON, Problem
+
+_PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
+
+_ERROR_TEXT = {
+    400: "Invalid input (problem lists the failing fields)",
+    401: "Missing or invalid bearer token",
+    403: "Authenticated, but the role does not allow this",
+    404: "Not found (also: another patient's record)",
+    409: "Conflict with the current state",
+    412: "If-Match does not match the current ETag",
+    413: "Body over 256 KiB",
+    415: "Body is not JSON",
+    503: "A dependency is unavailable; retry later",
+}
+
+
+def _path(route: str) -> tuple[str, list[str]]:
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return "{" + match.group(1) + "}"
+
+    return "/api/" + _PARAM.sub(replace, route.strip("/")), names
+
+
+def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in prop.items() if k != "title"},
+        }
+        for name, prop in properties.items()
+    ]
+
+
+def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> dict[str, Any]:
+    routes = list(routes)
+    models: set[type[BaseModel]] = {Problem}
+    for spec in routes:
+        for model in (spec.body, spec.response):
+            if model is not None:
+                models.add(model)
+    ordered = sorted(models, key=lambda m: m.__name__)
+    _, defs = models_json_schema(
+        [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = defs.get("$defs", {})
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in sorted(routes, key=lambda s: (s.route, s.method)):
+        path, params = _path(spec.route)
+        operation: dict[str, Any] = {
+            "operationId": spec.name,
+            "summary": spec.summary,
+            "tags": [spec.tag],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in params
+            ],
+        }
+        if spec.description:
+            operation["description"] = spec.description
+        if spec.query is not None:
+            operation["parameters"] += _query_parameters(spec.query, spec.query.model_json_schema())
+        if spec.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(spec.body)}},
+            }
+        success: dict[str, Any] = {"description": "Success"}
+        if spec.response is not None:
+            success["content"] = {"application/json": {"schema": ref(spec.response)}}
+        responses: dict[str, Any] = {str(spec.status): success}
+        codes = set(spec.errors)
+        if spec.body is not None or spec.query is not None:
+            codes |= {400}
+        if spec.body is not None:
+            codes |= {413, 415}
+        if not spec.access.public:
+            codes |= {401, 403}
+            operation["security"] = [{"bearer": []}]
+            operation["x-roles"] = sorted(spec.access.roles)
+        else:
+            operation["security"] = []
+        for code in sorted(codes):
+            responses[str(code)] = {
+                "description": _ERROR_TEXT.get(code, "Error"),
+                "content": {PROBLEM_JSON: {"schema": ref(Problem)}},
+            }
+        operation["responses"] = responses
+        paths.setdefault(path, {})[spec.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Patient Service Center API. Errors are RFC 9457 problem documents.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Entra ID access token (production) or dev token (PSC_AUTH_MODE=dev).",
+                }
+            },
+        },
+    }

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real embedded runtime per test (SQLite under tmp_path, a manual clock),
+dev tokens, and a way to call the registered functions exactly as the host does."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from shared.auth.dev_tokens import issue_dev_token
+from shared.config import Settings
+from shared.observability import install_logging
+from shared.ports.clock import ManualClock
+from shared.runtime import Runtime, build_runtime, use_runtime
+
+DEV_SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "PSC_AUTH_MODE": "dev",
+        "PSC_DEV_JWT_SECRET": DEV_SECRET,
+        "PSC_DATA_DIR": str(data_dir),
+        "PSC_STORE": "embedded",
+        "PSC_BUS": "embedded",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
+    install_logging(logging.DEBUG)
+    rt = await build_runtime(make_settings(tmp_path / "data"), clock=clock)
+    with use_runtime(rt):
+        yield rt
+    await rt.close()
+
+
+def token(*roles: str, sub: str = "user-1", patient_id: str | None = None, **kw: Any) -> str:
+    return issue_dev_token(DEV_SECRET, sub=sub, roles=roles, patient_id=patient_id, **kw)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+_FUNCTIONS: dict[str, Any] | None = None
+
+
+def registered_functions() -> dict[str, Any]:
+    """`app.get_functions()` is not idempotent: index the app once per test session."""
+    global _FUNCTIONS
+    if _FUNCTIONS is None:
+        import function_app
+
+        _FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return _FUNCTIONS
+
+
+async def invoke(
+    name: str,
+    *,
+    method: str = "GET",
+    url: str = "http://localhost/api/x",
+    bearer: str | None = None,
+    json_body: Any = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> Answer:
+    all_headers = dict(headers or {})
+    if bearer:
+        all_headers["Authorization"] = f"Bearer {bearer}"
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    request = func.HttpRequest(
+        method,
+        url,
+        headers=all_headers,
+        params=params or {},
+        route_params=route_params or {},
+        body=body or b"",
+    )
+    fn = registered_functions()[name].get_user_function()
+    response: func.HttpResponse = await fn(request)
+    return Answer(response.status_code, dict(response.headers), response.get_body())
+
+
+@pytest.fixture
+def phi_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG)
+    yield caplog

@@ -1,0 +1,108 @@
+"""Health, OpenAPI and the composition of the function app."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.functions.decorators.http import HttpTrigger
+
+from shared.runtime import Runtime
+from shared.web.api import ROUTES
+from tests.conftest import invoke, registered_functions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_health_reports_store_and_bus(runtime: Runtime) -> None:
+    answer = await invoke("health")
+    assert answer.status == 200
+    assert answer.json == {
+        "status": "ok",
+        "checks": {
+            "store": {"status": "ok", "backend": "embedded"},
+            "bus": {"status": "ok", "backend": "embedded"},
+        },
+    }
+
+
+async def test_health_is_503_when_the_store_is_unreachable(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def down() -> None:
+        raise ConnectionError("no route")
+
+    monkeypatch.setattr(runtime.store, "ping", down)
+    answer = await invoke("health")
+    assert answer.status == 503
+    assert answer.json["checks"]["store"] == {
+        "status": "failing",
+        "backend": "embedded",
+        "error": "ConnectionError",
+    }
+    assert answer.json["checks"]["bus"]["status"] == "ok"
+
+
+async def test_openapi_lists_every_registered_http_route(runtime: Runtime) -> None:
+    answer = await invoke("openapi")
+    assert answer.status == 200
+    document: dict[str, Any] = answer.json
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    assert set(paths["/api/me/profile"]) == {"get", "put"}
+    assert set(paths["/api/patients/{patientId}"]) == {"get", "put"}
+    put = paths["/api/me/profile"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/PatientProfile")
+    assert {"400", "401", "403", "413", "415"} <= set(put["responses"])
+    assert paths["/api/health"]["get"]["security"] == []
+    schema = document["components"]["schemas"]["PatientProfile"]
+    assert {"name", "timeZone", "email", "phone", "consent", "quietHours"} <= set(schema["properties"])
+
+    registered = {
+        (fn.get_trigger().route, method)
+        for fn in registered_functions().values()
+        if isinstance(fn.get_trigger(), HttpTrigger)
+        for method in (str(m.value if hasattr(m, "value") else m) for m in fn.get_trigger().methods)
+    }
+    documented = {(spec.route, spec.method) for spec in ROUTES}
+    assert registered == documented
+
+
+def test_function_app_only_composes_blueprints() -> None:
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    ]
+    assert {c.func.attr for c in calls} <= {"FunctionApp", "register_functions"}  # type: ignore[attr-defined]
+    modules = {p.stem for p in (ROOT / "functions").glob("*.py") if p.stem != "__init__"}
+    registered = {c.args[0].value.id for c in calls if c.func.attr == "register_functions"}  # type: ignore[attr-defined]
+    assert registered == modules
+
+
+def test_importing_the_app_creates_no_client_and_reads_no_setting() -> None:
+    probe = """
+import os, sys
+class Spy(dict):
+    def __getitem__(self, k): raise AssertionError('setting read at import: ' + k)
+    def get(self, k, d=None):
+        if k.startswith(('PSC_', 'COSMOS', 'ServiceBus', 'AZURE_', 'APPLICATIONINSIGHTS')):
+            raise AssertionError('setting read at import: ' + k)
+        return super().get(k, d)
+os.environ = Spy(os.environ)
+import function_app
+heavy = [m for m in ('azure.cosmos', 'azure.servicebus', 'azure.identity', 'azure.storage.blob',
+                     'uvicorn', 'starlette', 'devhost', 'sqlite3') if m in sys.modules]
+assert not heavy, heavy
+print('ok', len(function_app.app.get_functions()))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")

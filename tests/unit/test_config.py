@@ -1,0 +1,75 @@
+"""Settings: names agree everywhere, and a bad or missing one fails naming it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.config import load_settings, setting_names
+from shared.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV = {"PSC_AUTH_MODE": "dev", "PSC_DEV_JWT_SECRET": "x" * 40}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*setting_names().values(), "WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_setting_is_in_the_sample_and_the_readme() -> None:
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    readme = (ROOT / "README.md").read_text()
+    for name in setting_names().values():
+        assert name in sample, name
+        assert re.search(rf"`{re.escape(name)}`", readme), name
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PSC_AUTH_MODE": "entra"}, "PSC_ENTRA_TENANT_ID"),
+        ({"PSC_AUTH_MODE": "entra", "PSC_ENTRA_TENANT_ID": "t"}, "PSC_ENTRA_AUDIENCE"),
+        ({**DEV, "PSC_DEV_JWT_SECRET": "short"}, "PSC_DEV_JWT_SECRET"),
+        ({**DEV, "PSC_STORE": "mongodb"}, "PSC_STORE"),
+        ({**DEV, "PSC_BUS": "kafka"}, "PSC_BUS"),
+        ({**DEV, "PSC_STORE": "cosmos"}, "COSMOS__accountEndpoint"),
+        ({**DEV, "PSC_BUS": "servicebus"}, "ServiceBusConnection__fullyQualifiedNamespace"),
+        ({"PSC_AUTH_MODE": "sometimes"}, "PSC_AUTH_MODE"),
+    ],
+)
+def test_a_bad_or_missing_setting_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_settings()
+
+
+def test_dev_mode_is_refused_in_azure(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in DEV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WEBSITE_INSTANCE_ID", "abc")
+    with pytest.raises(ConfigError, match="PSC_AUTH_MODE=dev"):
+        load_settings()
+
+
+def test_blank_settings_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in DEV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("COSMOS__accountEndpoint", "")
+    monkeypatch.setenv("PSC_ENTRA_AUTHORITY", "")
+    settings = load_settings()
+    assert settings.cosmos_endpoint is None
+    assert settings.entra_authority == "https://login.microsoftonline.com"
+
+
+def test_secrets_stay_out_of_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in DEV.items():
+        monkeypatch.setenv(key, value)
+    assert "x" * 40 not in repr(load_settings())
