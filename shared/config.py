@@ -73,6 +73,38 @@ class Settings(BaseSettings):
     cosmos_database: str = _setting(  # type: ignore[assignment]
         "COSMOS_DATABASE", "psc", "Cosmos DB database name."
     )
+    cosmos_emulator_key: str | None = _setting(  # type: ignore[assignment]
+        "COSMOS_EMULATOR_KEY",
+        None,
+        "Cosmos DB emulator key; used only for a loopback emulator endpoint, never in Azure.",
+        repr=False,
+    )
+    servicebus_connection: str | None = _setting(  # type: ignore[assignment]
+        "ServiceBusConnection",
+        None,
+        "Service Bus emulator connection string (`UseDevelopmentEmulator=true` only).",
+        repr=False,
+    )
+    archive: Literal["embedded", "blob"] = _setting(  # type: ignore[assignment]
+        "PSC_ARCHIVE", "embedded", "Archive for exports: `embedded` (files under PSC_DATA_DIR) or `blob`."
+    )
+    archive_container: str = _setting(  # type: ignore[assignment]
+        "ARCHIVE_CONTAINER", "archive", "Blob container of the archive."
+    )
+    archive_blob_service_uri: str | None = _setting(  # type: ignore[assignment]
+        "ARCHIVE__blobServiceUri", None, "Blob service URI of the archive account (identity-based)."
+    )
+    webjobs_blob_service_uri: str | None = _setting(  # type: ignore[assignment]
+        "AzureWebJobsStorage__blobServiceUri",
+        None,
+        "Host storage blob URI; the archive falls back to it when ARCHIVE__blobServiceUri is unset.",
+    )
+    archive_connection_string: str | None = _setting(  # type: ignore[assignment]
+        "ARCHIVE_CONNECTION_STRING",
+        None,
+        "Azurite connection string for a local blob archive only.",
+        repr=False,
+    )
     servicebus_namespace: str | None = _setting(  # type: ignore[assignment]
         "ServiceBusConnection__fullyQualifiedNamespace",
         None,
@@ -109,7 +141,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name} is required when PSC_AUTH_MODE=entra")
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
-        if self.bus == "servicebus" and not self.servicebus_namespace:
+        if self.bus == "servicebus" and not (self.servicebus_namespace or self.servicebus_connection):
             raise ValueError(
                 "ServiceBusConnection__fullyQualifiedNamespace is required when PSC_BUS=servicebus"
             )

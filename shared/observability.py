@@ -48,12 +48,16 @@ ALLOWED_EXTRA = frozenset(
         "actor",
         "container",
         "count",
+        "method",
+        "past_due",
+        "reason",
     }
 )
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{6,}\d(?![\w-])")
-_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b")
+# Not an IPv4 address (the dev host logs its URL).
+_PHONE = re.compile(r"(?<![\w.-])(?!\d{1,3}(?:\.\d{1,3}){3}(?![\d]))\+?\d[\d ().-]{6,}\d(?![\w-])")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b|(?<![\d.])\d{1,2}[/.]\d{1,2}[/.]\d{2,4}(?![\d.])")
 _ID_LIKE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,80}$")
 
 # Standard LogRecord attributes: everything else on a record came from `extra`.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from shared.auth.tokens import TokenValidator, build_validator
 from shared.catalog import CONTAINERS, QUEUES
 from shared.config import Settings, get_settings
+from shared.ports.archive import Archive
 from shared.ports.clock import Clock, SystemClock
 from shared.ports.documents import DocumentStore
 from shared.ports.messages import MessageBus
@@ -28,12 +29,14 @@ class Runtime:
     store: DocumentStore
     bus: MessageBus
     clock: Clock
+    archive: Archive
     # Built once per worker so the Entra JWKS cache lives as long as the worker does.
     validator: TokenValidator
 
     async def close(self) -> None:
         await self.store.close()
         await self.bus.close()
+        await self.archive.close()
 
 
 _override: ContextVar[Runtime | None] = ContextVar("psc_runtime_override", default=None)
@@ -61,7 +64,23 @@ async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runti
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
         bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock)
-    return Runtime(settings=settings, store=store, bus=bus, clock=clock, validator=build_validator(settings))
+    archive: Archive
+    if settings.archive == "blob":
+        from shared.adapters.blob_archive import BlobArchive
+
+        archive = BlobArchive.from_settings(settings)
+    else:
+        from shared.adapters.file_archive import FileArchive
+
+        archive = FileArchive(settings.data_dir / "archive")
+    return Runtime(
+        settings=settings,
+        store=store,
+        bus=bus,
+        clock=clock,
+        archive=archive,
+        validator=build_validator(settings),
+    )
 
 
 async def get_runtime() -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,7 @@ async def invoke(
     )
     fn = registered_functions()[name].get_user_function()
     response: func.HttpResponse = await fn(request)
-    return Answer(response.status_code, dict(response.headers), response.get_body())
-
-
-@pytest.fixture
-def phi_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.DEBUG)
-    yield caplog
+    answer_headers = dict(response.headers)
+    if response.mimetype:  # the host turns mimetype into Content-Type
+        answer_headers.setdefault("Content-Type", response.mimetype)
+    return Answer(response.status_code, answer_headers, response.get_body())

@@ -149,6 +149,7 @@ class EntraTokenValidator:
 
 TokenValidator = DevTokenValidator | EntraTokenValidator
 
+
 def build_validator(settings: Settings) -> TokenValidator:
     if settings.auth_mode == "dev":
         assert settings.dev_jwt_secret

@@ -146,7 +146,8 @@ class Container(Protocol):
         ...
 
     async def upsert(self, item: Item, *, etag: str | None = None) -> Item:
-        """Create or replace. With `etag`, behaves as a conditional replace."""
+        """Create or replace. With `etag`: a conditional replace when the item exists, a create
+        when it is absent (Cosmos applies If-Match only to existing items)."""
         ...
 
     async def delete(self, id: str, partition_key: str, *, etag: str | None = None) -> None: ...
@@ -159,7 +160,8 @@ class Container(Protocol):
         max_items: int = 100,
         continuation: str | None = None,
     ) -> Page:
-        """Query inside one logical partition. Pass `continuation` from the previous page."""
+        """Query inside one logical partition. Pass `continuation` from the previous page; a
+        malformed or foreign token raises `BadRequest`."""
         ...
 
     async def query_cross_partition(

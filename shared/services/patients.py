@@ -8,6 +8,8 @@ writers never silently drop each other's clinical fields.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,7 @@ from shared.services.audit import record_access
 
 PATIENTS = "patients"
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_RETRIES = 5
+_RETRIES = 12
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,11 @@ class PatientRegistry:
         """Apply `changes` (field → JSON value) to the patient's document, creating it if absent."""
         check_patient_id(patient_id)
         mark_phi(*changes.values())
-        for _ in range(_RETRIES):
+        for attempt in range(_RETRIES):
+            if attempt:
+                # Jittered backoff: concurrent writers that all lost the same race must not
+                # retry in lockstep. Real time, not the business clock.
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
             now = self._clock.now().isoformat().replace("+00:00", "Z")
             try:
                 current: Item | None = await self._patients.read(patient_id, patient_id)

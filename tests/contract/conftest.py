@@ -81,8 +81,36 @@ async def _embedded_store(tmp_path: Path) -> AsyncIterator[StoreHarness]:
 
 
 async def _cosmos_store(tmp_path: Path) -> AsyncIterator[StoreHarness]:
-    pytest.skip("Cosmos DB adapter lands with issue 3")
-    yield  # pragma: no cover
+    """A real Cosmos DB endpoint (tests/integration/endpoints.py says which, or skips): a fresh
+    database per test, dropped afterwards. TTL checks wait real time."""
+    import uuid
+
+    from shared.adapters.cosmos_documents import CosmosDocumentStore
+    from shared.ports.clock import SystemClock
+    from tests.integration.endpoints import cosmos_endpoint
+
+    endpoint = cosmos_endpoint()
+    store = CosmosDocumentStore(
+        endpoint.url,
+        f"psc-contract-{uuid.uuid4().hex[:12]}",
+        CONTRACT_CONTAINERS,
+        lambda: endpoint.key,
+        emulator=endpoint.emulator,
+        provision=True,  # a key-authenticated test endpoint: the containers are created per test
+    )
+    clock = SystemClock()
+
+    async def advance(seconds: float) -> None:
+        await clock.sleep(seconds)
+
+    try:
+        await store.ensure_containers()
+        yield StoreHarness(store, clock, advance, "cosmos")
+    finally:
+        try:
+            await store.delete_database()
+        finally:
+            await store.close()
 
 
 async def _embedded_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
@@ -101,8 +129,23 @@ async def _embedded_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
 
 
 async def _servicebus_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
-    pytest.skip("Service Bus adapter lands with issue 3")
-    yield  # pragma: no cover
+    """A real Service Bus namespace or emulator from PSC_TEST_SERVICEBUS_CONNECTION (else skips).
+    The queues of CONTRACT_QUEUES must exist there with the same settings. The bus is its own
+    receiver (`ServiceBusMessageBus` implements `QueueReceiver`); time passes for real."""
+    from shared.adapters.servicebus_bus import ServiceBusMessageBus
+    from shared.ports.clock import SystemClock
+    from tests.integration.endpoints import servicebus_connection
+
+    bus = ServiceBusMessageBus(None, CONTRACT_QUEUES, connection_string=servicebus_connection())
+    clock = SystemClock()
+
+    async def advance(seconds: float) -> None:
+        await clock.sleep(seconds)
+
+    try:
+        yield BusHarness(bus, clock, advance, "servicebus")
+    finally:
+        await bus.close()
 
 
 STORE_BACKENDS: dict[str, StoreFactory] = {"embedded": _embedded_store, "cosmos": _cosmos_store}

@@ -67,7 +67,14 @@ class FakeTenant:
 
     def jwk(self, kid: str) -> dict[str, str]:
         numbers = self.keys[kid].public_key().public_numbers()
-        return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": _b64(numbers.n), "e": _b64(numbers.e)}
+        return {
+            "kty": "RSA",
+            "kid": kid,
+            "use": "sig",
+            "alg": "RS256",
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+        }
 
     @property
     def issuer(self) -> str:
@@ -120,7 +127,9 @@ async def test_a_valid_entra_token_yields_the_principal_and_its_roles(tenant: Fa
         {"sub": None},
     ],
 )
-async def test_entra_tokens_with_wrong_claims_are_rejected(tenant: FakeTenant, overrides: dict[str, Any]) -> None:
+async def test_entra_tokens_with_wrong_claims_are_rejected(
+    tenant: FakeTenant, overrides: dict[str, Any]
+) -> None:
     with pytest.raises(Unauthorized):
         await tenant.validator().validate("Bearer " + tenant.token(**overrides))
 
@@ -133,8 +142,10 @@ async def test_clock_skew_up_to_five_minutes_is_tolerated(tenant: FakeTenant) ->
 async def test_only_rs256_is_accepted(tenant: FakeTenant) -> None:
     validator = tenant.validator()
     # Algorithm confusion: an HS256 token "signed" with the public key.
-    public_pem = tenant.keys["k1"].public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        tenant.keys["k1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     claims = jwt.decode(tenant.token(), options={"verify_signature": False})
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "kid": "k1"}).encode()).rstrip(b"=")

@@ -1,0 +1,1 @@
+"""Operator tooling: `python -m ops --help`. Never deployed with the function app."""

@@ -1,0 +1,219 @@
+"""`python -m ops`: queue depths and dead-letter handling, on the embedded bus or Service Bus.
+
+    python -m ops queues
+    python -m ops deadletters list QUEUE
+    python -m ops deadletters peek QUEUE [--max N] [--show-body]
+    python -m ops deadletters resubmit QUEUE SEQ [SEQ ...] | --all
+
+The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace). Message
+bodies may hold PHI: they are printed only with `--show-body`, and then with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TextIO
+
+from shared.errors import ConfigError, PscError
+from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec
+
+# Upper bound of one `resubmit --all` on a backend without a single-scan resubmission.
+RESUBMIT_ALL_LIMIT = 10_000
+
+AdminFactory = Callable[[], AbstractAsyncContextManager[DeadLetterAdmin]]
+
+
+@asynccontextmanager
+async def _admin_from_settings(queues: Mapping[str, QueueSpec]) -> Any:
+    from shared.config import load_settings
+
+    settings = load_settings()
+    bus: Any
+    if settings.bus == "servicebus":
+        from shared.adapters.servicebus_bus import ServiceBusMessageBus
+
+        bus = ServiceBusMessageBus.from_settings(settings, queues)
+    else:
+        from shared.adapters.sqlite_bus import SqliteMessageBus
+        from shared.ports.clock import SystemClock
+
+        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", queues, SystemClock())
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ops", description="Patient Service Center operations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("queues", help="active, scheduled and dead-lettered counts of every queue")
+
+    dead = commands.add_parser("deadletters", help="inspect and resubmit dead-lettered messages")
+    actions = dead.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="one line per dead-lettered message")
+    listing.add_argument("queue")
+    listing.add_argument("--max", type=int, default=100, help="at most N messages (default 100)")
+
+    peek = actions.add_parser("peek", help="dead-lettered messages in detail (no bodies by default)")
+    peek.add_argument("queue")
+    peek.add_argument("--max", type=int, default=20, help="at most N messages (default 20)")
+    peek.add_argument(
+        "--show-body", action="store_true", help="also print bodies and properties: they may hold PHI"
+    )
+
+    resubmit = actions.add_parser("resubmit", help="send dead-lettered messages back to their queue")
+    resubmit.add_argument("queue")
+    resubmit.add_argument("sequence_numbers", nargs="*", type=int, metavar="SEQ")
+    resubmit.add_argument("--all", action="store_true", help="every dead-lettered message of the queue")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    queues: Mapping[str, QueueSpec] | None = None,
+    admin: AdminFactory | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run one command; returns the exit status (0 ok, 1 some operation failed, 2 bad usage/config)."""
+    if queues is None:
+        from shared.catalog import QUEUES
+
+        queues = QUEUES
+    args = build_parser().parse_args(argv)
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+    if args.command == "deadletters" and args.queue not in queues:
+        known = ", ".join(sorted(queues)) or "none"
+        print(f"unknown queue {args.queue!r} (catalogue queues: {known})", file=stderr)
+        return 2
+    if (
+        args.command == "deadletters"
+        and args.action == "resubmit"
+        and args.all == bool(args.sequence_numbers)
+    ):
+        print("give either sequence numbers or --all", file=stderr)
+        return 2
+    factory = admin or (lambda: _admin_from_settings(queues))
+    try:
+        return asyncio.run(_run(args, queues, factory, stdout, stderr))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=stderr)
+        return 2
+    except PscError as exc:
+        print(f"error: {exc.detail}", file=stderr)
+        return 1
+
+
+async def _run(
+    args: argparse.Namespace,
+    queues: Mapping[str, QueueSpec],
+    factory: AdminFactory,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    async with factory() as admin:
+        if args.command == "queues":
+            return await _queues(admin, queues, out)
+        commands: dict[str, Callable[[], Awaitable[int]]] = {
+            "list": lambda: _list(admin, args.queue, args.max, out),
+            "peek": lambda: _peek(admin, args.queue, args.max, args.show_body, out, err),
+            "resubmit": lambda: _resubmit(admin, args.queue, args.sequence_numbers, args.all, out, err),
+        }
+        return await commands[args.action]()
+
+
+async def _queues(admin: DeadLetterAdmin, queues: Mapping[str, QueueSpec], out: TextIO) -> int:
+    if not queues:
+        print("no queues in the catalogue", file=out)
+        return 0
+    depths = await admin.depths(list(queues))
+    width = max(len("QUEUE"), *(len(d.queue) for d in depths))
+    print(f"{'QUEUE':<{width}}  {'ACTIVE':>8}  {'SCHEDULED':>9}  {'DEAD-LETTER':>11}", file=out)
+    for d in depths:
+        print(f"{d.queue:<{width}}  {d.active:>8}  {d.scheduled:>9}  {d.dead_letter:>11}", file=out)
+    return 0
+
+
+async def _list(admin: DeadLetterAdmin, queue: str, limit: int, out: TextIO) -> int:
+    messages = await admin.peek_dead_letters(queue, max_messages=limit)
+    if not messages:
+        print(f"no dead-lettered messages on {queue}", file=out)
+        return 0
+    print("SEQ\tMESSAGE-ID\tREASON\tENQUEUED", file=out)
+    for m in messages:
+        print(f"{m.sequence_number}\t{m.message_id}\t{m.reason}\t{m.enqueued_time.isoformat()}", file=out)
+    if len(messages) == limit:
+        print(f"(first {limit} shown; use --max for more)", file=out)
+    return 0
+
+
+async def _peek(
+    admin: DeadLetterAdmin, queue: str, limit: int, show_body: bool, out: TextIO, err: TextIO
+) -> int:
+    messages = await admin.peek_dead_letters(queue, max_messages=limit)
+    if show_body:
+        print(
+            "WARNING: message bodies and properties may contain patient data (PHI)."
+            " Do not copy them into tickets, chats or logs.",
+            file=err,
+        )
+    if not messages:
+        print(f"no dead-lettered messages on {queue}", file=out)
+    for m in messages:
+        _print_detail(m, show_body, out)
+    return 0
+
+
+def _print_detail(m: DeadLetteredMessage, show_body: bool, out: TextIO) -> None:
+    lines = [
+        f"sequence number : {m.sequence_number}",
+        f"message id      : {m.message_id}",
+        f"reason          : {m.reason}",
+        f"description     : {m.description or '-'}",
+        f"delivery count  : {m.delivery_count}",
+        f"enqueued        : {m.enqueued_time.isoformat()}",
+        f"subject         : {m.subject or '-'}",
+        f"correlation id  : {m.correlation_id or '-'}",
+    ]
+    if show_body:
+        lines.append(f"properties      : {m.application_properties}")
+        lines.append(f"body            : {m.body.decode('utf-8', errors='replace')}")
+    print("\n".join(lines) + "\n", file=out)
+
+
+async def _resubmit(
+    admin: DeadLetterAdmin,
+    queue: str,
+    sequence_numbers: list[int],
+    everything: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    # Service Bus resubmits many messages in one scan of the dead-letter queue; use it when offered.
+    batch = getattr(admin, "resubmit_dead_letters", None)
+    if everything and batch is not None:
+        done = await batch(queue, None)
+        print(f"resubmitted {len(done)} message(s) from {queue}", file=out)
+        return 0
+    if everything:
+        sequence_numbers = [
+            m.sequence_number for m in await admin.peek_dead_letters(queue, max_messages=RESUBMIT_ALL_LIMIT)
+        ]
+    failures = 0
+    for sequence in sequence_numbers:
+        try:
+            await admin.resubmit_dead_letter(queue, sequence)
+        except PscError as exc:
+            failures += 1
+            print(f"{sequence}: not resubmitted: {exc.detail}", file=err)
+        else:
+            print(f"{sequence}: resubmitted", file=out)
+    if everything and len(sequence_numbers) == RESUBMIT_ALL_LIMIT:
+        print(f"stopped after {RESUBMIT_ALL_LIMIT} messages: run again for the rest", file=out)
+    return 1 if failures else 0

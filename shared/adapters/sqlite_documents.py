@@ -1,0 +1,766 @@
+"""Embedded document store: Azure Cosmos DB (NoSQL API) item semantics on one SQLite file.
+
+Why SQLite: the embedded default must run on a laptop with nothing installed, keep its data across
+restarts of the dev host, and let several processes (function instances, a CLI, a test runner) share
+one store. SQLite in WAL mode gives durable, serialisable transactions across processes with no
+server; every write runs inside `BEGIN IMMEDIATE`, so an ETag check and the write it guards are one
+atomic step even when two processes race for the same item. Its JSON functions (`json_extract`,
+`json_type`, `json_each`) evaluate the port's structured queries in SQL, with every value bound as a
+parameter.
+
+What matches Cosmos DB: ids are unique per (container, partition key); `_etag` (a new quoted opaque
+value on every write) and `_ts` (epoch seconds of the last write) are stored and returned; create /
+read / replace / upsert / delete with `If-Match` ETags raise the same port errors; TTL follows the
+container's `default_ttl` and the item's `ttl` (measured from `_ts`); transactional batches are
+all-or-nothing inside one partition with at most 100 operations; items over 2 MB are refused.
+Query comparisons follow Cosmos typing: a comparison with an undefined field or a value of another
+JSON type is undefined (no match); booleans compare as booleans (false < true); `!=` also needs
+matching types; `= null`, `<= null` and `>= null` match JSON nulls, the other operators never do.
+
+Differences worth knowing:
+- Time is the injected Clock's. Expired items vanish from reads, queries and replaces at once, and
+  their rows are purged lazily (by later writes in the container, or by `purge_expired()`), not by
+  a background sweeper; an id whose item expired can be created again straight away. Turning a
+  container's TTL off (`default_ttl=None`) stops expiry at once, as in Cosmos DB; the expiry
+  stored with each item counts again only if TTL is turned back on.
+- Partition-key values must be strings (the port reads and deletes by a string key) and ids must
+  be what Cosmos DB accepts (1-255 characters, no `/ \\ ? #`); anything else is a `ValueError`.
+- Upsert with an ETag on an absent (or expired) item creates it, as Cosmos DB does (If-Match only
+  applies when the item exists).
+- Query values must be JSON scalars (str, int, float, bool, None); `in` takes a sequence of them
+  and `contains` tests an array field for one of them. Cosmos would also compare whole objects and
+  arrays; our services never need it, and refusing it keeps both backends identical.
+- ORDER BY sorts mixed types as undefined < null < booleans < numbers < strings < arrays < objects,
+  so items without the field come first ascending and last descending (Cosmos DB's order for a
+  single-field ORDER BY; a multi-field ORDER BY in Cosmos needs a composite index and may leave out
+  items with undefined fields). Strings compare by UTF-8 bytes. Ties break by partition key, then
+  id, so paging is stable; without ORDER BY results come in (partition key, id) order.
+- Continuation tokens are keyset positions (the last item's sort keys): paging never skips or
+  repeats an item that stays unchanged, even if others are added or removed between pages. A token
+  is bound to its container, scope and query; any other use raises `BadRequest`.
+- Batches longer than 100 operations raise `ValueError` before anything runs (a programming error;
+  the Cosmos adapter does the same). A batch operation whose item belongs to another partition
+  fails with `BadRequest` at its index.
+- Durability is `synchronous=NORMAL` in WAL mode: a committed write survives a process crash, not
+  necessarily a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
+from shared.ports.clock import Clock
+from shared.ports.documents import (
+    MAX_BATCH_OPERATIONS,
+    BatchFailed,
+    BatchOperation,
+    Condition,
+    ContainerSpec,
+    Item,
+    Page,
+    Query,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ITEM_BYTES = 2 * 1024 * 1024  # Cosmos DB's item size limit
+MAX_ID_LENGTH = 255
+_FORBIDDEN_ID_CHARACTERS = frozenset("/\\?#")
+# Cosmos bookkeeping that may arrive on an item read from Cosmos and written back; never stored.
+_SYSTEM_FIELDS = ("_etag", "_ts", "_rid", "_self", "_attachments", "_lsn")
+_PURGE_BATCH = 64
+_TOKEN_VERSION = 1
+
+# SQLite primary result codes that mean "the file cannot be used right now", not a bug in our SQL.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+        26,  # SQLITE_NOTADB
+    }
+)
+
+_TRANSIENT_CODES = frozenset({5, 6})  # busy or locked: the connection itself is fine
+
+_SCHEMA_VERSION = 1
+# `expires_at` is epoch seconds (`_ts` + effective ttl), NULL when the item never expires.
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS documents (
+        container TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (container, pk, id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS documents_expiry ON documents (container, expires_at) "
+    "WHERE expires_at IS NOT NULL",
+)
+
+_JSON_TYPES = {
+    "null": ("null",),
+    "bool": ("true", "false"),
+    "number": ("integer", "real"),
+    "string": ("text",),
+}
+_COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+# Cosmos: null compared with null is defined; only the operators that include equality are true.
+_NULL_TRUE_COMPARISONS = frozenset({"=", "<=", ">="})
+_SORT_RANK = (
+    "CASE json_type(body, ?) WHEN 'null' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2 "
+    "WHEN 'integer' THEN 3 WHEN 'real' THEN 3 WHEN 'text' THEN 4 WHEN 'array' THEN 5 "
+    "WHEN 'object' THEN 6 ELSE 0 END"
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Query rendering
+
+
+def _json_path(field: str) -> str:
+    # Field paths were validated by the port (identifiers joined by dots), so `$.a.b` is exact.
+    return "$." + field
+
+
+def _scalar_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("query values must be finite numbers")
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    raise ValueError(f"query values must be str, int, float, bool or None, not {type(value).__name__}")
+
+
+def _sql_value(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _type_list(kind: str) -> str:
+    return ", ".join(f"'{name}'" for name in _JSON_TYPES[kind])
+
+
+def render_condition(condition: Condition, params: list[Any]) -> str:
+    """SQLite predicate over the `body` column for one port condition; values go into `params`."""
+    path = _json_path(condition.field)
+    op = condition.op
+    if op == "defined" or op == "undefined":
+        params.append(path)
+        return f"json_type(body, ?) IS {'NOT ' if op == 'defined' else ''}NULL"
+    if op in _COMPARISONS:
+        kind = _scalar_kind(condition.value)
+        if kind == "null":
+            if op not in _NULL_TRUE_COMPARISONS:
+                return "0"
+            params.append(path)
+            return "json_type(body, ?) = 'null'"
+        params.extend((path, path, _sql_value(condition.value)))
+        return f"(json_type(body, ?) IN ({_type_list(kind)}) AND json_extract(body, ?) {op} ?)"
+    if op == "in":
+        by_kind: dict[str, list[Any]] = {}
+        for value in condition.value:
+            by_kind.setdefault(_scalar_kind(value), []).append(_sql_value(value))
+        alternatives = []
+        for kind, values in by_kind.items():
+            if kind == "null":
+                params.append(path)
+                alternatives.append("json_type(body, ?) = 'null'")
+                continue
+            params.extend((path, path, *values))
+            placeholders = ", ".join("?" for _ in values)
+            alternatives.append(
+                f"(json_type(body, ?) IN ({_type_list(kind)}) AND json_extract(body, ?) IN ({placeholders}))"
+            )
+        return "(" + " OR ".join(alternatives) + ")" if alternatives else "0"
+    if op == "contains":
+        kind = _scalar_kind(condition.value)
+        params.extend((path, path))
+        if kind == "null":
+            member = "e.type = 'null'"
+        else:
+            params.append(_sql_value(condition.value))
+            member = f"e.type IN ({_type_list(kind)}) AND e.atom = ?"
+        exists = f"EXISTS (SELECT 1 FROM json_each(body, ?) AS e WHERE {member})"  # noqa: S608
+        return f"(json_type(body, ?) = 'array' AND {exists})"
+    raise ValueError(f"unsupported operator {op!r}")
+
+
+@dataclass(frozen=True)
+class _SortKey:
+    """One ORDER BY term: its SQL expression (with bound parameters) and direction."""
+
+    sql: str
+    params: tuple[Any, ...]
+    descending: bool
+
+
+def _sort_keys(query: Query) -> list[_SortKey]:
+    keys: list[_SortKey] = []
+    for field, descending in query.order_by:
+        path = _json_path(field)
+        keys.append(_SortKey(_SORT_RANK, (path,), descending))
+        keys.append(_SortKey("json_extract(body, ?)", (path,), descending))
+    keys.append(_SortKey("pk", (), False))
+    keys.append(_SortKey("id", (), False))
+    return keys
+
+
+def _after(keys: Sequence[_SortKey], last: Sequence[Any], params: list[Any]) -> str:
+    """Keyset predicate: rows strictly after `last` in the order `keys` describe.
+
+    `IS` is SQLite's NULL-safe equality; a NULL sort value only occurs for undefined and null fields,
+    which the rank term already separates, so `> NULL` being unknown loses nothing."""
+    alternatives = []
+    for index, key in enumerate(keys):
+        terms = []
+        for earlier, value in zip(keys[:index], last[:index], strict=True):
+            terms.append(f"{earlier.sql} IS ?")
+            params.extend((*earlier.params, value))
+        terms.append(f"{key.sql} {'<' if key.descending else '>'} ?")
+        params.extend((*key.params, last[index]))
+        alternatives.append("(" + " AND ".join(terms) + ")")
+    return "(" + " OR ".join(alternatives) + ")"
+
+
+def _fingerprint(container: str, partition_key: str | None, query: Query) -> str:
+    shape = [
+        container,
+        partition_key,
+        [[c.field, c.op, c.value] for c in query.conditions],
+        [[path, descending] for path, descending in query.order_by],
+    ]
+    encoded = json.dumps(shape, separators=(",", ":"), default=repr).encode()
+    return hashlib.sha256(encoded).hexdigest()[:24]
+
+
+def _encode_token(fingerprint: str, last: Sequence[Any]) -> str:
+    payload = json.dumps({"v": _TOKEN_VERSION, "q": fingerprint, "k": list(last)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, fingerprint: str, key_count: int) -> list[Any]:
+    invalid = BadRequest("The continuation token is not valid for this query.")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("v") != _TOKEN_VERSION
+        or payload.get("q") != fingerprint
+        or not isinstance(payload.get("k"), list)
+        or len(payload["k"]) != key_count
+        or not all(isinstance(v, str | int | float | type(None)) for v in payload["k"])
+    ):
+        raise invalid
+    keys: list[Any] = payload["k"]
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item preparation
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An item ready to store: its keys, JSON body (with system fields) and expiry."""
+
+    pk: str
+    id: str
+    body: str
+    etag: str
+    ts: int
+    expires_at: int | None
+
+
+def _check_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("an item needs a non-empty string 'id'")
+    if len(value) > MAX_ID_LENGTH or any(ch in _FORBIDDEN_ID_CHARACTERS for ch in value):
+        raise ValueError(f"item ids are at most {MAX_ID_LENGTH} characters without '/', '\\', '?' or '#'")
+    return value
+
+
+def partition_key_of(spec: ContainerSpec, item: Mapping[str, Any]) -> str:
+    """The item's partition-key value (`/owner/id` → item["owner"]["id"]); `ValueError` if absent."""
+    value: Any = item
+    for part in spec.partition_key_field.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise ValueError(f"item has no partition key {spec.partition_key_path!r}")
+        value = value[part]
+    if not isinstance(value, str):
+        raise ValueError(f"partition key {spec.partition_key_path!r} must be a string")
+    return value
+
+
+def _expiry(spec: ContainerSpec, item: Mapping[str, Any], ts: int) -> int | None:
+    if spec.default_ttl is None:
+        return None  # TTL off for the container: an item's own `ttl` is ignored, as in Cosmos
+    ttl: Any = item.get("ttl", spec.default_ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or (ttl < 1 and ttl != -1):
+        raise ValueError("an item's 'ttl' must be -1 (never expires) or a positive number of seconds")
+    return None if ttl == -1 else ts + ttl
+
+
+def _prepare(spec: ContainerSpec, item: Mapping[str, Any], now: float) -> tuple[_Prepared, Item]:
+    if not isinstance(item, Mapping):
+        raise TypeError("an item must be a JSON object (a mapping)")
+    item_id = _check_id(item.get("id"))
+    pk = partition_key_of(spec, item)
+    ts = math.floor(now)
+    etag = f'"{uuid.uuid4()}"'
+    stored = {key: value for key, value in item.items() if key not in _SYSTEM_FIELDS}
+    stored["_etag"] = etag
+    stored["_ts"] = ts
+    body = json.dumps(stored, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if len(body.encode()) > MAX_ITEM_BYTES:
+        raise PayloadTooLarge("The item exceeds the 2 MB document size limit.")
+    prepared = _Prepared(pk, item_id, body, etag, ts, _expiry(spec, item, ts))
+    # Hand back what a read would return (tuples as lists, etc.), never the caller's own objects.
+    result: Item = json.loads(body)
+    return prepared, result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Adapter
+
+
+def _not_found() -> NotFound:
+    return NotFound("The item does not exist.")
+
+
+def _stale() -> PreconditionFailed:
+    return PreconditionFailed("The item was changed by someone else (ETag mismatch).")
+
+
+class SqliteContainer:
+    """One catalogue container inside a `SqliteDocumentStore`; implements the `Container` port."""
+
+    def __init__(self, store: SqliteDocumentStore, spec: ContainerSpec) -> None:
+        self.spec = spec
+        self._store = store
+
+    # ---- point operations ----------------------------------------------------------------------
+
+    async def create(self, item: Item) -> Item:
+        now = self._now()
+        prepared, result = _prepare(self.spec, item, now)
+        await self._store._write(lambda conn: self._create(conn, prepared, now))
+        return result
+
+    async def read(self, id: str, partition_key: str) -> Item:
+        now = self._now()
+
+        def read(conn: sqlite3.Connection) -> Item:
+            row = self._load(conn, partition_key, id, now)
+            if row is None:
+                raise _not_found()
+            body: Item = json.loads(row["body"])
+            return body
+
+        return await self._store._call(read)
+
+    async def replace(self, item: Item, *, etag: str | None = None) -> Item:
+        now = self._now()
+        prepared, result = _prepare(self.spec, item, now)
+        await self._store._write(lambda conn: self._replace(conn, prepared, etag, now))
+        return result
+
+    async def upsert(self, item: Item, *, etag: str | None = None) -> Item:
+        now = self._now()
+        prepared, result = _prepare(self.spec, item, now)
+        await self._store._write(lambda conn: self._upsert(conn, prepared, etag, now))
+        return result
+
+    async def delete(self, id: str, partition_key: str, *, etag: str | None = None) -> None:
+        now = self._now()
+        await self._store._write(lambda conn: self._delete(conn, partition_key, id, etag, now))
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    async def query(
+        self,
+        query: Query,
+        *,
+        partition_key: str,
+        max_items: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        return await self._page(query, partition_key, max_items, continuation)
+
+    async def query_cross_partition(
+        self, query: Query, *, max_items: int = 100, continuation: str | None = None
+    ) -> Page:
+        return await self._page(query, None, max_items, continuation)
+
+    async def _page(
+        self, query: Query, partition_key: str | None, max_items: int, continuation: str | None
+    ) -> Page:
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        keys = _sort_keys(query)
+        params: list[Any] = []
+        columns = ", ".join(f"{key.sql} AS k{index}" for index, key in enumerate(keys))
+        for key in keys:
+            params.extend(key.params)
+        where = ["container = ?"]
+        params.append(self.spec.name)
+        if self.spec.default_ttl is not None:
+            where.append("(expires_at IS NULL OR expires_at > ?)")
+            params.append(self._now())
+        if partition_key is not None:
+            where.append("pk = ?")
+            params.append(partition_key)
+        # Conditions first: a bad query value is a ValueError before any token is looked at.
+        where.extend(render_condition(condition, params) for condition in query.conditions)
+        fingerprint = _fingerprint(self.spec.name, partition_key, query)
+        last = _decode_token(continuation, fingerprint, len(keys)) if continuation is not None else None
+        if last is not None:
+            where.append(_after(keys, last, params))
+        order = ", ".join(f"k{index} {'DESC' if key.descending else 'ASC'}" for index, key in enumerate(keys))
+        # Only fixed SQL fragments are formatted in; every value (paths included) is a bound parameter.
+        condition_sql = " AND ".join(where)
+        sql = f"SELECT body, {columns} FROM documents WHERE {condition_sql} ORDER BY {order} LIMIT ?"  # noqa: S608
+        params.append(max_items + 1)
+
+        def run(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(sql, params).fetchall()
+
+        rows = await self._store._call(run)
+        token = None
+        if len(rows) > max_items:
+            rows = rows[:max_items]
+            token = _encode_token(fingerprint, [rows[-1][f"k{i}"] for i in range(len(keys))])
+        return Page(items=[json.loads(row["body"]) for row in rows], continuation=token)
+
+    # ---- batch ---------------------------------------------------------------------------------
+
+    async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
+        if len(operations) > MAX_BATCH_OPERATIONS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations")
+        if not operations:
+            return []
+        now = self._now()
+        return await self._store._write(lambda conn: self._batch(conn, partition_key, operations, now))
+
+    def _batch(
+        self,
+        conn: sqlite3.Connection,
+        partition_key: str,
+        operations: Sequence[BatchOperation],
+        now: float,
+    ) -> list[Item | None]:
+        results: list[Item | None] = []
+        for index, operation in enumerate(operations):
+            try:
+                results.append(self._batch_operation(conn, partition_key, operation, now))
+            except (BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge) as exc:
+                raise BatchFailed(index, exc) from None
+            except (ValueError, TypeError) as exc:
+                raise BatchFailed(index, BadRequest(str(exc))) from None
+        return results
+
+    def _batch_operation(
+        self, conn: sqlite3.Connection, partition_key: str, operation: BatchOperation, now: float
+    ) -> Item | None:
+        if operation.kind in ("read", "delete"):
+            if operation.id is None:
+                raise ValueError(f"a batch {operation.kind} needs an id")
+            if operation.kind == "delete":
+                self._delete(conn, partition_key, operation.id, operation.etag, now)
+                return None
+            row = self._load(conn, partition_key, operation.id, now)
+            if row is None:
+                raise _not_found()
+            body: Item = json.loads(row["body"])
+            return body
+        if operation.item is None:
+            raise ValueError(f"a batch {operation.kind} needs an item")
+        prepared, result = _prepare(self.spec, operation.item, now)
+        if prepared.pk != partition_key:
+            raise BadRequest("The item's partition key differs from the batch's.")
+        match operation.kind:
+            case "create":
+                self._create(conn, prepared, now)
+            case "replace":
+                self._replace(conn, prepared, operation.etag, now)
+            case "upsert":
+                self._upsert(conn, prepared, operation.etag, now)
+            case _:
+                raise ValueError(f"unsupported batch operation {operation.kind!r}")
+        return result
+
+    # ---- statements (worker thread, inside a write transaction where they write) ---------------
+
+    def _now(self) -> float:
+        return self._store._clock.now().timestamp()
+
+    def _load(self, conn: sqlite3.Connection, pk: str, id: str, now: float) -> sqlite3.Row | None:
+        """The stored row, or None when absent or expired."""
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT body, etag, expires_at FROM documents WHERE container = ? AND pk = ? AND id = ?",
+            (self.spec.name, pk, id),
+        ).fetchone()
+        # With TTL off an old expiry is void: Cosmos stops expiring items when TTL is turned off.
+        if row is None or self.spec.default_ttl is None or row["expires_at"] is None:
+            return row
+        return row if row["expires_at"] > now else None
+
+    def _insert_or_overwrite(self, conn: sqlite3.Connection, doc: _Prepared, now: float) -> None:
+        conn.execute(
+            "INSERT INTO documents (container, pk, id, body, etag, ts, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (container, pk, id) DO UPDATE SET "
+            "body = excluded.body, etag = excluded.etag, ts = excluded.ts, expires_at = excluded.expires_at",
+            (self.spec.name, doc.pk, doc.id, doc.body, doc.etag, doc.ts, doc.expires_at),
+        )
+        self._purge_some(conn, now)
+
+    def _create(self, conn: sqlite3.Connection, doc: _Prepared, now: float) -> None:
+        # An expired row still occupies the key until purged: the new item simply takes its place.
+        if self._load(conn, doc.pk, doc.id, now) is not None:
+            raise Conflict("An item with this id already exists in the partition.")
+        self._insert_or_overwrite(conn, doc, now)
+
+    def _replace(self, conn: sqlite3.Connection, doc: _Prepared, etag: str | None, now: float) -> None:
+        row = self._load(conn, doc.pk, doc.id, now)
+        if row is None:
+            raise _not_found()
+        if etag is not None and row["etag"] != etag:
+            raise _stale()
+        self._insert_or_overwrite(conn, doc, now)
+
+    def _upsert(self, conn: sqlite3.Connection, doc: _Prepared, etag: str | None, now: float) -> None:
+        row = self._load(conn, doc.pk, doc.id, now)
+        if etag is not None and row is not None and row["etag"] != etag:
+            raise _stale()
+        self._insert_or_overwrite(conn, doc, now)
+
+    def _delete(self, conn: sqlite3.Connection, pk: str, id: str, etag: str | None, now: float) -> None:
+        row = self._load(conn, pk, id, now)
+        if row is None:
+            raise _not_found()
+        if etag is not None and row["etag"] != etag:
+            raise _stale()
+        conn.execute(
+            "DELETE FROM documents WHERE container = ? AND pk = ? AND id = ?", (self.spec.name, pk, id)
+        )
+        self._purge_some(conn, now)
+
+    def _purge_some(self, conn: sqlite3.Connection, now: float) -> None:
+        # Lazy TTL purge: each write clears a few expired rows of its container (bounded work).
+        if self.spec.default_ttl is None:
+            return
+        conn.execute(
+            "DELETE FROM documents WHERE rowid IN (SELECT rowid FROM documents "
+            "WHERE container = ? AND expires_at <= ? LIMIT ?)",
+            (self.spec.name, now, _PURGE_BATCH),
+        )
+
+
+class SqliteDocumentStore:
+    """Cosmos DB item semantics on one SQLite file; implements the `DocumentStore` port.
+
+    All SQLite work runs on one dedicated worker thread per instance, so the event loop never blocks
+    and any number of tasks may share the store. Several instances (and processes) may share the
+    file: writes serialise on SQLite's write lock. The file is created on first use; `close()` is
+    final and idempotent.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        containers: Mapping[str, ContainerSpec],
+        clock: Clock,
+        *,
+        busy_timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
+        for spec in containers.values():
+            if spec.default_ttl is not None and spec.default_ttl != -1 and spec.default_ttl < 1:
+                raise ValueError(f"container {spec.name!r}: default_ttl must be None, -1 or positive")
+        self._path = Path(path)
+        self._specs = dict(containers)
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._containers: dict[str, SqliteContainer] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        self._conn_closed = False  # worker thread only: set once the connection is closed for good
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def container(self, name: str) -> SqliteContainer:
+        container = self._containers.get(name)
+        if container is None:
+            try:
+                spec = self._specs[name]
+            except KeyError:
+                raise KeyError(f"unknown container {name!r}; add it to the container catalogue") from None
+            container = self._containers[name] = SqliteContainer(self, spec)
+        return container
+
+    async def ping(self) -> None:
+        await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def purge_expired(self) -> int:
+        """Delete every expired item now (they are already invisible); returns how many."""
+        now = self._clock.now().timestamp()
+        with_ttl = [spec.name for spec in self._specs.values() if spec.default_ttl is not None]
+
+        def purge(conn: sqlite3.Connection) -> int:
+            purged = 0
+            for name in with_ttl:
+                cursor = conn.execute(
+                    "DELETE FROM documents WHERE container = ? AND expires_at <= ?", (name, now)
+                )
+                purged += cursor.rowcount
+            return purged
+
+        return await self._write(purge)
+
+    async def close(self) -> None:
+        with self._executor_lock:
+            if self._closed:
+                return
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            # Queued behind any operation still running, so those finish on an open connection.
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
+        finally:
+            executor.shutdown(wait=False)
+
+    # ---- worker-thread plumbing ----------------------------------------------------------------
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(lambda conn: self._transaction(conn, operation))
+
+    async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        with self._executor_lock:
+            if self._closed:
+                raise Unavailable("The embedded document store is closed.")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psc-sqlite-docs")
+            executor = self._executor
+        # A cancelled caller does not cancel the work: the operation still commits or rolls back whole.
+        return await asyncio.get_running_loop().run_in_executor(executor, self._run, operation)
+
+    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                if self._conn_closed:
+                    raise Unavailable("The embedded document store is closed.")
+                self._conn = self._open()
+            return operation(self._conn)
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or (code & 0xFF) not in _UNAVAILABLE_CODES:
+                raise  # our SQL is wrong: a bug, not an outage
+            log.warning(
+                "embedded document store unavailable",
+                extra={"sqlite_error": getattr(exc, "sqlite_errorname", "")},
+            )
+            if code & 0xFF not in _TRANSIENT_CODES:
+                self._drop_connection()  # reopen on the next call: the file may have been repaired
+            raise Unavailable("The embedded document store cannot be used right now.") from exc
+        except OSError as exc:
+            log.warning("embedded document store unavailable", extra={"error_type": type(exc).__name__})
+            raise Unavailable("The embedded document store cannot be used right now.") from exc
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = operation(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _open(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = self._busy_timeout.total_seconds()
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                self._transaction(conn, self._migrate)
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                # Switching a fresh file to WAL can report BUSY without waiting while another
+                # process does the same; retry until the busy timeout is used up.
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != 5 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+            except BaseException:
+                conn.close()
+                raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise Unavailable(
+                f"store file {self._path.name} was written by a newer version (schema {version})"
+            )
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _close_connection(self) -> None:
+        self._conn_closed = True
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
