@@ -1,20 +1,24 @@
-"""Patient registry endpoints: a patient's own profile, and the staff view of any patient."""
+"""Patient registry endpoints: a patient's own profile, and the staff view of any patient.
+
+The service and its models are imported inside the handlers: the worker imports every function
+module to index it, and these load with the first patient request instead (see shared/web/api.py).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared.auth.principal import Role
-from shared.domain.patients import PatientProfile, PatientRecord
-from shared.services.patients import (
-    PatientRegistry,
-    Stored,
-    profile_changes,
-    profile_of,
-    record_changes,
-    record_of,
-)
 from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.domain.patients import PatientProfile, PatientRecord
+    from shared.services.patients import PatientRegistry, Stored
+
+PROFILE = "shared.domain.patients:PatientProfile"
+RECORD = "shared.domain.patients:PatientRecord"
 
 bp = func.Blueprint()
 api = Api(bp, tag="patients")
@@ -23,6 +27,8 @@ STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMINISTRATOR)
 
 
 def _registry(call: Call) -> PatientRegistry:
+    from shared.services.patients import PatientRegistry
+
     return PatientRegistry(call.runtime.store, call.runtime.clock)
 
 
@@ -35,10 +41,12 @@ def _reply(stored: Stored, body: PatientProfile | PatientRecord) -> Reply:
     "GET",
     access=allow(Role.PATIENT),
     summary="Read my profile",
-    response=PatientProfile,
+    response=PROFILE,
     errors=(404,),
 )
 async def get_my_profile(call: Call) -> Reply:
+    from shared.services.patients import profile_of
+
     stored = await _registry(call).read(call.user, call.own_patient_id(), call.correlation_id)
     return _reply(stored, profile_of(stored.item))
 
@@ -48,12 +56,14 @@ async def get_my_profile(call: Call) -> Reply:
     "PUT",
     access=allow(Role.PATIENT),
     summary="Create or replace my profile",
-    body=PatientProfile,
-    response=PatientProfile,
+    body=PROFILE,
+    response=PROFILE,
     errors=(412,),
 )
 async def put_my_profile(call: Call) -> Reply:
     """Send `If-Match` with the ETag you read to avoid overwriting a concurrent change (412)."""
+    from shared.services.patients import profile_changes, profile_of
+
     stored = await _registry(call).write(
         call.user,
         call.own_patient_id(),
@@ -69,10 +79,12 @@ async def put_my_profile(call: Call) -> Reply:
     "GET",
     access=allow(*STAFF, Role.PATIENT, patient="patientId"),
     summary="Read a patient (clinical fields only for ClinicalUser)",
-    response=PatientRecord,
+    response=RECORD,
     errors=(404,),
 )
 async def get_patient(call: Call) -> Reply:
+    from shared.services.patients import record_of
+
     stored = await _registry(call).read(call.user, call.route("patientId"), call.correlation_id)
     return _reply(stored, record_of(stored.item, clinical=call.user.is_clinical))
 
@@ -82,13 +94,15 @@ async def get_patient(call: Call) -> Reply:
     "PUT",
     access=allow(*STAFF),
     summary="Create or replace a patient (clinical fields only for ClinicalUser)",
-    body=PatientRecord,
-    response=PatientRecord,
+    body=RECORD,
+    response=RECORD,
     errors=(412,),
 )
 async def put_patient(call: Call) -> Reply:
     """Profile fields are replaced; clinical fields (dateOfBirth, clinicalNotes) change only when
     sent, and sending them needs ClinicalUser (403 otherwise)."""
+    from shared.services.patients import record_changes, record_of
+
     clinical = call.user.is_clinical
     changes = record_changes(call.body, clinical=clinical)
     stored = await _registry(call).write(

@@ -13,14 +13,18 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shared.auth.tokens import TokenValidator, build_validator
-from shared.catalog import CONTAINERS, QUEUES
-from shared.config import Settings, get_settings
-from shared.ports.archive import Archive
 from shared.ports.clock import Clock, SystemClock
-from shared.ports.documents import DocumentStore
-from shared.ports.messages import MessageBus
+
+if TYPE_CHECKING:
+    # Settings (pydantic-settings) and token validation (PyJWT, cryptography) are loaded when the
+    # first invocation builds the runtime, not while the host indexes the functions.
+    from shared.auth.tokens import TokenValidator
+    from shared.config import Settings
+    from shared.ports.archive import Archive
+    from shared.ports.documents import DocumentStore
+    from shared.ports.messages import MessageBus
 
 
 @dataclass
@@ -45,6 +49,9 @@ _default_lock = asyncio.Lock()
 
 
 async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    from shared.auth.tokens import build_validator
+    from shared.catalog import CONTAINERS, QUEUES
+
     clock = clock or SystemClock()
     store: DocumentStore
     bus: MessageBus
@@ -91,6 +98,7 @@ async def get_runtime() -> Runtime:
     if _default is None:
         async with _default_lock:
             if _default is None:
+                from shared.config import get_settings
                 from shared.observability import install_logging
 
                 install_logging()

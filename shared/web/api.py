@@ -4,19 +4,24 @@ what it accepts and answers, so OpenAPI is generated from the registered routes.
 A handler receives a `Call` (principal already authenticated and authorised, body and query
 already parsed into pydantic models) and returns a model, a `Reply` or None. Every failure becomes
 an RFC 9457 problem; anything unexpected becomes a 500 that only carries a correlation id.
+
+Models may be named lazily as "module:Class": the worker imports every function module to index
+it, so a capability's models (and pydantic itself, ~0.1 s) load with its first call, not at
+cold start of every function in the app.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
 
 from shared.auth.principal import Principal, Role
 from shared.errors import (
@@ -31,6 +36,9 @@ from shared.errors import (
 from shared.observability import correlation_id_var, new_correlation_id, request_scope
 from shared.runtime import Runtime, get_runtime
 from shared.web.problems import problem_response, validation_failed
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger("psc.http")
 
@@ -90,7 +98,19 @@ class Call:
         return self.user.patient_id
 
 
-Handler = Callable[[Call], Awaitable[BaseModel | Reply | None]]
+Handler = Callable[[Call], Awaitable["BaseModel | Reply | None"]]
+
+
+@cache
+def _import_model(ref: str) -> type[BaseModel]:
+    module, _, name = ref.partition(":")
+    model: type[BaseModel] = getattr(importlib.import_module(module), name)
+    return model
+
+
+def resolve_model(ref: type[BaseModel] | str) -> type[BaseModel]:
+    """A model class, or "module:Class" imported on first use."""
+    return _import_model(ref) if isinstance(ref, str) else ref
 
 
 @dataclass(frozen=True)
@@ -101,9 +121,9 @@ class RouteSpec:
     summary: str
     tag: str
     access: Access
-    body: type[BaseModel] | None
-    query: type[BaseModel] | None
-    response: type[BaseModel] | None
+    body: type[BaseModel] | str | None
+    query: type[BaseModel] | str | None
+    response: type[BaseModel] | str | None
     status: int
     errors: tuple[int, ...]
     description: str = ""
@@ -126,9 +146,9 @@ class Api:
         *,
         access: Access,
         summary: str,
-        body: type[BaseModel] | None = None,
-        query: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None,
+        body: type[BaseModel] | str | None = None,
+        query: type[BaseModel] | str | None = None,
+        response: type[BaseModel] | str | None = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
     ) -> Callable[[Handler], Any]:
@@ -192,8 +212,10 @@ def _parse_body(spec: RouteSpec, req: func.HttpRequest, raw: bytes) -> Any:
         raise ValidationFailed([{"field": "body", "message": "A JSON body is required."}])
     if not _is_json(req.headers.get("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
+    from pydantic import ValidationError
+
     try:
-        return spec.body.model_validate_json(raw)
+        return resolve_model(spec.body).model_validate_json(raw)
     except ValidationError as exc:
         raise validation_failed(exc, "body") from None
 
@@ -201,8 +223,10 @@ def _parse_body(spec: RouteSpec, req: func.HttpRequest, raw: bytes) -> Any:
 def _parse_query(spec: RouteSpec, req: func.HttpRequest) -> Any:
     if spec.query is None:
         return None
+    from pydantic import ValidationError
+
     try:
-        return spec.query.model_validate(dict(req.params))
+        return resolve_model(spec.query).model_validate(dict(req.params))
     except ValidationError as exc:
         raise validation_failed(exc, "query") from None
 
@@ -213,7 +237,7 @@ def _to_response(spec: RouteSpec, result: BaseModel | Reply | None, correlation_
     if reply.body is None:
         status = 204 if reply.status == 200 else reply.status
         return func.HttpResponse(status_code=status, headers=headers)
-    if isinstance(reply.body, BaseModel):
+    if hasattr(reply.body, "model_dump"):  # a pydantic model
         payload: Any = reply.body.model_dump(mode="json", exclude_none=True)
     else:
         payload = reply.body

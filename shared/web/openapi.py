@@ -7,11 +7,31 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from shared.web.api import RouteSpec
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.api import RouteSpec, resolve_model
+from shared.web.problems import PROBLEM_JSON
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """Error body (RFC 9457). `type` is stable per kind of error; `correlationId` matches the logs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:psc:problem:validation"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    correlationId: str | None = None
+    errors: list[FieldError] | None = None
+
 
 _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
 
@@ -56,9 +76,9 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
     routes = list(routes)
     models: set[type[BaseModel]] = {Problem}
     for spec in routes:
-        for model in (spec.body, spec.response):
-            if model is not None:
-                models.add(model)
+        for named in (spec.body, spec.response):
+            if named is not None:
+                models.add(resolve_model(named))
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
@@ -83,15 +103,16 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         if spec.description:
             operation["description"] = spec.description
         if spec.query is not None:
-            operation["parameters"] += _query_parameters(spec.query, spec.query.model_json_schema())
+            query = resolve_model(spec.query)
+            operation["parameters"] += _query_parameters(query, query.model_json_schema())
         if spec.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(spec.body)}},
+                "content": {"application/json": {"schema": ref(resolve_model(spec.body))}},
             }
         success: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:
-            success["content"] = {"application/json": {"schema": ref(spec.response)}}
+            success["content"] = {"application/json": {"schema": ref(resolve_model(spec.response))}}
         responses: dict[str, Any] = {str(spec.status): success}
         codes = set(spec.errors)
         if spec.body is not None or spec.query is not None:

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import PscError, ValidationFailed
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:psc:problem:"
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-class Problem(BaseModel):
-    """Error body (RFC 9457). `type` is stable per kind of error; `correlationId` matches the logs."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(examples=["urn:psc:problem:validation"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    correlationId: str | None = None
-    errors: list[FieldError] | None = None
 
 
 def problem_response(

@@ -99,7 +99,7 @@ class Spy(dict):
 os.environ = Spy(os.environ)
 import function_app
 heavy = [m for m in ('azure.cosmos', 'azure.servicebus', 'azure.identity', 'azure.storage.blob',
-                     'uvicorn', 'starlette', 'devhost', 'sqlite3') if m in sys.modules]
+                     'uvicorn', 'starlette', 'devhost', 'sqlite3', 'pydantic', 'jwt') if m in sys.modules]
 assert not heavy, heavy
 print('ok', len(function_app.app.get_functions()))
 """
