@@ -1,0 +1,341 @@
+metadata name = 'Patient Service Center'
+metadata description = 'Resource group, identity, monitoring, storage, Cosmos DB, Service Bus, Key Vault, optional private networking and the Flex Consumption function app.'
+
+targetScope = 'subscription'
+
+@description('Required. azd environment name; part of every resource name (via resourceToken) and of the azd-env-name tag.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Required. Region of every resource; it must offer Flex Consumption.')
+@minLength(1)
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Optional. Resource group name; default rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Required. Our app ID URI, the audience Entra tokens must carry (PSC_ENTRA_AUDIENCE).')
+@minLength(1)
+param entraAudience string
+
+@description('Optional. Entra tenant that issues the tokens (PSC_ENTRA_TENANT_ID); default the deployment tenant.')
+param entraTenantId string = tenant().tenantId
+
+@description('Required. Standard Webhooks secret `whsec_<base64>` for bot escalations; stored in Key Vault only.')
+@secure()
+@minLength(32)
+param webhookSecret string
+
+@description('Optional. Put Cosmos DB, Service Bus (Premium), storage and Key Vault behind private endpoints, disable their public access and integrate the function app with the VNet.')
+param enablePrivateNetworking bool = false
+
+@description('Optional. Cosmos DB capacity: `serverless` or `autoscale`.')
+@allowed([
+  'serverless'
+  'autoscale'
+])
+param cosmosThroughputMode string = 'serverless'
+
+@description('Optional. Autoscale ceiling in RU/s (autoscale mode only).')
+@minValue(1000)
+param cosmosAutoscaleMaxThroughput int = 1000
+
+@description('Optional. Cosmos DB database name (COSMOS_DATABASE).')
+param cosmosDatabaseName string = 'psc'
+
+@description('Optional. Service Bus tier; private networking needs Premium and forces it.')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param serviceBusSku string = 'Standard'
+
+@description('Optional. Storage redundancy.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('Optional. Always-ready instances for the HTTP trigger group (0 = scale to zero).')
+@minValue(0)
+param alwaysReadyHttpInstances int = 0
+
+@description('Optional. Concurrent HTTP requests per instance.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Optional. Instance ceiling of the function app.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Optional. Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Optional. Log Analytics retention in days.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Optional. Object id of a developer who also gets Cosmos DB and Service Bus data roles, for debugging locally against Azure (azd sets AZURE_PRINCIPAL_ID). Empty: none.')
+param developerPrincipalId string = ''
+
+var abbrs = loadJsonContent('abbreviations.json')
+// Containers and queues from shared/catalog.py (scripts/gen_infra_catalog.py writes this file; a test checks it).
+var catalog = loadJsonContent('catalog.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+var effectiveServiceBusSku = enablePrivateNetworking ? 'Premium' : serviceBusSku
+// One app setting per queue: the trigger reads the queue name as %SETTING%.
+var queueSettings = [
+  for queue in catalog.queues: {
+    name: queue.setting
+    value: queue.name
+  }
+]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: empty(resourceGroupName) ? '${abbrs.resourcesResourceGroups}${environmentName}' : resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSku
+    deploymentContainerName: deploymentContainerName
+    appPrincipalId: identity.outputs.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module cosmos 'modules/cosmos.bicep' = {
+  name: 'cosmos'
+  scope: rg
+  params: {
+    name: '${abbrs.documentDBDatabaseAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    databaseName: cosmosDatabaseName
+    containers: catalog.containers
+    throughputMode: cosmosThroughputMode
+    autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
+    appPrincipalId: identity.outputs.principalId
+    developerPrincipalId: developerPrincipalId
+    workspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: '${abbrs.serviceBusNamespaces}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: effectiveServiceBusSku
+    queues: catalog.queues
+    appPrincipalId: identity.outputs.principalId
+    developerPrincipalId: developerPrincipalId
+    workspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    webhookSecret: webhookSecret
+    appPrincipalId: identity.outputs.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module network 'modules/network.bicep' = if (enablePrivateNetworking) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    nsgNamePrefix: '${abbrs.networkNetworkSecurityGroups}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Private endpoints: one per service sub-resource, each registered in its private DNS zone. The
+// list is a deploy-time constant (loops need one); the service ids are looked up per item.
+var privateEndpoints = [
+  {
+    key: 'blob'
+    service: 'storage'
+    groupId: 'blob'
+    zone: 'blob'
+  }
+  {
+    key: 'queue'
+    service: 'storage'
+    groupId: 'queue'
+    zone: 'queue'
+  }
+  {
+    key: 'table'
+    service: 'storage'
+    groupId: 'table'
+    zone: 'table'
+  }
+  {
+    key: 'cosmos'
+    service: 'cosmos'
+    groupId: 'Sql'
+    zone: 'cosmos'
+  }
+  {
+    key: 'servicebus'
+    service: 'serviceBus'
+    groupId: 'namespace'
+    zone: 'serviceBus'
+  }
+  {
+    key: 'keyvault'
+    service: 'keyVault'
+    groupId: 'vault'
+    zone: 'keyVault'
+  }
+]
+var privateEndpointServices = {
+  storage: storage.outputs.resourceId
+  cosmos: cosmos.outputs.resourceId
+  serviceBus: serviceBus.outputs.resourceId
+  keyVault: keyVault.outputs.resourceId
+}
+
+module endpoints 'modules/private-endpoint.bicep' = [
+  for pe in (enablePrivateNetworking ? privateEndpoints : []): {
+    name: 'pep-${pe.key}'
+    scope: rg
+    params: {
+      name: '${abbrs.networkPrivateEndpoints}${pe.key}-${resourceToken}'
+      location: location
+      tags: tags
+      subnetId: network.outputs.privateEndpointSubnetId
+      serviceResourceId: privateEndpointServices[pe.service]
+      groupId: pe.groupId
+      dnsZoneId: network.outputs.dnsZoneIds[pe.zone]
+    }
+  }
+]
+
+module api 'modules/function-app.bicep' = {
+  name: 'api'
+  scope: rg
+  dependsOn: [
+    // With private networking the host must reach storage and Key Vault through the endpoints.
+    endpoints
+  ]
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
+    workspaceId: monitoring.outputs.workspaceId
+    extraAppSettings: queueSettings
+    appSettings: {
+      PSC_STORE: 'cosmos'
+      PSC_BUS: 'servicebus'
+      PSC_AUTH_MODE: 'entra'
+      PSC_ENTRA_TENANT_ID: entraTenantId
+      PSC_ENTRA_AUDIENCE: entraAudience
+      PSC_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})'
+      AZURE_CLIENT_ID: identity.outputs.clientId
+      COSMOS__accountEndpoint: cosmos.outputs.endpoint
+      COSMOS__credential: 'managedidentity'
+      COSMOS__clientId: identity.outputs.clientId
+      COSMOS_DATABASE: cosmos.outputs.databaseName
+      ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+      ServiceBusConnection__credential: 'managedidentity'
+      ServiceBusConnection__clientId: identity.outputs.clientId
+      // Transcripts and KPI exports go to the archive container, through the identity.
+      PSC_ARCHIVE: 'blob'
+      ARCHIVE_CONTAINER: storage.outputs.archiveContainerName
+      ARCHIVE__blobServiceUri: storage.outputs.blobEndpoint
+      ARCHIVE__credential: 'managedidentity'
+      ARCHIVE__clientId: identity.outputs.clientId
+    }
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output SERVICE_API_NAME string = api.outputs.name
+output SERVICE_API_URI string = api.outputs.uri
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output COSMOS_ACCOUNT_ENDPOINT string = cosmos.outputs.endpoint
+output COSMOS_DATABASE string = cosmos.outputs.databaseName
+output SERVICEBUS_FULLY_QUALIFIED_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -1,0 +1,18 @@
+// Development: public endpoints (identity-only, keys disabled everywhere), serverless Cosmos DB,
+// Standard Service Bus, scale to zero. Secrets and ids come from the environment, never this file.
+using 'main.bicep'
+
+param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'psc-dev')
+param location = readEnvironmentVariable('AZURE_LOCATION', 'swedencentral')
+param entraAudience = readEnvironmentVariable('PSC_ENTRA_AUDIENCE')
+param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
+
+param enablePrivateNetworking = false
+param cosmosThroughputMode = 'serverless'
+param serviceBusSku = 'Standard'
+param storageSku = 'Standard_LRS'
+param alwaysReadyHttpInstances = 0
+param httpPerInstanceConcurrency = 16
+param maximumInstanceCount = 40
+param logRetentionInDays = 30

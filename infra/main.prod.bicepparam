@@ -1,0 +1,18 @@
+// Production: private endpoints and VNet integration (public access off on data services),
+// Premium Service Bus (needed for private endpoints), zone-redundant storage, one warm HTTP instance.
+using 'main.bicep'
+
+param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'psc-prod')
+param location = readEnvironmentVariable('AZURE_LOCATION', 'swedencentral')
+param entraAudience = readEnvironmentVariable('PSC_ENTRA_AUDIENCE')
+param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+
+param enablePrivateNetworking = true
+param cosmosThroughputMode = 'autoscale'
+param cosmosAutoscaleMaxThroughput = 4000
+param serviceBusSku = 'Premium'
+param storageSku = 'Standard_ZRS'
+param alwaysReadyHttpInstances = 1
+param httpPerInstanceConcurrency = 16
+param maximumInstanceCount = 100
+param logRetentionInDays = 90

@@ -1,0 +1,116 @@
+metadata name = 'Key Vault'
+metadata description = 'RBAC-mode vault with purge protection holding the Standard Webhooks secret; Key Vault Secrets User for the app identity.'
+
+@description('Required. Vault name (3-24 characters).')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Required. Azure region.')
+param location string
+
+@description('Required. Resource tags.')
+param tags object
+
+@description('Required. Standard Webhooks secret (`whsec_<base64>`) bots sign escalations with.')
+@secure()
+@minLength(32)
+param webhookSecret string
+
+@description('Optional. Days until the stored webhook secret expires; every deployment writes the value again and restarts the clock.')
+@minValue(30)
+@maxValue(730)
+param webhookSecretValidityDays int = 365
+
+@description('Optional. Time of this deployment (the secret expiry counts from it). Leave the default.')
+param deployedAt string = utcNow()
+
+@description('Required. Principal id of the app identity (gets Key Vault Secrets User).')
+param appPrincipalId string
+
+@description('Required. Log Analytics workspace resource id for diagnostic settings.')
+param workspaceId string
+
+@description('Optional. Reach the vault only through private endpoints (public network access disabled).')
+param enablePrivateNetworking bool = false
+
+var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  // checkov:skip=CKV_AZURE_109: Without private networking the Flex app resolves Key Vault references over the public endpoint (App Service is not a trusted service), so the firewall defaults to Deny only when enablePrivateNetworking is on (prod).
+  // checkov:skip=CKV_AZURE_189: Public network access is disabled when enablePrivateNetworking is on (prod); dev keeps it, guarded by RBAC.
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
+    enabledForTemplateDeployment: false
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource webhookSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'psc-webhook-secret'
+  properties: {
+    value: webhookSecret
+    contentType: 'text/plain; format=standard-webhooks'
+    attributes: {
+      enabled: true
+      exp: dateTimeToEpoch(dateTimeAdd(deployedAt, 'P${webhookSecretValidityDays}D'))
+    }
+  }
+}
+
+resource secretsUserAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, secretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+@description('Vault name.')
+output name string = vault.name
+
+@description('Vault resource id.')
+output resourceId string = vault.id
+
+@description('Versionless URI of the webhook secret (the Key Vault reference follows rotations).')
+output webhookKeyVaultUri string = webhookSecretResource.properties.secretUri

@@ -1,0 +1,136 @@
+metadata name = 'Service Bus'
+metadata description = 'Namespace with SAS keys disabled and every queue of shared/catalog.py; Data Sender and Data Receiver for the app identity.'
+
+@description('Required. Namespace name.')
+param name string
+
+@description('Required. Azure region.')
+param location string
+
+@description('Required. Resource tags.')
+param tags object
+
+@description('Optional. Standard, or Premium (needed for private endpoints; dedicated capacity).')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param skuName string = 'Standard'
+
+@description('Optional. Messaging units (Premium only).')
+@allowed([
+  1
+  2
+  4
+  8
+  16
+])
+param premiumCapacity int = 1
+
+@description('Required. Queues from infra/catalog.json (generated from shared/catalog.py QueueSpec): [{name, setting, maxDeliveryCount, lockDuration, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive, deadLetteringOnMessageExpiration}], durations ISO-8601.')
+param queues array
+
+@description('Required. Principal id of the app identity (gets Data Sender and Data Receiver).')
+param appPrincipalId string
+
+@description('Optional. Principal id of a developer who also gets Data Sender and Data Receiver, for local debugging. Empty: none.')
+param developerPrincipalId string = ''
+
+@description('Required. Log Analytics workspace resource id for diagnostic settings.')
+param workspaceId string
+
+@description('Optional. Reach the namespace only through private endpoints (requires Premium).')
+param enablePrivateNetworking bool = false
+
+// Azure Service Bus Data Sender, Azure Service Bus Data Receiver.
+var roleDefinitionIds = [
+  '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+]
+var developerRoleDefinitionIds = empty(developerPrincipalId) ? [] : roleDefinitionIds
+
+resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: skuName
+    tier: skuName
+    capacity: skuName == 'Premium' ? premiumCapacity : null
+  }
+  properties: {
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
+    zoneRedundant: skuName == 'Premium'
+  }
+}
+
+resource serviceBusQueues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [
+  for queue in queues: {
+    parent: namespace
+    name: queue.name
+    properties: {
+      maxDeliveryCount: queue.maxDeliveryCount
+      lockDuration: queue.lockDuration
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: queue.duplicateDetectionHistoryTimeWindow
+      defaultMessageTimeToLive: queue.defaultMessageTimeToLive
+      deadLetteringOnMessageExpiration: queue.deadLetteringOnMessageExpiration
+      requiresSession: false
+      enablePartitioning: false
+    }
+  }
+]
+
+resource appRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in roleDefinitionIds: {
+    name: guid(namespace.id, appPrincipalId, roleId)
+    scope: namespace
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+resource developerRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in developerRoleDefinitionIds: {
+    name: guid(namespace.id, developerPrincipalId, roleId)
+    scope: namespace
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: developerPrincipalId
+    }
+  }
+]
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: namespace
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+@description('Namespace name.')
+output name string = namespace.name
+
+@description('Namespace resource id.')
+output resourceId string = namespace.id
+
+@description('Fully qualified namespace host (ServiceBusConnection__fullyQualifiedNamespace).')
+output fullyQualifiedNamespace string = split(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':')[0]

@@ -1,0 +1,92 @@
+"""Write infra/catalog.json from shared/catalog.py: the containers and queues Bicep creates.
+
+    python scripts/gen_infra_catalog.py          # rewrite infra/catalog.json
+    python scripts/gen_infra_catalog.py --check  # exit 1 if infra/catalog.json is stale
+
+`infra/main.bicep` loads the file with `loadJsonContent('catalog.json')`; tests/infra checks that the
+checked-in file equals what this script generates now, so the code's catalogue and the deployed
+resources cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.catalog import CONTAINERS, QUEUES  # noqa: E402
+from shared.ports.documents import ContainerSpec  # noqa: E402
+from shared.ports.messages import QueueSpec  # noqa: E402
+
+CATALOG_JSON = ROOT / "infra" / "catalog.json"
+
+
+def iso_duration(value: timedelta) -> str:
+    """ISO-8601 duration as Service Bus writes it back (`PT1M`, `PT10M`, `P14D`, `P1DT2H`)."""
+    total = int(value.total_seconds())
+    if total <= 0 or value != timedelta(seconds=total):
+        raise ValueError(f"duration must be a positive whole number of seconds: {value!r}")
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    date = f"{days}D" if days else ""
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return "P" + date + ("T" + time if time else "")
+
+
+def container_entry(spec: ContainerSpec) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": spec.name, "partitionKeyPath": spec.partition_key_path}
+    if spec.default_ttl is not None:  # None = TTL off: Bicep leaves `defaultTtl` out entirely
+        entry["defaultTtl"] = spec.default_ttl
+    return entry
+
+
+def queue_entry(spec: QueueSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "setting": spec.setting,
+        "maxDeliveryCount": spec.max_delivery_count,
+        "lockDuration": iso_duration(spec.lock_duration),
+        "duplicateDetectionHistoryTimeWindow": iso_duration(spec.duplicate_detection_window),
+        "defaultMessageTimeToLive": iso_duration(spec.default_message_ttl),
+        "deadLetteringOnMessageExpiration": spec.dead_lettering_on_expiration,
+    }
+
+
+def build_catalog() -> dict[str, Any]:
+    return {
+        "$comment": "Generated from shared/catalog.py by scripts/gen_infra_catalog.py; do not edit.",
+        "containers": [container_entry(spec) for spec in CONTAINERS.values()],
+        "queues": [queue_entry(spec) for spec in QUEUES.values()],
+    }
+
+
+def render() -> str:
+    return json.dumps(build_catalog(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if infra/catalog.json is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = CATALOG_JSON.read_text(encoding="utf-8") if CATALOG_JSON.exists() else ""
+        if current != text:
+            print(f"{CATALOG_JSON} is stale: run python scripts/gen_infra_catalog.py", file=sys.stderr)
+            return 1
+        return 0
+    CATALOG_JSON.write_text(text, encoding="utf-8")
+    print(f"wrote {CATALOG_JSON}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
