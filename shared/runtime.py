@@ -100,9 +100,12 @@ async def get_runtime() -> Runtime:
             if _default is None:
                 from shared.config import get_settings
                 from shared.observability import install_logging
+                from shared.telemetry import configure_telemetry
 
                 install_logging()
-                _default = await build_runtime(get_settings())
+                settings = get_settings()
+                configure_telemetry(settings)
+                _default = await build_runtime(settings)
     return _default
 
 
