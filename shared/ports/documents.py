@@ -190,4 +190,3 @@ class DocumentStore(Protocol):
 
 
 MAX_BATCH_OPERATIONS = 100
-
