@@ -11,7 +11,8 @@ Imported only by the Azure adapters, so `azure.identity` stays off the embedded 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.config import Settings, running_in_azure
@@ -27,6 +28,9 @@ COSMOS_EMULATOR_WELL_KNOWN_KEY = (
 COSMOS_EMULATOR_KEY_SETTING = "COSMOS_EMULATOR_KEY"
 
 _LOCAL_HOSTS = frozenset({"localhost", "host.docker.internal"})
+
+
+log = logging.getLogger(__name__)
 
 
 def is_local_endpoint(url_or_host: str) -> bool:
@@ -92,3 +96,15 @@ def _connection_string_parts(connection_string: str) -> dict[str, str]:
         if sep:
             parts[key.strip().lower()] = value.strip()
     return parts
+
+
+async def close_quietly(resource: Any) -> None:
+    """Close an SDK client, credential, sender or receiver; closing is best effort (the connection
+    or link may already be gone), so a failure is logged at debug level and swallowed."""
+    close = getattr(resource, "close", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:
+        log.debug("closing %s failed", type(resource).__name__, exc_info=True)

@@ -29,6 +29,7 @@ from azure.cosmos.exceptions import (
     CosmosHttpResponseError,
 )
 
+from shared.adapters.azure_credentials import close_quietly
 from shared.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
 from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
@@ -398,7 +399,7 @@ class CosmosDocumentStore:
                         # __aenter__ reads the account (regions, consistency) so session tokens work.
                         await client.__aenter__()
                 except BaseException:
-                    await _close_quietly(client)
+                    await close_quietly(client)
                     await self._close_credential()
                     raise
                 self._client = client
@@ -454,20 +455,10 @@ class CosmosDocumentStore:
         client, self._client, self._database = self._client, None, None
         self._container_clients.clear()
         if client is not None:
-            await _close_quietly(client)
+            await close_quietly(client)
         await self._close_credential()
 
     async def _close_credential(self) -> None:
         credential, self._owned_credential = self._owned_credential, None
         if credential is not None:
-            await _close_quietly(credential)
-
-
-async def _close_quietly(resource: Any) -> None:
-    close = getattr(resource, "close", None)
-    if close is None:
-        return
-    try:
-        await close()
-    except Exception:  # closing is best effort; the connection may already be gone
-        log.debug("closing %s failed", type(resource).__name__, exc_info=True)
+            await close_quietly(credential)

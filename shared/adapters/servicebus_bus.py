@@ -37,6 +37,7 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
+from shared.adapters.azure_credentials import close_quietly
 from shared.errors import Conflict, NotFound, PayloadTooLarge, Unavailable
 from shared.ports.messages import (
     DeadLetteredMessage,
@@ -233,7 +234,7 @@ class ServiceBusMessageBus:
         # A sender whose link failed is rebuilt on the next call rather than reused.
         sender = self._senders.pop(queue, None)
         if sender is not None:
-            await _close_quietly(sender)
+            await close_quietly(sender)
 
     # -- MessageBus -------------------------------------------------------------------------------
 
@@ -279,11 +280,11 @@ class ServiceBusMessageBus:
             try:
                 await receiver.peek_messages(max_message_count=1)
             finally:
-                await _close_quietly(receiver)
+                await close_quietly(receiver)
 
     async def close(self) -> None:
         for resource in [*self._senders.values(), *self._receivers.values()]:
-            await _close_quietly(resource)
+            await close_quietly(resource)
         self._senders.clear()
         self._receivers.clear()
         self._locked.clear()
@@ -291,7 +292,7 @@ class ServiceBusMessageBus:
             resource = getattr(self, attribute)
             setattr(self, attribute, None)
             if resource is not None:
-                await _close_quietly(resource)
+                await close_quietly(resource)
 
     # -- QueueReceiver ----------------------------------------------------------------------------
 
@@ -408,7 +409,7 @@ class ServiceBusMessageBus:
                     found.extend(_dead_lettered(message) for message in batch)
                     next_sequence = int(batch[-1].sequence_number) + 1
         finally:
-            await _close_quietly(receiver)
+            await close_quietly(receiver)
         return found
 
     async def resubmit_dead_letter(self, queue: str, sequence_number: int) -> None:
@@ -462,7 +463,7 @@ class ServiceBusMessageBus:
             for message in held:
                 with contextlib.suppress(Exception):
                     await receiver.abandon_message(message)
-            await _close_quietly(receiver)
+            await close_quietly(receiver)
         return done
 
     async def _check_resubmittable(self, queue: str, wanted: set[int]) -> None:
@@ -482,7 +483,7 @@ class ServiceBusMessageBus:
                             f" resubmit after {until.isoformat()}."
                         )
         finally:
-            await _close_quietly(receiver)
+            await close_quietly(receiver)
 
     def _duplicate_window_end(self, queue: str, enqueued: datetime | None) -> datetime | None:
         end = _as_utc(enqueued) + self._queues[queue].duplicate_detection_window
@@ -505,13 +506,3 @@ def _dead_lettered(message: Any) -> DeadLetteredMessage:
         application_properties=_properties(message),
         correlation_id=message.correlation_id,
     )
-
-
-async def _close_quietly(resource: Any) -> None:
-    close = getattr(resource, "close", None)
-    if close is None:
-        return
-    try:
-        await close()
-    except Exception:  # closing is best effort; the link may already be gone
-        log.debug("closing %s failed", type(resource).__name__, exc_info=True)
