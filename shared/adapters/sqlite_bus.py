@@ -29,18 +29,16 @@ Differences worth knowing:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
-from shared.errors import NotFound, Unavailable
+from shared.adapters.sqlite_file import SqliteFile
+from shared.errors import NotFound
 from shared.ports.clock import Clock
 from shared.ports.messages import (
     DeadLetteredMessage,
@@ -53,7 +51,6 @@ from shared.ports.messages import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_MESSAGE_ID_LENGTH = 128
@@ -152,13 +149,15 @@ class SqliteMessageBus:
         *,
         busy_timeout: timedelta = timedelta(seconds=30),
     ) -> None:
-        self._path = Path(path)
+        self._file = SqliteFile(
+            path,
+            label="embedded message bus",
+            schema=_SCHEMA,
+            schema_version=_SCHEMA_VERSION,
+            busy_timeout=busy_timeout,
+        )
         self._queues = dict(queues)
         self._clock = clock
-        self._busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
-        self._closed = False
 
     # ---- MessageBus -------------------------------------------------------------------------
 
@@ -166,14 +165,14 @@ class SqliteMessageBus:
         spec = self._spec(queue)
         properties = _check_message(message)
         now = _to_us(self._clock.now())
-        await self._write(lambda conn: self._enqueue(conn, spec, message, properties, now, None))
+        await self._file.write(lambda conn: self._enqueue(conn, spec, message, properties, now, None))
 
     async def schedule(self, queue: str, message: OutgoingMessage, at: datetime) -> int:
         spec = self._spec(queue)
         properties = _check_message(message)
         at_us = _to_us(at)
         now = _to_us(self._clock.now())
-        return await self._write(lambda conn: self._enqueue(conn, spec, message, properties, now, at_us))
+        return await self._file.write(lambda conn: self._enqueue(conn, spec, message, properties, now, at_us))
 
     async def cancel_scheduled(self, queue: str, sequence_number: int) -> None:
         self._spec(queue)
@@ -185,22 +184,13 @@ class SqliteMessageBus:
                 (sequence_number, queue, now),
             )
 
-        await self._write(cancel)
+        await self._file.write(cancel)
 
     async def ping(self) -> None:
-        await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._file.call(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
-        finally:
-            executor.shutdown(wait=False)
+        await self._file.close()
 
     # ---- QueueReceiver ----------------------------------------------------------------------
 
@@ -209,7 +199,7 @@ class SqliteMessageBus:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         now = _to_us(self._clock.now())
-        return await self._write(lambda conn: self._receive(conn, spec, max_messages, now))
+        return await self._file.write(lambda conn: self._receive(conn, spec, max_messages, now))
 
     async def complete(self, queue: str, lock_token: str) -> None:
         self._spec(queue)
@@ -219,7 +209,7 @@ class SqliteMessageBus:
             row = self._locked(conn, queue, lock_token, now)
             conn.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
 
-        await self._write(complete)
+        await self._file.write(complete)
 
     async def abandon(self, queue: str, lock_token: str) -> None:
         spec = self._spec(queue)
@@ -237,7 +227,7 @@ class SqliteMessageBus:
                     "UPDATE messages SET lock_token = NULL, locked_until = NULL WHERE seq = ?", (row["seq"],)
                 )
 
-        await self._write(abandon)
+        await self._file.write(abandon)
 
     async def renew_lock(self, queue: str, lock_token: str) -> datetime:
         spec = self._spec(queue)
@@ -249,7 +239,7 @@ class SqliteMessageBus:
             conn.execute("UPDATE messages SET locked_until = ? WHERE seq = ?", (until, row["seq"]))
             return _from_us(until)
 
-        return await self._write(renew)
+        return await self._file.write(renew)
 
     async def dead_letter(
         self, queue: str, lock_token: str, reason: str, description: str | None = None
@@ -261,7 +251,7 @@ class SqliteMessageBus:
             row = self._locked(conn, queue, lock_token, now)
             self._dead_letter_row(conn, queue, row, reason, description)
 
-        await self._write(dead_letter)
+        await self._file.write(dead_letter)
 
     # ---- DeadLetterAdmin --------------------------------------------------------------------
 
@@ -286,7 +276,7 @@ class SqliteMessageBus:
                 result.append(QueueDepth(spec.name, active=active, scheduled=scheduled, dead_letter=dead))
             return result
 
-        return await self._write(depths)
+        return await self._file.write(depths)
 
     async def peek_dead_letters(self, queue: str, max_messages: int = 50) -> list[DeadLetteredMessage]:
         spec = self._spec(queue)
@@ -314,7 +304,7 @@ class SqliteMessageBus:
                 for row in rows
             ]
 
-        return await self._write(peek)
+        return await self._file.write(peek)
 
     async def resubmit_dead_letter(self, queue: str, sequence_number: int) -> None:
         spec = self._spec(queue)
@@ -350,7 +340,7 @@ class SqliteMessageBus:
             ids = {"queue": queue, "message_id": row["message_id"], "sequence_number": new_seq}
             log.info("dead letter resubmitted", extra=ids)
 
-        await self._write(resubmit)
+        await self._file.write(resubmit)
 
     # ---- operations (worker thread, inside a write transaction) ---------------------------
 
@@ -538,69 +528,6 @@ class SqliteMessageBus:
             return self._queues[queue]
         except KeyError:
             raise KeyError(f"unknown queue {queue!r}; add it to the queue catalogue") from None
-
-    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(lambda conn: self._transaction(conn, operation))
-
-    async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise Unavailable("the embedded message bus is closed")
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psc-sqlite-bus")
-        # If the awaiting task is cancelled, the operation still runs to its commit: a receive whose
-        # caller went away leaves its messages locked until the lock expires, as on Service Bus.
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, operation)
-
-    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._conn is None:
-                self._conn = self._open()
-            return operation(self._conn)
-        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise
-        except sqlite3.DatabaseError as exc:
-            log.warning("embedded message bus unavailable", extra={"error_type": type(exc).__name__})
-            raise Unavailable("the embedded message bus storage cannot be used") from exc
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = operation(conn)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        timeout = self._busy_timeout.total_seconds()
-        conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._transaction(conn, self._migrate)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise Unavailable(f"bus file {self._path.name} was written by a newer version (schema {version})")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
 
 
 def _max_delivery_description(spec: QueueSpec) -> str:

@@ -47,26 +47,22 @@ Differences worth knowing:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import sqlite3
-import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
+from shared.adapters.sqlite_file import SqliteFile
+from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from shared.ports.clock import Clock
 from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
@@ -81,7 +77,6 @@ from shared.ports.documents import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 MAX_ITEM_BYTES = 2 * 1024 * 1024  # Cosmos DB's item size limit
 MAX_ID_LENGTH = 255
@@ -90,24 +85,6 @@ _FORBIDDEN_ID_CHARACTERS = frozenset("/\\?#")
 _SYSTEM_FIELDS = ("_etag", "_ts", "_rid", "_self", "_attachments", "_lsn")
 _PURGE_BATCH = 64
 _TOKEN_VERSION = 1
-
-# SQLite primary result codes that mean "the file cannot be used right now", not a bug in our SQL.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        5,  # SQLITE_BUSY
-        6,  # SQLITE_LOCKED
-        7,  # SQLITE_NOMEM
-        8,  # SQLITE_READONLY
-        10,  # SQLITE_IOERR
-        11,  # SQLITE_CORRUPT
-        13,  # SQLITE_FULL
-        14,  # SQLITE_CANTOPEN
-        15,  # SQLITE_PROTOCOL
-        26,  # SQLITE_NOTADB
-    }
-)
-
-_TRANSIENT_CODES = frozenset({5, 6})  # busy or locked: the connection itself is fine
 
 _SCHEMA_VERSION = 1
 # `expires_at` is epoch seconds (`_ts` + effective ttl), NULL when the item never expires.
@@ -375,13 +352,14 @@ class SqliteContainer:
     def __init__(self, store: SqliteDocumentStore, spec: ContainerSpec) -> None:
         self.spec = spec
         self._store = store
+        self._file = store._file
 
     # ---- point operations ----------------------------------------------------------------------
 
     async def create(self, item: Item) -> Item:
         now = self._now()
         prepared, result = _prepare(self.spec, item, now)
-        await self._store._write(lambda conn: self._create(conn, prepared, now))
+        await self._file.write(lambda conn: self._create(conn, prepared, now))
         return result
 
     async def read(self, id: str, partition_key: str) -> Item:
@@ -394,23 +372,23 @@ class SqliteContainer:
             body: Item = json.loads(row["body"])
             return body
 
-        return await self._store._call(read)
+        return await self._file.call(read)
 
     async def replace(self, item: Item, *, etag: str | None = None) -> Item:
         now = self._now()
         prepared, result = _prepare(self.spec, item, now)
-        await self._store._write(lambda conn: self._replace(conn, prepared, etag, now))
+        await self._file.write(lambda conn: self._replace(conn, prepared, etag, now))
         return result
 
     async def upsert(self, item: Item, *, etag: str | None = None) -> Item:
         now = self._now()
         prepared, result = _prepare(self.spec, item, now)
-        await self._store._write(lambda conn: self._upsert(conn, prepared, etag, now))
+        await self._file.write(lambda conn: self._upsert(conn, prepared, etag, now))
         return result
 
     async def delete(self, id: str, partition_key: str, *, etag: str | None = None) -> None:
         now = self._now()
-        await self._store._write(lambda conn: self._delete(conn, partition_key, id, etag, now))
+        await self._file.write(lambda conn: self._delete(conn, partition_key, id, etag, now))
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -462,7 +440,7 @@ class SqliteContainer:
         def run(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(sql, params).fetchall()
 
-        rows = await self._store._call(run)
+        rows = await self._file.call(run)
         token = None
         if len(rows) > max_items:
             rows = rows[:max_items]
@@ -477,7 +455,7 @@ class SqliteContainer:
         if not operations:
             return []
         now = self._now()
-        return await self._store._write(lambda conn: self._batch(conn, partition_key, operations, now))
+        return await self._file.write(lambda conn: self._batch(conn, partition_key, operations, now))
 
     def _batch(
         self,
@@ -614,20 +592,20 @@ class SqliteDocumentStore:
         for spec in containers.values():
             if spec.default_ttl is not None and spec.default_ttl != -1 and spec.default_ttl < 1:
                 raise ValueError(f"container {spec.name!r}: default_ttl must be None, -1 or positive")
-        self._path = Path(path)
+        self._file = SqliteFile(
+            path,
+            label="embedded document store",
+            schema=_SCHEMA,
+            schema_version=_SCHEMA_VERSION,
+            busy_timeout=busy_timeout,
+        )
         self._specs = dict(containers)
         self._clock = clock
-        self._busy_timeout = busy_timeout
         self._containers: dict[str, SqliteContainer] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
-        self._conn_closed = False  # worker thread only: set once the connection is closed for good
-        self._closed = False
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._file.path
 
     def container(self, name: str) -> SqliteContainer:
         container = self._containers.get(name)
@@ -640,7 +618,7 @@ class SqliteDocumentStore:
         return container
 
     async def ping(self) -> None:
-        await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._file.call(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def purge_expired(self) -> int:
         """Delete every expired item now (they are already invisible); returns how many."""
@@ -656,111 +634,7 @@ class SqliteDocumentStore:
                 purged += cursor.rowcount
             return purged
 
-        return await self._write(purge)
+        return await self._file.write(purge)
 
     async def close(self) -> None:
-        with self._executor_lock:
-            if self._closed:
-                return
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            # Queued behind any operation still running, so those finish on an open connection.
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
-        finally:
-            executor.shutdown(wait=False)
-
-    # ---- worker-thread plumbing ----------------------------------------------------------------
-
-    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(lambda conn: self._transaction(conn, operation))
-
-    async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        with self._executor_lock:
-            if self._closed:
-                raise Unavailable("The embedded document store is closed.")
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psc-sqlite-docs")
-            executor = self._executor
-        # A cancelled caller does not cancel the work: the operation still commits or rolls back whole.
-        return await asyncio.get_running_loop().run_in_executor(executor, self._run, operation)
-
-    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._conn is None:
-                if self._conn_closed:
-                    raise Unavailable("The embedded document store is closed.")
-                self._conn = self._open()
-            return operation(self._conn)
-        except sqlite3.DatabaseError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            if code is None or (code & 0xFF) not in _UNAVAILABLE_CODES:
-                raise  # our SQL is wrong: a bug, not an outage
-            log.warning(
-                "embedded document store unavailable",
-                extra={"sqlite_error": getattr(exc, "sqlite_errorname", "")},
-            )
-            if code & 0xFF not in _TRANSIENT_CODES:
-                self._drop_connection()  # reopen on the next call: the file may have been repaired
-            raise Unavailable("The embedded document store cannot be used right now.") from exc
-        except OSError as exc:
-            log.warning("embedded document store unavailable", extra={"error_type": type(exc).__name__})
-            raise Unavailable("The embedded document store cannot be used right now.") from exc
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = operation(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
-    def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        timeout = self._busy_timeout.total_seconds()
-        deadline = time.monotonic() + timeout
-        while True:
-            conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                self._transaction(conn, self._migrate)
-                return conn
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                # Switching a fresh file to WAL can report BUSY without waiting while another
-                # process does the same; retry until the busy timeout is used up.
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != 5 or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-            except BaseException:
-                conn.close()
-                raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise Unavailable(
-                f"store file {self._path.name} was written by a newer version (schema {version})"
-            )
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-    def _close_connection(self) -> None:
-        self._conn_closed = True
-        self._drop_connection()
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        await self._file.close()
