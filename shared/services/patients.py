@@ -153,11 +153,8 @@ def profile_changes(profile: PatientProfile) -> dict[str, Any]:
 def record_changes(record: PatientRecord, *, clinical: bool) -> dict[str, Any]:
     """Profile fields are replaced wholesale; clinical fields change only when the body carries
     them, and only for ClinicalUser (a non-clinical agent cannot see them, so cannot send them)."""
-    changes = profile_changes(PatientProfile.model_validate(record.model_dump(include=set(PROFILE_FIELDS))))
     sent_clinical = [name for name in CLINICAL_FIELDS if name in record.model_fields_set]
     if sent_clinical and not clinical:
         raise Forbidden("Clinical fields need the ClinicalUser role.")
-    data = record.model_dump(mode="json")
-    for name in sent_clinical:
-        changes[name] = data.get(name)
-    return changes
+    data = record.model_dump(mode="json")  # already validated as a profile: PatientRecord extends it
+    return {name: data.get(name) for name in (*PROFILE_FIELDS, *sent_clinical)}
