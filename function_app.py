@@ -2,8 +2,14 @@
 
 import azure.functions as func
 
-from functions import patients, platform
+from functions import appointments, conversations, fhir, patients, platform, providers, routing, routing_admin
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(platform.bp)
 app.register_functions(patients.bp)
+app.register_functions(routing_admin.bp)
+app.register_functions(conversations.bp)
+app.register_functions(routing.bp)
+app.register_functions(providers.bp)
+app.register_functions(appointments.bp)
+app.register_functions(fhir.bp)

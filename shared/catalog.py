@@ -3,6 +3,8 @@ tests and docs/ARCHITECTURE.md agree on. Add here first; `infra/` must follow (a
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from shared.ports.documents import ContainerSpec
 from shared.ports.messages import QueueSpec
 
@@ -22,7 +24,70 @@ CONTAINERS: dict[str, ContainerSpec] = {
             default_ttl=SIX_YEARS,
             description="Append-only audit trail of every read or change of patient data.",
         ),
+        ContainerSpec(
+            "lookups",
+            "/id",
+            default_ttl=-1,
+            description="Deterministic-id lookup documents, point reads only: idempotency keys "
+            "(bot conversation id, webhook-id, Idempotency-Key, each with its own ttl) and the "
+            "patient contact index (hashed e-mail / phone -> patient ids).",
+        ),
+        ContainerSpec(
+            "conversations",
+            "/id",
+            description="One document per escalated conversation: state, time stamps, transcript.",
+        ),
+        ContainerSpec(
+            "agents",
+            "/id",
+            description="One document per agent (id = the token's sub): profile, presence, load; "
+            "the ETag on it is what keeps an agent within capacity.",
+        ),
+        ContainerSpec(
+            "routing",
+            "/queueId",
+            description="Per queue partition: the queue's settings, a seat per member agent (a copy "
+            "of the agent's presence and load) and a waiting entry per queued conversation; "
+            "the `_config` partition holds the routing rules and the queue index.",
+        ),
+        ContainerSpec(
+            "providers",
+            "/id",
+            description="One document per provider: calendar settings (hours, exceptions, rules).",
+        ),
+        ContainerSpec(
+            "slots",
+            "/providerId",
+            description="Taken slots with a deterministic id per provider and start: created only "
+            "if absent, so a slot can never be booked twice.",
+        ),
+        ContainerSpec(
+            "appointments",
+            "/id",
+            description="One document per appointment (FHIR R4 Appointment semantics).",
+        ),
     )
 }
 
-QUEUES: dict[str, QueueSpec] = {}
+QUEUES: dict[str, QueueSpec] = {
+    spec.name: spec
+    for spec in (
+        QueueSpec(
+            "routing",
+            "ROUTING_QUEUE",
+            max_delivery_count=5,
+            lock_duration=timedelta(seconds=60),
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Routing requests: a conversation to classify, queue and assign; an agent "
+            "whose capacity or presence changed. Handlers are idempotent.",
+        ),
+        QueueSpec(
+            "appointment-events",
+            "APPOINTMENT_EVENTS_QUEUE",
+            max_delivery_count=10,
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Appointment booked / rescheduled / cancelled / no-show events (deterministic "
+            "message ids) for reminders and surveys.",
+        ),
+    )
+}

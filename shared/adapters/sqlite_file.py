@@ -59,7 +59,7 @@ class SqliteFile:
         path: Path,
         *,
         label: str,
-        schema: Sequence[str],
+        schema: Sequence[str | tuple[int, str]],
         schema_version: int,
         busy_timeout: timedelta,
     ) -> None:
@@ -169,7 +169,12 @@ class SqliteFile:
         if version > self._schema_version:
             raise Unavailable(f"{self.path.name} was written by a newer version (schema {version})")
         for statement in self._schema:
-            conn.execute(statement)
+            if isinstance(statement, tuple):  # (introduced in version, statement): run once
+                since, sql = statement
+                if version < since:
+                    conn.execute(sql)
+            else:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {self._schema_version}")
 
     def _close_connection(self) -> None:

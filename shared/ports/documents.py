@@ -73,7 +73,11 @@ def where(field: str, op: Op, value: Any = None) -> Condition:
 
 @dataclass(frozen=True)
 class Query:
-    """Conjunction of conditions and an optional ordering: (field path, descending?)."""
+    """Conjunction of conditions and an optional ordering: (field path, descending?).
+
+    A top-level string field named `sortKey` is indexed by every backend (Cosmos DB indexes all
+    paths; the embedded store indexes just this one): range it and order by it to read the first
+    page of a big partition without sorting the partition."""
 
     conditions: tuple[Condition, ...] = ()
     order_by: tuple[tuple[str, bool], ...] = ()

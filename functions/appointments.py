@@ -1,0 +1,145 @@
+"""Appointments: patients book, move and cancel their own; agents and supervisors act for any
+patient (recording the conversation they booked in) and check patients in.
+
+Models and the scheduling service are imported inside the handlers (see functions/patients.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.services.scheduling import Scheduling
+
+bp = func.Blueprint()
+api = Api(bp, tag="scheduling")
+
+APPOINTMENT = "shared.domain.scheduling:Appointment"
+STAFF = (Role.AGENT, Role.SUPERVISOR)
+OWNER_OR_STAFF = allow(Role.PATIENT, *STAFF)
+
+
+def _scheduling(call: Call) -> Scheduling:
+    from shared.services.scheduling import Scheduling
+
+    return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
+
+
+def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    from shared.services.scheduling import appointment_view
+
+    return Reply(body=appointment_view(item), status=status, headers=headers or {})
+
+
+@api.route(
+    "appointments",
+    "POST",
+    access=OWNER_OR_STAFF,
+    summary="Book a slot",
+    body="shared.domain.scheduling:BookingRequest",
+    response=APPOINTMENT,
+    status=201,
+    errors=(404, 409, 503),
+)
+async def book_appointment(call: Call) -> Reply:
+    """A patient books for themselves (`patientId` may be left out); staff name the patient and may
+    pass `conversationId`. 409 when the slot is taken, not on the provider's grid, or outside the
+    booking rules. With an `Idempotency-Key` header (kept 24 h) a retry answers the same
+    appointment (`Idempotent-Replayed: true`); a key reused for another request is 409."""
+    booked = await _scheduling(call).book(
+        call.user,
+        call.body,
+        idempotency_key=call.header("idempotency-key"),
+        correlation_id=call.correlation_id,
+    )
+    headers = {"Location": f"/api/appointments/{booked.item['id']}"}
+    if booked.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _reply(booked.item, 201, headers)
+
+
+@api.route(
+    "appointments/{appointmentId}",
+    "GET",
+    access=OWNER_OR_STAFF,
+    summary="Read an appointment",
+    response=APPOINTMENT,
+    errors=(404,),
+)
+async def get_appointment(call: Call) -> Reply:
+    item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
+    return _reply(item)
+
+
+@api.route(
+    "appointments/{appointmentId}/reschedule",
+    "POST",
+    access=OWNER_OR_STAFF,
+    summary="Move a booked appointment to another slot of the same provider",
+    body="shared.domain.scheduling:RescheduleRequest",
+    response=APPOINTMENT,
+    errors=(404, 409, 503),
+)
+async def reschedule_appointment(call: Call) -> Reply:
+    """The new slot is taken before the old one is released: if it is not free the answer is 409
+    and the booking is unchanged. Moving to the start it already has is a no-op (safe to retry)."""
+    item = await _scheduling(call).reschedule(
+        call.user, call.route("appointmentId"), call.body.start, call.correlation_id
+    )
+    return _reply(item)
+
+
+@api.route(
+    "appointments/{appointmentId}/cancel",
+    "POST",
+    access=OWNER_OR_STAFF,
+    summary="Cancel an appointment and free its slot",
+    response=APPOINTMENT,
+    errors=(404, 409, 503),
+)
+async def cancel_appointment(call: Call) -> Reply:
+    """Cancelling a cancelled appointment answers it again (safe to retry); other terminal
+    statuses are 409."""
+    item = await _scheduling(call).cancel(call.user, call.route("appointmentId"), call.correlation_id)
+    return _reply(item)
+
+
+@api.route(
+    "appointments/{appointmentId}/status",
+    "POST",
+    access=allow(*STAFF),
+    summary="Mark an appointment arrived, fulfilled or no-show",
+    body="shared.domain.scheduling:StatusRequest",
+    response=APPOINTMENT,
+    errors=(404, 409, 503),
+)
+async def set_appointment_status(call: Call) -> Reply:
+    """booked → arrived | noshow (not before its start) | fulfilled; arrived → fulfilled. Anything
+    else is 409; setting the status it already has is a no-op. The slot stays taken."""
+    item = await _scheduling(call).set_status(
+        call.user, call.route("appointmentId"), call.body.status, call.correlation_id
+    )
+    return _reply(item)
+
+
+@api.route(
+    "me/appointments",
+    "GET",
+    access=allow(Role.PATIENT),
+    summary="My appointments, by start",
+    query="shared.domain.scheduling:AppointmentListQuery",
+    response="shared.domain.scheduling:AppointmentList",
+)
+async def my_appointments(call: Call) -> Reply:
+    from shared.domain.scheduling import AppointmentList
+    from shared.services.scheduling import appointment_view
+
+    items, token = await _scheduling(call).mine(
+        call.user, call.own_patient_id(), call.query.limit, call.query.continuationToken, call.correlation_id
+    )
+    return Reply(body=AppointmentList(items=[appointment_view(i) for i in items], continuationToken=token))

@@ -1,0 +1,233 @@
+"""Conversations after escalation: the agent console (presence, my work, accept, decline, message,
+transfer, close), the patient's side leaving (abandon), and the supervisor's live board and
+overrides (assign, transfer, force close — all audited).
+
+Services and models load with the first call (see shared/web/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.services.conversations import Lifecycle
+
+bp = func.Blueprint()
+api = Api(bp, tag="conversations")
+
+AGENT = allow(Role.AGENT)
+AGENT_OR_SUPERVISOR = allow(Role.AGENT, Role.SUPERVISOR)
+SUPERVISOR = allow(Role.SUPERVISOR)
+VIEW = "shared.domain.conversations:ConversationView"
+LIST = "shared.domain.conversations:ConversationList"
+M = "shared.domain.conversations:"
+
+
+def _lifecycle(call: Call) -> Lifecycle:
+    from shared.services.conversations import Lifecycle
+
+    rt = call.runtime
+    return Lifecycle(rt.store, rt.bus, rt.clock)
+
+
+def _view(doc: dict[str, Any]) -> Any:
+    from shared.domain.conversations import ConversationView
+
+    return ConversationView.model_validate(doc)
+
+
+@api.route(
+    "agents/me/presence",
+    "PUT",
+    access=AGENT,
+    summary="Set my presence",
+    body="shared.domain.queues:PresenceChange",
+    errors=(404,),
+)
+async def put_my_presence(call: Call) -> Reply:
+    """`available`, `busy`, `dnd`, `away` or `offline`. Routing then adjusts it by load (full →
+    dnd, partial → busy, empty → available) but never overrides a chosen away, offline or dnd."""
+    from shared.services.assignment import Assignment
+    from shared.services.routing_admin import agent_view
+
+    rt = call.runtime
+    doc = await Assignment(rt.store, rt.bus, rt.clock).set_presence(call.user.subject, call.body.status)
+    return Reply(body=agent_view(doc))
+
+
+@api.route(
+    "agents/me/conversations",
+    "GET",
+    access=AGENT,
+    summary="My offered, active and wrap-up work",
+    response=LIST,
+)
+async def my_conversations(call: Call) -> Reply:
+    from shared.domain.conversations import ConversationList
+
+    docs = await _lifecycle(call).mine(call.user)
+    return Reply(body=ConversationList(items=[_view(d) for d in docs]))
+
+
+@api.route(
+    "conversations/{conversationId}",
+    "GET",
+    access=AGENT_OR_SUPERVISOR,
+    summary="A conversation with its transcript",
+    response=VIEW,
+    errors=(404,),
+)
+async def get_conversation(call: Call) -> Any:
+    """Agents see the conversations offered or assigned to them; supervisors see all."""
+    return _view(await _lifecycle(call).get(call.user, call.route("conversationId"), call.correlation_id))
+
+
+@api.route(
+    "conversations/{conversationId}/accept",
+    "POST",
+    access=AGENT,
+    summary="Accept an offered conversation",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def accept_conversation(call: Call) -> Any:
+    return _view(await _lifecycle(call).accept(call.user, call.route("conversationId"), call.correlation_id))
+
+
+@api.route(
+    "conversations/{conversationId}/decline",
+    "POST",
+    access=AGENT,
+    summary="Decline an offered conversation",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def decline_conversation(call: Call) -> Any:
+    """The conversation goes back to its place in the queue; after three declines the agent is
+    not offered it again."""
+    return _view(await _lifecycle(call).decline(call.user, call.route("conversationId"), call.correlation_id))
+
+
+@api.route(
+    "conversations/{conversationId}/messages",
+    "POST",
+    access=AGENT,
+    summary="Send a message to the patient",
+    body=M + "MessageRequest",
+    response=VIEW,
+    status=201,
+    errors=(404, 409),
+)
+async def send_message(call: Call) -> Reply:
+    doc = await _lifecycle(call).send_message(
+        call.user, call.route("conversationId"), call.body.text, call.correlation_id
+    )
+    return Reply(body=_view(doc), status=201)
+
+
+@api.route(
+    "conversations/{conversationId}/transfer",
+    "POST",
+    access=AGENT_OR_SUPERVISOR,
+    summary="Transfer to a queue or an agent",
+    body=M + "TransferRequest",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def transfer_conversation(call: Call) -> Any:
+    """An agent transfers their active conversation; a supervisor any waiting, offered or active
+    one, and may override the target agent's presence and capacity."""
+    doc = await _lifecycle(call).transfer(
+        call.user,
+        call.route("conversationId"),
+        queue_id=call.body.queue_id,
+        agent_id=call.body.agent_id,
+        correlation_id=call.correlation_id,
+    )
+    return _view(doc)
+
+
+@api.route(
+    "conversations/{conversationId}/close",
+    "POST",
+    access=AGENT,
+    summary="Close my active conversation with a disposition",
+    body=M + "CloseRequest",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def close_conversation(call: Call) -> Any:
+    """Moves to wrap-up; the capacity returns after the queue's wrap-up time, then it is closed."""
+    doc = await _lifecycle(call).close(
+        call.user, call.route("conversationId"), call.body.disposition, call.correlation_id
+    )
+    return _view(doc)
+
+
+@api.route(
+    "conversations/{conversationId}/abandon",
+    "POST",
+    access=allow(Role.BOT, Role.PATIENT, Role.SUPERVISOR),
+    summary="The patient left: end a waiting or offered conversation",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def abandon_conversation(call: Call) -> Reply:
+    doc = await _lifecycle(call).abandon(call.user, call.route("conversationId"), call.correlation_id)
+    return Reply(body={"id": doc["id"], "status": doc["status"], "abandonedAt": doc.get("abandonedAt")})
+
+
+@api.route(
+    "supervisor/conversations",
+    "GET",
+    access=SUPERVISOR,
+    summary="Live board: conversations, queue depth and longest wait, agents with presence and load",
+    query=M + "BoardQuery",
+    errors=(400,),
+)
+async def supervisor_board(call: Call) -> Reply:
+    from shared.errors import ValidationFailed
+
+    try:
+        statuses = call.query.statuses()
+    except ValueError as error:
+        raise ValidationFailed([{"field": "query.status", "message": str(error)}]) from None
+    board = await _lifecycle(call).board(statuses, call.query.max_items, call.query.continuation_token)
+    return Reply(body=board)
+
+
+@api.route(
+    "supervisor/conversations/{conversationId}/assign",
+    "POST",
+    access=SUPERVISOR,
+    summary="Assign a waiting conversation to an agent (overrides presence and capacity)",
+    body=M + "AssignRequest",
+    response=VIEW,
+    errors=(400, 404, 409),
+)
+async def supervisor_assign(call: Call) -> Any:
+    doc = await _lifecycle(call).assign(
+        call.user, call.route("conversationId"), call.body.agent_id, call.correlation_id
+    )
+    return _view(doc)
+
+
+@api.route(
+    "supervisor/conversations/{conversationId}/close",
+    "POST",
+    access=SUPERVISOR,
+    summary="Force close a live conversation",
+    body=M + "ForceCloseRequest",
+    response=VIEW,
+    errors=(404, 409),
+)
+async def supervisor_force_close(call: Call) -> Any:
+    doc = await _lifecycle(call).force_close(
+        call.user, call.route("conversationId"), call.body.reason, call.correlation_id
+    )
+    return _view(doc)

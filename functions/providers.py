@@ -1,0 +1,98 @@
+"""Providers and their free slots: administrators keep the calendars, anyone signed in searches.
+
+Models and the scheduling service are imported inside the handlers (see functions/patients.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.services.scheduling import Scheduling
+
+bp = func.Blueprint()
+api = Api(bp, tag="scheduling")
+
+SIGNED_IN = tuple(Role)
+
+
+def _scheduling(call: Call) -> Scheduling:
+    from shared.services.scheduling import Scheduling
+
+    return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
+
+
+@api.route(
+    "admin/providers/{providerId}",
+    "PUT",
+    access=allow(Role.ADMINISTRATOR),
+    summary="Create or replace a provider's calendar",
+    body="shared.domain.scheduling:Provider",
+    response="shared.domain.scheduling:ProviderView",
+)
+async def put_provider(call: Call) -> Reply:
+    """Weekly hours are wall-clock ranges in the provider's `timeZone`; an exception replaces one
+    date's hours (`[]` closes it). Existing appointments keep their times."""
+    from shared.services.scheduling import provider_view
+
+    stored, created = await _scheduling(call).put_provider(
+        call.user, call.route("providerId"), call.body, call.correlation_id
+    )
+    return Reply(
+        body=provider_view(stored), status=201 if created else 200, headers={"ETag": stored["_etag"]}
+    )
+
+
+@api.route(
+    "providers/{providerId}",
+    "GET",
+    access=allow(*SIGNED_IN),
+    summary="Read a provider",
+    response="shared.domain.scheduling:ProviderView",
+    errors=(404,),
+)
+async def get_provider(call: Call) -> Reply:
+    from shared.services.scheduling import provider_view
+
+    stored = await _scheduling(call).provider(call.route("providerId"))
+    return Reply(body=provider_view(stored), headers={"ETag": stored["_etag"]})
+
+
+@api.route(
+    "providers",
+    "GET",
+    access=allow(*SIGNED_IN),
+    summary="List providers, optionally of one specialty",
+    query="shared.domain.scheduling:ProviderListQuery",
+    response="shared.domain.scheduling:ProviderList",
+)
+async def list_providers(call: Call) -> Reply:
+    from shared.domain.scheduling import ProviderList
+    from shared.services.scheduling import provider_view
+
+    items, token = await _scheduling(call).list_providers(
+        call.query.specialty, call.query.limit, call.query.continuationToken
+    )
+    return Reply(body=ProviderList(items=[provider_view(i) for i in items], continuationToken=token))
+
+
+@api.route(
+    "providers/{providerId}/slots",
+    "GET",
+    access=allow(*SIGNED_IN),
+    summary="Free (bookable) slots of a provider",
+    query="shared.domain.scheduling:SlotQuery",
+    response="shared.domain.scheduling:FreeSlots",
+    errors=(404,),
+)
+async def provider_slots(call: Call) -> Reply:
+    """`from`/`to` are ISO-8601 instants with an offset, or dates meaning the provider's local days
+    (`to` inclusive), at most 62 days apart. Booked, held, too-soon and too-far slots are left out;
+    times are UTC."""
+    result = await _scheduling(call).free_slots(call.route("providerId"), call.query)
+    return Reply(body=result)

@@ -1,0 +1,41 @@
+"""Routing workers: the `routing` queue (classify-and-queue a conversation, find work for an agent,
+expire an offer, end a wrap-up) and the sweep timer that backs up every timed rule (overflow after
+queueing, lost offer and wrap-up messages, capacity leaked by a crashed worker).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()
+log = logging.getLogger("psc.routing")
+
+
+@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%ROUTING_QUEUE%", connection="ServiceBusConnection")
+async def route(msg: func.ServiceBusMessage) -> None:
+    """Every kind is idempotent: a redelivered message finds the work done and changes nothing.
+    An exception abandons the message; after the queue's max delivery count it is dead-lettered."""
+    from shared.messaging import handling
+    from shared.runtime import get_runtime
+    from shared.services.assignment import handle_routing_message
+
+    with handling(msg):
+        rt = await get_runtime()
+        body = json.loads(msg.get_body())
+        await handle_routing_message(rt.store, rt.bus, rt.clock, body)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False)
+async def routing_sweep(timer: func.TimerRequest) -> None:
+    from shared.observability import new_correlation_id, request_scope
+    from shared.runtime import get_runtime
+    from shared.services.assignment import Assignment
+
+    with request_scope(new_correlation_id()):
+        rt = await get_runtime()
+        counts = await Assignment(rt.store, rt.bus, rt.clock).sweep()
+        if any(counts.values()):
+            log.info("routing sweep", extra={"counts": counts})

@@ -1,0 +1,162 @@
+"""Routing administration: queues, the ordered routing rules and agents (Administrator only).
+
+Services and models load with the first call (see shared/web/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.services.routing_admin import RoutingDirectory
+
+bp = func.Blueprint()
+api = Api(bp, tag="routing administration")
+
+ADMIN = allow(Role.ADMINISTRATOR)
+READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
+QUEUE = "shared.domain.queues:QueueSettings"
+RULES = "shared.domain.queues:RoutingRules"
+AGENT = "shared.domain.queues:AgentProfile"
+
+
+def _directory(call: Call) -> RoutingDirectory:
+    from shared.services.routing_admin import RoutingDirectory
+
+    return RoutingDirectory(call.runtime.store)
+
+
+def _identifier(call: Call, name: str) -> str:
+    from shared.domain.queues import _identifier as check
+    from shared.errors import ValidationFailed
+
+    value = call.route(name)
+    try:
+        return check(value)
+    except ValueError as error:
+        raise ValidationFailed([{"field": name, "message": str(error)}]) from None
+
+
+async def _audit(call: Call, action: str, resource: str) -> None:
+    from shared.services.audit import record_access
+
+    await record_access(
+        call.runtime.store,
+        call.runtime.clock,
+        actor=call.user,
+        action=action,  # type: ignore[arg-type]
+        resource=resource,
+        patient_id=None,
+        correlation_id=call.correlation_id,
+    )
+
+
+@api.route(
+    "admin/queues/{queueId}",
+    "PUT",
+    access=ADMIN,
+    summary="Create or replace a queue",
+    body=QUEUE,
+    response=QUEUE,
+    errors=(400,),
+)
+async def put_queue(call: Call) -> Reply:
+    """Priority (smaller is served first), assignment method, skill matching, operating hours,
+    overflow and timers. An overflow target must be a known queue."""
+    queue_id = _identifier(call, "queueId")
+    created = await _directory(call).put_queue(queue_id, call.body, call.runtime.clock.now())
+    await _audit(call, "create" if created else "update", f"admin/queues/{queue_id}")
+    return Reply(body=call.body, status=201 if created else 200)
+
+
+@api.route(
+    "admin/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
+)
+async def get_queue(call: Call) -> Reply:
+    return Reply(body=await _directory(call).get_queue(_identifier(call, "queueId")))
+
+
+@api.route("admin/queues", "GET", access=READERS, summary="List queues in priority order")
+async def list_queues(call: Call) -> Reply:
+    return Reply(body={"items": await _directory(call).list_queues()})
+
+
+@api.route(
+    "admin/routing-rules",
+    "PUT",
+    access=ADMIN,
+    summary="Replace the ordered routing rules",
+    body=RULES,
+    response=RULES,
+    errors=(400,),
+)
+async def put_routing_rules(call: Call) -> Reply:
+    """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
+    are rejected with the failing fields."""
+    await _directory(call).put_rules(call.body, call.runtime.clock.now())
+    await _audit(call, "update", "admin/routing-rules")
+    return Reply(body=call.body)
+
+
+@api.route(
+    "admin/routing-rules",
+    "GET",
+    access=READERS,
+    summary="Read the routing rules",
+    response=RULES,
+    errors=(404,),
+)
+async def get_routing_rules(call: Call) -> Reply:
+    from shared.errors import NotFound
+
+    rules = await _directory(call).rules()
+    if rules is None:
+        raise NotFound("No routing rules are configured: every escalation goes to the default queue.")
+    return Reply(body=rules)
+
+
+@api.route(
+    "admin/agents/{agentId}",
+    "PUT",
+    access=ADMIN,
+    summary="Create or replace an agent",
+    body=AGENT,
+    response=AGENT,
+    errors=(400,),
+)
+async def put_agent(call: Call) -> Reply:
+    """The agent id is the agent's token `sub`. Presence and current load are kept."""
+    agent_id = call.route("agentId")
+    created = await _directory(call).put_agent(agent_id, call.body, call.runtime.clock.now())
+    await _audit(call, "create" if created else "update", f"admin/agents/{agent_id}")
+    return Reply(body=call.body, status=201 if created else 200)
+
+
+@api.route(
+    "admin/agents/{agentId}",
+    "GET",
+    access=READERS,
+    summary="Read an agent with presence and load",
+    errors=(404,),
+)
+async def get_agent(call: Call) -> Reply:
+    from shared.errors import NotFound
+    from shared.services.routing_admin import agent_view
+
+    try:
+        doc = await _directory(call).agent_doc(call.route("agentId"))
+    except NotFound:
+        raise NotFound("No such agent.") from None
+    return Reply(body=agent_view(doc))
+
+
+@api.route("admin/agents", "GET", access=READERS, summary="List agents with presence and load")
+async def list_agents(call: Call) -> Reply:
+    from shared.services.routing_admin import agent_view
+
+    return Reply(body={"items": [agent_view(doc) for doc in await _directory(call).list_agents()]})

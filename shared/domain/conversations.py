@@ -1,0 +1,228 @@
+"""A conversation's life: open (bot) → waiting → offered → active → wrapup → closed, with abandon,
+decline, transfer and forced ends. One home for which move is legal and which stamp it sets; the
+KPIs are computed from the stamps, so every transition writes one.
+
+Conversations are stored as plain JSON documents (camelCase, as served); the services change them
+only through `move`, which refuses illegal transitions with a 409.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import Conflict
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ACTIVE = "active"
+    WRAPUP = "wrapup"
+    CLOSED = "closed"
+
+
+LIVE = frozenset({Status.OPEN, Status.WAITING, Status.OFFERED, Status.ACTIVE, Status.WRAPUP})
+# Statuses in which an agent holds capacity for the conversation.
+HOLDS_CAPACITY = frozenset({Status.OFFERED, Status.ACTIVE, Status.WRAPUP})
+
+# event -> (statuses it may start from, status it leads to, stamp it sets the first time)
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
+    "queue": (frozenset({Status.OPEN}), Status.WAITING, "escalatedAt"),
+    "requeue": (frozenset({Status.WAITING, Status.OFFERED, Status.ACTIVE}), Status.WAITING, None),
+    "offer": (frozenset({Status.WAITING}), Status.OFFERED, "offeredAt"),
+    "accept": (frozenset({Status.OFFERED}), Status.ACTIVE, "acceptedAt"),
+    "decline": (frozenset({Status.OFFERED}), Status.WAITING, None),
+    "wrapup": (frozenset({Status.ACTIVE}), Status.WRAPUP, "wrapupAt"),
+    "close": (frozenset({Status.WRAPUP}), Status.CLOSED, "closedAt"),
+    "abandon": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "abandonedAt"),
+    "end": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "closedAt"),
+    "force-close": (frozenset(LIVE), Status.CLOSED, "closedAt"),
+}
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict[str, Any]:
+    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status."""
+    sources, target, stamp = TRANSITIONS[event]
+    status = Status(doc["status"])
+    if status not in sources:
+        raise Conflict(f"cannot {event} a conversation that is {status}")
+    moved = dict(doc)
+    moved["status"] = str(target)
+    at = iso(now)
+    if stamp and not moved.get(stamp):
+        moved[stamp] = at
+    if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
+        moved.setdefault("abandonedAt", None)
+    moved["updatedAt"] = at
+    history = list(moved.get("history", ()))
+    history.append({"at": at, "event": event, **{k: v for k, v in changes.items() if k in _HISTORY_KEYS}})
+    moved["history"] = history[-200:]
+    moved.update(changes)
+    return moved
+
+
+_HISTORY_KEYS = frozenset({"queueId", "agentId", "by", "reason", "disposition"})
+
+
+class TranscriptLine(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True)
+
+    from_: Literal["bot", "patient", "agent", "system"] = Field(alias="from")
+    text: str
+    timestamp: str | None = None
+    agent_id: str | None = Field(None, alias="agentId")
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+    at: str
+    event: str
+
+
+class ConversationView(BaseModel):
+    """A conversation as agents and supervisors read it (the transcript and summary are PHI and
+    agent-only: never logged, never on the board)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True)
+
+    id: str
+    status: Status
+    queue_id: str | None = Field(None, alias="queueId")
+    agent_id: str | None = Field(None, alias="agentId")
+    priority: int = 1
+    patient_id: str = Field(alias="patientId")
+    patient_match: str | None = Field(None, alias="patientMatch")
+    bot_conversation_id: str | None = Field(None, alias="botConversationId")
+    channel: str | None = None
+    language: str | None = None
+    urgency: str | None = None
+    specialty: str | None = None
+    skills: dict[str, int] = Field(default_factory=dict)
+    context: dict[str, str | int] = Field(default_factory=dict)
+    reason: str | None = None
+    summary: str | None = None
+    transcript: list[TranscriptLine] = Field(default_factory=list)
+    messages: list[TranscriptLine] = Field(default_factory=list)
+    disposition: str | None = None
+    end_reason: str | None = Field(None, alias="endReason")
+    transfers: int = 0
+    declines: dict[str, int] = Field(default_factory=dict)
+    created_at: str = Field(alias="createdAt")
+    escalated_at: str | None = Field(None, alias="escalatedAt")
+    offered_at: str | None = Field(None, alias="offeredAt")
+    accepted_at: str | None = Field(None, alias="acceptedAt")
+    first_agent_response_at: str | None = Field(None, alias="firstAgentResponseAt")
+    wrapup_at: str | None = Field(None, alias="wrapupAt")
+    closed_at: str | None = Field(None, alias="closedAt")
+    abandoned_at: str | None = Field(None, alias="abandonedAt")
+    offer_expires_at: str | None = Field(None, alias="offerExpiresAt")
+    updated_at: str | None = Field(None, alias="updatedAt")
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+def new_conversation(
+    *,
+    conversation_id: str,
+    bot_conversation_id: str,
+    patient_id: str,
+    patient_match: str,
+    now: datetime,
+    reason: str | None,
+    summary: str | None,
+    transcript: list[dict[str, Any]],
+    urgency: str,
+    specialty: str | None,
+    language: str,
+    context: dict[str, str | int],
+    channel: str | None,
+    locale: str | None,
+    body_format: str,
+) -> dict[str, Any]:
+    """The document the escalation webhook stores, in status `open` until routing queues it."""
+    at = iso(now)
+    return {
+        "id": conversation_id,
+        "type": "conversation",
+        "status": str(Status.OPEN),
+        "botConversationId": bot_conversation_id,
+        "patientId": patient_id,
+        "patientMatch": patient_match,
+        "queueId": None,
+        "agentId": None,
+        "priority": 1,
+        "reason": reason,
+        "summary": summary,
+        "transcript": transcript,
+        "messages": [],
+        "urgency": urgency,
+        "specialty": specialty,
+        "language": language,
+        "context": context,
+        "channel": channel,
+        "locale": locale,
+        "format": body_format,
+        "skills": {},
+        "declines": {},
+        "transfers": 0,
+        "createdAt": at,
+        "updatedAt": at,
+        "history": [{"at": at, "event": "open"}],
+    }
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
+class MessageRequest(_Request):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class TransferRequest(_Request):
+    """Give exactly one: a queue (the conversation waits there) or an agent (offered to them)."""
+
+    queue_id: str | None = Field(None, alias="queueId", min_length=1, max_length=64)
+    agent_id: str | None = Field(None, alias="agentId", min_length=1, max_length=128)
+
+
+class CloseRequest(_Request):
+    disposition: str | None = Field(None, max_length=200)
+
+
+class ForceCloseRequest(_Request):
+    reason: str | None = Field(None, max_length=200)
+
+
+class AssignRequest(_Request):
+    agent_id: str = Field(alias="agentId", min_length=1, max_length=128)
+
+
+class BoardQuery(_Request):
+    status: str | None = Field(None, description="Comma-separated statuses; default: every live status")
+    max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=4000)
+
+    def statuses(self) -> list[str] | None:
+        if not self.status:
+            return None
+        wanted = [s.strip() for s in self.status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in Status.__members__.values()]
+        if unknown:
+            raise ValueError(f"unknown status {unknown[0]!r}")
+        return wanted
+
+
+class ConversationList(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, defer_build=True)
+
+    items: list[ConversationView]

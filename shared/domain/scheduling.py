@@ -1,0 +1,462 @@
+"""Scheduling: provider calendars, slot arithmetic and the appointment models (FHIR R4 Schedule /
+Slot / Appointment semantics).
+
+Everything here is pure: no store, no clock. Slots are laid out on the provider's *wall clock*
+(`slotMinutes` apart from each range start, in the provider's IANA zone) and then resolved to UTC
+instants, so a day across a DST change is right:
+
+* a wall time inside the skipped hour (spring forward) does not exist, so that slot is not offered;
+* a wall time inside the repeated hour (fall back) is resolved to its first occurrence only
+  (`fold=0`), so it is offered once;
+* a slot lasts `slotMinutes` of real time from its UTC start. Resolving the wall grid this way is
+  monotonic, so slots never overlap even across a transition.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from shared.domain.patients import TimeZoneName
+
+MAX_SEARCH_DAYS = 62
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+# Provider ids end up inside FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) together with a slot's start, so
+# they are held to FHIR's alphabet and leave room for the 15-character start suffix.
+PROVIDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,47}$")
+APPOINTMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+_HHMM = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+# FHIR R4 Appointment.status values this service moves between (the brief's statuses).
+Status = Literal["booked", "arrived", "fulfilled", "cancelled", "noshow", "entered-in-error"]
+ACTIVE: frozenset[str] = frozenset({"booked", "arrived", "fulfilled", "noshow"})
+# Who may move an appointment where. Reschedule keeps "booked"; everything else is terminal.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "booked": frozenset({"arrived", "noshow", "cancelled", "fulfilled"}),
+    "arrived": frozenset({"fulfilled"}),
+}
+
+
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError("must be a time HH:MM (24-hour; 24:00 ends a day)")
+    return value
+
+
+def minutes_of(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+ClockTime = Annotated[str, Field(examples=["08:00"]), AfterValidator(_hhmm)]
+TimeRange = Annotated[list[ClockTime], Field(min_length=2, max_length=2, examples=[["08:00", "12:00"]])]
+
+
+def _check_ranges(ranges: list[list[str]]) -> list[list[str]]:
+    spans = sorted((minutes_of(a), minutes_of(b)) for a, b in ranges)
+    for start, end in spans:
+        if start >= end:
+            raise ValueError("each range must start before it ends")
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise ValueError("ranges must not overlap")
+    return ranges
+
+
+DayHours = Annotated[list[TimeRange], Field(max_length=24), AfterValidator(_check_ranges)]
+
+
+class _Strict(BaseModel):
+    # defer_build: validators compile on first use, not while the worker indexes functions.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+
+class DateException(_Strict):
+    """Other hours on one date in the provider's zone; `hours: []` closes the date."""
+
+    date: date
+    hours: DayHours = Field(default_factory=list)
+
+
+class BookingRules(_Strict):
+    maxDaysAhead: int = Field(
+        default=90, ge=0, le=730, description="Latest bookable local date, in days from today."
+    )
+    minNoticeMinutes: int = Field(
+        default=0, ge=0, le=30 * 24 * 60, description="How late a booking may be made."
+    )
+
+
+class Provider(_Strict):
+    """A provider's calendar (the body of `PUT /api/admin/providers/{providerId}`)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    specialty: str = Field(min_length=1, max_length=100)
+    timeZone: TimeZoneName
+    slotMinutes: int = Field(ge=5, le=480)
+    weeklyHours: dict[Weekday, DayHours] = Field(default_factory=dict)
+    exceptions: list[DateException] = Field(default_factory=list, max_length=1000)
+    bookingRules: BookingRules = Field(default_factory=BookingRules)
+
+    @field_validator("exceptions")
+    @classmethod
+    def _one_exception_per_date(cls, value: list[DateException]) -> list[DateException]:
+        if len({e.date for e in value}) != len(value):
+            raise ValueError("at most one exception per date")
+        return value
+
+
+class ProviderView(Provider):
+    id: str
+
+
+class ProviderList(BaseModel):
+    items: list[ProviderView]
+    continuationToken: str | None = None
+
+
+class ProviderListQuery(_Strict):
+    specialty: str | None = Field(default=None, min_length=1, max_length=100)
+    limit: int = Field(default=50, ge=1, le=100)
+    continuationToken: str | None = Field(default=None, max_length=2000)
+
+
+def _instant_or_date(value: Any) -> Any:
+    """A query bound: a local date (`2026-03-29`) or an ISO-8601 instant with an offset."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            raise ValueError("needs a UTC offset or Z (or give a date YYYY-MM-DD)")
+        return parsed.astimezone(UTC)
+    return value
+
+
+class SlotQuery(_Strict):
+    """`from`/`to`: instants with an offset, or dates meaning the provider's local days (`to`
+    inclusive); at most 62 days apart."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: datetime | date = Field(alias="from")
+    end: datetime | date = Field(alias="to")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        try:
+            return _instant_or_date(value)
+        except ValueError as exc:
+            raise ValueError(
+                str(exc) if "offset" in str(exc) else "must be an ISO-8601 instant or date"
+            ) from None
+
+
+class Slot(BaseModel):
+    start: str
+    end: str
+
+
+class FreeSlots(BaseModel):
+    providerId: str
+    timeZone: str
+    slots: list[Slot]
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a UTC offset or Z")
+    return value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(_aware_utc), Field(examples=["2026-03-30T06:00:00Z"])]
+AppointmentId = Annotated[str, Field(pattern=APPOINTMENT_ID.pattern)]
+PatientRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class BookingRequest(_Strict):
+    providerId: str = Field(pattern=PROVIDER_ID.pattern)
+    start: Instant
+    patientId: PatientRef | None = Field(
+        default=None, description="Required for staff; a patient books for themselves."
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    conversationId: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class RescheduleRequest(_Strict):
+    start: Instant
+
+
+class StatusRequest(_Strict):
+    status: Literal["arrived", "fulfilled", "noshow"]
+
+
+class Appointment(BaseModel):
+    id: str
+    status: str
+    providerId: str
+    patientId: str
+    start: str
+    end: str
+    reason: str | None = None
+    conversationId: str | None = None
+    bookedBy: str | None = None
+    created: str | None = None
+    updated: str | None = None
+
+
+class AppointmentList(BaseModel):
+    items: list[Appointment]
+    continuationToken: str | None = None
+
+
+class AppointmentListQuery(_Strict):
+    limit: int = Field(default=50, ge=1, le=100)
+    continuationToken: str | None = Field(default=None, max_length=2000)
+
+
+# ---- calendar arithmetic ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What slot math needs from a provider, validated already."""
+
+    zone: ZoneInfo
+    slot: timedelta
+    weekly: dict[int, tuple[tuple[int, int], ...]]  # weekday (Mon=0) -> ((start min, end min), ...)
+    exceptions: dict[date, tuple[tuple[int, int], ...]]
+    max_days_ahead: int
+    min_notice: timedelta
+
+    @staticmethod
+    def of(provider: Provider | dict[str, Any]) -> Calendar:
+        data = provider.model_dump(mode="json") if isinstance(provider, Provider) else provider
+
+        def spans(ranges: list[list[str]]) -> tuple[tuple[int, int], ...]:
+            return tuple(sorted((minutes_of(a), minutes_of(b)) for a, b in ranges))
+
+        rules = data.get("bookingRules") or {}
+        return Calendar(
+            zone=ZoneInfo(data["timeZone"]),
+            slot=timedelta(minutes=int(data["slotMinutes"])),
+            weekly={WEEKDAYS.index(day): spans(r) for day, r in (data.get("weeklyHours") or {}).items()},
+            exceptions={
+                date.fromisoformat(e["date"]): spans(e.get("hours") or [])
+                for e in data.get("exceptions") or []
+            },
+            max_days_ahead=int(rules.get("maxDaysAhead", 90)),
+            min_notice=timedelta(minutes=int(rules.get("minNoticeMinutes", 0))),
+        )
+
+    def hours_on(self, day: date) -> tuple[tuple[int, int], ...]:
+        if day in self.exceptions:
+            return self.exceptions[day]
+        return self.weekly.get(day.weekday(), ())
+
+    def local_date(self, instant: datetime) -> date:
+        return instant.astimezone(self.zone).date()
+
+    def resolve(self, day: date, minute: int) -> datetime | None:
+        """The UTC instant of wall time `minute` on `day`, or None inside a skipped hour."""
+        wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
+        instant = wall.astimezone(UTC)  # fold=0: the first of a repeated wall time
+        if instant.astimezone(self.zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
+            return None  # the wall time does not exist (spring forward)
+        return instant
+
+    def slots_on(self, day: date) -> Iterator[tuple[datetime, datetime]]:
+        """Slots of one local day, in order, as UTC (start, end)."""
+        step = int(self.slot.total_seconds() // 60)
+        for first, last in self.hours_on(day):
+            minute = first
+            while minute + step <= last:
+                # 24:00 ends a range but never starts a slot, so `minute` stays below 1440.
+                start = self.resolve(day, minute)
+                if start is not None:
+                    yield start, start + self.slot
+                minute += step
+
+    def slots_between(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Slots whose start lies in [start, end)."""
+        day, last = self.local_date(start), self.local_date(end)
+        while day <= last:
+            for slot in self.slots_on(day):
+                if start <= slot[0] < end:
+                    yield slot
+            day += timedelta(days=1)
+
+    def slot_at(self, start: datetime) -> tuple[datetime, datetime] | None:
+        """The slot starting exactly at `start`, if the calendar has one."""
+        start = start.astimezone(UTC)
+        for slot in self.slots_on(self.local_date(start)):
+            if slot[0] == start:
+                return slot
+        return None
+
+    def bookable_window(self, now: datetime) -> tuple[datetime, date]:
+        """Earliest bookable start, and the last bookable local date."""
+        return now + self.min_notice, self.local_date(now) + timedelta(days=self.max_days_ahead)
+
+    def rule_violation(self, start: datetime, now: datetime) -> str | None:
+        earliest, last_day = self.bookable_window(now)
+        if start < earliest:
+            return (
+                "The slot is too soon to book (minimum notice)."
+                if start >= now
+                else "The slot is in the past."
+            )
+        if self.local_date(start) > last_day:
+            return "The slot is too far ahead to book."
+        return None
+
+
+def search_window(query: SlotQuery, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The query's [start, end) in UTC: dates are the provider's local days, `to` inclusive."""
+
+    def bound(value: datetime | date, *, end: bool) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+    start, end = bound(query.start, end=False), bound(query.end, end=True)
+    if end <= start:
+        raise ValueError("`to` must be after `from`")
+    if end - start > timedelta(days=MAX_SEARCH_DAYS):
+        raise ValueError(f"the range is limited to {MAX_SEARCH_DAYS} days")
+    return start, end
+
+
+def iso_z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_z(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def slot_id(provider_id: str, start: datetime) -> str:
+    """Deterministic id of the slot document (also the FHIR Slot id): provider + UTC start."""
+    return f"{provider_id}.{start.astimezone(UTC):%Y%m%dT%H%M}Z"
+
+
+# ---- FHIR R4 views ------------------------------------------------------------------------------
+
+FHIR_JSON = "application/fhir+json"
+_FHIR_DATE = re.compile(r"^(eq|ge)?(\d{4}-\d{2}-\d{2}(T.+)?)$")
+
+
+class FhirSlotQuery(_Strict):
+    """FHIR Slot search: `schedule` (`Schedule/<providerId>` or the bare id) and `start`: a date
+    (that local day of the provider) or `ge<instant>` (the 24 hours from it); `eq` is accepted as
+    the default prefix. `status=free|busy` filters."""
+
+    schedule: str = Field(min_length=1, max_length=100)
+    start: str = Field(min_length=10, max_length=40)
+    status: Literal["free", "busy"] | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        provider_id = value.removeprefix("Schedule/")
+        if not PROVIDER_ID.match(provider_id):
+            raise ValueError("must be Schedule/<providerId>")
+        return provider_id
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        match = _FHIR_DATE.match(value)
+        if not match:
+            raise ValueError("must be a date YYYY-MM-DD or ge<ISO-8601 instant>")
+        _instant_or_date(match.group(2))  # raises ValueError on a bad date or a naive instant
+        return value
+
+    def window(self) -> SlotQuery:
+        match = _FHIR_DATE.match(self.start)
+        assert match is not None  # validated
+        bound = _instant_or_date(match.group(2))
+        if isinstance(bound, datetime):
+            return SlotQuery.model_validate({"from": bound, "to": bound + timedelta(days=1)})
+        return SlotQuery.model_validate({"from": bound, "to": bound})
+
+
+def fhir_appointment(item: dict[str, Any]) -> dict[str, Any]:
+    """An appointment document as a FHIR R4 Appointment resource."""
+    start, end = parse_z(item["start"]), parse_z(item["end"])
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": item["id"],
+        "status": item["status"],
+        "start": item["start"],
+        "end": item["end"],
+        "minutesDuration": int((end - start).total_seconds() // 60),
+        "slot": [{"reference": f"Slot/{slot_id(item['providerId'], start)}"}],
+        "participant": [
+            {
+                "actor": {"reference": f"Patient/{item['patientId']}"},
+                "required": "required",
+                "status": "accepted",
+            },
+            {
+                "actor": {"reference": f"Practitioner/{item['providerId']}"},
+                "required": "required",
+                "status": "accepted",
+            },
+        ],
+    }
+    if item.get("updated"):
+        resource["meta"] = {"lastUpdated": item["updated"]}
+    if item.get("created"):
+        resource["created"] = item["created"]
+    if item.get("reason"):
+        resource["reasonCode"] = [{"text": item["reason"]}]
+    if item.get("conversationId"):
+        resource["identifier"] = [{"system": "urn:psc:conversation", "value": item["conversationId"]}]
+    return resource
+
+
+def fhir_slot(provider_id: str, start: datetime, end: datetime, status: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Slot",
+        "id": slot_id(provider_id, start),
+        "schedule": {"reference": f"Schedule/{provider_id}"},
+        "status": status,
+        "start": iso_z(start),
+        "end": iso_z(end),
+    }
+
+
+def fhir_searchset(resources: list[dict[str, Any]], base_url: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {
+                "fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }

@@ -1,0 +1,698 @@
+"""Assignment over the store: queue a conversation, find it an agent, offer it, release capacity.
+
+The rules (who is eligible, who is best, which conversation first) are pure functions in
+`shared.domain.routing`; this module feeds them small candidate sets read from the store and
+applies their decision with ETag preconditions, because several function instances assign at
+once and a process-local lock would protect nothing:
+
+- The agent document is the truth about capacity: a reservation is an ETag-checked replace that
+  adds the conversation to the agent's `conversations` map, so no agent ever goes above capacity.
+- The conversation document is the truth about who has it: `waiting → offered` is an ETag-checked
+  replace, so a conversation is offered to at most one agent.
+- The agent is reserved first and the conversation offered second. A crash in between leaves an
+  agent holding capacity for a conversation it was never offered (a leak the sweep repairs), never
+  an agent over capacity.
+
+Seats and waiting entries in the queue's `routing` partition are an index kept sorted by a
+`sortKey` (best candidate first, longest waiting first), so a decision reads two short pages
+instead of every agent and conversation: its cost does not grow with the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain.conversations import HOLDS_CAPACITY, Status, iso, move
+from shared.domain.queues import OverflowAction, Presence, QueueSettings
+from shared.domain.routing import (
+    Seat,
+    Waiting,
+    best_agent,
+    can_take,
+    is_open,
+    next_for_agent,
+    overflow_on_arrival,
+    overflow_while_waiting,
+    presence_for_load,
+    seat_sort_key,
+    waiting_sort_key,
+)
+from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.messaging import json_message
+from shared.ports.clock import Clock
+from shared.ports.documents import Container, DocumentStore, Item, Query, where
+from shared.ports.messages import MessageBus
+from shared.services.routing_admin import (
+    AGENTS,
+    CONFIG_PARTITION,
+    DEFAULT_QUEUE,
+    ROUTING,
+    RoutingDirectory,
+    queue_settings_of,
+    retry_on_conflict,
+)
+
+log = logging.getLogger(__name__)
+
+CONVERSATIONS = "conversations"
+ROUTING_QUEUE = "routing"
+MAX_DECLINES = 3
+WAITING_PAGE = 25
+SEAT_PAGE = 100
+_WAITING_RANGE = (where("sortKey", ">=", "w|"), where("sortKey", "<", "w}"))
+_SEAT_RANGE = (where("sortKey", ">=", "s|"), where("sortKey", "<", "s}"))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# Documents <-> engine values --------------------------------------------------------------------
+
+
+def seat_of(agent: Item) -> Seat:
+    profile = agent["profile"]
+    return Seat(
+        agent_id=agent["id"],
+        presence=Presence(agent["presence"]),
+        capacity=int(profile.get("capacity", 1)),
+        used=int(agent.get("used", 0)),
+        skills=dict(profile.get("skills", {})),
+        languages=frozenset(profile.get("languages", ())),
+        last_assigned_at=parse_time(agent.get("lastAssignedAt")),
+        idle_since=parse_time(agent.get("idleSince")),
+    )
+
+
+def seat_from_doc(doc: Item) -> Seat:
+    return Seat(
+        agent_id=doc["agentId"],
+        presence=Presence(doc["presence"]),
+        capacity=int(doc["capacity"]),
+        used=int(doc["used"]),
+        skills=dict(doc.get("skills", {})),
+        languages=frozenset(doc.get("languages", ())),
+        last_assigned_at=parse_time(doc.get("lastAssignedAt")),
+        idle_since=parse_time(doc.get("idleSince")),
+    )
+
+
+def seat_document(agent: Item, queue_id: str, settings: QueueSettings) -> Item:
+    seat = seat_of(agent)
+    doc: Item = {
+        "id": f"seat:{agent['id']}",
+        "queueId": queue_id,
+        "type": "seat",
+        "agentId": agent["id"],
+        "presence": agent["presence"],
+        "capacity": seat.capacity,
+        "used": seat.used,
+        "skills": dict(seat.skills),
+        "languages": sorted(seat.languages),
+        "lastAssignedAt": agent.get("lastAssignedAt"),
+        "idleSince": agent.get("idleSince"),
+        "rev": int(agent.get("rev", 0)),
+    }
+    key = seat_sort_key(settings.assignment_method, seat)
+    if key is not None:
+        doc["sortKey"] = key
+    return doc
+
+
+def waiting_of(entry: Item) -> Waiting:
+    return Waiting(
+        conversation_id=entry["conversationId"],
+        queue_id=entry["queueId"],
+        priority=int(entry["priority"]),
+        enqueued_at=datetime.fromisoformat(entry["enqueuedAt"]),
+        language=entry.get("language") or "en",
+        skills=dict(entry.get("skills", {})),
+        excluded=frozenset(entry.get("excluded", ())),
+        units=int(entry.get("units", 1)),
+    )
+
+
+def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
+    item = Waiting(
+        conversation_id=conversation["id"],
+        queue_id=conversation["queueId"],
+        priority=int(conversation.get("priority", 1)),
+        enqueued_at=datetime.fromisoformat(enqueued_at),
+        language=conversation.get("language") or "en",
+        skills=dict(conversation.get("skills", {})),
+        excluded=frozenset(excluded_agents(conversation)),
+        units=units,
+    )
+    return {
+        "id": f"wait:{conversation['id']}",
+        "queueId": conversation["queueId"],
+        "type": "waiting",
+        "conversationId": conversation["id"],
+        "priority": item.priority,
+        "enqueuedAt": enqueued_at,
+        "language": item.language,
+        "skills": dict(item.skills),
+        "excluded": sorted(item.excluded),
+        "units": units,
+        "sortKey": waiting_sort_key(item),
+    }
+
+
+def excluded_agents(conversation: Item) -> list[str]:
+    return [agent for agent, n in conversation.get("declines", {}).items() if n >= MAX_DECLINES]
+
+
+def routing_message(kind: str, message_id: str, **fields: Any) -> Any:
+    return json_message({"kind": kind, **fields}, message_id=message_id, subject=f"route-{kind}")
+
+
+# Seats --------------------------------------------------------------------------------------------
+
+
+async def sync_seats(routing: Container, agent: Item, removed: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Copy an agent's presence and load onto its seat in each of its queues. A seat never goes
+    back to an older revision of the agent (two syncs can race)."""
+    directory_cache: dict[str, QueueSettings] = {}
+    for queue_id in agent["profile"].get("queues", []):
+        if queue_id not in directory_cache:
+            try:
+                directory_cache[queue_id] = queue_settings_of(await routing.read("queue", queue_id))
+            except NotFound:
+                directory_cache[queue_id] = queue_settings_of(None)
+        fresh = seat_document(agent, queue_id, directory_cache[queue_id])
+        await _write_seat(routing, fresh)
+    for queue_id in removed:
+        with contextlib.suppress(NotFound):
+            await routing.delete(f"seat:{agent['id']}", queue_id)
+
+
+async def _write_seat(routing: Container, fresh: Item) -> None:
+    async def step() -> None:
+        try:
+            current = await routing.read(fresh["id"], fresh["queueId"])
+        except NotFound:
+            try:
+                await routing.create(fresh)
+            except Conflict as error:
+                raise PreconditionFailed("seat created concurrently") from error
+            return
+        if int(current.get("rev", 0)) > fresh["rev"]:
+            return
+        await routing.replace(fresh, etag=current["_etag"])
+
+    await retry_on_conflict(step)
+
+
+async def refresh_queue_seats(
+    routing: Container, agents: Container, queue_id: str, settings: QueueSettings
+) -> None:
+    """A queue's assignment method changed: re-key its seats (admin path, not per decision)."""
+    page = await routing.query(Query((where("type", "=", "seat"),)), partition_key=queue_id, max_items=10_000)
+    for doc in page.items:
+        try:
+            agent = await agents.read(doc["agentId"], doc["agentId"])
+        except NotFound:
+            continue
+        await _write_seat(routing, seat_document(agent, queue_id, settings))
+
+
+# The service --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    assigned: list[tuple[str, str]]
+
+
+class Assignment:
+    def __init__(self, store: DocumentStore, bus: MessageBus, clock: Clock) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._routing = store.container(ROUTING)
+        self._agents = store.container(AGENTS)
+        self._conversations = store.container(CONVERSATIONS)
+        self.directory = RoutingDirectory(store)
+
+    # Conversation arrives ------------------------------------------------------------------------
+
+    async def route_conversation(self, conversation_id: str) -> None:
+        """A conversation was queued (webhook, transfer, decline): apply overflow on arrival, put
+        it in its queue's waiting order, and try to assign. Redelivery changes nothing."""
+        try:
+            conversation = await self._conversations.read(conversation_id, conversation_id)
+        except NotFound:
+            log.info("routing: conversation gone", extra={"conversation_id": conversation_id})
+            return
+        if conversation["status"] != Status.WAITING:
+            return
+        queue_id = conversation["queueId"]
+        settings = await self.directory.queue(queue_id)
+        entry_id = f"wait:{conversation_id}"
+        try:
+            await self._routing.read(entry_id, queue_id)
+            entered = True
+        except NotFound:
+            entered = False
+        if not entered:
+            if await self._overflows_on_arrival(queue_id, settings):
+                await self._overflow(conversation, settings, "arrival")
+                return
+            entry = waiting_entry(
+                conversation, conversation.get("queuedAt") or iso(self._clock.now()), settings.capacity_units
+            )
+            with contextlib.suppress(Conflict):
+                await self._routing.create(entry)
+            if not conversation.get("routedAt"):
+                await self._mark_routed(conversation_id)
+        await self.assign_queue(queue_id)
+
+    async def _mark_routed(self, conversation_id: str) -> None:
+        async def step() -> None:
+            doc = await self._conversations.read(conversation_id, conversation_id)
+            if doc.get("routedAt"):
+                return
+            await self._conversations.replace({**doc, "routedAt": iso(self._clock.now())}, etag=doc["_etag"])
+
+        await retry_on_conflict(step)
+
+    async def _overflows_on_arrival(self, queue_id: str, settings: QueueSettings) -> bool:
+        now = self._clock.now()
+        if not is_open(settings.operating_hours, now):
+            return True
+        limit = settings.overflow.max_waiting
+        if limit is None:
+            return False
+        page = await self._routing.query(Query(_WAITING_RANGE), partition_key=queue_id, max_items=limit + 1)
+        return overflow_on_arrival(settings, len(page.items), now)
+
+    async def _overflow(self, conversation: Item, settings: QueueSettings, when: str) -> None:
+        """Unified routing's overflow action: transfer to the target queue, or end the conversation
+        with the queue's message to the patient."""
+        now = self._clock.now()
+        overflow = settings.overflow
+        conversation_id = conversation["id"]
+
+        async def step() -> Item | None:
+            doc = await self._conversations.read(conversation_id, conversation_id)
+            if doc["status"] != Status.WAITING or doc["queueId"] != conversation["queueId"]:
+                return None
+            if overflow.action is OverflowAction.TRANSFER and overflow.target_queue_id:
+                moved = move(
+                    doc,
+                    "requeue",
+                    now,
+                    queueId=overflow.target_queue_id,
+                    queuedAt=iso(now),
+                    overflowedFrom=doc["queueId"],
+                    reason=f"overflow-{when}",
+                )
+            else:
+                text = overflow.message or "All our agents are busy. Please try again later."
+                moved = move(doc, "end", now, endReason=f"overflow-{when}", by="routing")
+                moved["messages"] = [
+                    *doc.get("messages", []),
+                    {"from": "system", "text": text, "timestamp": iso(now)},
+                ]
+            return await self._conversations.replace(moved, etag=doc["_etag"])
+
+        moved = await retry_on_conflict(step)
+        if moved is None:
+            return
+        with contextlib.suppress(NotFound):
+            await self._routing.delete(f"wait:{conversation_id}", conversation["queueId"])
+        log.info(
+            "routing: overflow",
+            extra={
+                "conversation_id": conversation_id,
+                "queue": conversation["queueId"],
+                "action": str(overflow.action),
+            },
+        )
+        if moved["status"] == Status.WAITING:
+            await self._bus.send(
+                ROUTING_QUEUE,
+                routing_message(
+                    "conversation",
+                    f"route:{conversation_id}:overflow:{len(moved.get('history', []))}",
+                    conversationId=conversation_id,
+                ),
+            )
+
+    # Decisions ------------------------------------------------------------------------------------
+
+    async def assign_queue(self, queue_id: str, limit: int = 50) -> list[tuple[str, str]]:
+        """Serve a queue in its waiting order while eligible agents have capacity."""
+        settings = await self.directory.queue(queue_id)
+        assigned: list[tuple[str, str]] = []
+        while len(assigned) < limit:
+            page = await self._routing.query(
+                Query(_WAITING_RANGE, order_by=(("sortKey", False),)),
+                partition_key=queue_id,
+                max_items=WAITING_PAGE,
+            )
+            if not page.items:
+                break
+            seats = await self._seats(queue_id)
+            if not seats:
+                break
+            progress = False
+            for entry in page.items:
+                item = waiting_of(entry)
+                while True:
+                    agent = best_agent(item, settings, seats.values(), self._clock.now())
+                    if agent is None:
+                        break
+                    result = await self.claim(item, agent.agent_id, settings)
+                    if result == "offered":
+                        assigned.append((item.conversation_id, agent.agent_id))
+                        progress = True
+                    if result in ("offered", "gone"):
+                        fresh = await self._agent_seat(agent.agent_id)
+                        if fresh is None or not can_take(fresh, replace(item, excluded=frozenset())):
+                            seats.pop(agent.agent_id, None)
+                        else:
+                            seats[agent.agent_id] = fresh
+                        break
+                    seats.pop(agent.agent_id, None)  # the seat was stale: try the next best
+                if not seats or len(assigned) >= limit:
+                    break
+            if not progress:
+                break
+        return assigned
+
+    async def _seats(self, queue_id: str) -> dict[str, Seat]:
+        seats: dict[str, Seat] = {}
+        continuation = None
+        # Pages of the best seats first; a decision rarely needs more than the first page.
+        for _ in range(50):
+            page = await self._routing.query(
+                Query(_SEAT_RANGE, order_by=(("sortKey", False),)),
+                partition_key=queue_id,
+                max_items=SEAT_PAGE,
+                continuation=continuation,
+            )
+            for doc in page.items:
+                seats[doc["agentId"]] = seat_from_doc(doc)
+            continuation = page.continuation
+            if continuation is None or len(seats) >= SEAT_PAGE:
+                break
+        return seats
+
+    async def _agent_seat(self, agent_id: str) -> Seat | None:
+        try:
+            return seat_of(await self._agents.read(agent_id, agent_id))
+        except NotFound:
+            return None
+
+    async def claim(
+        self,
+        item: Waiting,
+        agent_id: str,
+        settings: QueueSettings,
+        *,
+        force: bool = False,
+        by: str = "routing",
+    ) -> str:
+        """Reserve the agent, then offer the conversation. Returns `offered`, `busy` (the agent
+        could not take it) or `gone` (the conversation is no longer waiting here)."""
+        agent = await self.reserve(agent_id, item, force=force)
+        if agent is None:
+            return "busy"
+        now = self._clock.now()
+        conversation_id = item.conversation_id
+
+        async def step() -> Item | None:
+            doc = await self._conversations.read(conversation_id, conversation_id)
+            if doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent_id:
+                return doc  # a concurrent worker made the same offer
+            if doc["status"] != Status.WAITING or doc["queueId"] != item.queue_id:
+                return None
+            moved = move(
+                doc,
+                "offer",
+                now,
+                agentId=agent_id,
+                offerExpiresAt=iso(now + timedelta(seconds=settings.accept_timeout_seconds)),
+                offerSeq=int(doc.get("offerSeq", 0)) + 1,
+                by=by,
+            )
+            return await self._conversations.replace(moved, etag=doc["_etag"])
+
+        try:
+            offered = await retry_on_conflict(step)
+        except NotFound:
+            offered = None
+        if offered is None:
+            await self.release(agent_id, conversation_id, notify=False)
+            await self._drop_entry(item)
+            return "gone"
+        await self._drop_entry(item)
+        await sync_seats(self._routing, await self._agents.read(agent_id, agent_id))
+        await self._bus.schedule(
+            ROUTING_QUEUE,
+            routing_message(
+                "offer-timeout",
+                f"offer-timeout:{conversation_id}:{offered['offerSeq']}",
+                conversationId=conversation_id,
+                offerSeq=offered["offerSeq"],
+            ),
+            parse_time(offered["offerExpiresAt"]) or now,
+        )
+        log.info(
+            "routing: offered",
+            extra={"conversation_id": conversation_id, "agent_id": agent_id, "queue": item.queue_id},
+        )
+        return "offered"
+
+    async def _drop_entry(self, item: Waiting) -> None:
+        with contextlib.suppress(NotFound):
+            await self._routing.delete(f"wait:{item.conversation_id}", item.queue_id)
+
+    async def reserve(self, agent_id: str, item: Waiting, *, force: bool = False) -> Item | None:
+        """Add the conversation to the agent's load if the agent can take it now (ETag-checked)."""
+        now = self._clock.now()
+
+        async def step() -> Item | None:
+            try:
+                doc = await self._agents.read(agent_id, agent_id)
+            except NotFound:
+                return None
+            held = dict(doc.get("conversations", {}))
+            if item.conversation_id in held:
+                return doc
+            if not force and not can_take(seat_of(doc), item):
+                return None
+            held[item.conversation_id] = item.units
+            used = sum(held.values())
+            fresh = {
+                **doc,
+                "conversations": held,
+                "used": used,
+                "lastAssignedAt": iso(now),
+                "presence": str(presence_for_load(Presence(doc["chosenPresence"]), used, _capacity(doc))),
+                "rev": int(doc.get("rev", 0)) + 1,
+                "updatedAt": iso(now),
+            }
+            return await self._agents.replace(fresh, etag=doc["_etag"])
+
+        result: Item | None = await retry_on_conflict(step)
+        return result
+
+    async def release(self, agent_id: str | None, conversation_id: str, *, notify: bool = True) -> None:
+        """Give back the capacity an agent holds for a conversation; then look for its next work."""
+        if not agent_id:
+            return
+        now = self._clock.now()
+
+        async def step() -> Item | None:
+            try:
+                doc = await self._agents.read(agent_id, agent_id)
+            except NotFound:
+                return None
+            held = dict(doc.get("conversations", {}))
+            if conversation_id not in held:
+                return None
+            del held[conversation_id]
+            used = sum(held.values())
+            fresh = {
+                **doc,
+                "conversations": held,
+                "used": used,
+                "idleSince": iso(now) if used == 0 else doc.get("idleSince"),
+                "presence": str(presence_for_load(Presence(doc["chosenPresence"]), used, _capacity(doc))),
+                "rev": int(doc.get("rev", 0)) + 1,
+                "updatedAt": iso(now),
+            }
+            return await self._agents.replace(fresh, etag=doc["_etag"])
+
+        fresh = await retry_on_conflict(step)
+        if fresh is None:
+            return
+        await sync_seats(self._routing, fresh)
+        if notify:
+            await self.notify_agent(fresh)
+
+    async def notify_agent(self, agent: Item) -> None:
+        """Ask routing to look for work for an agent whose presence or load changed."""
+        await self._bus.send(
+            ROUTING_QUEUE,
+            routing_message("agent", f"agent:{agent['id']}:{agent.get('rev', 0)}", agentId=agent["id"]),
+        )
+
+    async def set_presence(self, agent_id: str, chosen: Presence) -> Item:
+        now = self._clock.now()
+
+        async def step() -> Item:
+            doc = await self._agents.read(agent_id, agent_id)
+            used = int(doc.get("used", 0))
+            fresh = {
+                **doc,
+                "chosenPresence": str(chosen),
+                "presence": str(presence_for_load(chosen, used, _capacity(doc))),
+                "idleSince": doc.get("idleSince") or (iso(now) if used == 0 else None),
+                "rev": int(doc.get("rev", 0)) + 1,
+                "updatedAt": iso(now),
+            }
+            return await self._agents.replace(fresh, etag=doc["_etag"])
+
+        try:
+            fresh: Item = await retry_on_conflict(step)
+        except NotFound:
+            raise NotFound("you are not registered as an agent") from None
+        await sync_seats(self._routing, fresh)
+        if fresh["presence"] in (Presence.AVAILABLE, Presence.BUSY):
+            await self.notify_agent(fresh)
+        return fresh
+
+    async def assign_for_agent(self, agent_id: str, limit: int = 20) -> list[tuple[str, str]]:
+        """An agent can take work: serve its queues by priority number, each in waiting order."""
+        assigned: list[tuple[str, str]] = []
+        index = await self.directory.queue_index()
+        while len(assigned) < limit:
+            seat = await self._agent_seat(agent_id)
+            if seat is None or seat.free <= 0 or seat.presence not in (Presence.AVAILABLE, Presence.BUSY):
+                break
+            agent = await self._agents.read(agent_id, agent_id)
+            queue_ids = sorted(agent["profile"].get("queues", []), key=lambda q: (index.get(q, 10**6), q))
+            candidates: list[tuple[QueueSettings, list[Waiting]]] = []
+            for queue_id in queue_ids:
+                settings = await self.directory.queue(queue_id)
+                page = await self._routing.query(
+                    Query(_WAITING_RANGE, order_by=(("sortKey", False),)),
+                    partition_key=queue_id,
+                    max_items=WAITING_PAGE,
+                )
+                if page.items:
+                    candidates.append((settings, [waiting_of(e) for e in page.items]))
+            item = next_for_agent(seat, candidates, self._clock.now())
+            if item is None:
+                break
+            settings = next(s for s, items in candidates if item in items)
+            result = await self.claim(item, agent_id, settings)
+            if result == "offered":
+                assigned.append((item.conversation_id, agent_id))
+            elif result == "busy":
+                break
+        return assigned
+
+    # Sweep -----------------------------------------------------------------------------------------
+
+    async def sweep(self) -> dict[str, int]:
+        """Timer backstop: overflow conversations that waited too long, expire stale offers and
+        wrap-ups whose scheduled message was lost, and retry assignment in every queue."""
+        from shared.services.conversations import Lifecycle
+
+        now = self._clock.now()
+        lifecycle = Lifecycle(self._store, self._bus, self._clock)
+        counts = {"overflowed": 0, "expiredOffers": 0, "closedWrapups": 0, "assigned": 0}
+        index = await self.directory.queue_index()
+        for queue_id in [*sorted(index, key=lambda q: (index[q], q)), DEFAULT_QUEUE]:
+            settings = await self.directory.queue(queue_id)
+            limit = settings.overflow.max_wait_seconds
+            if limit is not None:
+                cutoff = iso(now - timedelta(seconds=limit))
+                page = await self._routing.query(
+                    Query((where("type", "=", "waiting"), where("enqueuedAt", "<", cutoff))),
+                    partition_key=queue_id,
+                    max_items=200,
+                )
+                for entry in page.items:
+                    if overflow_while_waiting(settings, waiting_of(entry), now):
+                        try:
+                            conversation = await self._conversations.read(
+                                entry["conversationId"], entry["conversationId"]
+                            )
+                        except NotFound:
+                            await self._drop_entry(waiting_of(entry))
+                            continue
+                        await self._overflow(conversation, settings, "wait")
+                        counts["overflowed"] += 1
+            counts["assigned"] += len(await self.assign_queue(queue_id))
+        # Offers and wrap-ups past their time (their scheduled message normally does this).
+        for status, field, action in (
+            (Status.OFFERED, "offerExpiresAt", lifecycle.expire_offer),
+            (Status.WRAPUP, "wrapupEndsAt", lifecycle.end_wrapup),
+        ):
+            page = await self._conversations.query_cross_partition(
+                Query((where("status", "=", str(status)), where(field, "<=", iso(now)))), max_items=200
+            )
+            for doc in page.items:
+                if await action(doc["id"], doc.get("offerSeq")):
+                    counts["expiredOffers" if status == Status.OFFERED else "closedWrapups"] += 1
+        counts["repaired"] = await self._repair_leaks()
+        return counts
+
+    async def _repair_leaks(self) -> int:
+        """Release capacity an agent holds for a conversation it does not have (a worker died
+        between reserving the agent and offering the conversation)."""
+        repaired = 0
+        page = await self._agents.query_cross_partition(Query((where("used", ">", 0),)), max_items=1000)
+        stale_before = self._clock.now() - timedelta(seconds=60)
+        for agent in page.items:
+            for conversation_id in list(agent.get("conversations", {})):
+                try:
+                    doc = await self._conversations.read(conversation_id, conversation_id)
+                except NotFound:
+                    doc = None
+                held = (
+                    doc is not None and doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent["id"]
+                )
+                updated = parse_time(agent.get("updatedAt"))
+                if not held and (updated is None or updated < stale_before):
+                    await self.release(agent["id"], conversation_id)
+                    repaired += 1
+        return repaired
+
+
+def _capacity(agent: Item) -> int:
+    return int(agent["profile"].get("capacity", 1))
+
+
+async def handle_routing_message(
+    store: DocumentStore, bus: MessageBus, clock: Clock, body: dict[str, Any]
+) -> None:
+    """One routing request from the `routing` queue; every kind is idempotent."""
+    from shared.services.conversations import Lifecycle
+
+    assignment = Assignment(store, bus, clock)
+    kind = body.get("kind")
+    if kind == "conversation":
+        await assignment.route_conversation(str(body["conversationId"]))
+    elif kind == "agent":
+        await assignment.assign_for_agent(str(body["agentId"]))
+    elif kind == "queue":
+        await assignment.assign_queue(str(body["queueId"]))
+    elif kind == "offer-timeout":
+        await Lifecycle(store, bus, clock).expire_offer(str(body["conversationId"]), body.get("offerSeq"))
+    elif kind == "wrapup-end":
+        await Lifecycle(store, bus, clock).end_wrapup(str(body["conversationId"]), None)
+    else:
+        raise ValueError(f"unknown routing message kind {kind!r}")
+
+
+__all__ = ["CONFIG_PARTITION", "Assignment", "handle_routing_message", "sync_seats"]

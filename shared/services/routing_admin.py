@@ -1,0 +1,270 @@
+"""Routing configuration: queues, the ordered routing rules and agents, as administrators set them,
+and `place` — classification of an escalation onto a queue.
+
+Layout in the `routing` container (partition key `/queueId`): each queue's partition holds its
+settings document (`id` = "queue"), one seat per member agent and one waiting entry per queued
+conversation, so everything an assignment decision reads is in one partition. The `_config`
+partition holds the rules and an index of queue ids → priority number (the agent-driven path and
+the sweep read it instead of querying across partitions). Agents live in `agents` (id = the
+token's `sub`): the profile an administrator writes and the live state routing keeps (presence,
+load); an admin write never resets the live state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from shared.domain.conversations import iso
+from shared.domain.queues import (
+    AgentProfile,
+    Presence,
+    QueueSettings,
+    RoutingAttributes,
+    RoutingRules,
+)
+from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.ports.documents import Container, DocumentStore, Item, Query, where
+
+ROUTING = "routing"
+AGENTS = "agents"
+CONFIG_PARTITION = "_config"
+RULES_ID = "rules"
+QUEUE_INDEX_ID = "queues"
+QUEUE_DOC_ID = "queue"
+DEFAULT_QUEUE = "default"
+_RETRIES = 20
+
+
+async def retry_on_conflict(step: Callable[[], Awaitable[Any]], retries: int = _RETRIES) -> Any:
+    """Run an optimistic read-modify-write until its ETag holds: a lost race re-reads and retries
+    after a short jittered pause (several function instances write the same documents)."""
+    for attempt in range(retries):
+        try:
+            return await step()
+        except PreconditionFailed:
+            if attempt == retries - 1:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
+    raise AssertionError("unreachable")
+
+
+def queue_settings_of(doc: Item | None) -> QueueSettings:
+    if doc is None:
+        return QueueSettings(name="Default queue")
+    return QueueSettings.model_validate(doc["settings"])
+
+
+class RoutingDirectory:
+    def __init__(self, store: DocumentStore) -> None:
+        self._routing: Container = store.container(ROUTING)
+        self._agents: Container = store.container(AGENTS)
+
+    # Queues ---------------------------------------------------------------------------------
+
+    async def queue_index(self) -> dict[str, int]:
+        try:
+            doc = await self._routing.read(QUEUE_INDEX_ID, CONFIG_PARTITION)
+        except NotFound:
+            return {}
+        return dict(doc.get("queues", {}))
+
+    async def queue_doc(self, queue_id: str) -> Item | None:
+        try:
+            return await self._routing.read(QUEUE_DOC_ID, queue_id)
+        except NotFound:
+            return None
+
+    async def queue(self, queue_id: str) -> QueueSettings:
+        """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults."""
+        return queue_settings_of(await self.queue_doc(queue_id))
+
+    async def get_queue(self, queue_id: str) -> QueueSettings:
+        doc = await self.queue_doc(queue_id)
+        if doc is None:
+            raise NotFound("no such queue")
+        return queue_settings_of(doc)
+
+    async def put_queue(self, queue_id: str, settings: QueueSettings, now: datetime) -> bool:
+        """Create or replace a queue; True when it was created."""
+        if queue_id == CONFIG_PARTITION:
+            raise ValidationFailed([{"field": "queueId", "message": "is reserved"}])
+        target = settings.overflow.target_queue_id
+        if target is not None:
+            if target == queue_id:
+                raise ValidationFailed([{"field": "overflow.targetQueueId", "message": "is this queue"}])
+            if target not in await self.queue_index() and target != DEFAULT_QUEUE:
+                raise ValidationFailed(
+                    [{"field": "overflow.targetQueueId", "message": "is not a known queue"}]
+                )
+        existing = await self.queue_doc(queue_id)
+        doc = {
+            "id": QUEUE_DOC_ID,
+            "queueId": queue_id,
+            "type": "queue",
+            "settings": settings.model_dump(mode="json", by_alias=True),
+            "updatedAt": iso(now),
+        }
+        await self._routing.upsert(doc)
+        await self._update_index(lambda queues: queues.__setitem__(queue_id, settings.priority))
+        if existing is not None and existing["settings"].get("assignmentMethod") != doc["settings"].get(
+            "assignmentMethod"
+        ):
+            from shared.services.assignment import refresh_queue_seats
+
+            await refresh_queue_seats(self._routing, self._agents, queue_id, settings)
+        return existing is None
+
+    async def _update_index(self, change: Callable[[dict[str, int]], None]) -> None:
+        async def step() -> None:
+            try:
+                doc = await self._routing.read(QUEUE_INDEX_ID, CONFIG_PARTITION)
+                etag: str | None = doc["_etag"]
+            except NotFound:
+                doc, etag = {"id": QUEUE_INDEX_ID, "queueId": CONFIG_PARTITION, "queues": {}}, None
+            queues = dict(doc.get("queues", {}))
+            change(queues)
+            fresh = {**doc, "queues": queues}
+            if etag is None:
+                try:
+                    await self._routing.create(fresh)
+                except Conflict as error:  # lost the race to create: retry as a replace
+                    raise PreconditionFailed("queue index created concurrently") from error
+            else:
+                await self._routing.replace(fresh, etag=etag)
+
+        await retry_on_conflict(step)
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        index = await self.queue_index()
+        out = []
+        for queue_id in sorted(index, key=lambda q: (index[q], q)):
+            doc = await self.queue_doc(queue_id)
+            if doc is not None:
+                out.append({"id": queue_id, **doc["settings"]})
+        return out
+
+    # Rules ----------------------------------------------------------------------------------
+
+    async def rules(self) -> RoutingRules | None:
+        try:
+            doc = await self._routing.read(RULES_ID, CONFIG_PARTITION)
+        except NotFound:
+            return None
+        return RoutingRules.model_validate(doc["rules"])
+
+    async def put_rules(self, rules: RoutingRules, now: datetime) -> None:
+        known = set(await self.queue_index()) | {DEFAULT_QUEUE}
+        errors = [
+            {"field": f"rules.{i}.queueId", "message": "is not a known queue"}
+            for i, rule in enumerate(rules.rules)
+            if rule.queue_id not in known
+        ]
+        if rules.fallback_queue_id not in known:
+            errors.append({"field": "fallbackQueueId", "message": "is not a known queue"})
+        if errors:
+            raise ValidationFailed(errors)
+        await self._routing.upsert(
+            {
+                "id": RULES_ID,
+                "queueId": CONFIG_PARTITION,
+                "type": "rules",
+                "rules": rules.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "updatedAt": iso(now),
+            }
+        )
+
+    # Agents ---------------------------------------------------------------------------------
+
+    async def agent_doc(self, agent_id: str) -> Item:
+        return await self._agents.read(agent_id, agent_id)
+
+    async def put_agent(self, agent_id: str, profile: AgentProfile, now: datetime) -> bool:
+        """Create or replace an agent's profile, keeping presence and load; seats follow."""
+        known = set(await self.queue_index()) | {DEFAULT_QUEUE}
+        unknown = [q for q in profile.queues if q not in known]
+        if unknown:
+            raise ValidationFailed(
+                [
+                    {"field": f"queues.{profile.queues.index(q)}", "message": "is not a known queue"}
+                    for q in unknown
+                ]
+            )
+        created = False
+        old_queues: list[str] = []
+
+        async def step() -> Item:
+            nonlocal created, old_queues
+            profile_json = profile.model_dump(mode="json", by_alias=True)
+            try:
+                doc = await self._agents.read(agent_id, agent_id)
+            except NotFound:
+                created = True
+                fresh = new_agent_doc(agent_id, profile_json, now)
+                try:
+                    return await self._agents.create(fresh)
+                except Conflict as error:
+                    raise PreconditionFailed("agent created concurrently") from error
+            created = False
+            old_queues = list(doc["profile"].get("queues", []))
+            return await self._agents.replace(
+                {**doc, "profile": profile_json, "updatedAt": iso(now)}, etag=doc["_etag"]
+            )
+
+        doc = await retry_on_conflict(step)
+        from shared.services.assignment import sync_seats
+
+        await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))
+        return created
+
+    async def list_agents(self, max_items: int = 1000) -> list[Item]:
+        # Admin and board only, never per escalation: the one cross-partition read of agents.
+        page = await self._agents.query_cross_partition(
+            Query((where("type", "=", "agent"),)), max_items=max_items
+        )
+        return page.items
+
+
+def new_agent_doc(agent_id: str, profile: dict[str, Any], now: datetime) -> Item:
+    return {
+        "id": agent_id,
+        "type": "agent",
+        "profile": profile,
+        # What the agent chose by hand; `presence` is what routing sees after load is applied.
+        "chosenPresence": str(Presence.OFFLINE),
+        "presence": str(Presence.OFFLINE),
+        "used": 0,
+        "conversations": {},
+        "lastAssignedAt": None,
+        "idleSince": None,
+        "updatedAt": iso(now),
+    }
+
+
+async def place(store: DocumentStore, attrs: RoutingAttributes) -> Any:
+    """Classify an escalation: the first matching rule's queue and skills, else the fallback queue;
+    with no rules configured, the built-in `default` queue."""
+    from shared.domain.queues import URGENCY_PRIORITY
+    from shared.domain.routing import Placement, classify
+
+    rules = await RoutingDirectory(store).rules()
+    if rules is None:
+        return Placement(DEFAULT_QUEUE, {}, URGENCY_PRIORITY[attrs.urgency], None)
+    return classify(rules, attrs)
+
+
+def agent_view(doc: Item) -> dict[str, Any]:
+    """An agent as consoles see it: profile, presence and load (no internal bookkeeping)."""
+    return {
+        "id": doc["id"],
+        **doc["profile"],
+        "presence": doc.get("presence"),
+        "chosenPresence": doc.get("chosenPresence"),
+        "used": doc.get("used", 0),
+        "conversations": sorted(doc.get("conversations", {})),
+        "lastAssignedAt": doc.get("lastAssignedAt"),
+        "idleSince": doc.get("idleSince"),
+    }
