@@ -46,7 +46,89 @@ DEMO_USERS: dict[str, dict[str, Any]] = {
     "clinical-agent": {"sub": "demo-agent-2", "roles": ["Agent", "ClinicalUser"], "name": "Demo Nurse"},
     "supervisor": {"sub": "demo-supervisor", "roles": ["Supervisor"], "name": "Demo Supervisor"},
     "administrator": {"sub": "demo-admin", "roles": ["Administrator"], "name": "Demo Admin"},
+    "bot": {"sub": "demo-health-bot", "roles": ["Bot.Escalate"], "name": "Demo Health Bot"},
 }
+
+# Routing that works at once: three queues served by priority, rules on urgency, intent and
+# language, and the demo agents present and available (their ids are the demo tokens' `sub`).
+DEMO_QUEUES: dict[str, dict[str, Any]] = {
+    "urgent-care": {
+        "name": "Urgent care",
+        "priority": 1,
+        "skillMatch": "exact-then-closest",
+        "exactMatchTimeoutSeconds": 30,
+        "requiredSkills": {"triage": 3},
+        "serviceLevelSeconds": 30,
+        "acceptTimeoutSeconds": 45,
+    },
+    "scheduling": {"name": "Scheduling", "priority": 50, "assignmentMethod": "round-robin"},
+    "spanish": {"name": "Spanish line", "priority": 40},
+    "general": {
+        "name": "General",
+        "priority": 100,
+        "assignmentMethod": "most-idle",
+        "overflow": {
+            "maxWaiting": 50,
+            "action": "end",
+            "message": "All agents are busy; we will call you back.",
+        },
+    },
+}
+DEMO_RULES: dict[str, Any] = {
+    "rules": [
+        {"when": {"urgency": ["emergency", "urgent"]}, "queueId": "urgent-care", "skills": {"triage": 3}},
+        {
+            "when": {"context": {"intent": "appointment"}},
+            "queueId": "scheduling",
+            "skills": {"scheduling": 2},
+        },
+        {"when": {"language": ["es"]}, "queueId": "spanish"},
+    ],
+    "fallbackQueueId": "general",
+}
+DEMO_AGENTS: dict[str, dict[str, Any]] = {
+    "demo-agent-1": {
+        "name": "Demo Agent",
+        "skills": {"scheduling": 4},
+        "languages": ["en", "pl"],
+        "capacity": 3,
+        "queues": ["scheduling", "general"],
+    },
+    "demo-agent-2": {
+        "name": "Demo Nurse",
+        "skills": {"triage": 5},
+        "languages": ["en"],
+        "capacity": 2,
+        "queues": ["urgent-care", "general"],
+    },
+    "demo-agent-3": {
+        "name": "Demo Agente",
+        "skills": {"scheduling": 2},
+        "languages": ["es", "en"],
+        "capacity": 2,
+        "queues": ["spanish", "general"],
+    },
+}
+
+
+async def seed_routing_demo(runtime: Runtime) -> list[str]:
+    """Queues, rules and agents (idempotent: admin writes are upserts that keep agents' load)."""
+    from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
+    from shared.services.assignment import Assignment
+    from shared.services.routing_admin import RoutingDirectory
+
+    directory = RoutingDirectory(runtime.store)
+    now = runtime.clock.now()
+    for queue_id, settings in DEMO_QUEUES.items():
+        await directory.put_queue(queue_id, QueueSettings.model_validate(settings), now)
+    await directory.put_rules(RoutingRules.model_validate(DEMO_RULES), now)
+    assignment = Assignment(runtime.store, runtime.bus, runtime.clock)
+    for agent_id, profile in DEMO_AGENTS.items():
+        await directory.put_agent(agent_id, AgentProfile.model_validate(profile), now)
+        await assignment.set_presence(agent_id, Presence.AVAILABLE)
+    return [
+        f"Routing: queues {', '.join(DEMO_QUEUES)}; agents {', '.join(DEMO_AGENTS)} are available.",
+    ]
 
 
 @dataclass
@@ -64,6 +146,7 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
                 {**patient, "type": "patient", "provisional": False, "createdAt": now, "updatedAt": now}
             )
     info = DemoInfo()
+    info.lines += await seed_routing_demo(runtime)
     secret = runtime.settings.dev_jwt_secret
     if runtime.settings.auth_mode != "dev" or not secret:
         info.lines.append("Demo tokens need PSC_AUTH_MODE=dev.")
@@ -76,8 +159,14 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
         f"  curl {base_url}/health",
         f'  curl -H "Authorization: Bearer $PATIENT_TOKEN" {base_url}/me/profile',
         f'  curl -H "Authorization: Bearer $NURSE_TOKEN" {base_url}/patients/p-demo-1',
+        f'  curl -H "Authorization: Bearer $BOT_TOKEN" -H "Content-Type: application/json" '
+        f'-d \'{{"botConversationId": "demo-1", "patient": {{"id": "p-demo-2"}}, '
+        f'"reason": "Chest pain", "triage": {{"urgency": "urgent"}}, '
+        f'"transcript": []}}\' {base_url}/escalations',
+        f'  curl -H "Authorization: Bearer $NURSE_TOKEN" {base_url}/agents/me/conversations',
         "Tokens (8 h):",
         *(f"  {label}: {token}" for label, token in info.tokens.items()),
-        "Set them with e.g.  export PATIENT_TOKEN=<patient token above>  NURSE_TOKEN=<clinical-agent token>",
+        "Set them with e.g.  export PATIENT_TOKEN=<patient token above>  NURSE_TOKEN=<clinical-agent token>"
+        "  BOT_TOKEN=<bot token>",
     ]
     return info

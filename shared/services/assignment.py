@@ -173,10 +173,16 @@ def routing_message(kind: str, message_id: str, **fields: Any) -> Any:
 # Seats --------------------------------------------------------------------------------------------
 
 
-async def sync_seats(routing: Container, agent: Item, removed: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Copy an agent's presence and load onto its seat in each of its queues. A seat never goes
-    back to an older revision of the agent (two syncs can race)."""
-    directory_cache: dict[str, QueueSettings] = {}
+async def sync_seats(
+    routing: Container,
+    agent: Item,
+    removed: set[str] | frozenset[str] = frozenset(),
+    known: dict[str, QueueSettings] | None = None,
+) -> None:
+    """Copy an agent's presence and load onto its seat in each of its queues (`known`: queue
+    settings the caller has read already). A seat never goes back to an older revision of the
+    agent (two syncs can race)."""
+    directory_cache: dict[str, QueueSettings] = dict(known or {})
     for queue_id in agent["profile"].get("queues", []):
         if queue_id not in directory_cache:
             try:
@@ -237,6 +243,7 @@ class Assignment:
         self._agents = store.container(AGENTS)
         self._conversations = store.container(CONVERSATIONS)
         self.directory = RoutingDirectory(store)
+        self._last_reserved: Seat | None = None  # the agent as the last `claim` left it
 
     # Conversation arrives ------------------------------------------------------------------------
 
@@ -372,7 +379,7 @@ class Assignment:
                         assigned.append((item.conversation_id, agent.agent_id))
                         progress = True
                     if result in ("offered", "gone"):
-                        fresh = await self._agent_seat(agent.agent_id)
+                        fresh = self._last_reserved
                         if fresh is None or not can_take(fresh, replace(item, excluded=frozenset())):
                             seats.pop(agent.agent_id, None)
                         else:
@@ -421,6 +428,7 @@ class Assignment:
         """Reserve the agent, then offer the conversation. Returns `offered`, `busy` (the agent
         could not take it) or `gone` (the conversation is no longer waiting here)."""
         agent = await self.reserve(agent_id, item, force=force)
+        self._last_reserved = seat_of(agent) if agent is not None else None
         if agent is None:
             return "busy"
         now = self._clock.now()
@@ -450,9 +458,10 @@ class Assignment:
         if offered is None:
             await self.release(agent_id, conversation_id, notify=False)
             await self._drop_entry(item)
+            self._last_reserved = await self._agent_seat(agent_id)
             return "gone"
         await self._drop_entry(item)
-        await sync_seats(self._routing, await self._agents.read(agent_id, agent_id))
+        await sync_seats(self._routing, agent, known={item.queue_id: settings})
         await self._bus.schedule(
             ROUTING_QUEUE,
             routing_message(

@@ -23,7 +23,11 @@ def agent_token(agent_id: str) -> str:
 
 async def put_queue(queue_id: str, **settings: Any) -> Any:
     answer = await invoke(
-        "put_queue", method="PUT", bearer=ADMIN, route_params={"queueId": queue_id}, json_body={"name": queue_id, **settings}
+        "put_queue",
+        method="PUT",
+        bearer=ADMIN,
+        route_params={"queueId": queue_id},
+        json_body={"name": queue_id, **settings},
     )
     assert answer.status in (200, 201), answer.json
     return answer
@@ -31,7 +35,10 @@ async def put_queue(queue_id: str, **settings: Any) -> Any:
 
 async def put_rules(rules: list[dict[str, Any]], fallback: str) -> Any:
     answer = await invoke(
-        "put_routing_rules", method="PUT", bearer=ADMIN, json_body={"rules": rules, "fallbackQueueId": fallback}
+        "put_routing_rules",
+        method="PUT",
+        bearer=ADMIN,
+        json_body={"rules": rules, "fallbackQueueId": fallback},
     )
     assert answer.status == 200, answer.json
     return answer
@@ -39,13 +46,17 @@ async def put_rules(rules: list[dict[str, Any]], fallback: str) -> Any:
 
 async def put_agent(agent_id: str, *, queues: list[str], capacity: int = 2, **profile: Any) -> Any:
     body = {"name": f"Agent {agent_id}", "queues": queues, "capacity": capacity, **profile}
-    answer = await invoke("put_agent", method="PUT", bearer=ADMIN, route_params={"agentId": agent_id}, json_body=body)
+    answer = await invoke(
+        "put_agent", method="PUT", bearer=ADMIN, route_params={"agentId": agent_id}, json_body=body
+    )
     assert answer.status in (200, 201), answer.json
     return answer
 
 
 async def presence(agent_id: str, status: str) -> Any:
-    answer = await invoke("put_my_presence", method="PUT", bearer=agent_token(agent_id), json_body={"status": status})
+    answer = await invoke(
+        "put_my_presence", method="PUT", bearer=agent_token(agent_id), json_body={"status": status}
+    )
     assert answer.status == 200, answer.json
     return answer
 
@@ -84,7 +95,13 @@ async def enqueue(
         body_format="native",
     )
     doc = move(
-        doc, "queue", now, queueId=placement.queue_id, skills=placement.skills, priority=placement.priority, queuedAt=iso(now)
+        doc,
+        "queue",
+        now,
+        queueId=placement.queue_id,
+        skills=placement.skills,
+        priority=placement.priority,
+        queuedAt=iso(now),
     )
     stored = await runtime.store.container("conversations").create(doc)
     await runtime.bus.send(

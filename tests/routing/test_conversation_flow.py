@@ -34,7 +34,9 @@ async def setup_general(**queue: object) -> None:
     await put_rules([], "general")
 
 
-async def test_a_conversation_is_offered_accepted_answered_and_closed(runtime: Runtime, clock: ManualClock) -> None:
+async def test_a_conversation_is_offered_accepted_answered_and_closed(
+    runtime: Runtime, clock: ManualClock
+) -> None:
     await setup_general()
     await put_agent("a-1", queues=["general"], capacity=2)
     await presence("a-1", "available")
@@ -42,18 +44,30 @@ async def test_a_conversation_is_offered_accepted_answered_and_closed(runtime: R
     await deliver(runtime)
 
     doc = await conversation(runtime, "c-1")
-    assert doc["status"] == "offered" and doc["agentId"] == "a-1"
-    assert doc["offeredAt"] and doc["escalatedAt"] and doc["createdAt"]
+    assert doc["status"] == "offered"
+    assert doc["agentId"] == "a-1"
+    assert doc["offeredAt"]
+    assert doc["escalatedAt"]
+    assert doc["createdAt"]
     mine = await invoke("my_conversations", bearer=A1)
     assert [c["id"] for c in mine.json["items"]] == ["c-1"]
 
-    accepted = await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
-    assert accepted.status == 200 and accepted.json["status"] == "active" and accepted.json["acceptedAt"]
+    accepted = await invoke(
+        "accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}
+    )
+    assert accepted.status == 200
+    assert accepted.json["status"] == "active"
+    assert accepted.json["acceptedAt"]
 
     sent = await invoke(
-        "send_message", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={"text": "Hello"}
+        "send_message",
+        method="POST",
+        bearer=A1,
+        route_params={"conversationId": "c-1"},
+        json_body={"text": "Hello"},
     )
-    assert sent.status == 201 and sent.json["firstAgentResponseAt"]
+    assert sent.status == 201
+    assert sent.json["firstAgentResponseAt"]
 
     clock.advance(5)
     closed = await invoke(
@@ -63,22 +77,31 @@ async def test_a_conversation_is_offered_accepted_answered_and_closed(runtime: R
         route_params={"conversationId": "c-1"},
         json_body={"disposition": "resolved"},
     )
-    assert closed.status == 200 and closed.json["status"] == "wrapup" and closed.json["wrapupAt"]
+    assert closed.status == 200
+    assert closed.json["status"] == "wrapup"
+    assert closed.json["wrapupAt"]
     assert (await agent(runtime, "a-1"))["used"] == 1  # the wrap-up block keeps the capacity
 
     clock.advance(21)
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
-    assert doc["status"] == "closed" and doc["closedAt"] and doc["disposition"] == "resolved"
+    assert doc["status"] == "closed"
+    assert doc["closedAt"]
+    assert doc["disposition"] == "resolved"
     state = await agent(runtime, "a-1")
-    assert state["used"] == 0 and state["presence"] == "available"
+    assert state["used"] == 0
+    assert state["presence"] == "available"
 
     again = await invoke(
         "close_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={}
     )
     assert again.status == 409  # closing a closed conversation
     forced = await invoke(
-        "supervisor_force_close", method="POST", bearer=SUPERVISOR, route_params={"conversationId": "c-1"}, json_body={}
+        "supervisor_force_close",
+        method="POST",
+        bearer=SUPERVISOR,
+        route_params={"conversationId": "c-1"},
+        json_body={},
     )
     assert forced.status == 409
     assert forced.headers["Content-Type"].startswith("application/problem+json")
@@ -131,7 +154,8 @@ async def test_presence_follows_load_but_a_chosen_away_is_kept(runtime: Runtime)
     await invoke("decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
     await deliver(runtime)
     state = await agent(runtime, "a-1")
-    assert state["presence"] == "away" and state["used"] == 1
+    assert state["presence"] == "away"
+    assert state["used"] == 1
     assert (await conversation(runtime, "c-1"))["status"] == "waiting"  # nobody present gets it
 
 
@@ -143,12 +167,16 @@ async def test_three_declines_exclude_the_agent_for_that_conversation(runtime: R
     for round_ in range(3):
         await deliver(runtime)
         doc = await conversation(runtime, "c-1")
-        assert doc["status"] == "offered" and doc["agentId"] == "a-1", round_
-        declined = await invoke("decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
-        assert declined.status == 200 and declined.json["status"] == "waiting"
+        assert (doc["status"], doc["agentId"]) == ("offered", "a-1"), round_
+        declined = await invoke(
+            "decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}
+        )
+        assert declined.status == 200
+        assert declined.json["status"] == "waiting"
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
-    assert doc["status"] == "waiting" and doc["declines"] == {"a-1": 3}
+    assert doc["status"] == "waiting"
+    assert doc["declines"] == {"a-1": 3}
 
     await put_agent("a-2", queues=["general"], capacity=1)
     await presence("a-2", "available")
@@ -156,7 +184,9 @@ async def test_three_declines_exclude_the_agent_for_that_conversation(runtime: R
     assert (await conversation(runtime, "c-1"))["agentId"] == "a-2"
 
 
-async def test_an_offer_not_accepted_in_time_counts_as_a_decline(runtime: Runtime, clock: ManualClock) -> None:
+async def test_an_offer_not_accepted_in_time_counts_as_a_decline(
+    runtime: Runtime, clock: ManualClock
+) -> None:
     await setup_general()
     await put_agent("a-1", queues=["general"], capacity=1)
     await put_agent("a-2", queues=["general"], capacity=1)
@@ -169,7 +199,8 @@ async def test_an_offer_not_accepted_in_time_counts_as_a_decline(runtime: Runtim
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
     assert doc["declines"] == {"a-1": 1}
-    assert doc["status"] == "offered" and doc["agentId"] in ("a-1", "a-2")
+    assert doc["status"] == "offered"
+    assert doc["agentId"] in ("a-1", "a-2")
     assert (await agent(runtime, "a-1"))["used"] + (await agent(runtime, "a-2"))["used"] == 1
 
 
@@ -187,7 +218,9 @@ async def test_redelivered_routing_message_changes_nothing(runtime: Runtime) -> 
         await handle_routing_message(
             runtime.store, runtime.bus, runtime.clock, {"kind": "conversation", "conversationId": "c-1"}
         )
-        await handle_routing_message(runtime.store, runtime.bus, runtime.clock, {"kind": "agent", "agentId": "a-1"})
+        await handle_routing_message(
+            runtime.store, runtime.bus, runtime.clock, {"kind": "agent", "agentId": "a-1"}
+        )
     after_conv = await conversation(runtime, "c-1")
     after_agent = await agent(runtime, "a-1")
     assert after_conv["_etag"] == before_conv["_etag"]
@@ -215,10 +248,15 @@ async def test_the_patient_leaving_abandons_a_waiting_or_offered_conversation(ru
         bearer=token("Patient", sub="ps-1", patient_id="p-1"),
         route_params={"conversationId": "c-1"},
     )
-    assert mine.status == 200 and mine.json["status"] == "closed" and mine.json["abandonedAt"]
+    assert mine.status == 200
+    assert mine.json["status"] == "closed"
+    assert mine.json["abandonedAt"]
     assert (await agent(runtime, "a-1"))["used"] == 0
     again = await invoke(
-        "abandon_conversation", method="POST", bearer=token("Bot.Escalate", sub="bot"), route_params={"conversationId": "c-1"}
+        "abandon_conversation",
+        method="POST",
+        bearer=token("Bot.Escalate", sub="bot"),
+        route_params={"conversationId": "c-1"},
     )
     assert again.status == 409
 
@@ -232,13 +270,18 @@ async def test_agents_see_only_their_own_conversations(runtime: Runtime) -> None
     await deliver(runtime)
     theirs = await invoke("get_conversation", bearer=A2, route_params={"conversationId": "c-1"})
     assert theirs.status == 404
-    accept = await invoke("accept_conversation", method="POST", bearer=A2, route_params={"conversationId": "c-1"})
+    accept = await invoke(
+        "accept_conversation", method="POST", bearer=A2, route_params={"conversationId": "c-1"}
+    )
     assert accept.status == 404
     mine = await invoke("get_conversation", bearer=A1, route_params={"conversationId": "c-1"})
-    assert mine.status == 200 and mine.json["transcript"][0]["text"] == "I feel unwell"
+    assert mine.status == 200
+    assert mine.json["transcript"][0]["text"] == "I feel unwell"
     unknown = await invoke("get_conversation", bearer=SUPERVISOR, route_params={"conversationId": "nope"})
     assert unknown.status == 404
-    patient = await invoke("get_conversation", bearer=token("Patient", patient_id="p-1"), route_params={"conversationId": "c-1"})
+    patient = await invoke(
+        "get_conversation", bearer=token("Patient", patient_id="p-1"), route_params={"conversationId": "c-1"}
+    )
     assert patient.status == 403
 
 
@@ -249,13 +292,21 @@ async def test_illegal_transitions_are_409(runtime: Runtime) -> None:
     await enqueue(runtime, "c-1")
     await deliver(runtime)
     message = await invoke(
-        "send_message", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={"text": "hi"}
+        "send_message",
+        method="POST",
+        bearer=A1,
+        route_params={"conversationId": "c-1"},
+        json_body={"text": "hi"},
     )
     assert message.status == 409  # offered, not yet accepted
-    close = await invoke("close_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={})
+    close = await invoke(
+        "close_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={}
+    )
     assert close.status == 409
     await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
-    decline = await invoke("decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
+    decline = await invoke(
+        "decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}
+    )
     assert decline.status == 409
 
 
@@ -268,9 +319,14 @@ async def test_bad_bodies_are_400_and_change_nothing(runtime: Runtime) -> None:
     await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
     before = await conversation(runtime, "c-1")
     empty = await invoke(
-        "send_message", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={"text": ""}
+        "send_message",
+        method="POST",
+        bearer=A1,
+        route_params={"conversationId": "c-1"},
+        json_body={"text": ""},
     )
-    assert empty.status == 400 and empty.json["errors"][0]["field"] == "body.text"
+    assert empty.status == 400
+    assert empty.json["errors"][0]["field"] == "body.text"
     both = await invoke(
         "transfer_conversation",
         method="POST",
@@ -307,7 +363,9 @@ async def test_an_agent_transfers_to_a_queue_and_capacity_follows(runtime: Runti
         route_params={"conversationId": "c-1"},
         json_body={"queueId": "billing"},
     )
-    assert moved.status == 200 and moved.json["queueId"] == "billing" and moved.json["transfers"] == 1
+    assert moved.status == 200
+    assert moved.json["queueId"] == "billing"
+    assert moved.json["transfers"] == 1
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
     assert (doc["status"], doc["agentId"]) == ("offered", "b-1")
@@ -339,7 +397,9 @@ async def test_supervisor_board_assign_and_force_close_are_audited(runtime: Runt
         route_params={"conversationId": "c-1"},
         json_body={"agentId": "a-1"},
     )
-    assert assigned.status == 200 and assigned.json["agentId"] == "a-1" and assigned.json["status"] == "offered"
+    assert assigned.status == 200
+    assert assigned.json["agentId"] == "a-1"
+    assert assigned.json["status"] == "offered"
     closed = await invoke(
         "supervisor_force_close",
         method="POST",
@@ -347,14 +407,19 @@ async def test_supervisor_board_assign_and_force_close_are_audited(runtime: Runt
         route_params={"conversationId": "c-2"},
         json_body={"reason": "duplicate"},
     )
-    assert closed.status == 200 and closed.json["status"] == "closed"
+    assert closed.status == 200
+    assert closed.json["status"] == "closed"
     audit = [d for d in await all_items(runtime, "audit") if d["actor"] == "super-1"]
     assert {(d["action"], d["resource"]) for d in audit} >= {
         ("transfer", "conversations/c-1"),
         ("close", "conversations/c-2"),
     }
     wrong = await invoke(
-        "supervisor_assign", method="POST", bearer=A1, route_params={"conversationId": "c-2"}, json_body={"agentId": "a-1"}
+        "supervisor_assign",
+        method="POST",
+        bearer=A1,
+        route_params={"conversationId": "c-2"},
+        json_body={"agentId": "a-1"},
     )
     assert wrong.status == 403
 
@@ -378,7 +443,8 @@ async def test_overflow_ends_or_transfers_when_a_queue_is_full_or_waited_too_lon
     sweep = registered_functions_timer()
     await sweep()
     third = await conversation(runtime, "c-3")
-    assert third["status"] == "closed" and third["endReason"] == "overflow-wait"
+    assert third["status"] == "closed"
+    assert third["endReason"] == "overflow-wait"
     assert third["messages"][-1]["text"] == "Call us tomorrow."
 
 
@@ -389,7 +455,8 @@ async def test_out_of_hours_conversations_overflow_on_arrival(runtime: Runtime, 
     await enqueue(runtime, "c-1")  # the manual clock starts on a Monday
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
-    assert doc["status"] == "closed" and doc["endReason"] == "overflow-arrival"
+    assert doc["status"] == "closed"
+    assert doc["endReason"] == "overflow-arrival"
 
 
 def registered_functions_timer():  # type: ignore[no-untyped-def]
@@ -401,7 +468,9 @@ def registered_functions_timer():  # type: ignore[no-untyped-def]
     return lambda: fn(TimerRequest(past_due=False))
 
 
-async def test_no_transcript_text_reaches_the_logs(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_transcript_text_reaches_the_logs(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     await setup_general()
     await put_agent("a-1", queues=["general"], capacity=1)
@@ -410,8 +479,14 @@ async def test_no_transcript_text_reaches_the_logs(runtime: Runtime, caplog: pyt
     await deliver(runtime)
     await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
     await invoke(
-        "send_message", method="POST", bearer=A1, route_params={"conversationId": "c-1"}, json_body={"text": "Take 2 pills"}
+        "send_message",
+        method="POST",
+        bearer=A1,
+        route_params={"conversationId": "c-1"},
+        json_body={"text": "Take 2 pills"},
     )
     await invoke("get_conversation", bearer=A1, route_params={"conversationId": "c-1"})
     text = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
-    assert "I feel unwell" not in text and "Take 2 pills" not in text and "Summary for the agent" not in text
+    assert "I feel unwell" not in text
+    assert "Take 2 pills" not in text
+    assert "Summary for the agent" not in text
