@@ -53,9 +53,8 @@ async def test_a_store_written_before_the_index_is_upgraded_in_place(tmp_path: P
         " body TEXT NOT NULL, etag TEXT NOT NULL, ts INTEGER NOT NULL, expires_at INTEGER,"
         " PRIMARY KEY (container, pk, id))"
     )
-    conn.execute(
-        'INSERT INTO documents VALUES (\'routing\', \'q\', \'w1\', \'{"id":"w1","queueId":"q","sortKey":"w|1"}\', \'e\', 0, NULL)'
-    )
+    body = json.dumps({"id": "w1", "queueId": "q", "sortKey": "w|1"})
+    conn.execute("INSERT INTO documents VALUES ('routing', 'q', 'w1', ?, 'e', 0, NULL)", (body,))
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
