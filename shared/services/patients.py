@@ -4,11 +4,16 @@ One document per patient in `patients` (partition key `/id`, so every access is 
 operation). Writes are optimistic: with `If-Match` the caller's ETag must still be current (412
 otherwise); without it the service re-reads and retries a lost race itself, so two concurrent
 writers never silently drop each other's clinical fields.
+
+Every write keeps the contact index in `lookups` current (see shared/services/patient_matching.py):
+new e-mail/phone keys are added before the patient document is written and old ones removed after
+it, so the index is a superset of the truth even when a process dies in between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 from dataclasses import dataclass
@@ -26,6 +31,9 @@ from shared.observability import mark_phi
 from shared.ports.clock import Clock
 from shared.ports.documents import DocumentStore, Item
 from shared.services.audit import record_access
+from shared.services.patient_matching import ContactIndex, contacts_of
+
+log = logging.getLogger("psc.patients")
 
 PATIENTS = "patients"
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -69,6 +77,25 @@ class PatientRegistry:
         self._patients = store.container(PATIENTS)
         self._store = store
         self._clock = clock
+        self._contacts = ContactIndex(store)
+
+    async def _index_added(self, new: Item, old: Item | None) -> None:
+        """Before a write: index the contacts the new version adds (ETag-checked per key)."""
+        patient_id = str(new["id"])
+        for key in contacts_of(new).keys() - contacts_of(old or {}).keys():
+            await self._contacts.add(key, patient_id)
+
+    async def _unindex_removed(self, new: Item, old: Item) -> None:
+        """After a write: drop the contacts it removed. Best effort: the write and its audit
+        record already happened, and matching ignores stale entries (it re-reads the patient)."""
+        for key in contacts_of(old).keys() - contacts_of(new).keys():
+            try:
+                await self._contacts.remove(key, str(new["id"]))
+            except Exception as error:
+                log.warning(
+                    "contact index entry left stale",
+                    extra={"patient_id": new["id"], "error_type": type(error).__name__},
+                )
 
     async def _audit(self, actor: Principal, action: Any, patient_id: str, correlation_id: str) -> None:
         await record_access(
@@ -120,6 +147,7 @@ class PatientRegistry:
                 item = {"id": patient_id, "type": "patient", "provisional": False, "createdAt": now}
                 item.update(changes)
                 item["updatedAt"] = now
+                await self._index_added(item, None)
                 try:
                     created = await self._patients.create(item)
                 except Conflict:
@@ -131,6 +159,7 @@ class PatientRegistry:
             updated = {k: v for k, v in current.items() if not k.startswith("_")}
             updated.update(changes)
             updated["updatedAt"] = now
+            await self._index_added(updated, current)
             try:
                 replaced = await self._patients.replace(updated, etag=current["_etag"])
             except PreconditionFailed:
@@ -140,6 +169,7 @@ class PatientRegistry:
             except NotFound:
                 continue
             await self._audit(actor, "update", patient_id, correlation_id)
+            await self._unindex_removed(updated, current)
             return Stored(replaced)
         raise Conflict("The patient record is being changed concurrently; retry.")
 

@@ -8,6 +8,12 @@ an RFC 9457 problem; anything unexpected becomes a 500 that only carries a corre
 Models may be named lazily as "module:Class": the worker imports every function module to index
 it, so a capability's models (and pydantic itself, ~0.1 s) load with its first call, not at
 cold start of every function in the app.
+
+A route declared with `allow(..., signed_webhook=True)` also accepts, from a request without an
+`Authorization` header, a Standard Webhooks signature over the raw body (verified at the token
+step, against the runtime clock); the handler then sees `call.webhook` (its `webhook-id`) and the
+principal `webhook` with the role Bot.Escalate. A request with an `Authorization` header is
+always judged by its bearer token (wrong role: 403).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from shared.web.problems import problem_response, validation_failed
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from shared.auth.webhook_auth import WebhookDelivery
+
 log = logging.getLogger("psc.http")
 
 MAX_BODY_BYTES = 256 * 1024
@@ -49,15 +57,24 @@ _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 @dataclass(frozen=True)
 class Access:
     """Who may call a route: any of `roles`; `patient_param` names the route parameter holding a
-    patient id, which a patient may only use for themselves (another id answers 404, not 403)."""
+    patient id, which a patient may only use for themselves (another id answers 404, not 403).
+    `signed_webhook`: a request without an `Authorization` header may instead authenticate with
+    a Standard Webhooks signature over its raw body (PSC_WEBHOOK_SECRET)."""
 
     roles: frozenset[str] = frozenset()
     patient_param: str | None = None
     public: bool = False
+    signed_webhook: bool = False
 
 
-def allow(*roles: Role, patient: str | None = None) -> Access:
-    return Access(roles=frozenset(str(r) for r in roles), patient_param=patient)
+def allow(*roles: Role, patient: str | None = None, signed_webhook: bool = False) -> Access:
+    return Access(
+        roles=frozenset(str(r) for r in roles), patient_param=patient, signed_webhook=signed_webhook
+    )
+
+
+# Who a signed webhook delivery acts as: the holder of the shared secret is the escalating bot.
+WEBHOOK_PRINCIPAL = Principal(subject="webhook", name=None, roles=frozenset({str(Role.BOT)}))
 
 
 PUBLIC = Access(public=True)
@@ -79,6 +96,8 @@ class Call:
     principal: Principal | None
     body: Any = None
     query: Any = None
+    # Set when the caller authenticated with a webhook signature (its `webhook-id` and time).
+    webhook: WebhookDelivery | None = None
 
     @property
     def user(self) -> Principal:
@@ -127,6 +146,8 @@ class RouteSpec:
     status: int
     errors: tuple[int, ...]
     description: str = ""
+    # Other success statuses the route answers with the same response model: (status, meaning).
+    also: tuple[tuple[int, str], ...] = ()
 
 
 ROUTES: list[RouteSpec] = []
@@ -151,6 +172,7 @@ class Api:
         response: type[BaseModel] | str | None = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        also: tuple[tuple[int, str], ...] = (),
     ) -> Callable[[Handler], Any]:
         def decorate(handler: Handler) -> Any:
             spec = RouteSpec(
@@ -166,6 +188,7 @@ class Api:
                 status=status,
                 errors=errors,
                 description=(handler.__doc__ or "").strip(),
+                also=also,
             )
 
             # The worker binds by parameter name (`req`), so this must not use functools.wraps:
@@ -203,6 +226,18 @@ def _authorise(spec: RouteSpec, principal: Principal, req: func.HttpRequest) -> 
         if not principal.patient_id or wanted != principal.patient_id:
             # 404, not 403: a patient must not learn whether another patient's record exists.
             raise NotFound("No such patient.")
+
+
+def _verify_webhook(runtime: Runtime, req: func.HttpRequest, raw: bytes) -> WebhookDelivery:
+    from shared.auth.webhook_auth import WebhookRejected, verify_webhook
+
+    try:
+        return verify_webhook(runtime.settings.webhook_secret, raw, req.headers, runtime.clock.now())
+    except WebhookRejected as rejected:
+        # A fixed reason code for ops; the caller only ever sees the same 401.
+        level = logging.WARNING if rejected.reason == "secret-not-configured" else logging.INFO
+        log.log(level, "webhook signature rejected", extra={"reason": rejected.reason})
+        raise
 
 
 def _parse_body(spec: RouteSpec, req: func.HttpRequest, raw: bytes) -> Any:
@@ -255,7 +290,11 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES // 1024} KiB.")
             runtime = await get_runtime()
             principal = None
-            if not spec.access.public:
+            webhook = None
+            if spec.access.signed_webhook and not req.headers.get("authorization"):
+                webhook = _verify_webhook(runtime, req, raw)
+                principal = WEBHOOK_PRINCIPAL
+            elif not spec.access.public:
                 principal = await runtime.validator.validate(req.headers.get("authorization"))
                 _authorise(spec, principal, req)
             call = Call(
@@ -265,6 +304,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 principal=principal,
                 body=_parse_body(spec, req, raw),
                 query=_parse_query(spec, req),
+                webhook=webhook,
             )
             result = await handler(call)
             return _to_response(spec, result, correlation_id)

@@ -37,7 +37,7 @@ _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
 
 _ERROR_TEXT = {
     400: "Invalid input (problem lists the failing fields)",
-    401: "Missing or invalid bearer token",
+    401: "Missing or invalid authentication",
     403: "Authenticated, but the role does not allow this",
     404: "Not found (also: another patient's record)",
     409: "Conflict with the current state",
@@ -114,6 +114,8 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         if spec.response is not None:
             success["content"] = {"application/json": {"schema": ref(resolve_model(spec.response))}}
         responses: dict[str, Any] = {str(spec.status): success}
+        for status, meaning in spec.also:
+            responses[str(status)] = {**success, "description": meaning}
         codes = set(spec.errors)
         if spec.body is not None or spec.query is not None:
             codes |= {400}
@@ -121,7 +123,11 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
             codes |= {413, 415}
         if not spec.access.public:
             codes |= {401, 403}
+            # Alternatives (OpenAPI ORs the entries): a bearer token with one of x-roles, or a
+            # Standard Webhooks signature.
             operation["security"] = [{"bearer": []}]
+            if spec.access.signed_webhook:
+                operation["security"].append({"webhookSignature": []})
             operation["x-roles"] = sorted(spec.access.roles)
         else:
             operation["security"] = []
@@ -150,7 +156,18 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "Entra ID access token (production) or dev token (PSC_AUTH_MODE=dev).",
-                }
+                },
+                "webhookSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks signature (https://www.standardwebhooks.com/): "
+                    "headers `webhook-id`, `webhook-timestamp` (unix seconds, within 5 minutes of "
+                    "our clock) and `webhook-signature` = `v1,<base64 HMAC-SHA256(key, "
+                    '"{id}.{timestamp}.{raw body}")>` with the key of PSC_WEBHOOK_SECRET '
+                    "(`whsec_<base64>`). Sent without an `Authorization` header. A `webhook-id` "
+                    "seen before is answered as a duplicate.",
+                },
             },
         },
     }
