@@ -140,11 +140,14 @@ class DemoInfo:
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
     patients = runtime.store.container("patients")
     now = runtime.clock.now().isoformat().replace("+00:00", "Z")
+    from shared.services.patient_matching import index_patient
+
     for patient in DEMO_PATIENTS:
         with contextlib.suppress(Conflict):  # already seeded
             await patients.create(
                 {**patient, "type": "patient", "provisional": False, "createdAt": now, "updatedAt": now}
             )
+        await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
     secret = runtime.settings.dev_jwt_secret
