@@ -2,7 +2,17 @@
 
 import azure.functions as func
 
-from functions import appointments, conversations, fhir, patients, platform, providers, routing, routing_admin
+from functions import (
+    appointments,
+    conversations,
+    escalations,
+    fhir,
+    patients,
+    platform,
+    providers,
+    routing,
+    routing_admin,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(platform.bp)
@@ -13,3 +23,4 @@ app.register_functions(routing.bp)
 app.register_functions(providers.bp)
 app.register_functions(appointments.bp)
 app.register_functions(fhir.bp)
+app.register_functions(escalations.bp)

@@ -5,7 +5,8 @@ Everything here is pure: no store, no clock. Slots are laid out on the provider'
 (`slotMinutes` apart from each range start, in the provider's IANA zone) and then resolved to UTC
 instants, so a day across a DST change is right:
 
-* a wall time inside the skipped hour (spring forward) does not exist, so that slot is not offered;
+* a wall time inside the skipped hour (spring forward) does not exist, so a slot starting, ending
+  or spanning there is not offered (it would be shorter than `slotMinutes`);
 * a wall time inside the repeated hour (fall back) is resolved to its first occurrence only
   (`fold=0`), so it is offered once;
 * a slot lasts `slotMinutes` of real time from its UTC start. Resolving the wall grid this way is
@@ -276,12 +277,22 @@ class Calendar:
         return instant.astimezone(self.zone).date()
 
     def resolve(self, day: date, minute: int) -> datetime | None:
-        """The UTC instant of wall time `minute` on `day`, or None inside a skipped hour."""
+        """The UTC instant of wall time `minute` on `day` (1440 = the next midnight), or None
+        inside a skipped hour."""
+        day, minute = day + timedelta(days=minute // 1440), minute % 1440
         wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
         instant = wall.astimezone(UTC)  # fold=0: the first of a repeated wall time
         if instant.astimezone(self.zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
             return None  # the wall time does not exist (spring forward)
         return instant
+
+    def _first_instant_from(self, day: date, minute: int) -> datetime:
+        """The instant of wall time `minute`, or if it was skipped, the end of the skip."""
+        for later in range(minute, minute + 24 * 60):  # a skip is at most hours long
+            instant = self.resolve(day, later)
+            if instant is not None:
+                return instant
+        raise AssertionError("no existing wall time within a day")  # pragma: no cover
 
     def slots_on(self, day: date) -> Iterator[tuple[datetime, datetime]]:
         """Slots of one local day, in order, as UTC (start, end)."""
@@ -289,9 +300,10 @@ class Calendar:
         for first, last in self.hours_on(day):
             minute = first
             while minute + step <= last:
-                # 24:00 ends a range but never starts a slot, so `minute` stays below 1440.
                 start = self.resolve(day, minute)
-                if start is not None:
+                # A slot reaching into or across the skipped hour would overlap the next one in
+                # real time: it does not exist. Ending exactly where the hour is skipped is fine.
+                if start is not None and start + self.slot <= self._first_instant_from(day, minute + step):
                     yield start, start + self.slot
                 minute += step
 

@@ -71,6 +71,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.messaging import json_message
+from shared.observability import mark_phi
 from shared.ports.clock import Clock
 from shared.ports.documents import Condition, DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
@@ -267,6 +268,7 @@ class Scheduling:
         idempotency_key: str | None,
         correlation_id: str,
     ) -> Booked:
+        mark_phi(request.reason)  # free text from the patient: masked if anything logs it
         patient_id = _patient_for(actor, request.patientId)
         conversation_id = None if actor.acts_as_patient_only else request.conversationId
         start = request.start
@@ -485,6 +487,7 @@ class Scheduling:
             raise NotFound("No such appointment.")
         if actor.acts_as_patient_only and item.get("patientId") != actor.patient_id:
             raise NotFound("No such appointment.")  # indistinguishable from absence
+        mark_phi(item.get("reason"))
         return item
 
     async def read(self, actor: Principal, appointment_id: str, correlation_id: str) -> Item:
@@ -616,6 +619,7 @@ class Scheduling:
             max_items=limit,
             continuation=continuation,
         )
+        mark_phi(*(item.get("reason") for item in page.items))
         await self._audit(actor, "list", "me/appointments", patient_id, correlation_id)
         return page.items, page.continuation
 

@@ -1,0 +1,215 @@
+"""Property-based tests: over random calendars (zones with DST, odd offsets, half-hour shifts) the
+slot grid is sane, and over random sequences of bookings, reschedules and cancellations (some run
+concurrently) on the real service and embedded store, no slot is ever held twice and every booked
+appointment lies inside the provider's hours."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.adapters.sqlite_documents import SqliteDocumentStore
+from shared.auth.principal import Principal
+from shared.catalog import CONTAINERS
+from shared.domain.scheduling import WEEKDAYS, BookingRequest, Calendar, Provider, parse_z
+from shared.errors import Conflict, NotFound
+from shared.ports.clock import ManualClock
+from shared.ports.documents import Query
+from shared.ports.messages import OutgoingMessage
+from shared.services.scheduling import Scheduling
+
+ZONES = [
+    "Europe/Warsaw",
+    "America/New_York",
+    "Australia/Sydney",  # southern hemisphere: the changes run the other way
+    "Australia/Lord_Howe",  # a 30-minute DST shift
+    "Asia/Kathmandu",  # +05:45
+    "UTC",
+]
+SLOT_MINUTES = [10, 15, 20, 30, 45, 60, 90]
+# Days around the 2026 transitions of the zones above, plus ordinary ones.
+DAYS = [
+    date(2026, 3, 8),
+    date(2026, 3, 29),
+    date(2026, 4, 5),
+    date(2026, 10, 4),
+    date(2026, 10, 25),
+    date(2026, 11, 1),
+    date(2026, 6, 15),
+]
+
+
+@st.composite
+def day_hours(draw: Any) -> list[list[str]]:
+    """Up to three non-overlapping ranges on a 15-minute raster, night hours included."""
+    cuts = sorted(draw(st.sets(st.integers(0, 96), min_size=0, max_size=6)))
+    if len(cuts) % 2:
+        cuts = cuts[:-1]
+    return [
+        [f"{a * 15 // 60:02d}:{a * 15 % 60:02d}", f"{b * 15 // 60:02d}:{b * 15 % 60:02d}"]
+        for a, b in zip(cuts[::2], cuts[1::2], strict=True)
+    ]
+
+
+@st.composite
+def providers(draw: Any) -> Provider:
+    weekly = {day: draw(day_hours()) for day in WEEKDAYS if draw(st.booleans())}
+    exceptions = [
+        {"date": day.isoformat(), "hours": draw(day_hours())}
+        for day in draw(st.sets(st.sampled_from(DAYS), max_size=2))
+    ]
+    return Provider.model_validate(
+        {
+            "name": "p",
+            "specialty": "s",
+            "timeZone": draw(st.sampled_from(ZONES)),
+            "slotMinutes": draw(st.sampled_from(SLOT_MINUTES)),
+            "weeklyHours": weekly,
+            "exceptions": exceptions,
+            "bookingRules": {"maxDaysAhead": 400, "minNoticeMinutes": 0},
+        }
+    )
+
+
+def inside_hours(calendar: Calendar, start: datetime, end: datetime) -> bool:
+    """The slot's local wall start is a grid point of a range of its local day, and it lasts
+    exactly one slot."""
+    local = start.astimezone(calendar.zone)
+    minute = local.hour * 60 + local.minute
+    step = int(calendar.slot.total_seconds() // 60)
+    if end - start != calendar.slot:
+        return False
+    return any(
+        first <= minute and minute + step <= last and (minute - first) % step == 0
+        for first, last in calendar.hours_on(local.date())
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(provider=providers(), day=st.sampled_from(DAYS))
+def test_the_grid_is_ordered_disjoint_and_inside_the_hours(provider: Provider, day: date) -> None:
+    calendar = Calendar.of(provider)
+    slots = list(calendar.slots_on(day))
+    for start, end in slots:
+        assert start.tzinfo is UTC
+        assert inside_hours(calendar, start, end)
+        assert calendar.local_date(start) == day
+        assert calendar.slot_at(start) == (start, end)
+    for (_, end), (start, _) in itertools.pairwise(slots):
+        assert end <= start
+    # Every grid point whose wall-clock minutes all exist is offered exactly once.
+    step = int(calendar.slot.total_seconds() // 60)
+    expected = 0
+    for first, last in calendar.hours_on(day):
+        for minute in range(first, last - step + 1, step):
+            if all(calendar.resolve(day, m) is not None for m in range(minute, minute + step)):
+                expected += 1
+    assert len(slots) == expected == len({s for s, _ in slots})
+
+
+class ListBus:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    async def send(self, queue: str, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+
+AGENT = Principal(subject="agent-1", name=None, roles=frozenset({"Agent"}))
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["book", "book", "reschedule", "cancel"]),
+        st.integers(0, 30),  # candidate start / appointment index
+        st.integers(0, 30),  # candidate start for a reschedule
+    ),
+    min_size=1,
+    max_size=24,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider=providers(), ops=operations, concurrency=st.sampled_from([1, 4]))
+def test_no_slot_is_ever_booked_twice(
+    provider: Provider, ops: list[tuple[str, int, int]], concurrency: int
+) -> None:
+    asyncio.run(_run_operations(provider, ops, concurrency))
+
+
+async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], concurrency: int) -> None:
+    calendar = Calendar.of(provider)
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    # Candidates: grid slots of some days (so bookings collide), plus off-grid instants.
+    candidates: list[datetime] = []
+    for day in DAYS[:4]:
+        candidates += [s for s, _ in calendar.slots_on(day)][:5]
+        candidates.append(datetime.combine(day, time(10, 7), tzinfo=UTC))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteDocumentStore(Path(tmp) / "store.sqlite3", CONTAINERS, clock)
+        try:
+            service = Scheduling(store, ListBus(), clock)  # type: ignore[arg-type]
+            await service.put_provider(AGENT, "dr-p", provider, "corr-property-1")
+            booked_ids: list[str] = []
+
+            async def run(op: tuple[str, int, int], n: int) -> None:
+                kind, a, b = op
+                try:
+                    if kind == "book":
+                        request = BookingRequest(
+                            providerId="dr-p",
+                            start=candidates[a % len(candidates)],
+                            patientId=f"p-{n}",
+                            reason="r",
+                        )
+                        result = await service.book(
+                            AGENT, request, idempotency_key=None, correlation_id="corr-property-1"
+                        )
+                        booked_ids.append(result.item["id"])
+                    elif booked_ids and kind == "reschedule":
+                        target = candidates[b % len(candidates)]
+                        await service.reschedule(
+                            AGENT, booked_ids[a % len(booked_ids)], target, "corr-property-1"
+                        )
+                    elif booked_ids:
+                        await service.cancel(AGENT, booked_ids[a % len(booked_ids)], "corr-property-1")
+                except (Conflict, NotFound):
+                    pass
+
+            for i in range(0, len(ops), concurrency):
+                await asyncio.gather(*(run(op, i + j) for j, op in enumerate(ops[i : i + concurrency])))
+
+            appointments = (
+                await store.container("appointments").query_cross_partition(Query(), max_items=1000)
+            ).items
+            slots = (
+                await store.container("slots").query(Query(), partition_key="dr-p", max_items=1000)
+            ).items
+        finally:
+            await store.close()
+
+    booked = [a for a in appointments if a["status"] == "booked"]
+    starts = Counter(a["start"] for a in booked)
+    assert all(count == 1 for count in starts.values()), starts
+    for appointment in booked:
+        start, end = parse_z(appointment["start"]), parse_z(appointment["end"])
+        assert inside_hours(calendar, start, end), appointment
+        assert "pending" not in appointment
+    # Each booked appointment owns exactly the slot document at its start, and no slot document
+    # is left without an appointment standing on it (sequential runs cannot leak holds).
+    owner = {s["start"]: s["appointmentId"] for s in slots}
+    assert len(owner) == len(slots)
+    for appointment in booked:
+        assert owner[appointment["start"]] == appointment["id"]
+    assert len(slots) == len(booked)
+    assert all(s["status"] == "busy" for s in slots)
+    assert all(
+        parse_z(s["end"]) - parse_z(s["start"]) == timedelta(minutes=provider.slotMinutes) for s in slots
+    )
