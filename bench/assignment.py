@@ -59,7 +59,7 @@ async def seed(
     store: SqliteDocumentStore, clock: ManualClock, waiting: int, agents: int, decisions: int
 ) -> None:
     directory = RoutingDirectory(store)
-    settings = QueueSettings(name="Bench", assignmentMethod="highest-capacity")
+    settings = QueueSettings.model_validate({"name": "Bench", "assignmentMethod": "highest-capacity"})
     await directory.put_queue(QUEUE, settings, clock.now())
     routing = store.container("routing")
     conversations = store.container("conversations")

@@ -20,9 +20,12 @@ instead of every agent and conversation: its cost does not grow with the queue.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +42,7 @@ from shared.domain.routing import (
     overflow_while_waiting,
     presence_for_load,
     seat_sort_key,
+    waiting_key,
     waiting_sort_key,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed
@@ -62,7 +66,12 @@ CONVERSATIONS = "conversations"
 ROUTING_QUEUE = "routing"
 MAX_DECLINES = 3
 WAITING_PAGE = 25
-SEAT_PAGE = 100
+SEAT_PAGE = 50
+MAX_SEAT_PAGES = 20
+IN_FLIGHT_GRACE = timedelta(seconds=5)
+RESERVE_RETRIES = 3
+LEASE_ID = "server"
+LEASE_DURATION = timedelta(seconds=30)
 _WAITING_RANGE = (where("sortKey", ">=", "w|"), where("sortKey", "<", "w}"))
 _SEAT_RANGE = (where("sortKey", ">=", "s|"), where("sortKey", "<", "s}"))
 
@@ -243,7 +252,7 @@ class Assignment:
         self._agents = store.container(AGENTS)
         self._conversations = store.container(CONVERSATIONS)
         self.directory = RoutingDirectory(store)
-        self._last_reserved: Seat | None = None  # the agent as the last `claim` left it
+        self._arriving: Item | None = None  # the conversation `route_conversation` just read
 
     # Conversation arrives ------------------------------------------------------------------------
 
@@ -260,27 +269,94 @@ class Assignment:
         queue_id = conversation["queueId"]
         settings = await self.directory.queue(queue_id)
         entry_id = f"wait:{conversation_id}"
+        arrival = waiting_entry(
+            conversation, conversation.get("queuedAt") or iso(self._clock.now()), settings.capacity_units
+        )
+        overflow_rules = settings.overflow.max_waiting is not None or settings.operating_hours is not None
+        if overflow_rules:
+            try:
+                entry = await self._routing.read(entry_id, queue_id)
+            except NotFound:
+                if await self._overflows_on_arrival(queue_id, settings):
+                    await self._overflow(conversation, settings, "arrival")
+                    return
+                entry = await self._create_entry(arrival)
+        else:
+            entry = await self._create_entry(arrival)
+        self._arriving = conversation
         try:
-            await self._routing.read(entry_id, queue_id)
-            entered = True
-        except NotFound:
-            entered = False
-        if not entered:
-            if await self._overflows_on_arrival(queue_id, settings):
-                await self._overflow(conversation, settings, "arrival")
-                return
-            entry = waiting_entry(
-                conversation, conversation.get("queuedAt") or iso(self._clock.now()), settings.capacity_units
-            )
-            with contextlib.suppress(Conflict):
-                await self._routing.create(entry)
-            if not conversation.get("routedAt"):
-                await self._mark_routed(conversation_id)
-        await self.assign_queue(queue_id)
+            result = await self._assign_arrival(waiting_of(entry), settings)
+        finally:
+            self._arriving = None
+        if result != "offered" and not conversation.get("routedAt"):
+            await self._mark_routed(conversation)
 
-    async def _mark_routed(self, conversation_id: str) -> None:
+    async def _create_entry(self, entry: Item) -> Item:
+        try:
+            return await self._routing.create(entry)
+        except Conflict:  # a redelivery: it is queued already
+            return await self._routing.read(entry["id"], entry["queueId"])
+
+    async def _assign_arrival(self, item: Waiting, settings: QueueSettings) -> str:
+        """Find the arriving conversation an agent. Conversations ahead of it that have waited
+        longer than IN_FLIGHT_GRACE are waiting for an agent, so the queue is served in order
+        instead; otherwise the entries ahead are only in flight (being routed by other workers at
+        this moment) and racing them for the head of the queue would only multiply conflicts."""
+        now = self._clock.now()
+        page = await self._routing.query(
+            Query(_WAITING_RANGE, order_by=(("sortKey", False),)),
+            partition_key=item.queue_id,
+            max_items=WAITING_PAGE,
+        )
+        mine = waiting_key(item)
+        stuck = now - IN_FLIGHT_GRACE
+        for entry in page.items:
+            other = waiting_of(entry)
+            if waiting_key(other) >= mine:
+                break
+            if other.enqueued_at <= stuck:
+                served = await self.serve_backlog(item.queue_id)
+                return "offered" if any(cid == item.conversation_id for cid, _ in served) else "waiting"
+        return await self._assign_one(item, settings)
+
+    async def _assign_one(self, item: Waiting, settings: QueueSettings) -> str:
+        """Offer one conversation to the best agent that can still take it."""
+        excluded: set[str] = set()
+        continuation: str | None = None
+        seats: dict[str, Seat] = {}
+        for _ in range(MAX_SEAT_PAGES):
+            page = await self._routing.query(
+                Query(_SEAT_RANGE, order_by=(("sortKey", False),)),
+                partition_key=item.queue_id,
+                max_items=SEAT_PAGE,
+                continuation=continuation,
+            )
+            seats.update((doc["agentId"], seat_from_doc(doc)) for doc in page.items)
+            while True:
+                candidates = [seat for agent_id, seat in seats.items() if agent_id not in excluded]
+                agent = best_agent(item, settings, candidates, self._clock.now())
+                if agent is None:
+                    break
+                result = await self.claim(item, agent.agent_id, settings)
+                if result != "busy":
+                    return result
+                excluded.add(agent.agent_id)  # the seat was stale: the next best
+            continuation = page.continuation
+            if continuation is None:
+                break
+        return "waiting"
+
+    async def _mark_routed(self, conversation: Item) -> None:
+        try:
+            await self._conversations.replace(
+                {**conversation, "routedAt": iso(self._clock.now())}, etag=conversation["_etag"]
+            )
+            return
+        except PreconditionFailed:
+            pass
+
         async def step() -> None:
-            doc = await self._conversations.read(conversation_id, conversation_id)
+            doc = await self._conversations.read(conversation["id"], conversation["id"])
             if doc.get("routedAt"):
                 return
             await self._conversations.replace({**doc, "routedAt": iso(self._clock.now())}, etag=doc["_etag"])
@@ -352,8 +428,57 @@ class Assignment:
 
     # Decisions ------------------------------------------------------------------------------------
 
+    async def serve_backlog(self, queue_id: str) -> list[tuple[str, str]]:
+        """Serve a queue's backlog in order, one worker per queue at a time: the others would all
+        race for the same head of the queue. The lease is only against that herd; correctness
+        never depends on it (the ETags do that), and a dead holder's lease runs out."""
+        assigned: list[tuple[str, str]] = []
+        for _ in range(20):
+            lease = await self._take_lease(queue_id)
+            if lease is None:
+                return assigned  # another worker is serving this queue
+            try:
+                served = await self.assign_queue(queue_id, limit=200)
+            finally:
+                await self._drop_lease(lease)
+            assigned += served
+            # A worker that found the lease taken left its conversation to us: look once more
+            # after the release, so nothing that arrived meanwhile is left waiting.
+            head = await self._routing.query(Query(_WAITING_RANGE), partition_key=queue_id, max_items=1)
+            if not served or not head.items:
+                break
+        return assigned
+
+    async def _take_lease(self, queue_id: str) -> Item | None:
+        now = self._clock.now()
+        try:
+            current: Item | None = await self._routing.read(LEASE_ID, queue_id)
+        except NotFound:
+            current = None
+        if current is not None and current.get("holder") and (parse_time(current.get("until")) or now) > now:
+            return None
+        fresh = {
+            "id": LEASE_ID,
+            "queueId": queue_id,
+            "type": "lease",
+            "holder": uuid.uuid4().hex,
+            "until": iso(now + LEASE_DURATION),
+        }
+        try:
+            if current is None:
+                return await self._routing.create(fresh)
+            return await self._routing.replace(fresh, etag=current["_etag"])
+        except (Conflict, PreconditionFailed):
+            return None
+
+    async def _drop_lease(self, lease: Item) -> None:
+        with contextlib.suppress(NotFound, PreconditionFailed):
+            await self._routing.replace({**lease, "holder": None, "until": None}, etag=lease["_etag"])
+
     async def assign_queue(self, queue_id: str, limit: int = 50) -> list[tuple[str, str]]:
-        """Serve a queue in its waiting order while eligible agents have capacity."""
+        """Serve a queue in its waiting order while eligible agents have capacity. Each round
+        plans a page of decisions with the engine (counting each planned offer against the
+        agent's free capacity), then claims them: one agent's in turn, different agents at once."""
         settings = await self.directory.queue(queue_id)
         assigned: list[tuple[str, str]] = []
         while len(assigned) < limit:
@@ -367,30 +492,43 @@ class Assignment:
             seats = await self._seats(queue_id)
             if not seats:
                 break
-            progress = False
+            now = self._clock.now()
+            plan: dict[str, list[Waiting]] = {}
+            planned = 0
             for entry in page.items:
                 item = waiting_of(entry)
-                while True:
-                    agent = best_agent(item, settings, seats.values(), self._clock.now())
-                    if agent is None:
-                        break
-                    result = await self.claim(item, agent.agent_id, settings)
-                    if result == "offered":
-                        assigned.append((item.conversation_id, agent.agent_id))
-                        progress = True
-                    if result in ("offered", "gone"):
-                        fresh = self._last_reserved
-                        if fresh is None or not can_take(fresh, replace(item, excluded=frozenset())):
-                            seats.pop(agent.agent_id, None)
-                        else:
-                            seats[agent.agent_id] = fresh
-                        break
-                    seats.pop(agent.agent_id, None)  # the seat was stale: try the next best
-                if not seats or len(assigned) >= limit:
+                agent = best_agent(item, settings, seats.values(), now)
+                if agent is None:
+                    continue
+                plan.setdefault(agent.agent_id, []).append(item)
+                seats[agent.agent_id] = dataclasses.replace(
+                    agent, used=agent.used + item.units, last_assigned_at=now
+                )
+                planned += 1
+                if planned >= limit - len(assigned):
                     break
-            if not progress:
+            if not plan:
+                break
+            rounds = await asyncio.gather(
+                *(self._claim_in_turn(agent_id, items, settings) for agent_id, items in plan.items())
+            )
+            done = [pair for claimed in rounds for pair in claimed]
+            assigned += done
+            if not done:
                 break
         return assigned
+
+    async def _claim_in_turn(
+        self, agent_id: str, items: list[Waiting], settings: QueueSettings
+    ) -> list[tuple[str, str]]:
+        claimed: list[tuple[str, str]] = []
+        for item in items:
+            result = await self.claim(item, agent_id, settings)
+            if result == "offered":
+                claimed.append((item.conversation_id, agent_id))
+            elif result == "busy":
+                break  # the seat was stale: the next round re-reads the seats
+        return claimed
 
     async def _seats(self, queue_id: str) -> dict[str, Seat]:
         seats: dict[str, Seat] = {}
@@ -428,14 +566,23 @@ class Assignment:
         """Reserve the agent, then offer the conversation. Returns `offered`, `busy` (the agent
         could not take it) or `gone` (the conversation is no longer waiting here)."""
         agent = await self.reserve(agent_id, item, force=force)
-        self._last_reserved = seat_of(agent) if agent is not None else None
         if agent is None:
             return "busy"
         now = self._clock.now()
         conversation_id = item.conversation_id
 
+        hint = (
+            self._arriving if self._arriving is not None and self._arriving["id"] == conversation_id else None
+        )
+
         async def step() -> Item | None:
-            doc = await self._conversations.read(conversation_id, conversation_id)
+            nonlocal hint
+            # The arriving conversation was read a moment ago: try its ETag before reading again.
+            doc, hint = (
+                (hint, None)
+                if hint is not None
+                else (await self._conversations.read(conversation_id, conversation_id), None)
+            )
             if doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent_id:
                 return doc  # a concurrent worker made the same offer
             if doc["status"] != Status.WAITING or doc["queueId"] != item.queue_id:
@@ -449,6 +596,8 @@ class Assignment:
                 offerSeq=int(doc.get("offerSeq", 0)) + 1,
                 by=by,
             )
+            moved.setdefault("routedAt", None)
+            moved["routedAt"] = moved["routedAt"] or iso(now)
             return await self._conversations.replace(moved, etag=doc["_etag"])
 
         try:
@@ -458,7 +607,6 @@ class Assignment:
         if offered is None:
             await self.release(agent_id, conversation_id, notify=False)
             await self._drop_entry(item)
-            self._last_reserved = await self._agent_seat(agent_id)
             return "gone"
         await self._drop_entry(item)
         await sync_seats(self._routing, agent, known={item.queue_id: settings})
@@ -509,7 +657,12 @@ class Assignment:
             }
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
-        result: Item | None = await retry_on_conflict(step)
+        try:
+            result: Item | None = await retry_on_conflict(step, retries=RESERVE_RETRIES)
+        except PreconditionFailed:
+            # Other workers keep winning this agent: let the caller try the next best one
+            # rather than queue behind them (under load every worker ranks the same agent first).
+            return None
         return result
 
     async def release(self, agent_id: str | None, conversation_id: str, *, notify: bool = True) -> None:
@@ -641,7 +794,7 @@ class Assignment:
                             continue
                         await self._overflow(conversation, settings, "wait")
                         counts["overflowed"] += 1
-            counts["assigned"] += len(await self.assign_queue(queue_id))
+            counts["assigned"] += len(await self.serve_backlog(queue_id))
         # Offers and wrap-ups past their time (their scheduled message normally does this).
         for status, field, action in (
             (Status.OFFERED, "offerExpiresAt", lifecycle.expire_offer),
@@ -695,7 +848,7 @@ async def handle_routing_message(
     elif kind == "agent":
         await assignment.assign_for_agent(str(body["agentId"]))
     elif kind == "queue":
-        await assignment.assign_queue(str(body["queueId"]))
+        await assignment.serve_backlog(str(body["queueId"]))
     elif kind == "offer-timeout":
         await Lifecycle(store, bus, clock).expire_offer(str(body["conversationId"]), body.get("offerSeq"))
     elif kind == "wrapup-end":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -52,6 +54,29 @@ async def retry_on_conflict(step: Callable[[], Awaitable[Any]], retries: int = _
     raise AssertionError("unreachable")
 
 
+# Queue settings and rules change rarely and are read by every decision: each worker keeps them
+# for a few seconds (a change made through this worker applies at once, elsewhere within this).
+CONFIG_CACHE_SECONDS = 5.0
+_CONFIG_CACHE: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
+_NO_RULES = object()
+
+
+def _cached(container: Any, key: str) -> Any:
+    entry = _CONFIG_CACHE.get(container, {}).get(key)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
+def _remember(container: Any, key: str, value: Any) -> Any:
+    _CONFIG_CACHE.setdefault(container, {})[key] = (time.monotonic() + CONFIG_CACHE_SECONDS, value)
+    return value
+
+
+def _forget(container: Any) -> None:
+    _CONFIG_CACHE.pop(container, None)
+
+
 def queue_settings_of(doc: Item | None) -> QueueSettings:
     if doc is None:
         return QueueSettings(name="Default queue")
@@ -79,8 +104,13 @@ class RoutingDirectory:
             return None
 
     async def queue(self, queue_id: str) -> QueueSettings:
-        """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults."""
-        return queue_settings_of(await self.queue_doc(queue_id))
+        """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults.
+        Cached for CONFIG_CACHE_SECONDS per worker: every routing decision reads them."""
+        key = f"queue:{queue_id}"
+        hit = _cached(self._routing, key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        return _remember(self._routing, key, queue_settings_of(await self.queue_doc(queue_id)))
 
     async def get_queue(self, queue_id: str) -> QueueSettings:
         doc = await self.queue_doc(queue_id)
@@ -101,7 +131,7 @@ class RoutingDirectory:
                     [{"field": "overflow.targetQueueId", "message": "is not a known queue"}]
                 )
         existing = await self.queue_doc(queue_id)
-        doc = {
+        doc: Item = {
             "id": QUEUE_DOC_ID,
             "queueId": queue_id,
             "type": "queue",
@@ -109,6 +139,7 @@ class RoutingDirectory:
             "updatedAt": iso(now),
         }
         await self._routing.upsert(doc)
+        _forget(self._routing)
         await self._update_index(lambda queues: queues.__setitem__(queue_id, settings.priority))
         if existing is not None and existing["settings"].get("assignmentMethod") != doc["settings"].get(
             "assignmentMethod"
@@ -149,12 +180,19 @@ class RoutingDirectory:
 
     # Rules ----------------------------------------------------------------------------------
 
-    async def rules(self) -> RoutingRules | None:
+    async def rules(self, *, cached: bool = False) -> RoutingRules | None:
+        """The rules; `cached` (every escalation classifies) allows a copy up to
+        CONFIG_CACHE_SECONDS old."""
+        if cached:
+            hit = _cached(self._routing, RULES_ID)
+            if hit is not None:
+                return hit if isinstance(hit, RoutingRules) else None
         try:
             doc = await self._routing.read(RULES_ID, CONFIG_PARTITION)
         except NotFound:
+            _remember(self._routing, RULES_ID, _NO_RULES)
             return None
-        return RoutingRules.model_validate(doc["rules"])
+        return _remember(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))  # type: ignore[no-any-return]
 
     async def put_rules(self, rules: RoutingRules, now: datetime) -> None:
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
@@ -176,6 +214,7 @@ class RoutingDirectory:
                 "updatedAt": iso(now),
             }
         )
+        _forget(self._routing)
 
     # Agents ---------------------------------------------------------------------------------
 
@@ -250,7 +289,7 @@ async def place(store: DocumentStore, attrs: RoutingAttributes) -> Any:
     from shared.domain.queues import URGENCY_PRIORITY
     from shared.domain.routing import Placement, classify
 
-    rules = await RoutingDirectory(store).rules()
+    rules = await RoutingDirectory(store).rules(cached=True)
     if rules is None:
         return Placement(DEFAULT_QUEUE, {}, URGENCY_PRIORITY[attrs.urgency], None)
     return classify(rules, attrs)
