@@ -150,6 +150,9 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
         await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
+    from shared.services.scheduling import seed_scheduling_demo
+
+    info.lines += await seed_scheduling_demo(runtime, base_url=base_url)
     secret = runtime.settings.dev_jwt_secret
     if runtime.settings.auth_mode != "dev" or not secret:
         info.lines.append("Demo tokens need PSC_AUTH_MODE=dev.")
