@@ -108,7 +108,11 @@ _SCHEMA = (
     "WHERE expires_at IS NOT NULL",
     # The one indexed document field (see SORT_KEY): ordered pages of a big partition, such as a
     # queue's waiting conversations, walk this index instead of sorting the partition.
-    (2, f"ALTER TABLE documents ADD COLUMN sort_key GENERATED ALWAYS AS (json_extract(body, '$.{SORT_KEY}')) VIRTUAL"),
+    (
+        2,
+        "ALTER TABLE documents ADD COLUMN sort_key "
+        f"GENERATED ALWAYS AS (json_extract(body, '$.{SORT_KEY}')) VIRTUAL",
+    ),
     (2, "CREATE INDEX IF NOT EXISTS documents_sort ON documents (container, pk, sort_key, id)"),
 )
 

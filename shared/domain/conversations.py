@@ -74,7 +74,9 @@ _HISTORY_KEYS = frozenset({"queueId", "agentId", "by", "reason", "disposition"})
 
 
 class TranscriptLine(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
     from_: Literal["bot", "patient", "agent", "system"] = Field(alias="from")
     text: str
@@ -93,7 +95,9 @@ class ConversationView(BaseModel):
     """A conversation as agents and supervisors read it (the transcript and summary are PHI and
     agent-only: never logged, never on the board)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
     id: str
     status: Status

@@ -34,7 +34,9 @@ Language = Annotated[str, Field(min_length=2, max_length=35)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
 
 class Urgency(StrEnum):

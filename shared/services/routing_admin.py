@@ -109,7 +109,7 @@ class RoutingDirectory:
         key = f"queue:{queue_id}"
         hit = _cached(self._routing, key)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return hit
         return _remember(self._routing, key, queue_settings_of(await self.queue_doc(queue_id)))
 
     async def get_queue(self, queue_id: str) -> QueueSettings:
@@ -192,7 +192,7 @@ class RoutingDirectory:
         except NotFound:
             _remember(self._routing, RULES_ID, _NO_RULES)
             return None
-        return _remember(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))  # type: ignore[no-any-return]
+        return _remember(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))
 
     async def put_rules(self, rules: RoutingRules, now: datetime) -> None:
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
