@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--agents", type=int, default=200)
-    parser.add_argument("--wait", type=float, default=120, help="seconds to wait for every escalation to be routed")
+    parser.add_argument("--wait", type=float, default=120, help="seconds to wait for all to be routed")
     parser.add_argument("--profile", default=None, help="run the dev host under cProfile, writing this file")
     asyncio.run(main_async(parser.parse_args()))
 
