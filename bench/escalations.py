@@ -128,7 +128,13 @@ async def routed(data_dir: Path, run: str, count: int, timeout: float) -> list[d
     try:
         while True:
             page = await conversations.query_cross_partition(
-                Query((where("status", "=", "offered"), where("botConversationId", ">=", f"{run}-"))),
+                Query(
+                    (
+                        where("status", "=", "offered"),
+                        where("botConversationId", ">=", f"{run}-"),
+                        where("botConversationId", "<", f"{run}."),  # "." sorts right after "-"
+                    )
+                ),
                 max_items=count + 10,
             )
             mine = [d for d in page.items if d["botConversationId"].startswith(f"{run}-")]
