@@ -136,9 +136,9 @@ def _check_message(message: OutgoingMessage) -> str:
 class SqliteMessageBus:
     """Service Bus queue semantics (send, schedule, peek-lock receive, dead letters) on one SQLite file.
 
-    Implements `MessageBus`, `QueueReceiver` and `DeadLetterAdmin`. All SQLite work runs on one
-    dedicated worker thread per instance, so the event loop never blocks; several instances (and
-    processes) may share the file. The file is opened on first use; `close()` is final.
+    Implements `MessageBus`, `QueueReceiver` and `DeadLetterAdmin`. SQLite work runs inline, one
+    complete operation per call (see `sqlite_file`); several instances (and processes) may share
+    the file. The file is opened on first use; `close()` is final.
     """
 
     def __init__(
@@ -342,7 +342,7 @@ class SqliteMessageBus:
 
         await self._file.write(resubmit)
 
-    # ---- operations (worker thread, inside a write transaction) ---------------------------
+    # ---- operations (inside a write transaction) ---------------------------
 
     def _enqueue(
         self,

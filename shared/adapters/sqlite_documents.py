@@ -522,7 +522,7 @@ class SqliteContainer:
                 raise ValueError(f"unsupported batch operation {operation.kind!r}")
         return result
 
-    # ---- statements (worker thread, inside a write transaction where they write) ---------------
+    # ---- statements (inside a write transaction where they write) ---------------
 
     def _now(self) -> float:
         return self._store._clock.now().timestamp()
@@ -593,8 +593,8 @@ class SqliteContainer:
 class SqliteDocumentStore:
     """Cosmos DB item semantics on one SQLite file; implements the `DocumentStore` port.
 
-    All SQLite work runs on one dedicated worker thread per instance, so the event loop never blocks
-    and any number of tasks may share the store. Several instances (and processes) may share the
+    SQLite work runs inline, one complete operation per call (see `sqlite_file`), so any number of
+    tasks may share the store. Several instances (and processes) may share the
     file: writes serialise on SQLite's write lock. The file is created on first use; `close()` is
     final and idempotent.
     """
