@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.conversations import HOLDS_CAPACITY, Status, iso, move
-from shared.domain.queues import OverflowAction, Presence, QueueSettings
+from shared.domain.queues import OverflowAction, Presence, QueueSettings, SkillMatch
 from shared.domain.routing import (
     Seat,
     Waiting,
@@ -67,6 +67,7 @@ ROUTING_QUEUE = "routing"
 MAX_DECLINES = 3
 WAITING_PAGE = 25
 SEAT_PAGE = 50
+FIRST_SEAT_PAGE = 10
 MAX_SEAT_PAGES = 20
 IN_FLIGHT_GRACE = timedelta(seconds=5)
 RESERVE_RETRIES = 3
@@ -324,11 +325,14 @@ class Assignment:
         excluded: set[str] = set()
         continuation: str | None = None
         seats: dict[str, Seat] = {}
-        for _ in range(MAX_SEAT_PAGES):
+        # Seats come best-first by the queue's method: with exact matching the first eligible one
+        # is the answer, so a short first page suffices; closest matching ranks by fit first.
+        first = FIRST_SEAT_PAGE if settings.skill_match is SkillMatch.EXACT else SEAT_PAGE
+        for n in range(MAX_SEAT_PAGES):
             page = await self._routing.query(
                 Query(_SEAT_RANGE, order_by=(("sortKey", False),)),
                 partition_key=item.queue_id,
-                max_items=SEAT_PAGE,
+                max_items=first if n == 0 else SEAT_PAGE,
                 continuation=continuation,
             )
             seats.update((doc["agentId"], seat_from_doc(doc)) for doc in page.items)
