@@ -98,20 +98,24 @@ def escalation(run: str, n: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def fire(count: int, concurrency: int, call: Any) -> tuple[list[float], float]:
+async def fire(count: int, concurrency: int, call: Any, rate: float = 0) -> tuple[list[float], float]:
+    """`count` calls from `concurrency` workers; with `rate` > 0, call n starts no earlier than
+    n / rate seconds in (an open-loop load below capacity, to measure latency without a backlog)."""
     latencies: list[float] = []
     next_index = 0
+    t0 = time.perf_counter()
 
     async def worker() -> None:
         nonlocal next_index
         while next_index < count:
             n = next_index
             next_index += 1
+            if rate > 0:
+                await asyncio.sleep(max(0.0, t0 + n / rate - time.perf_counter()))
             t = time.perf_counter()
             await call(n)
             latencies.append(time.perf_counter() - t)
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, time.perf_counter() - t0
 
@@ -231,7 +235,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 await fire(50, 8, warm_up)
                 await fire(200, args.concurrency, ping)
                 bare, bare_wall = await fire(args.count, args.concurrency, ping)
-                http, http_wall = await fire(args.count, args.concurrency, escalate)
+                http, http_wall = await fire(args.count, args.concurrency, escalate, args.rate)
                 docs = await routed(data_dir, run, args.count, timeout=args.wait)
         finally:
             proc.terminate()
@@ -247,7 +251,9 @@ async def main_async(args: argparse.Namespace) -> None:
     first = min(datetime.fromisoformat(d["createdAt"]) for d in docs)
     last = max(datetime.fromisoformat(d["offeredAt"]) for d in docs)
     span = max((last - first).total_seconds(), 1e-6)
+    pace = f"{args.rate:g}/s" if args.rate else "as fast as possible"
     print(f"dev host, {args.agents} agents, concurrency {args.concurrency}, {args.count} requests each")
+    print(f"escalations sent {pace}")
     print(
         f"bare HTTP function : {args.count / bare_wall * 60:>9.0f} /min   "
         f"p50 {statistics.median(bare) * 1000:6.1f} ms   p99 {percentile(bare, 0.99) * 1000:6.1f} ms"
@@ -270,6 +276,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="escalations per second (0: as fast as possible)"
+    )
     parser.add_argument("--wait", type=float, default=120, help="seconds to wait for all to be routed")
     parser.add_argument("--profile", default=None, help="run the dev host under cProfile, writing this file")
     asyncio.run(main_async(parser.parse_args()))
