@@ -1,11 +1,13 @@
-"""Invariants under concurrency and redelivery, with real concurrent workers: several runtimes
-(each its own SQLite connections and worker thread, as separate function instances would be) drain
-the same routing queue while agents change presence, and every message is delivered twice."""
+"""Invariants under concurrency and redelivery, with real concurrent workers: several worker
+threads, each with its own event loop and runtime (its own SQLite connections, as separate
+function instances would have), drain the same routing queue in parallel with the test's own
+worker, while agents change presence and every message is delivered twice."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from pathlib import Path
 
 from shared.messaging import json_message
@@ -28,7 +30,7 @@ FLIPS_EVERY = 15
 AGENTS = 16
 
 
-async def worker(runtime: Runtime, stop: asyncio.Event) -> int:
+async def worker(runtime: Runtime, stop: asyncio.Event | threading.Event) -> int:
     handled = 0
     with use_runtime(runtime):
         while not stop.is_set():
@@ -37,6 +39,17 @@ async def worker(runtime: Runtime, stop: asyncio.Event) -> int:
             if not done:
                 await asyncio.sleep(0.005)
     return handled
+
+
+def worker_thread(data_dir: Path, clock: ManualClock, stop: threading.Event, handled: list[int]) -> None:
+    async def run() -> None:
+        peer = await build_runtime(make_settings(data_dir), clock=clock)
+        try:
+            handled.append(await worker(peer, stop))
+        finally:
+            await peer.close()
+
+    asyncio.run(run())
 
 
 async def test_concurrent_workers_never_double_assign_or_exceed_capacity(
@@ -53,12 +66,17 @@ async def test_concurrent_workers_never_double_assign_or_exceed_capacity(
 
     clock = runtime.clock
     assert isinstance(clock, ManualClock)
-    peers = [runtime]
-    for _ in range(WORKERS - 1):
-        peers.append(await build_runtime(make_settings(tmp_path / "data"), clock=clock))
     stop = asyncio.Event()
+    thread_stop = threading.Event()
     flipped: set[str] = set()
-    tasks = [asyncio.create_task(worker(peer, stop)) for peer in peers]
+    handled: list[int] = []
+    threads = [
+        threading.Thread(target=worker_thread, args=(tmp_path / "data", clock, thread_stop, handled))
+        for _ in range(WORKERS - 1)
+    ]
+    for thread in threads:
+        thread.start()
+    tasks = [asyncio.create_task(worker(runtime, stop))]
     try:
         for n in range(CONVERSATIONS):
             await enqueue(runtime, f"c-{n}", urgency="urgent" if n % 2 else "routine")
@@ -83,10 +101,13 @@ async def test_concurrent_workers_never_double_assign_or_exceed_capacity(
         await asyncio.sleep(0.05)
     finally:
         stop.set()
-        handled = await asyncio.gather(*tasks)
-        for peer in peers[1:]:
-            await peer.close()
+        thread_stop.set()
+        handled += await asyncio.gather(*tasks)
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 30)
+    assert len(handled) == WORKERS
     assert sum(handled) >= 2 * CONVERSATIONS
+    assert all(n > 0 for n in handled), f"some worker handled nothing: {handled}"
 
     agents = {a["id"]: a for a in await all_items(runtime, "agents")}
     conversations = {c["id"]: c for c in await all_items(runtime, "conversations")}
