@@ -8,7 +8,7 @@ only through `move`, which refuses illegal transitions with a 409.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -46,7 +46,10 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
 
 
 def iso(when: datetime) -> str:
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC, milliseconds, `Z`: how conversations and escalations stamp time (a naive time is UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.domain.conversations import iso
 from shared.domain.queues import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
 
 BodyFormat = Literal["native", "activity"]
@@ -235,12 +236,6 @@ def primary_language(tag: object) -> str | None:
     return primary if 2 <= len(primary) <= 3 and primary.isalpha() else None
 
 
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _from_native(body: NativeEscalation) -> Escalation:
     p = body.patient
     language = primary_language(p.language) or primary_language(body.locale) or FALLBACK_LANGUAGE
@@ -257,7 +252,7 @@ def _from_native(body: NativeEscalation) -> Escalation:
         reason=body.reason,
         summary=None,
         transcript=[
-            {"from": line.from_, "text": line.text, "timestamp": _iso(line.timestamp)}
+            {"from": line.from_, "text": line.text, "timestamp": iso(line.timestamp)}
             for line in body.transcript
         ],
         attributes=RoutingAttributes(

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.domain.patients import _time_zone
+from shared.domain.patients import TimeZoneName
+from shared.domain.week import ClockTime, Weekday
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FALLBACK_LANGUAGE = "en"
 
 
@@ -61,22 +60,11 @@ class SkillMatch(StrEnum):
     EXACT_THEN_CLOSEST = "exact-then-closest"
 
 
-def _hhmm(value: str) -> str:
-    if not _HHMM.match(value):
-        raise ValueError("must be a time HH:MM (24-hour; 24:00 ends a day)")
-    return value
-
-
-Time = Annotated[str, AfterValidator(_hhmm)]
-
-
 class OperatingHours(_Model):
     """Open hours in the queue's own time zone; a weekday left out is closed."""
 
-    time_zone: Annotated[str, AfterValidator(_time_zone)] = Field("UTC", alias="timeZone")
-    weekly_hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[tuple[Time, Time]]] = (
-        Field(alias="weeklyHours")
-    )
+    time_zone: TimeZoneName = Field("UTC", alias="timeZone")
+    weekly_hours: dict[Weekday, list[tuple[ClockTime, ClockTime]]] = Field(alias="weeklyHours")
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> OperatingHours:

@@ -32,16 +32,14 @@ from pydantic import (
 )
 
 from shared.domain.patients import TimeZoneName
+from shared.domain.week import WEEKDAYS, ClockTime, Weekday, minutes_of
 
 MAX_SEARCH_DAYS = 62
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 # Provider ids end up inside FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) together with a slot's start, so
 # they are held to FHIR's alphabet and leave room for the 15-character start suffix.
 PROVIDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,47}$")
 APPOINTMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-_HHMM = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 # FHIR R4 Appointment.status values this service moves between (the brief's statuses).
 Status = Literal["booked", "arrived", "fulfilled", "cancelled", "noshow", "entered-in-error"]
@@ -53,18 +51,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def _hhmm(value: str) -> str:
-    if not _HHMM.match(value):
-        raise ValueError("must be a time HH:MM (24-hour; 24:00 ends a day)")
-    return value
-
-
-def minutes_of(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-ClockTime = Annotated[str, Field(examples=["08:00"]), AfterValidator(_hhmm)]
 TimeRange = Annotated[list[ClockTime], Field(min_length=2, max_length=2, examples=[["08:00", "12:00"]])]
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.domain.conversations import iso
 from shared.domain.escalations import PatientIdentity
 from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.ports.documents import Container, DocumentStore, Item
@@ -229,7 +230,7 @@ class PatientMatcher:
         """A provisional patient with a deterministic id, so a retried delivery reuses it. It is
         not put in the contact index: only a record staff confirm (a PatientRegistry write) is."""
         patient_id = provisional_patient_id(bot_conversation_id)
-        at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = iso(now)
         item: Item = {
             "id": patient_id,
             "type": "patient",
