@@ -25,12 +25,12 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.conversations import HOLDS_CAPACITY, Status, iso, move
-from shared.domain.queues import OverflowAction, Presence, QueueSettings, SkillMatch
+from shared.domain.queues import ROUTABLE, OverflowAction, Presence, QueueSettings, SkillMatch
 from shared.domain.routing import (
     Seat,
     Waiting,
@@ -52,11 +52,11 @@ from shared.ports.documents import Container, DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
 from shared.services.routing_admin import (
     AGENTS,
-    CONFIG_PARTITION,
     DEFAULT_QUEUE,
     ROUTING,
     RoutingDirectory,
-    queue_settings_of,
+    by_priority,
+    queue_settings,
     retry_on_conflict,
 )
 
@@ -192,15 +192,9 @@ async def sync_seats(
     """Copy an agent's presence and load onto its seat in each of its queues (`known`: queue
     settings the caller has read already). A seat never goes back to an older revision of the
     agent (two syncs can race)."""
-    directory_cache: dict[str, QueueSettings] = dict(known or {})
     for queue_id in agent["profile"].get("queues", []):
-        if queue_id not in directory_cache:
-            try:
-                directory_cache[queue_id] = queue_settings_of(await routing.read("queue", queue_id))
-            except NotFound:
-                directory_cache[queue_id] = queue_settings_of(None)
-        fresh = seat_document(agent, queue_id, directory_cache[queue_id])
-        await _write_seat(routing, fresh)
+        settings = (known or {}).get(queue_id) or await queue_settings(routing, queue_id)
+        await _write_seat(routing, seat_document(agent, queue_id, settings))
     for queue_id in removed:
         with contextlib.suppress(NotFound):
             await routing.delete(f"seat:{agent['id']}", queue_id)
@@ -237,11 +231,6 @@ async def refresh_queue_seats(
 
 
 # The service --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    assigned: list[tuple[str, str]]
 
 
 class Assignment:
@@ -323,19 +312,12 @@ class Assignment:
     async def _assign_one(self, item: Waiting, settings: QueueSettings) -> str:
         """Offer one conversation to the best agent that can still take it."""
         excluded: set[str] = set()
-        continuation: str | None = None
         seats: dict[str, Seat] = {}
         # Seats come best-first by the queue's method: with exact matching the first eligible one
         # is the answer, so a short first page suffices; closest matching ranks by fit first.
         first = FIRST_SEAT_PAGE if settings.skill_match is SkillMatch.EXACT else SEAT_PAGE
-        for n in range(MAX_SEAT_PAGES):
-            page = await self._routing.query(
-                Query(_SEAT_RANGE, order_by=(("sortKey", False),)),
-                partition_key=item.queue_id,
-                max_items=first if n == 0 else SEAT_PAGE,
-                continuation=continuation,
-            )
-            seats.update((doc["agentId"], seat_from_doc(doc)) for doc in page.items)
+        async for page in self._seat_pages(item.queue_id, first):
+            seats.update(page)
             while True:
                 candidates = [seat for agent_id, seat in seats.items() if agent_id not in excluded]
                 agent = best_agent(item, settings, candidates, self._clock.now())
@@ -345,9 +327,6 @@ class Assignment:
                 if result != "busy":
                     return result
                 excluded.add(agent.agent_id)  # the seat was stale: the next best
-            continuation = page.continuation
-            if continuation is None:
-                break
         return "waiting"
 
     async def _mark_routed(self, conversation: Item) -> None:
@@ -534,29 +513,30 @@ class Assignment:
                 break  # the seat was stale: the next round re-reads the seats
         return claimed
 
-    async def _seats(self, queue_id: str) -> dict[str, Seat]:
-        seats: dict[str, Seat] = {}
-        continuation = None
-        # Pages of the best seats first; a decision rarely needs more than the first page.
-        for _ in range(50):
+    async def _seat_pages(self, queue_id: str, first: int = SEAT_PAGE) -> AsyncIterator[dict[str, Seat]]:
+        """A queue's seats best-first by its method, a page at a time (`first`: the first page's
+        size); seats that cannot take work have no sort key and never appear."""
+        continuation: str | None = None
+        for n in range(MAX_SEAT_PAGES):
             page = await self._routing.query(
                 Query(_SEAT_RANGE, order_by=(("sortKey", False),)),
                 partition_key=queue_id,
-                max_items=SEAT_PAGE,
+                max_items=first if n == 0 else SEAT_PAGE,
                 continuation=continuation,
             )
-            for doc in page.items:
-                seats[doc["agentId"]] = seat_from_doc(doc)
+            yield {doc["agentId"]: seat_from_doc(doc) for doc in page.items}
             continuation = page.continuation
-            if continuation is None or len(seats) >= SEAT_PAGE:
+            if continuation is None:
+                return
+
+    async def _seats(self, queue_id: str) -> dict[str, Seat]:
+        """At least a page of the best seats: a round of decisions rarely needs more."""
+        seats: dict[str, Seat] = {}
+        async for page in self._seat_pages(queue_id):
+            seats.update(page)
+            if len(seats) >= SEAT_PAGE:
                 break
         return seats
-
-    async def _agent_seat(self, agent_id: str) -> Seat | None:
-        try:
-            return seat_of(await self._agents.read(agent_id, agent_id))
-        except NotFound:
-            return None
 
     async def claim(
         self,
@@ -649,16 +629,7 @@ class Assignment:
             if not force and not can_take(seat_of(doc), item):
                 return None
             held[item.conversation_id] = item.units
-            used = sum(held.values())
-            fresh = {
-                **doc,
-                "conversations": held,
-                "used": used,
-                "lastAssignedAt": iso(now),
-                "presence": str(presence_for_load(Presence(doc["chosenPresence"]), used, _capacity(doc))),
-                "rev": int(doc.get("rev", 0)) + 1,
-                "updatedAt": iso(now),
-            }
+            fresh = agent_after(doc, now, held=held, lastAssignedAt=iso(now))
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
@@ -684,17 +655,10 @@ class Assignment:
             if conversation_id not in held:
                 return None
             del held[conversation_id]
-            used = sum(held.values())
-            fresh = {
-                **doc,
-                "conversations": held,
-                "used": used,
-                "idleSince": iso(now) if used == 0 else doc.get("idleSince"),
-                "presence": str(presence_for_load(Presence(doc["chosenPresence"]), used, _capacity(doc))),
-                "rev": int(doc.get("rev", 0)) + 1,
-                "updatedAt": iso(now),
-            }
-            return await self._agents.replace(fresh, etag=doc["_etag"])
+            idle = iso(now) if not held else doc.get("idleSince")
+            return await self._agents.replace(
+                agent_after(doc, now, held=held, idleSince=idle), etag=doc["_etag"]
+            )
 
         fresh = await retry_on_conflict(step)
         if fresh is None:
@@ -715,15 +679,8 @@ class Assignment:
 
         async def step() -> Item:
             doc = await self._agents.read(agent_id, agent_id)
-            used = int(doc.get("used", 0))
-            fresh = {
-                **doc,
-                "chosenPresence": str(chosen),
-                "presence": str(presence_for_load(chosen, used, _capacity(doc))),
-                "idleSince": doc.get("idleSince") or (iso(now) if used == 0 else None),
-                "rev": int(doc.get("rev", 0)) + 1,
-                "updatedAt": iso(now),
-            }
+            idle = doc.get("idleSince") or (iso(now) if not doc.get("conversations") else None)
+            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle)
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
@@ -740,11 +697,15 @@ class Assignment:
         assigned: list[tuple[str, str]] = []
         index = await self.directory.queue_index()
         while len(assigned) < limit:
-            seat = await self._agent_seat(agent_id)
-            if seat is None or seat.free <= 0 or seat.presence not in (Presence.AVAILABLE, Presence.BUSY):
+            try:
+                agent = await self._agents.read(agent_id, agent_id)
+            except NotFound:
                 break
-            agent = await self._agents.read(agent_id, agent_id)
-            queue_ids = sorted(agent["profile"].get("queues", []), key=lambda q: (index.get(q, 10**6), q))
+            seat = seat_of(agent)
+            if seat.free <= 0 or seat.presence not in ROUTABLE:
+                break
+            mine = agent["profile"].get("queues", [])
+            queue_ids = by_priority({q: index.get(q, 10**6) for q in mine})
             candidates: list[tuple[QueueSettings, list[Waiting]]] = []
             for queue_id in queue_ids:
                 settings = await self.directory.queue(queue_id)
@@ -777,7 +738,7 @@ class Assignment:
         lifecycle = Lifecycle(self._store, self._bus, self._clock)
         counts = {"overflowed": 0, "expiredOffers": 0, "closedWrapups": 0, "assigned": 0}
         index = await self.directory.queue_index()
-        for queue_id in [*sorted(index, key=lambda q: (index[q], q)), DEFAULT_QUEUE]:
+        for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
             settings = await self.directory.queue(queue_id)
             limit = settings.overflow.max_wait_seconds
             if limit is not None:
@@ -839,6 +800,31 @@ def _capacity(agent: Item) -> int:
     return int(agent["profile"].get("capacity", 1))
 
 
+def agent_after(
+    agent: Item,
+    now: datetime,
+    *,
+    held: dict[str, int] | None = None,
+    chosen: Presence | None = None,
+    **changes: Any,
+) -> Item:
+    """The agent document after its load (`held`) or chosen presence changed: `used`, the
+    presence routing sees (by load), and the revision its seats are ordered by all follow."""
+    held = dict(agent.get("conversations", {})) if held is None else held
+    chosen = Presence(agent["chosenPresence"]) if chosen is None else chosen
+    used = sum(held.values())
+    return {
+        **agent,
+        **changes,
+        "conversations": held,
+        "used": used,
+        "chosenPresence": str(chosen),
+        "presence": str(presence_for_load(chosen, used, _capacity(agent))),
+        "rev": int(agent.get("rev", 0)) + 1,
+        "updatedAt": iso(now),
+    }
+
+
 async def handle_routing_message(
     store: DocumentStore, bus: MessageBus, clock: Clock, body: dict[str, Any]
 ) -> None:
@@ -859,6 +845,3 @@ async def handle_routing_message(
         await Lifecycle(store, bus, clock).end_wrapup(str(body["conversationId"]), None)
     else:
         raise ValueError(f"unknown routing message kind {kind!r}")
-
-
-__all__ = ["CONFIG_PARTITION", "Assignment", "handle_routing_message", "sync_seats"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.auth.principal import Principal, Role
 from shared.domain.conversations import HOLDS_CAPACITY, LIVE, Status, iso, move
-from shared.domain.queues import Presence, QueueSettings
+from shared.domain.queues import QueueSettings
 from shared.domain.routing import Waiting, can_take
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ports.clock import Clock
@@ -25,7 +25,6 @@ from shared.services.assignment import (
     CONVERSATIONS,
     ROUTING_QUEUE,
     Assignment,
-    excluded_agents,
     parse_time,
     routing_message,
     seat_of,
@@ -33,7 +32,7 @@ from shared.services.assignment import (
     waiting_of,
 )
 from shared.services.audit import record_access
-from shared.services.routing_admin import DEFAULT_QUEUE, retry_on_conflict
+from shared.services.routing_admin import DEFAULT_QUEUE, by_priority, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +461,7 @@ class Lifecycle:
         directory = self.assignment.directory
         index = await directory.queue_index()
         queues = []
-        for queue_id in [*sorted(index, key=lambda q: (index[q], q)), DEFAULT_QUEUE]:
+        for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
             waiting = await routing.query(
                 Query((where("type", "=", "waiting"),), order_by=(("enqueuedAt", False),)),
                 partition_key=queue_id,
@@ -495,10 +494,3 @@ class Lifecycle:
         if page.continuation:
             answer["continuationToken"] = page.continuation
         return answer
-
-
-def presence_value(value: str) -> Presence:
-    return Presence(value)
-
-
-__all__ = ["Lifecycle", "excluded_agents"]

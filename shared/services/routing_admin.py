@@ -83,6 +83,25 @@ def queue_settings_of(doc: Item | None) -> QueueSettings:
     return QueueSettings.model_validate(doc["settings"])
 
 
+async def queue_settings(routing: Container, queue_id: str) -> QueueSettings:
+    """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults.
+    Cached for CONFIG_CACHE_SECONDS per worker: every routing decision and seat sync reads them."""
+    key = f"queue:{queue_id}"
+    hit = _cached(routing, key)
+    if hit is not None:
+        return hit
+    try:
+        doc: Item | None = await routing.read(QUEUE_DOC_ID, queue_id)
+    except NotFound:
+        doc = None
+    return _remember(routing, key, queue_settings_of(doc))
+
+
+def by_priority(index: dict[str, int]) -> list[str]:
+    """Queue ids in serving order: priority number (smaller first), then id."""
+    return sorted(index, key=lambda q: (index[q], q))
+
+
 class RoutingDirectory:
     def __init__(self, store: DocumentStore) -> None:
         self._routing: Container = store.container(ROUTING)
@@ -104,13 +123,7 @@ class RoutingDirectory:
             return None
 
     async def queue(self, queue_id: str) -> QueueSettings:
-        """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults.
-        Cached for CONFIG_CACHE_SECONDS per worker: every routing decision reads them."""
-        key = f"queue:{queue_id}"
-        hit = _cached(self._routing, key)
-        if hit is not None:
-            return hit
-        return _remember(self._routing, key, queue_settings_of(await self.queue_doc(queue_id)))
+        return await queue_settings(self._routing, queue_id)
 
     async def get_queue(self, queue_id: str) -> QueueSettings:
         doc = await self.queue_doc(queue_id)
@@ -172,7 +185,7 @@ class RoutingDirectory:
     async def list_queues(self) -> list[dict[str, Any]]:
         index = await self.queue_index()
         out = []
-        for queue_id in sorted(index, key=lambda q: (index[q], q)):
+        for queue_id in by_priority(index):
             doc = await self.queue_doc(queue_id)
             if doc is not None:
                 out.append({"id": queue_id, **doc["settings"]})
