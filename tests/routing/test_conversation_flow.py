@@ -34,14 +34,19 @@ async def setup_general(**queue: object) -> None:
     await put_rules([], "general")
 
 
+async def offer_one(runtime: Runtime, *, capacity: int, patient_id: str = "p-1") -> None:
+    """The `general` queue, agent a-1 available with `capacity`, and conversation c-1 routed."""
+    await setup_general()
+    await put_agent("a-1", queues=["general"], capacity=capacity)
+    await presence("a-1", "available")
+    await enqueue(runtime, "c-1", patient_id=patient_id)
+    await deliver(runtime)
+
+
 async def test_a_conversation_is_offered_accepted_answered_and_closed(
     runtime: Runtime, clock: ManualClock
 ) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=2)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=2)
 
     doc = await conversation(runtime, "c-1")
     assert doc["status"] == "offered"
@@ -137,11 +142,7 @@ async def test_rules_route_by_urgency_language_and_skills(runtime: Runtime) -> N
 
 
 async def test_presence_follows_load_but_a_chosen_away_is_kept(runtime: Runtime) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=2)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=2)
     assert (await agent(runtime, "a-1"))["presence"] == "busy"
     await enqueue(runtime, "c-2")
     await deliver(runtime)
@@ -205,11 +206,7 @@ async def test_an_offer_not_accepted_in_time_counts_as_a_decline(
 
 
 async def test_redelivered_routing_message_changes_nothing(runtime: Runtime) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=3)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=3)
     before_conv = await conversation(runtime, "c-1")
     before_agent = await agent(runtime, "a-1")
     from shared.services.assignment import handle_routing_message
@@ -230,11 +227,7 @@ async def test_redelivered_routing_message_changes_nothing(runtime: Runtime) -> 
 
 
 async def test_the_patient_leaving_abandons_a_waiting_or_offered_conversation(runtime: Runtime) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=1)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1", patient_id="p-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=1, patient_id="p-1")
     other = await invoke(
         "abandon_conversation",
         method="POST",
@@ -286,11 +279,7 @@ async def test_agents_see_only_their_own_conversations(runtime: Runtime) -> None
 
 
 async def test_illegal_transitions_are_409(runtime: Runtime) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=1)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=1)
     message = await invoke(
         "send_message",
         method="POST",
@@ -311,11 +300,7 @@ async def test_illegal_transitions_are_409(runtime: Runtime) -> None:
 
 
 async def test_bad_bodies_are_400_and_change_nothing(runtime: Runtime) -> None:
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=1)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=1)
     await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
     before = await conversation(runtime, "c-1")
     empty = await invoke(
@@ -472,11 +457,7 @@ async def test_no_transcript_text_reaches_the_logs(
     runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    await setup_general()
-    await put_agent("a-1", queues=["general"], capacity=1)
-    await presence("a-1", "available")
-    await enqueue(runtime, "c-1")
-    await deliver(runtime)
+    await offer_one(runtime, capacity=1)
     await invoke("accept_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"})
     await invoke(
         "send_message",
