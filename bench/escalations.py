@@ -74,12 +74,12 @@ async def configure(client: Any, base: str, agents: int) -> None:
         async with client.put(url, json=body, headers=headers) as r:
             assert r.status in (200, 201), await r.text()
 
-    await put(f"{base}/admin/queues/bench", queue, admin)
-    await put(f"{base}/admin/routing-rules", {"rules": [], "fallbackQueueId": "bench"}, admin)
+    await put(f"{base}/manage/queues/bench", queue, admin)
+    await put(f"{base}/manage/routing-rules", {"rules": [], "fallbackQueueId": "bench"}, admin)
     for n in range(agents):
         agent_id = f"bench-agent-{n}"
         body = {"name": agent_id, "capacity": 100, "queues": ["bench"], "languages": ["en"]}
-        await put(f"{base}/admin/agents/{agent_id}", body, admin)
+        await put(f"{base}/manage/agents/{agent_id}", body, admin)
         await put(
             f"{base}/agents/me/presence",
             {"status": "available"},

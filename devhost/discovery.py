@@ -22,6 +22,10 @@ from devhost.routes import RouteTemplate
 from devhost.schedules import Schedule
 
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
+# The Functions host refuses to load an HTTP function whose route template starts with one of these
+# (ScriptHost.ValidateHttpFunction: a plain prefix match after trimming '/', routePrefix ignored). It
+# starts without it and the route answers 404; we refuse to start, so the mistake shows here first.
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
 # The Python worker passes an invocation context to a parameter with this name.
 CONTEXT_PARAMETER = "context"
 
@@ -150,6 +154,12 @@ def _discover_one(
     target = _target(name, function.get_user_function(), trigger.name)
     if isinstance(trigger, HttpTrigger):
         route = trigger.route if trigger.route is not None else name
+        reserved = reserved_route_prefix(route)
+        if reserved:
+            raise StartError(
+                f"function {name}: route {route!r} starts with {reserved!r}, which the Azure Functions "
+                "host reserves (it would not load this function); administration lives under manage/"
+            )
         try:
             template = RouteTemplate.parse(route)
         except StartError as exc:
@@ -176,6 +186,12 @@ def _discover_one(
         f"function {name}: trigger {trigger.get_binding_name()!r} is not supported by the dev host "
         "(it runs HTTP, timer and Service Bus queue triggers); use `func start` for this one"
     )
+
+
+def reserved_route_prefix(route: str) -> str | None:
+    """The reserved prefix `route` starts with (case-insensitive, as the host compares), or None."""
+    trimmed = route.strip().strip("/").lower()
+    return next((prefix for prefix in RESERVED_ROUTE_PREFIXES if trimmed.startswith(prefix)), None)
 
 
 def _target(name: str, user_function: Callable[..., Any], arg_name: str) -> Target:

@@ -28,7 +28,7 @@ def _scheduling(call: Call) -> Scheduling:
 
 
 @api.route(
-    "admin/providers/{providerId}",
+    "manage/providers/{providerId}",
     "PUT",
     access=allow(Role.ADMINISTRATOR),
     summary="Create or replace a provider's calendar",

@@ -57,7 +57,7 @@ async def _audit(call: Call, action: str, resource: str) -> None:
 
 
 @api.route(
-    "admin/queues/{queueId}",
+    "manage/queues/{queueId}",
     "PUT",
     access=ADMIN,
     summary="Create or replace a queue",
@@ -70,24 +70,24 @@ async def put_queue(call: Call) -> Reply:
     overflow and timers. An overflow target must be a known queue."""
     queue_id = _identifier(call, "queueId")
     created = await _directory(call).put_queue(queue_id, call.body, call.runtime.clock.now())
-    await _audit(call, "create" if created else "update", f"admin/queues/{queue_id}")
+    await _audit(call, "create" if created else "update", f"manage/queues/{queue_id}")
     return Reply(body=call.body, status=201 if created else 200)
 
 
 @api.route(
-    "admin/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
+    "manage/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
 )
 async def get_queue(call: Call) -> Reply:
     return Reply(body=await _directory(call).get_queue(_identifier(call, "queueId")))
 
 
-@api.route("admin/queues", "GET", access=READERS, summary="List queues in priority order")
+@api.route("manage/queues", "GET", access=READERS, summary="List queues in priority order")
 async def list_queues(call: Call) -> Reply:
     return Reply(body={"items": await _directory(call).list_queues()})
 
 
 @api.route(
-    "admin/routing-rules",
+    "manage/routing-rules",
     "PUT",
     access=ADMIN,
     summary="Replace the ordered routing rules",
@@ -99,12 +99,12 @@ async def put_routing_rules(call: Call) -> Reply:
     """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
     are rejected with the failing fields."""
     await _directory(call).put_rules(call.body, call.runtime.clock.now())
-    await _audit(call, "update", "admin/routing-rules")
+    await _audit(call, "update", "manage/routing-rules")
     return Reply(body=call.body)
 
 
 @api.route(
-    "admin/routing-rules",
+    "manage/routing-rules",
     "GET",
     access=READERS,
     summary="Read the routing rules",
@@ -121,7 +121,7 @@ async def get_routing_rules(call: Call) -> Reply:
 
 
 @api.route(
-    "admin/agents/{agentId}",
+    "manage/agents/{agentId}",
     "PUT",
     access=ADMIN,
     summary="Create or replace an agent",
@@ -133,12 +133,12 @@ async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept."""
     agent_id = call.route("agentId")
     created = await _directory(call).put_agent(agent_id, call.body, call.runtime.clock.now())
-    await _audit(call, "create" if created else "update", f"admin/agents/{agent_id}")
+    await _audit(call, "create" if created else "update", f"manage/agents/{agent_id}")
     return Reply(body=call.body, status=201 if created else 200)
 
 
 @api.route(
-    "admin/agents/{agentId}",
+    "manage/agents/{agentId}",
     "GET",
     access=READERS,
     summary="Read an agent with presence and load",
@@ -155,7 +155,7 @@ async def get_agent(call: Call) -> Reply:
     return Reply(body=agent_view(doc))
 
 
-@api.route("admin/agents", "GET", access=READERS, summary="List agents with presence and load")
+@api.route("manage/agents", "GET", access=READERS, summary="List agents with presence and load")
 async def list_agents(call: Call) -> Reply:
     from shared.services.routing_admin import agent_view
 

@@ -90,7 +90,7 @@ class BookingRules(_Strict):
 
 
 class Provider(_Strict):
-    """A provider's calendar (the body of `PUT /api/admin/providers/{providerId}`)."""
+    """A provider's calendar (the body of `PUT /api/manage/providers/{providerId}`)."""
 
     name: str = Field(min_length=1, max_length=200)
     specialty: str = Field(min_length=1, max_length=100)

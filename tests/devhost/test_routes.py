@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import azure.functions as func
 import pytest
 
 from devhost.errors import StartError
 from devhost.routes import RouteTemplate
+from tests.devhost.conftest import discovered, new_app
 
 
 @pytest.mark.parametrize(
@@ -65,3 +67,15 @@ def test_more_specific_templates_take_precedence() -> None:
 def test_bad_templates_fail_at_start_with_the_reason(template: str, complaint: str) -> None:
     with pytest.raises(StartError, match=complaint):
         RouteTemplate.parse(template)
+
+
+@pytest.mark.parametrize("route", ["admin/queues", "/Admin", "runtime/hooks", "administration", "RUNTIME"])
+def test_a_route_the_functions_host_reserves_refuses_to_start_naming_the_function(route: str) -> None:
+    app = new_app()
+
+    @app.route(route=route, methods=["GET"])
+    def reserved(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("never")
+
+    with pytest.raises(StartError, match=r"function reserved: route .* reserves"):
+        discovered(app)

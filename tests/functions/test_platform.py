@@ -108,3 +108,21 @@ print('ok', len(function_app.app.get_functions()))
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+def test_no_http_route_starts_with_a_prefix_the_functions_host_reserves() -> None:
+    """The host refuses to load a function whose route starts with `admin` or `runtime` (a plain
+    prefix match after trimming `/`, case-insensitive); administration lives under `manage/`."""
+    import json
+
+    from devhost.discovery import RESERVED_ROUTE_PREFIXES
+
+    checked = 0
+    for function in registered_functions().values():
+        for binding in json.loads(function.get_function_json())["bindings"]:
+            if binding.get("type") != "httpTrigger":
+                continue
+            route = (binding.get("route") or function.get_function_name()).strip().strip("/").lower()
+            assert not route.startswith(RESERVED_ROUTE_PREFIXES), (function.get_function_name(), route)
+            checked += 1
+    assert checked >= 30
