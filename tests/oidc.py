@@ -72,6 +72,13 @@ class FakeTenant:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path == "/redirect":  # somewhere else; identity metadata never follows it
+                    self.send_response(302)
+                    self.send_header(
+                        "Location", f"{fake.authority}/{fake.tenant}/v2.0/.well-known/openid-configuration"
+                    )
+                    self.end_headers()
+                    return
                 body = fake.serve(self.path)
                 if body is None:
                     self.send_response(404)

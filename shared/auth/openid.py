@@ -21,6 +21,7 @@ import asyncio
 import http.client
 import json
 import logging
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,10 +41,21 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 TENANT_PLACEHOLDER = "{tenantid}"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect could leave https (or loopback) behind; Entra's endpoints never redirect.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _fetch_json(url: str) -> dict[str, Any]:
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+    if parts.scheme != "https" and not loopback:
         raise ValueError("refusing to fetch identity metadata over plain HTTP")
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - scheme checked above
+    with _OPENER.open(url, timeout=10) as response:
         data = json.loads(response.read(MAX_DOCUMENT_BYTES + 1)[:MAX_DOCUMENT_BYTES])
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")

@@ -193,10 +193,11 @@ class EntraTokenValidator:
         oid = claims["oid"]
         if not isinstance(oid, str) or not oid:
             raise Unauthorized("Invalid token (oid).")
+        staff = provider.kind == "staff"
         return Principal(
             subject=oid,
-            name=_name(claims),
-            roles=_roles(claims) if provider.kind == "staff" else frozenset(),
+            name=_name(claims) if staff else None,  # a patient's name is PHI, and nothing here needs it
+            roles=_roles(claims) if staff else frozenset(),
             provider=provider.kind,
             issuer=iss,
         )

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from shared.auth.dev_tokens import issue_dev_token
+from shared.auth.openid import _fetch_json
 from shared.auth.tokens import DevTokenValidator, EntraTokenValidator, build_validator
 from shared.errors import Unauthorized, Unavailable
 from shared.ports.clock import ManualClock
@@ -320,6 +322,27 @@ async def test_keys_older_than_a_day_are_refreshed_and_kept_if_the_tenant_is_unr
 
 def _claims(staff: FakeTenant) -> dict[str, Any]:
     return jwt.decode(staff_token(staff), options={"verify_signature": False})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://login.example.org/t/v2.0/.well-known/openid-configuration",
+        "http://localhost.example.org/keys",
+        "http://127.0.0.1.nip.io/keys",
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/keys",
+    ],
+)
+def test_identity_metadata_is_fetched_only_over_https_or_from_loopback(url: str) -> None:
+    with pytest.raises(ValueError, match="plain HTTP"):
+        _fetch_json(url)
+
+
+def test_identity_metadata_never_follows_a_redirect(staff: FakeTenant) -> None:
+    with pytest.raises(urllib.error.HTTPError):
+        _fetch_json(f"{staff.authority}/redirect")
+    assert staff.fetches == {}
 
 
 # --- dev mode ------------------------------------------------------------------------------
