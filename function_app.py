@@ -7,6 +7,7 @@ from functions import (
     conversations,
     escalations,
     fhir,
+    identity,
     patients,
     platform,
     providers,
@@ -17,6 +18,7 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(platform.bp)
 app.register_functions(patients.bp)
+app.register_functions(identity.bp)
 app.register_functions(routing_admin.bp)
 app.register_functions(conversations.bp)
 app.register_functions(routing.bp)

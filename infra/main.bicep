@@ -16,12 +16,24 @@ param location string
 @description('Optional. Resource group name; default rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Required. Our app ID URI, the audience Entra tokens must carry (PSC_ENTRA_AUDIENCE).')
+@description('Required. Application (client) id of the API app registration: the audience of v2.0 tokens (PSC_ENTRA_CLIENT_ID).')
 @minLength(1)
-param entraAudience string
+param entraClientId string
 
-@description('Optional. Entra tenant that issues the tokens (PSC_ENTRA_TENANT_ID); default the deployment tenant.')
+@description('Optional. App ID URI of the API (api://...), which v1.0 tokens may carry as audience (PSC_ENTRA_AUDIENCE). Empty: only the client id.')
+param entraAudience string = ''
+
+@description('Optional. Entra tenant that issues staff and bot tokens (PSC_ENTRA_TENANT_ID); default the deployment tenant.')
 param entraTenantId string = tenant().tenantId
+
+@description('Optional. Patient sign-in: the External ID authority https://<subdomain>.ciamlogin.com (PSC_PATIENT_AUTHORITY). Set all three patient parameters or none.')
+param patientAuthority string = ''
+
+@description('Optional. Patient sign-in: the External ID tenant id (PSC_PATIENT_TENANT_ID).')
+param patientTenantId string = ''
+
+@description('Optional. Patient sign-in: client id of the API registration in the External ID tenant (PSC_PATIENT_CLIENT_ID).')
+param patientClientId string = ''
 
 @description('Required. Standard Webhooks secret `whsec_<base64>` for bot escalations; stored in Key Vault only.')
 @secure()
@@ -306,7 +318,11 @@ module api 'modules/function-app.bicep' = {
       PSC_BUS: 'servicebus'
       PSC_AUTH_MODE: 'entra'
       PSC_ENTRA_TENANT_ID: entraTenantId
+      PSC_ENTRA_CLIENT_ID: entraClientId
       PSC_ENTRA_AUDIENCE: entraAudience
+      PSC_PATIENT_AUTHORITY: patientAuthority
+      PSC_PATIENT_TENANT_ID: patientTenantId
+      PSC_PATIENT_CLIENT_ID: patientClientId
       PSC_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})'
       AZURE_CLIENT_ID: identity.outputs.clientId
       COSMOS__accountEndpoint: cosmos.outputs.endpoint

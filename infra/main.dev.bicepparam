@@ -4,7 +4,11 @@ using 'main.bicep'
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'psc-dev')
 param location = readEnvironmentVariable('AZURE_LOCATION', 'swedencentral')
-param entraAudience = readEnvironmentVariable('PSC_ENTRA_AUDIENCE')
+param entraClientId = readEnvironmentVariable('PSC_ENTRA_CLIENT_ID')
+param entraAudience = readEnvironmentVariable('PSC_ENTRA_AUDIENCE', '')
+param patientAuthority = readEnvironmentVariable('PSC_PATIENT_AUTHORITY', '')
+param patientTenantId = readEnvironmentVariable('PSC_PATIENT_TENANT_ID', '')
+param patientClientId = readEnvironmentVariable('PSC_PATIENT_CLIENT_ID', '')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
 

@@ -24,7 +24,11 @@ Options:
 
 Environment:
   AZURE_ENV_NAME       environment name (default psc-<env>); part of every resource name
-  PSC_ENTRA_AUDIENCE   our app ID URI (required for infrastructure)
+  PSC_ENTRA_CLIENT_ID  application (client) id of the API app registration (required for
+                       infrastructure; docs/IDENTITY.md)
+  PSC_ENTRA_AUDIENCE   (optional) the API's App ID URI, api://..., for v1.0 tokens
+  PSC_PATIENT_AUTHORITY, PSC_PATIENT_TENANT_ID, PSC_PATIENT_CLIENT_ID
+                       (optional, all three or none) patient sign-in with Entra External ID
   PSC_WEBHOOK_SECRET   Standard Webhooks secret whsec_<base64> (required for infrastructure;
                        stored in Key Vault, never in app settings or outputs)
   AZURE_PRINCIPAL_ID   (dev) your object id, to get data roles for local debugging against Azure
@@ -109,7 +113,12 @@ TEMPLATE="$ROOT/infra/main.bicep"
 PARAMS="$ROOT/infra/main.$ENVIRONMENT.bicepparam"
 
 if [[ "$SKIP_INFRA" == 0 ]]; then
-  : "${PSC_ENTRA_AUDIENCE:?set PSC_ENTRA_AUDIENCE to the app ID URI of the API}"
+  : "${PSC_ENTRA_CLIENT_ID:?set PSC_ENTRA_CLIENT_ID to the application (client) id of the API}"
+  if [[ -n "${PSC_PATIENT_AUTHORITY:-}${PSC_PATIENT_TENANT_ID:-}${PSC_PATIENT_CLIENT_ID:-}" ]]; then
+    for name in PSC_PATIENT_AUTHORITY PSC_PATIENT_TENANT_ID PSC_PATIENT_CLIENT_ID; do
+      [[ -n "${!name:-}" ]] || { echo "set $name too: patient sign-in needs all three PSC_PATIENT_* settings" >&2; exit 2; }
+    done
+  fi
   : "${PSC_WEBHOOK_SECRET:?set PSC_WEBHOOK_SECRET (whsec_<base64>)}"
   # The Bicep reads containers and queues from infra/catalog.json: refuse a stale copy.
   "$PYTHON" "$ROOT/scripts/gen_infra_catalog.py" --check

@@ -29,8 +29,9 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "/id",
             default_ttl=-1,
             description="Deterministic-id lookup documents, point reads only: idempotency keys "
-            "(bot conversation id, webhook-id, Idempotency-Key, each with its own ttl) and the "
-            "patient contact index (hashed e-mail / phone -> patient ids).",
+            "(bot conversation id, webhook-id, Idempotency-Key, each with its own ttl), the "
+            "patient contact index (hashed e-mail / phone -> patient ids), patients' sign-in links "
+            "(hashed issuer + oid -> patient id), link codes (hashed, 24 h) and link attempts (1 h).",
         ),
         ContainerSpec(
             "conversations",
@@ -40,7 +41,8 @@ CONTAINERS: dict[str, ContainerSpec] = {
         ContainerSpec(
             "agents",
             "/id",
-            description="One document per agent (id = the token's sub): profile, presence, load; "
+            description="One document per agent (id = the staff member's oid; sub in dev mode): "
+            "profile, presence, load; "
             "the ETag on it is what keeps an agent within capacity.",
         ),
         ContainerSpec(

@@ -53,13 +53,35 @@ class Settings(BaseSettings):
     entra_tenant_id: str | None = _setting(  # type: ignore[assignment]
         "PSC_ENTRA_TENANT_ID", None, "Entra tenant id (entra mode)."
     )
+    entra_client_id: str | None = _setting(  # type: ignore[assignment]
+        "PSC_ENTRA_CLIENT_ID",
+        None,
+        "The API's application (client) id: the `aud` of v2.0 tokens (entra mode).",
+    )
     entra_audience: str | None = _setting(  # type: ignore[assignment]
-        "PSC_ENTRA_AUDIENCE", None, "Our app ID URI, the required `aud` (entra mode)."
+        "PSC_ENTRA_AUDIENCE",
+        None,
+        "Optional: the API's App ID URI (api://...), which v1.0 tokens may carry as `aud`.",
     )
     entra_authority: str = _setting(  # type: ignore[assignment]
         "PSC_ENTRA_AUTHORITY",
         "https://login.microsoftonline.com",
-        "Authority host; the tenant's OpenID metadata is read from {authority}/{tenant}/v2.0.",
+        "Authority host; the tenant's OpenID metadata is read from {authority}/{tenant}/v2.0 "
+        "(and {authority}/{tenant} for v1.0 tokens).",
+    )
+    patient_authority: str | None = _setting(  # type: ignore[assignment]
+        "PSC_PATIENT_AUTHORITY",
+        None,
+        "Patients' External ID authority, https://<subdomain>.ciamlogin.com (optional, with the "
+        "two settings below).",
+    )
+    patient_tenant_id: str | None = _setting(  # type: ignore[assignment]
+        "PSC_PATIENT_TENANT_ID", None, "Tenant id of the patients' External ID tenant."
+    )
+    patient_client_id: str | None = _setting(  # type: ignore[assignment]
+        "PSC_PATIENT_CLIENT_ID",
+        None,
+        "Client id of the API's registration in the patients' tenant: the `aud` of patient tokens.",
     )
     webhook_secret: str | None = _setting(  # type: ignore[assignment]
         "PSC_WEBHOOK_SECRET",
@@ -135,10 +157,22 @@ class Settings(BaseSettings):
         else:
             for name, value in (
                 ("PSC_ENTRA_TENANT_ID", self.entra_tenant_id),
-                ("PSC_ENTRA_AUDIENCE", self.entra_audience),
+                ("PSC_ENTRA_CLIENT_ID", self.entra_client_id),
             ):
                 if not value:
                     raise ValueError(f"{name} is required when PSC_AUTH_MODE=entra")
+        patient = {
+            "PSC_PATIENT_AUTHORITY": self.patient_authority,
+            "PSC_PATIENT_TENANT_ID": self.patient_tenant_id,
+            "PSC_PATIENT_CLIENT_ID": self.patient_client_id,
+        }
+        missing = [name for name, value in patient.items() if not value]
+        if 0 < len(missing) < len(patient):
+            raise ValueError(
+                "the patient sign-in settings go together: set "
+                + ", ".join(missing)
+                + " as well, or none of the PSC_PATIENT_* settings"
+            )
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
         if self.bus == "servicebus" and not (self.servicebus_namespace or self.servicebus_connection):
@@ -146,6 +180,11 @@ class Settings(BaseSettings):
                 "ServiceBusConnection__fullyQualifiedNamespace is required when PSC_BUS=servicebus"
             )
         return self
+
+    @property
+    def patient_sign_in(self) -> bool:
+        """Whether patients sign in through their own External ID tenant."""
+        return bool(self.patient_authority and self.patient_tenant_id and self.patient_client_id)
 
 
 def running_in_azure() -> bool:

@@ -42,6 +42,18 @@ class Forbidden(PscError):
     status, slug, title = 403, "forbidden", "Not allowed"
 
 
+class NotLinked(Forbidden):
+    """A patient's sign-in is not linked to a patient record yet."""
+
+    slug, title = "not-linked", "Sign-in not linked to a patient"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This sign-in is not linked to a patient record yet. Ask the service center for a "
+            'link code, then send it with POST /api/me/link {"code": "<code>"}.'
+        )
+
+
 class NotFound(PscError):
     status, slug, title = 404, "not-found", "Not found"
 
@@ -64,6 +76,25 @@ class PayloadTooLarge(PscError):
 
 class UnsupportedMediaType(PscError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class InvalidLinkCode(BadRequest):
+    """A link code that is wrong, used or expired (one answer for all: no oracle)."""
+
+    slug, title = "invalid-link-code", "Invalid link code"
+
+    def __init__(self) -> None:
+        super().__init__("The code is wrong, already used or expired. Ask the service center for a new one.")
+
+
+class TooManyRequests(PscError):
+    """Answered with a `Retry-After` header (seconds)."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(PscError):

@@ -86,7 +86,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runti
         bus=bus,
         clock=clock,
         archive=archive,
-        validator=build_validator(settings),
+        validator=build_validator(settings, clock),
     )
 
 

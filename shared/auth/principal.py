@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Role(StrEnum):
@@ -18,14 +19,30 @@ class Role(StrEnum):
 
 
 STAFF_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMINISTRATOR})
+PATIENT_ONLY = frozenset({str(Role.PATIENT)})
+
+# Where a principal's token came from: a dev HS256 token, the organisation's Entra tenant
+# (staff and bots), the patients' External ID tenant, or a signed webhook delivery.
+Provider = Literal["dev", "staff", "patient", "webhook"]
 
 
 @dataclass(frozen=True)
 class Principal:
+    """`subject` is the caller's stable id: `oid` for Entra tokens (the same in every app of the
+    tenant, what administrators see), `sub` for dev tokens. `issuer` with `subject` names the
+    account (the key of a patient's sign-in link)."""
+
     subject: str
     name: str | None
     roles: frozenset[str]
     patient_id: str | None = None
+    provider: Provider = "dev"
+    issuer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.provider == "patient":
+            # The patients' tenant can only ever vouch for a patient, whatever roles its tokens claim.
+            object.__setattr__(self, "roles", PATIENT_ONLY)
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -37,7 +54,15 @@ class Principal:
     @property
     def acts_as_patient_only(self) -> bool:
         """A patient without any staff role: scoped to their own records."""
+        if self.provider == "patient":
+            return True
         return Role.PATIENT in self.roles and not (self.roles & STAFF_ROLES)
+
+    @property
+    def needs_link(self) -> bool:
+        """A patient whose token names no patient record: the record is found through the
+        account's sign-in link (redeemed with a code from staff)."""
+        return self.acts_as_patient_only and not self.patient_id
 
     @property
     def primary_role(self) -> str:

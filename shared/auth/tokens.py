@@ -1,29 +1,43 @@
 """Bearer-token validation, in our code (the brief forbids trusting `x-ms-client-principal`).
 
-Entra mode: RS256 only (the algorithm is never taken from the token), signing keys from the
-tenant's JWKS found through its OpenID metadata, exact issuer from that metadata, audience = our
-app ID URI, `exp`/`nbf` with at most five minutes of clock skew. Dev mode: HS256 with
-PSC_DEV_JWT_SECRET, iss `psc-dev`, aud `psc-api`.
+Entra mode accepts tokens from two providers, each through its OpenID discovery documents
+(`shared/auth/openid.py` keeps their keys):
+
+* **staff** — the organisation's tenant: v2.0 tokens (issuer from
+  `{PSC_ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration`) and v1.0 tokens (issuer
+  `https://sts.windows.net/{tenant}/`, from the tenant's v1.0 document, as Microsoft says a v1.0
+  token is validated); `aud` = PSC_ENTRA_CLIENT_ID or PSC_ENTRA_AUDIENCE (the App ID URI);
+* **patient** (optional) — the patients' External ID tenant, v2.0 only, `aud` =
+  PSC_PATIENT_CLIENT_ID; its tokens only ever act as Patient (`Principal.__post_init__`).
+
+A token is routed to a provider by its unverified `iss`, matched exactly against the configured
+issuers, then fully verified against that provider alone: RS256 only (never the token's `alg`),
+the key named by `kid` from that provider's key set, exact issuer, audience, `exp`/`nbf` with
+LEEWAY_SECONDS of clock skew, and the identity claim `oid` (Entra's `sub` differs per application;
+`oid` is the account). Access tokens only: staff tokens must name their client (`azp` in v2.0,
+`appid` in v1.0), patient tokens must carry delegated scopes (`scp`); ID tokens carry neither.
+Anything invalid is 401; a valid token without the route's role is 403 (shared/web/api.py).
+
+Dev mode: HS256 with PSC_DEV_JWT_SECRET, iss `psc-dev`, aud `psc-api`, identity claim `sub`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-import urllib.request
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import jwt
 
 from shared.auth.dev_tokens import DEV_AUDIENCE, DEV_ISSUER
+from shared.auth.openid import OpenIdProvider
 from shared.auth.principal import Principal
 from shared.config import Settings
 from shared.errors import Unauthorized, Unavailable
+from shared.ports.clock import Clock
 
-CLOCK_SKEW_SECONDS = 300
-METADATA_TTL_SECONDS = 24 * 3600
+# Clock skew allowed on exp/nbf: Entra and our instances keep NTP time; a minute covers the rest.
+LEEWAY_SECONDS = 60
 
 
 def _bearer(authorization: str | None) -> str:
@@ -35,19 +49,18 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def _roles(claims: dict[str, Any]) -> frozenset[str]:
     roles = claims.get("roles") or []
     if isinstance(roles, str):
         roles = [roles]
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized("The token's roles claim is malformed.")
-    patient_id = claims.get("patient_id")
-    return Principal(
-        subject=str(claims["sub"]),
-        name=claims.get("name"),
-        roles=frozenset(roles),
-        patient_id=str(patient_id) if patient_id else None,
-    )
+    return frozenset(roles)
+
+
+def _name(claims: dict[str, Any]) -> str | None:
+    name = claims.get("name")
+    return name if isinstance(name, str) else None
 
 
 class DevTokenValidator:
@@ -63,101 +76,161 @@ class DevTokenValidator:
                 algorithms=["HS256"],
                 audience=DEV_AUDIENCE,
                 issuer=DEV_ISSUER,
-                leeway=CLOCK_SKEW_SECONDS,
+                leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token ({type(exc).__name__}).") from None
-        return _principal(claims)
+        patient_id = claims.get("patient_id")
+        return Principal(
+            subject=str(claims["sub"]),
+            name=_name(claims),
+            roles=_roles(claims),
+            patient_id=str(patient_id) if patient_id else None,
+            provider="dev",
+            issuer=DEV_ISSUER,
+        )
 
 
-@dataclass
-class _Metadata:
-    issuer: str
-    jwks: jwt.PyJWKClient
-    fetched_at: float = field(default_factory=time.monotonic)
+@dataclass(frozen=True)
+class Issuer:
+    """One issuer a provider signs as: its discovery document and the claims its tokens need
+    besides exp, iss, aud and oid."""
+
+    openid: OpenIdProvider
+    required: tuple[str, ...] = ()
 
 
-def _fetch_json(url: str) -> dict[str, Any]:
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise Unavailable("Refusing to fetch identity metadata over plain HTTP.")
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - scheme checked above
-        data: dict[str, Any] = json.loads(response.read())
-    return data
+@dataclass(frozen=True)
+class TrustedProvider:
+    """An identity provider we accept tokens from, and what they may do."""
+
+    kind: Literal["staff", "patient"]
+    issuers: tuple[Issuer, ...]
+    audiences: tuple[str, ...]
+
+
+def _discovery(authority: str, tenant_id: str, version: Literal["v1", "v2"]) -> str:
+    path = "/v2.0" if version == "v2" else ""
+    return f"{authority.rstrip('/')}/{tenant_id}{path}/.well-known/openid-configuration"
+
+
+def staff_provider(
+    *, authority: str, tenant_id: str, client_id: str, audience: str | None, clock: Clock
+) -> TrustedProvider:
+    def issuer(version: Literal["v1", "v2"], client_claim: str) -> Issuer:
+        openid = OpenIdProvider(_discovery(authority, tenant_id, version), tenant_id=tenant_id, clock=clock)
+        return Issuer(openid, required=(client_claim,))
+
+    return TrustedProvider(
+        kind="staff",
+        issuers=(issuer("v2", "azp"), issuer("v1", "appid")),
+        audiences=tuple(a for a in (client_id, audience) if a),
+    )
+
+
+def patient_provider(*, authority: str, tenant_id: str, client_id: str, clock: Clock) -> TrustedProvider:
+    openid = OpenIdProvider(_discovery(authority, tenant_id, "v2"), tenant_id=tenant_id, clock=clock)
+    return TrustedProvider(
+        kind="patient", issuers=(Issuer(openid, required=("scp",)),), audiences=(client_id,)
+    )
 
 
 class EntraTokenValidator:
-    """Validates Entra ID access tokens. Metadata and keys are cached for a day; an unknown `kid`
-    makes PyJWKClient refetch the key set once (key rollover)."""
+    """Validates Entra ID (and External ID) access tokens; see the module docstring."""
 
-    def __init__(
-        self, *, tenant_id: str, audience: str, authority: str, refresh_cooldown_seconds: float = 30
-    ) -> None:
-        self._refresh_cooldown = refresh_cooldown_seconds
-        self._metadata_url = f"{authority.rstrip('/')}/{tenant_id}/v2.0/.well-known/openid-configuration"
-        self._audience = audience
-        self._tenant_id = tenant_id
-        self._metadata: _Metadata | None = None
-        self._lock = asyncio.Lock()
+    def __init__(self, providers: Sequence[TrustedProvider]) -> None:
+        self._providers = tuple(providers)
 
-    async def _load(self) -> _Metadata:
-        current = self._metadata
-        if current and time.monotonic() - current.fetched_at < METADATA_TTL_SECONDS:
-            return current
-        async with self._lock:
-            current = self._metadata
-            if current and time.monotonic() - current.fetched_at < METADATA_TTL_SECONDS:
-                return current
+    async def _match(self, iss: str) -> tuple[TrustedProvider, Issuer] | None:
+        candidates = [(p, i) for p in self._providers for i in p.issuers]
+        # Issuers already known first, so a patient's token never waits on a staff document.
+        for provider, issuer in candidates:
+            if issuer.openid.known_issuer == iss:
+                return provider, issuer
+        unreachable = False
+        for provider, issuer in candidates:
+            if issuer.openid.known_issuer is not None:
+                continue
             try:
-                doc = await asyncio.to_thread(_fetch_json, self._metadata_url)
-            except (OSError, ValueError) as exc:
-                raise Unavailable(f"Identity metadata unavailable ({type(exc).__name__}).") from None
-            issuer = str(doc["issuer"]).replace("{tenantid}", self._tenant_id)
-            jwks = jwt.PyJWKClient(
-                str(doc["jwks_uri"]),
-                cache_keys=True,
-                lifespan=METADATA_TTL_SECONDS,
-                # An unknown kid refetches at most this often, so forged kids cannot hammer Entra.
-                cooldown_duration=self._refresh_cooldown,
-            )
-            self._metadata = _Metadata(issuer=issuer, jwks=jwks)
-            return self._metadata
+                if await issuer.openid.issuer() == iss:
+                    return provider, issuer
+            except Unavailable:
+                unreachable = True
+        if unreachable:
+            raise Unavailable("Identity metadata unavailable.")
+        return None
 
     async def validate(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
-        metadata = await self._load()
         try:
             header = jwt.get_unverified_header(token)
-            if header.get("alg") != "RS256":
-                raise jwt.InvalidAlgorithmError("only RS256 is accepted")
-            key = await asyncio.to_thread(metadata.jwks.get_signing_key_from_jwt, token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"Invalid token ({type(exc).__name__}).") from None
+        if header.get("alg") != "RS256":
+            raise Unauthorized("Invalid token (only RS256 is accepted).")
+        kid, iss = header.get("kid"), unverified.get("iss")
+        if not (isinstance(kid, str) and kid and isinstance(iss, str) and iss):
+            raise Unauthorized("Invalid token (no kid or iss).")
+        match = await self._match(iss)
+        if match is None:
+            raise Unauthorized("Invalid token (untrusted issuer).")
+        provider, issuer = match
+        key = await issuer.openid.key(kid)
+        try:
             claims = jwt.decode(
                 token,
                 key.key,
                 algorithms=["RS256"],
-                audience=self._audience,
-                issuer=metadata.issuer,
-                leeway=CLOCK_SKEW_SECONDS,
-                options={"require": ["exp", "iss", "aud", "sub"]},
+                audience=list(provider.audiences),
+                issuer=iss,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud", "oid", *issuer.required]},
             )
-        except jwt.PyJWKClientConnectionError:
-            raise Unavailable("Signing keys unavailable.") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token ({type(exc).__name__}).") from None
-        return _principal(claims)
+        oid = claims["oid"]
+        if not isinstance(oid, str) or not oid:
+            raise Unauthorized("Invalid token (oid).")
+        staff = provider.kind == "staff"
+        return Principal(
+            subject=oid,
+            name=_name(claims) if staff else None,  # a patient's name is PHI, and nothing here needs it
+            roles=_roles(claims) if staff else frozenset(),
+            provider=provider.kind,
+            issuer=iss,
+        )
 
 
 TokenValidator = DevTokenValidator | EntraTokenValidator
 
 
-def build_validator(settings: Settings) -> TokenValidator:
+def build_validator(settings: Settings, clock: Clock) -> TokenValidator:
     if settings.auth_mode == "dev":
         assert settings.dev_jwt_secret
         return DevTokenValidator(settings.dev_jwt_secret)
     assert settings.entra_tenant_id
-    assert settings.entra_audience
-    return EntraTokenValidator(
-        tenant_id=settings.entra_tenant_id,
-        audience=settings.entra_audience,
-        authority=settings.entra_authority,
-    )
+    assert settings.entra_client_id
+    providers = [
+        staff_provider(
+            authority=settings.entra_authority,
+            tenant_id=settings.entra_tenant_id,
+            client_id=settings.entra_client_id,
+            audience=settings.entra_audience,
+            clock=clock,
+        )
+    ]
+    if settings.patient_sign_in:
+        assert settings.patient_authority
+        assert settings.patient_tenant_id
+        assert settings.patient_client_id
+        providers.append(
+            patient_provider(
+                authority=settings.patient_authority,
+                tenant_id=settings.patient_tenant_id,
+                client_id=settings.patient_client_id,
+                clock=clock,
+            )
+        )
+    return EntraTokenValidator(providers)

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from shared.errors import (
     ConfigError,
     Forbidden,
     NotFound,
+    NotLinked,
     PayloadTooLarge,
     PscError,
     UnsupportedMediaType,
@@ -65,16 +66,26 @@ class Access:
     patient_param: str | None = None
     public: bool = False
     signed_webhook: bool = False
+    # A patient whose sign-in is not linked to a record yet may call it (only POST /api/me/link);
+    # every other route answers such a patient 403 `not-linked`, saying how to link.
+    unlinked_patients: bool = False
 
 
-def allow(*roles: Role, patient: str | None = None, signed_webhook: bool = False) -> Access:
+def allow(
+    *roles: Role, patient: str | None = None, signed_webhook: bool = False, unlinked_patients: bool = False
+) -> Access:
     return Access(
-        roles=frozenset(str(r) for r in roles), patient_param=patient, signed_webhook=signed_webhook
+        roles=frozenset(str(r) for r in roles),
+        patient_param=patient,
+        signed_webhook=signed_webhook,
+        unlinked_patients=unlinked_patients,
     )
 
 
 # Who a signed webhook delivery acts as: the holder of the shared secret is the escalating bot.
-WEBHOOK_PRINCIPAL = Principal(subject="webhook", name=None, roles=frozenset({str(Role.BOT)}))
+WEBHOOK_PRINCIPAL = Principal(
+    subject="webhook", name=None, roles=frozenset({str(Role.BOT)}), provider="webhook"
+)
 
 
 PUBLIC = Access(public=True)
@@ -218,9 +229,23 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _authorise(spec: RouteSpec, principal: Principal, req: func.HttpRequest) -> None:
+def _check_roles(spec: RouteSpec, principal: Principal) -> None:
     if not (principal.roles & spec.access.roles):
         raise Forbidden("Your roles do not allow this operation.")
+
+
+async def _with_link(runtime: Runtime, principal: Principal) -> Principal:
+    """A patient whose token names no record: the record their sign-in is linked to, if any
+    (one point read)."""
+    from shared.services.patient_links import linked_patient
+
+    patient_id = await linked_patient(runtime.store, principal)
+    return replace(principal, patient_id=patient_id) if patient_id else principal
+
+
+def _check_patient(spec: RouteSpec, principal: Principal, req: func.HttpRequest) -> None:
+    if principal.needs_link and not spec.access.unlinked_patients:
+        raise NotLinked()
     if spec.access.patient_param and principal.acts_as_patient_only:
         wanted = req.route_params.get(spec.access.patient_param)
         if not principal.patient_id or wanted != principal.patient_id:
@@ -296,7 +321,10 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 principal = WEBHOOK_PRINCIPAL
             elif not spec.access.public:
                 principal = await runtime.validator.validate(req.headers.get("authorization"))
-                _authorise(spec, principal, req)
+                _check_roles(spec, principal)
+                if principal.needs_link:
+                    principal = await _with_link(runtime, principal)
+                _check_patient(spec, principal, req)
             call = Call(
                 request=req,
                 runtime=runtime,

@@ -44,6 +44,7 @@ _ERROR_TEXT = {
     412: "If-Match does not match the current ETag",
     413: "Body over 256 KiB",
     415: "Body is not JSON",
+    429: "Too many attempts; retry after the Retry-After header's seconds",
     503: "A dependency is unavailable; retry later",
 }
 

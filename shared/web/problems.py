@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.errors import PscError, ValidationFailed
+from shared.errors import PscError, TooManyRequests, ValidationFailed
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -32,6 +32,8 @@ def problem_response(
     headers = {"x-correlation-id": correlation_id}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="psc-api"'
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
     return func.HttpResponse(
         json.dumps(body), status_code=error.status, mimetype=PROBLEM_JSON, headers=headers
     )

@@ -79,3 +79,48 @@ def test_the_package_holds_the_app_and_nothing_from_the_workstation(tmp_path: Pa
     assert any(n.startswith("shared/") for n in names)
     assert any(n.startswith("functions/") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") or "local.settings" in n for n in names)
+
+
+def test_deployments_require_the_client_id_and_treat_the_rest_of_identity_as_optional() -> None:
+    workflow = (WORKFLOWS / "deploy.yml").read_text()
+    required = re.search(r"for name in ([A-Z_ ]+); do", workflow)
+    assert required is not None
+    assert required.group(1).split() == [
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+        "PSC_ENTRA_CLIENT_ID",
+        "PSC_WEBHOOK_SECRET",
+    ]
+    for name in (
+        "PSC_ENTRA_CLIENT_ID",
+        "PSC_ENTRA_AUDIENCE",
+        "PSC_PATIENT_AUTHORITY",
+        "PSC_PATIENT_TENANT_ID",
+    ):
+        assert f"{name}: ${{{{ vars.{name} }}}}" in workflow
+    script = (ROOT / "scripts" / "deploy.sh").read_text()
+    assert ': "${PSC_ENTRA_CLIENT_ID:?' in script
+    assert "PSC_ENTRA_AUDIENCE:?" not in script
+    assert "PSC_ENTRA_CLIENT_ID" in (ROOT / "azure.yaml").read_text()
+
+
+def test_the_deploy_script_refuses_a_partial_patient_provider(tmp_path: Path) -> None:
+    # A fake az that is signed in, so the script gets as far as its settings checks.
+    fake = tmp_path / "az"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "PSC_ENTRA_CLIENT_ID": "client",
+        "PSC_WEBHOOK_SECRET": "whsec_x",
+        "PSC_PATIENT_AUTHORITY": "https://contoso.ciamlogin.com",
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy.sh"), "--what-if-only", "dev", "swedencentral"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "PSC_PATIENT_TENANT_ID" in done.stderr

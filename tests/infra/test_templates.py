@@ -257,11 +257,44 @@ def test_app_settings_select_the_azure_backends_and_entra_auth() -> None:
     assert s["PSC_BUS"] == "servicebus"
     assert s["PSC_AUTH_MODE"] == "entra"
     assert s["PSC_ENTRA_TENANT_ID"] == "entraTenantId"
+    assert s["PSC_ENTRA_CLIENT_ID"] == "entraClientId"
     assert s["PSC_ENTRA_AUDIENCE"] == "entraAudience"
     assert s["PSC_ARCHIVE"] == "blob"
     assert s["ARCHIVE_CONTAINER"] == "storage.outputs.archiveContainerName"
     assert s["ARCHIVE__blobServiceUri"] == "storage.outputs.blobEndpoint"
     assert "PSC_DEV_JWT_SECRET" not in s
+
+
+# App setting -> the main.bicep parameter that sets it, and the environment variable the azd
+# parameters file and the bicepparam files read it from; None: a required parameter.
+IDENTITY_SETTINGS = {
+    "PSC_ENTRA_CLIENT_ID": ("entraClientId", None),
+    "PSC_ENTRA_AUDIENCE": ("entraAudience", ""),
+    "PSC_PATIENT_AUTHORITY": ("patientAuthority", ""),
+    "PSC_PATIENT_TENANT_ID": ("patientTenantId", ""),
+    "PSC_PATIENT_CLIENT_ID": ("patientClientId", ""),
+}
+
+
+@pytest.mark.parametrize("setting", IDENTITY_SETTINGS)
+def test_identity_settings_flow_from_the_environment_to_app_settings(setting: str) -> None:
+    param, default = IDENTITY_SETTINGS[setting]
+    assert app_settings()[setting] == param
+    declared = parameters(MAIN)[param]
+    assert declared.get("default") == default
+    if default is None:
+        assert decorator(declared, "min_length") == 1
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    # azd passes "" for an unset variable and prompts only for parameters without a default.
+    assert azd[param]["value"] == f"${{{setting}}}"
+    for name in ("main.dev.bicepparam", "main.prod.bicepparam"):
+        read = bicepparam(name)[param]
+        expected = (
+            f"readEnvironmentVariable('{setting}')"
+            if default is None
+            else (f"readEnvironmentVariable('{setting}', '')")
+        )
+        assert read == expected, name
 
 
 def test_app_settings_are_identity_based_connections() -> None:

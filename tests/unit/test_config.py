@@ -33,7 +33,12 @@ def test_every_setting_is_in_the_sample_and_the_readme() -> None:
     ("env", "named"),
     [
         ({"PSC_AUTH_MODE": "entra"}, "PSC_ENTRA_TENANT_ID"),
-        ({"PSC_AUTH_MODE": "entra", "PSC_ENTRA_TENANT_ID": "t"}, "PSC_ENTRA_AUDIENCE"),
+        ({"PSC_AUTH_MODE": "entra", "PSC_ENTRA_TENANT_ID": "t"}, "PSC_ENTRA_CLIENT_ID"),
+        (
+            {**DEV, "PSC_PATIENT_AUTHORITY": "https://x.ciamlogin.com"},
+            "PSC_PATIENT_TENANT_ID, PSC_PATIENT_CLIENT_ID",
+        ),
+        ({**DEV, "PSC_PATIENT_TENANT_ID": "t", "PSC_PATIENT_CLIENT_ID": "c"}, "PSC_PATIENT_AUTHORITY"),
         ({**DEV, "PSC_DEV_JWT_SECRET": "short"}, "PSC_DEV_JWT_SECRET"),
         ({**DEV, "PSC_STORE": "mongodb"}, "PSC_STORE"),
         ({**DEV, "PSC_BUS": "kafka"}, "PSC_BUS"),
@@ -49,6 +54,29 @@ def test_a_bad_or_missing_setting_fails_naming_it(
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=re.escape(named)):
         load_settings()
+
+
+def test_entra_mode_needs_the_client_id_and_not_the_app_id_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "PSC_AUTH_MODE": "entra",
+        "PSC_ENTRA_TENANT_ID": "t",
+        "PSC_ENTRA_CLIENT_ID": "c",
+    }.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert settings.entra_audience is None
+    assert not settings.patient_sign_in
+
+
+def test_the_patient_provider_is_all_three_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    patient = {
+        "PSC_PATIENT_AUTHORITY": "https://contoso.ciamlogin.com",
+        "PSC_PATIENT_TENANT_ID": "t",
+        "PSC_PATIENT_CLIENT_ID": "c",
+    }
+    for key, value in {**DEV, **patient}.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings().patient_sign_in
 
 
 def test_dev_mode_is_refused_in_azure(monkeypatch: pytest.MonkeyPatch) -> None:
