@@ -88,6 +88,9 @@ param instanceMemoryMB int = 2048
 @maxValue(730)
 param logRetentionInDays int = 30
 
+@description('Optional. Browser origins (scheme://host[:port]) allowed to call the API: the portal and consoles. Set on the Function App\'s platform CORS, never as an app setting. Empty: none.')
+param corsAllowedOrigins array = []
+
 @description('Optional. Object id of a developer who also gets Cosmos DB and Service Bus data roles, for debugging locally against Azure (azd sets AZURE_PRINCIPAL_ID). Empty: none.')
 param developerPrincipalId string = ''
 
@@ -300,6 +303,7 @@ module api 'modules/function-app.bicep' = {
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
     workspaceId: monitoring.outputs.workspaceId
+    corsAllowedOrigins: corsAllowedOrigins
     extraAppSettings: queueSettings
     appSettings: {
       PSC_STORE: 'cosmos'

@@ -16,3 +16,5 @@ param alwaysReadyHttpInstances = 0
 param httpPerInstanceConcurrency = 16
 param maximumInstanceCount = 40
 param logRetentionInDays = 30
+// Browser origins of the portal and consoles, e.g. ['https://portal.example.org']; none by default.
+param corsAllowedOrigins = []

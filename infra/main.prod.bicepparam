@@ -16,3 +16,5 @@ param alwaysReadyHttpInstances = 1
 param httpPerInstanceConcurrency = 16
 param maximumInstanceCount = 100
 param logRetentionInDays = 90
+// Browser origins of the portal and consoles, e.g. ['https://portal.example.org']; none by default.
+param corsAllowedOrigins = []

@@ -126,3 +126,18 @@ def test_no_http_route_starts_with_a_prefix_the_functions_host_reserves() -> Non
             assert not route.startswith(RESERVED_ROUTE_PREFIXES), (function.get_function_name(), route)
             checked += 1
     assert checked >= 30
+
+
+async def test_the_app_adds_no_cors_headers_of_its_own(runtime: Runtime) -> None:
+    """In Azure CORS is the platform's (siteConfig.cors); headers from the code would fight it."""
+    origin = {"Origin": "https://portal.example.org"}
+    answers = [
+        await invoke("health", headers=origin),
+        await invoke("openapi", headers=origin),
+        await invoke("get_my_profile", headers=origin),  # 401 problem
+    ]
+    for answer in answers:
+        assert not [h for h in answer.headers if h.lower().startswith("access-control-")], answer.headers
+    root = ROOT / "shared"
+    for path in [*root.rglob("*.py"), *(ROOT / "functions").rglob("*.py")]:
+        assert "access-control-allow" not in path.read_text().lower(), path

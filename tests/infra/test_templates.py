@@ -235,6 +235,7 @@ NOT_NEEDED_IN_AZURE = {
     "PSC_DATA_DIR": "embedded store and bus only",
     "PSC_ENTRA_AUTHORITY": "the code's default is the public-cloud authority",
     "AzureWebJobsStorage__blobServiceUri": "archive fallback; ARCHIVE__blobServiceUri is set",
+    "PSC_CORS_ORIGINS": "dev host only; in Azure the platform's CORS (siteConfig.cors) decides",
 }
 
 
@@ -249,6 +250,25 @@ def test_no_local_only_secret_is_set_in_azure() -> None:
     settings = app_settings()
     for name in LOCAL_ONLY:
         assert name not in settings, name
+
+
+def test_cors_is_the_platforms_from_one_parameter_never_an_app_setting() -> None:
+    app = resource(module_path("function-app"), "Microsoft.Web/sites")
+    cors = props(app)["siteConfig"]["cors"]
+    assert render(cors["allowedOrigins"]) == "corsAllowedOrigins"
+    assert cors["supportCredentials"] is False  # bearer tokens, not cookies
+    assert parameters(module_path("function-app"))["corsAllowedOrigins"]["default"] == []
+    assert parameters(MAIN)["corsAllowedOrigins"]["default"] == []  # nothing allowed by default
+    assert modules()["api"].body["params"]["corsAllowedOrigins"] == "corsAllowedOrigins"
+    assert not [name for name in app_settings() if "CORS" in name.upper()]
+
+
+@pytest.mark.parametrize("name", ["main.dev.bicepparam", "main.prod.bicepparam"])
+def test_parameter_files_list_only_origins_azure_would_match(name: str) -> None:
+    from shared.config import parse_origins
+
+    listed = re.findall(r"'([^']*)'", bicepparam(name)["corsAllowedOrigins"])
+    assert parse_origins(",".join(listed)) == tuple(listed)
 
 
 def test_app_settings_select_the_azure_backends_and_entra_auth() -> None:
