@@ -94,6 +94,17 @@ param corsAllowedOrigins array = []
 @description('Optional. Object id of a developer who also gets Cosmos DB and Service Bus data roles, for debugging locally against Azure (azd sets AZURE_PRINCIPAL_ID). Empty: none.')
 param developerPrincipalId string = ''
 
+@description('Optional. Object id of the operators\' principal (a group, user or service principal) that runs `python -m ops` against Service Bus; it gets Azure Service Bus Data Owner on the namespace (queue depths need the Manage right). Empty: none.')
+param opsPrincipalId string = ''
+
+@description('Optional. Kind of principal opsPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param opsPrincipalType string = 'Group'
+
 var abbrs = loadJsonContent('abbreviations.json')
 // Containers and queues from shared/catalog.py (scripts/gen_infra_catalog.py writes this file; a test checks it).
 var catalog = loadJsonContent('catalog.json')
@@ -185,6 +196,8 @@ module serviceBus 'modules/servicebus.bicep' = {
     queues: catalog.queues
     appPrincipalId: identity.outputs.principalId
     developerPrincipalId: developerPrincipalId
+    opsPrincipalId: opsPrincipalId
+    opsPrincipalType: opsPrincipalType
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
   }

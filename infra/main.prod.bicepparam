@@ -6,6 +6,8 @@ param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'psc-prod')
 param location = readEnvironmentVariable('AZURE_LOCATION', 'swedencentral')
 param entraAudience = readEnvironmentVariable('PSC_ENTRA_AUDIENCE')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+// Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
+param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 
 param enablePrivateNetworking = true
 param cosmosThroughputMode = 'autoscale'

@@ -386,7 +386,10 @@ def role_ids(path: Path) -> set[str]:
             "storage",
             {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"},
         ),
-        ("servicebus", {"Azure Service Bus Data Sender", "Azure Service Bus Data Receiver"}),
+        (
+            "servicebus",
+            {"Azure Service Bus Data Sender", "Azure Service Bus Data Receiver", "Azure Service Bus Data Owner"},
+        ),
         ("keyvault", {"Key Vault Secrets User"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
@@ -406,6 +409,27 @@ def test_the_identity_gets_exactly_the_built_in_roles_it_needs(module: str, expe
     assert any("appPrincipalId" in text for text in granted)
     # Every module hands the app identity's principal id in.
     assert render(main_params_for(module)["appPrincipalId"]) == "identity.outputs.principalId"
+
+
+def test_only_the_optional_ops_principal_gets_service_bus_data_owner() -> None:
+    """`python -m ops queues` needs the Manage right; the app identity must never hold it."""
+    path = module_path("servicebus")
+    assert render(variable(path, "dataOwner")) == "090c5cfd-751d-490a-894a-3ce6f1109419"
+    owners = [
+        a
+        for a in resources(path, "Microsoft.Authorization/roleAssignments")
+        if "dataOwner" in render(a.body["properties"]["roleDefinitionId"])
+    ]
+    assert len(owners) == 1
+    (owner,) = owners
+    assert owner.condition == "not(empty(opsPrincipalId))"
+    assert owner.body["properties"]["principalId"] == "opsPrincipalId"
+    assert owner.body["properties"]["principalType"] == "opsPrincipalType"
+    assert render(owner.body["scope"]) == "namespace"
+    assert "dataOwner" not in render(variable(path, "roleDefinitionIds"))
+    assert parameters(MAIN)["opsPrincipalId"]["default"] == ""
+    for name in ("opsPrincipalId", "opsPrincipalType"):
+        assert main_params_for("servicebus")[name] == name
 
 
 def test_cosmos_data_role_is_data_plane_rbac_on_the_account() -> None:
