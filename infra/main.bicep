@@ -339,6 +339,10 @@ module api 'modules/function-app.bicep' = {
       ARCHIVE__blobServiceUri: storage.outputs.blobEndpoint
       ARCHIVE__credential: 'managedidentity'
       ARCHIVE__clientId: identity.outputs.clientId
+      // host.json telemetryMode OpenTelemetry + this: the worker tells the host it exports its own
+      // telemetry (shared/telemetry.py), so the host stops forwarding worker logs (sent once) and
+      // the worker carries the host's trace context into each invocation.
+      PYTHON_ENABLE_OPENTELEMETRY: 'true'
     }
   }
 }

@@ -302,6 +302,25 @@ def test_app_settings_are_identity_based_connections() -> None:
         assert forbidden not in s
 
 
+def test_telemetry_is_sent_once_on_the_opentelemetry_path() -> None:
+    """host.json OpenTelemetry mode; the worker's switch tells the host it exports its own logs
+    (so the host stops forwarding them); the app configures one exporter (shared/telemetry.py).
+    Nothing of the classic Application Insights path, which would send everything a second time."""
+    host = json.loads((INFRA.parent / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert "applicationInsights" not in host.get("logging", {})  # classic-path sampling settings
+    s = app_settings()
+    assert s["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert s["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "applicationInsightsConnectionString"
+    # The worker would configure a second exporter (root logger, no PHI filter) with this one.
+    for classic in (
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "APPINSIGHTS_INSTRUMENTATIONKEY",
+        "ApplicationInsightsAgent_EXTENSION_VERSION",
+    ):
+        assert classic not in s, classic
+
+
 def test_the_webhook_secret_is_a_key_vault_reference_never_a_value() -> None:
     s = app_settings()
     assert s["PSC_WEBHOOK_SECRET"] == "@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})"
