@@ -83,6 +83,10 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Optional. Six-field NCRONTAB of the routing sweep timer (PSC_SWEEP_SCHEDULE), the backstop for timed routing rules, which fire from scheduled messages. Rarer means an idle app is woken less often.')
+@minLength(11)
+param routingSweepSchedule string = '0 */5 * * * *'
+
 @description('Optional. Log Analytics retention in days.')
 @minValue(30)
 @maxValue(730)
@@ -343,6 +347,7 @@ module api 'modules/function-app.bicep' = {
       // telemetry (shared/telemetry.py), so the host stops forwarding worker logs (sent once) and
       // the worker carries the host's trace context into each invocation.
       PYTHON_ENABLE_OPENTELEMETRY: 'true'
+      PSC_SWEEP_SCHEDULE: routingSweepSchedule
     }
   }
 }

@@ -246,6 +246,39 @@ def test_every_setting_the_code_reads_in_azure_is_set() -> None:
             assert name in settings, f"{name} is read by shared/config.py but not set by infra"
 
 
+def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme() -> None:
+    """`%SETTING%` in a trigger is resolved by the host from app settings; unset, the function does
+    not load in Azure and the dev host refuses to start."""
+    from tests.conftest import registered_functions
+
+    named = set()
+    for function in registered_functions().values():
+        for binding in json.loads(function.get_function_json())["bindings"]:
+            for value in binding.values():
+                named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
+    assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    in_azure = set(app_settings()) | {
+        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+    }
+    sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    readme = (INFRA.parent / "README.md").read_text()
+    for name in named:
+        assert name in in_azure, f"{name} is not set by infra"
+        assert sample.get(name), f"{name} has no value in local.settings.sample.json"
+        assert f"| `{name}` |" in readme, f"{name} is not in the README settings table"
+
+
+def test_the_routing_sweep_is_a_rare_backstop_by_default() -> None:
+    from devhost.schedules import Schedule
+
+    default = parameters(MAIN)["routingSweepSchedule"]["default"]
+    assert default == "0 */5 * * * *"
+    assert app_settings()["PSC_SWEEP_SCHEDULE"] == "routingSweepSchedule"
+    sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    assert sample["PSC_SWEEP_SCHEDULE"] == default
+    Schedule.parse(default)  # six-field NCRONTAB, as the host reads it
+
+
 def test_no_local_only_secret_is_set_in_azure() -> None:
     settings = app_settings()
     for name in LOCAL_ONLY:
@@ -407,7 +440,11 @@ def role_ids(path: Path) -> set[str]:
         ),
         (
             "servicebus",
-            {"Azure Service Bus Data Sender", "Azure Service Bus Data Receiver", "Azure Service Bus Data Owner"},
+            {
+                "Azure Service Bus Data Sender",
+                "Azure Service Bus Data Receiver",
+                "Azure Service Bus Data Owner",
+            },
         ),
         ("keyvault", {"Key Vault Secrets User"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
