@@ -31,6 +31,9 @@ param webhookSecret string
 @description('Optional. Put Cosmos DB, Service Bus (Premium), storage and Key Vault behind private endpoints, disable their public access and integrate the function app with the VNet.')
 param enablePrivateNetworking bool = false
 
+@description('Optional. Key Vault purge protection. On in production; off (the property left out) lets `azd down --purge && azd up` recreate a dev environment, since a protected vault\'s name stays taken for 90 days.')
+param keyVaultPurgeProtection bool = true
+
 @description('Optional. Cosmos DB capacity: `serverless` or `autoscale`.')
 @allowed([
   'serverless'
@@ -218,6 +221,7 @@ module keyVault 'modules/keyvault.bicep' = {
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
+    enablePurgeProtection: keyVaultPurgeProtection
   }
 }
 

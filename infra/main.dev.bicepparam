@@ -10,6 +10,8 @@ param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
 
+// Purge protection off: `azd down --purge && azd up` can recreate the environment.
+param keyVaultPurgeProtection = false
 param enablePrivateNetworking = false
 param cosmosThroughputMode = 'serverless'
 param serviceBusSku = 'Standard'

@@ -9,6 +9,7 @@ param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 
+param keyVaultPurgeProtection = true
 param enablePrivateNetworking = true
 param cosmosThroughputMode = 'autoscale'
 param cosmosAutoscaleMaxThroughput = 4000

@@ -36,6 +36,11 @@ PRIVATE = "enablePrivateNetworking"
 
 def props(res: Resource) -> dict[str, Any]:
     properties: dict[str, Any] = res.body["properties"]
+    # `union(base, cond ? {...} : {})` adds an optional property; the base holds all the others.
+    merged = properties.get("function") if set(properties) == {"function"} else None
+    if merged is not None and merged["type"] == "union":
+        base: dict[str, Any] = merged["parameters"]["arg_1"]
+        return base
     return properties
 
 
@@ -412,13 +417,25 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
-def test_key_vault_uses_rbac_with_purge_protection() -> None:
+def test_key_vault_uses_rbac_with_purge_protection_on_in_production_and_absent_in_dev() -> None:
     vault = resource(module_path("keyvault"), "Microsoft.KeyVault/vaults")
-    p = props(vault)
+    merged = vault.body["properties"]["function"]
+    assert merged["type"] == "union"
+    p, optional = merged["parameters"]["arg_1"], merged["parameters"]["arg_2"]
     assert p["enableRbacAuthorization"] is True
-    assert p["enablePurgeProtection"] is True
     assert p["enableSoftDelete"] is True
     assert "accessPolicies" not in p
+    # ARM refuses `enablePurgeProtection: false`, and once on it cannot be turned off: the property
+    # is there only when the parameter is on, and absent otherwise (so azd down --purge works).
+    assert "enablePurgeProtection" not in p
+    assert render(optional) == "enablePurgeProtection ? {enablePurgeProtection: true} : {}"
+    assert parameters(module_path("keyvault"))["enablePurgeProtection"]["default"] is True
+    assert parameters(MAIN)["keyVaultPurgeProtection"]["default"] is True
+    assert modules()["keyVault"].body["params"]["enablePurgeProtection"] == "keyVaultPurgeProtection"
+    assert bicepparam("main.prod.bicepparam")["keyVaultPurgeProtection"] == "true"
+    assert bicepparam("main.dev.bicepparam")["keyVaultPurgeProtection"] == "false"
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["keyVaultPurgeProtection"]["value"] == "${PSC_KEY_VAULT_PURGE_PROTECTION=false}"
 
 
 def test_application_insights_accepts_entra_authenticated_telemetry_only() -> None:
