@@ -27,7 +27,7 @@ from devhost.config_files import (
 )
 from devhost.discovery import DiscoveredApp, discover, load_app
 from devhost.errors import StartError
-from devhost.host import CorsSettings, DevHost, run_server
+from devhost.host import DevHost, run_server
 from devhost.invocation import Invoker
 from shared.auth.dev_tokens import issue_dev_token
 from shared.config import Settings, get_settings
@@ -62,11 +62,8 @@ def serve_command(argv: Sequence[str], *, root: Path) -> int:
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         discovered = discover(load_app(args.app), os.environ)
-        cors = _cors(args.cors, local)
         port = args.port or local.local_http_port or DEFAULT_PORT
-        asyncio.run(
-            _serve(settings, discovered, host_config, cors, bind=args.host, port=port, demo=args.demo)
-        )
+        asyncio.run(_serve(settings, discovered, host_config, bind=args.host, port=port, demo=args.demo))
     except (StartError, ConfigError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -119,7 +116,6 @@ async def _serve(
     settings: Settings,
     discovered: DiscoveredApp,
     host_config: HostConfig,
-    cors: CorsSettings | None,
     *,
     bind: str,
     port: int,
@@ -140,7 +136,7 @@ async def _serve(
                 invoker=Invoker(runtime),
                 receiver=receiver,
                 host_config=host_config,
-                cors=cors,
+                cors_origins=settings.cors_allowed_origins,
             )
             await host.check_queues()
 
@@ -180,15 +176,6 @@ async def _seed_demo(runtime: Runtime, base_url: str) -> None:
     print(flush=True)
 
 
-def _cors(cli_origins: str | None, local: LocalSettings) -> CorsSettings | None:
-    if cli_origins:
-        origins = tuple(o.strip() for o in cli_origins.split(",") if o.strip())
-        return CorsSettings(origins, local.cors_credentials)
-    if local.cors_origins:
-        return CorsSettings(local.cors_origins, local.cors_credentials)
-    return None
-
-
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -221,7 +208,6 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="settings file (default local.settings.json, else the sample)",
     )
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
-    parser.add_argument("--cors", default=None, help="comma-separated allowed origins, or *")
     return parser
 
 

@@ -30,8 +30,6 @@ class LocalSettings:
     path: Path | None
     values: dict[str, str] = field(default_factory=dict)
     local_http_port: int | None = None
-    cors_origins: tuple[str, ...] = ()
-    cors_credentials: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,14 +72,18 @@ def read_local_settings(path: Path | None) -> LocalSettings:
     host = document.get("Host", {})
     if not isinstance(host, dict):
         raise StartError(f'{path}: "Host" must be an object')
+    for key in ("CORS", "CORSCredentials"):
+        if host.get(key) not in (None, ""):
+            # Core Tools' own CORS would differ from Azure's: one list, PSC_CORS_ORIGINS, is read.
+            raise StartError(
+                f"{path}: Host.{key} is not read by the dev host; list allowed origins in "
+                "Values.PSC_CORS_ORIGINS (in Azure: the Bicep parameter corsAllowedOrigins)"
+            )
     port = host.get("LocalHttpPort")
-    cors = str(host.get("CORS") or "")
     return LocalSettings(
         path=path,
         values=values,
         local_http_port=int(port) if port not in (None, "") else None,
-        cors_origins=tuple(origin.strip() for origin in cors.split(",") if origin.strip()),
-        cors_credentials=str(host.get("CORSCredentials", "false")).lower() == "true",
     )
 
 

@@ -10,14 +10,13 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from devhost.config_files import HostConfig
+from devhost.cors import PlatformCors
 from devhost.discovery import DiscoveredApp, QueueFunction
 from devhost.errors import StartError
 from devhost.http_host import HttpHost
@@ -31,14 +30,6 @@ from shared.ports.messages import DeadLetterAdmin, QueueReceiver
 logger = logging.getLogger("psc.devhost")
 
 
-@dataclass(frozen=True)
-class CorsSettings:
-    """`Host.CORS` / `Host.CORSCredentials` from local.settings.json, or `--cors`."""
-
-    origins: tuple[str, ...]
-    credentials: bool = False
-
-
 class DevHost:
     """Everything that runs for one function app; `start`/`stop` drive the background loops."""
 
@@ -50,21 +41,14 @@ class DevHost:
         invoker: Invoker,
         receiver: QueueReceiver | None,
         host_config: HostConfig | None = None,
-        cors: CorsSettings | None = None,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         config = host_config or HostConfig()
         self.app = app
         self.route_prefix = config.route_prefix
         self.http = HttpHost(app.http, invoker, route_prefix=config.route_prefix)
-        self.asgi_app: ASGIApp = self.http
-        if cors is not None and cors.origins:
-            self.asgi_app = CORSMiddleware(
-                self.http,
-                allow_origins=list(cors.origins),
-                allow_methods=["*"],
-                allow_headers=["*"],
-                allow_credentials=cors.credentials,
-            )
+        # Always in front, as on Flex Consumption: with no origin listed a preflight still gets 204.
+        self.asgi_app: ASGIApp = PlatformCors(self.http, cors_origins)
         self.timers = TimerScheduler(app.timers, clock, invoker)
         self._receiver = receiver
         self.queue_runners: list[QueueRunner] = []

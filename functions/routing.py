@@ -1,6 +1,8 @@
 """Routing workers: the `routing` queue (classify-and-queue a conversation, find work for an agent,
-expire an offer, end a wrap-up) and the sweep timer that backs up every timed rule (overflow after
-queueing, lost offer and wrap-up messages, capacity leaked by a crashed worker).
+and the timed rules at their deadlines: offer expiry, end of wrap-up, exact-match timeout, overflow
+by wait) and the sweep timer that backs them up (lost scheduled messages, capacity leaked by a
+crashed worker). The sweep runs on `%PSC_SWEEP_SCHEDULE%` (every 5 minutes by default), so an idle
+Flex Consumption app is not woken every few seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ async def route(msg: func.ServiceBusMessage) -> None:
         await handle_routing_message(rt.store, rt.bus, rt.clock, body)
 
 
-@bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False)
+@bp.timer_trigger(arg_name="timer", schedule="%PSC_SWEEP_SCHEDULE%", run_on_startup=False)
 async def routing_sweep(timer: func.TimerRequest) -> None:
     from shared.observability import new_correlation_id, request_scope
     from shared.runtime import get_runtime

@@ -43,6 +43,9 @@ param webhookSecret string
 @description('Optional. Put Cosmos DB, Service Bus (Premium), storage and Key Vault behind private endpoints, disable their public access and integrate the function app with the VNet.')
 param enablePrivateNetworking bool = false
 
+@description('Optional. Key Vault purge protection. On in production; off (the property left out) lets `azd down --purge && azd up` recreate a dev environment, since a protected vault\'s name stays taken for 90 days.')
+param keyVaultPurgeProtection bool = true
+
 @description('Optional. Cosmos DB capacity: `serverless` or `autoscale`.')
 @allowed([
   'serverless'
@@ -95,13 +98,31 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Optional. Six-field NCRONTAB of the routing sweep timer (PSC_SWEEP_SCHEDULE), the backstop for timed routing rules, which fire from scheduled messages. Rarer means an idle app is woken less often.')
+@minLength(11)
+param routingSweepSchedule string = '0 */5 * * * *'
+
 @description('Optional. Log Analytics retention in days.')
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 30
 
+@description('Optional. Browser origins (scheme://host[:port]) allowed to call the API: the portal and consoles. Set on the Function App\'s platform CORS, never as an app setting. Empty: none.')
+param corsAllowedOrigins array = []
+
 @description('Optional. Object id of a developer who also gets Cosmos DB and Service Bus data roles, for debugging locally against Azure (azd sets AZURE_PRINCIPAL_ID). Empty: none.')
 param developerPrincipalId string = ''
+
+@description('Optional. Object id of the operators\' principal (a group, user or service principal) that runs `python -m ops` against Service Bus; it gets Azure Service Bus Data Owner on the namespace (queue depths need the Manage right). Empty: none.')
+param opsPrincipalId string = ''
+
+@description('Optional. Kind of principal opsPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param opsPrincipalType string = 'Group'
 
 var abbrs = loadJsonContent('abbreviations.json')
 // Containers and queues from shared/catalog.py (scripts/gen_infra_catalog.py writes this file; a test checks it).
@@ -194,6 +215,8 @@ module serviceBus 'modules/servicebus.bicep' = {
     queues: catalog.queues
     appPrincipalId: identity.outputs.principalId
     developerPrincipalId: developerPrincipalId
+    opsPrincipalId: opsPrincipalId
+    opsPrincipalType: opsPrincipalType
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
   }
@@ -210,6 +233,7 @@ module keyVault 'modules/keyvault.bicep' = {
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
+    enablePurgeProtection: keyVaultPurgeProtection
   }
 }
 
@@ -312,6 +336,7 @@ module api 'modules/function-app.bicep' = {
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
     workspaceId: monitoring.outputs.workspaceId
+    corsAllowedOrigins: corsAllowedOrigins
     extraAppSettings: queueSettings
     appSettings: {
       PSC_STORE: 'cosmos'
@@ -338,6 +363,11 @@ module api 'modules/function-app.bicep' = {
       ARCHIVE__blobServiceUri: storage.outputs.blobEndpoint
       ARCHIVE__credential: 'managedidentity'
       ARCHIVE__clientId: identity.outputs.clientId
+      // host.json telemetryMode OpenTelemetry + this: the worker tells the host it exports its own
+      // telemetry (shared/telemetry.py), so the host stops forwarding worker logs (sent once) and
+      // the worker carries the host's trace context into each invocation.
+      PYTHON_ENABLE_OPENTELEMETRY: 'true'
+      PSC_SWEEP_SCHEDULE: routingSweepSchedule
     }
   }
 }

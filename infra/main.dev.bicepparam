@@ -10,8 +10,12 @@ param patientAuthority = readEnvironmentVariable('PSC_PATIENT_AUTHORITY', '')
 param patientTenantId = readEnvironmentVariable('PSC_PATIENT_TENANT_ID', '')
 param patientClientId = readEnvironmentVariable('PSC_PATIENT_CLIENT_ID', '')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+// Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
+param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
 
+// Purge protection off: `azd down --purge && azd up` can recreate the environment.
+param keyVaultPurgeProtection = false
 param enablePrivateNetworking = false
 param cosmosThroughputMode = 'serverless'
 param serviceBusSku = 'Standard'
@@ -20,3 +24,5 @@ param alwaysReadyHttpInstances = 0
 param httpPerInstanceConcurrency = 16
 param maximumInstanceCount = 40
 param logRetentionInDays = 30
+// Browser origins of the portal and consoles, e.g. ['https://portal.example.org']; none by default.
+param corsAllowedOrigins = []

@@ -10,7 +10,10 @@ param patientAuthority = readEnvironmentVariable('PSC_PATIENT_AUTHORITY', '')
 param patientTenantId = readEnvironmentVariable('PSC_PATIENT_TENANT_ID', '')
 param patientClientId = readEnvironmentVariable('PSC_PATIENT_CLIENT_ID', '')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+// Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
+param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 
+param keyVaultPurgeProtection = true
 param enablePrivateNetworking = true
 param cosmosThroughputMode = 'autoscale'
 param cosmosAutoscaleMaxThroughput = 4000
@@ -20,3 +23,5 @@ param alwaysReadyHttpInstances = 1
 param httpPerInstanceConcurrency = 16
 param maximumInstanceCount = 100
 param logRetentionInDays = 90
+// Browser origins of the portal and consoles, e.g. ['https://portal.example.org']; none by default.
+param corsAllowedOrigins = []

@@ -7,6 +7,10 @@
 
 The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace). Message
 bodies may hold PHI: they are printed only with `--show-body`, and then with a warning.
+
+On Service Bus the signed-in identity (`az login`, or the environment's credential) needs the
+"Azure Service Bus Data Owner" role on the namespace: queue depths are a management call (the Manage
+right), which the data Sender and Receiver roles do not carry. Bicep grants it to `opsPrincipalId`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TextIO
 
-from shared.errors import ConfigError, PscError
+from shared.errors import AccessDenied, ConfigError, PscError
 from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec
 
 # Upper bound of one `resubmit --all` on a backend without a single-scan resubmission.
 RESUBMIT_ALL_LIMIT = 10_000
+OPS_ROLE = "Azure Service Bus Data Owner"
+EXIT_DENIED = 3
 
 AdminFactory = Callable[[], AbstractAsyncContextManager[DeadLetterAdmin]]
 
@@ -81,7 +87,8 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run one command; returns the exit status (0 ok, 1 some operation failed, 2 bad usage/config)."""
+    """Run one command; returns the exit status (0 ok, 1 some operation failed, 2 bad usage/config,
+    3 the identity lacks a role)."""
     if queues is None:
         from shared.catalog import QUEUES
 
@@ -105,6 +112,16 @@ def main(
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=stderr)
         return 2
+    except AccessDenied as exc:
+        scope = f"namespace {exc.resource}" if exc.resource else "the Service Bus namespace"
+        print(
+            f"error: {exc.detail} This identity lacks the {exc.right} right on {scope}.\n"
+            f'Grant it the "{OPS_ROLE}" role on {scope}: deploy with opsPrincipalId set to its object id,'
+            f' or az role assignment create --role "{OPS_ROLE}" --assignee <object-id>'
+            " --scope <namespace resource id>. Role assignments take a few minutes to apply.",
+            file=stderr,
+        )
+        return EXIT_DENIED
     except PscError as exc:
         print(f"error: {exc.detail}", file=stderr)
         return 1

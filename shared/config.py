@@ -7,11 +7,12 @@ Nothing here runs at import time: `get_settings()` builds the object on first us
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -138,6 +139,22 @@ class Settings(BaseSettings):
     appinsights_connection_string: str | None = _setting(  # type: ignore[assignment]
         "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables OpenTelemetry export when set."
     )
+    cors_origins: str | None = _setting(  # type: ignore[assignment]
+        "PSC_CORS_ORIGINS",
+        None,
+        "Dev host only: comma-separated browser origins allowed to call the API; blank allows none. "
+        "In Azure the platform's CORS decides (Bicep corsAllowedOrigins).",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_azure_would_match(cls, value: str | None) -> str | None:
+        parse_origins(value or "")
+        return value
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        return parse_origins(self.cors_origins or "")
 
     @model_validator(mode="before")
     @classmethod
@@ -185,6 +202,28 @@ class Settings(BaseSettings):
     def patient_sign_in(self) -> bool:
         """Whether patients sign in through their own External ID tenant."""
         return bool(self.patient_authority and self.patient_tenant_id and self.patient_client_id)
+
+
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$")
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Comma-separated origins, lower-cased as the Functions host's CORS policy stores them. Refused
+    here, because Azure would silently never match them: a path or trailing slash, a wildcard
+    subdomain, a default port (browsers omit it), and `*` next to other origins (then it is ignored)."""
+    origins = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if "*" in origins:
+        if len(origins) > 1:
+            raise ValueError("`*` allows every origin and must be the only entry")
+        return origins
+    for origin in origins:
+        match = _ORIGIN.match(origin)
+        if match is None:
+            raise ValueError(f"{origin!r} is not an origin like https://portal.example.org[:port]")
+        scheme, _, port = match.groups()
+        if port is not None and int(port) == {"http": 80, "https": 443}[scheme]:
+            raise ValueError(f"{origin!r}: drop the default port; browsers never send it")
+    return origins
 
 
 def running_in_azure() -> bool:

@@ -103,5 +103,16 @@ class Unavailable(PscError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
+class AccessDenied(Unavailable):
+    """A dependency refused our identity a right it needs (a role assignment is missing). API
+    callers see 503 like any dependency they cannot fix; ops tooling names the role to grant.
+    `right` is the dependency's own word for it (Service Bus: Manage, Send, Listen)."""
+
+    def __init__(self, detail: str, *, right: str, resource: str | None = None) -> None:
+        super().__init__(detail)
+        self.right = right
+        self.resource = resource
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names the setting."""

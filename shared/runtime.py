@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.ports.clock import Clock, SystemClock
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.ports.archive import Archive
     from shared.ports.documents import DocumentStore
     from shared.ports.messages import MessageBus
+    from shared.services.health import HealthCache
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Runtime:
     archive: Archive
     # Built once per worker so the Entra JWKS cache lives as long as the worker does.
     validator: TokenValidator
+    # The last health probe, shared by every request to this worker (shared/services/health.py).
+    health: HealthCache | None = field(default=None, repr=False)
 
     async def close(self) -> None:
         await self.store.close()

@@ -68,6 +68,9 @@ param virtualNetworkSubnetId string = ''
 @description('Required. Log Analytics workspace resource id for diagnostic settings.')
 param workspaceId string
 
+@description('Optional. Browser origins allowed to call the API (platform CORS; `*` alone allows all). Empty: none.')
+param corsAllowedOrigins array = []
+
 var allSettings = union(appSettings, {
   // Host storage through the identity: no AzureWebJobsStorage connection string.
   AzureWebJobsStorage__accountName: storageAccountName
@@ -127,6 +130,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: concat(settingsList, extraAppSettings)
+      // The platform answers CORS in front of the functions; the code adds no CORS headers.
+      // Callers send bearer tokens, not cookies: no credentials mode.
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {

@@ -1,5 +1,5 @@
 metadata name = 'Key Vault'
-metadata description = 'RBAC-mode vault with purge protection holding the Standard Webhooks secret; Key Vault Secrets User for the app identity.'
+metadata description = 'RBAC-mode vault (purge protection optional, on in production) holding the Standard Webhooks secret; Key Vault Secrets User for the app identity.'
 
 @description('Required. Vault name (3-24 characters).')
 @minLength(3)
@@ -34,6 +34,9 @@ param workspaceId string
 @description('Optional. Reach the vault only through private endpoints (public network access disabled).')
 param enablePrivateNetworking bool = false
 
+@description('Optional. Purge protection: a deleted vault cannot be purged before its retention ends. Irreversible once on; off, the property is left out (ARM refuses false), so `azd down --purge` can remove a dev vault.')
+param enablePurgeProtection bool = true
+
 var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -42,7 +45,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   tags: tags
   // checkov:skip=CKV_AZURE_109: Without private networking the Flex app resolves Key Vault references over the public endpoint (App Service is not a trusted service), so the firewall defaults to Deny only when enablePrivateNetworking is on (prod).
   // checkov:skip=CKV_AZURE_189: Public network access is disabled when enablePrivateNetworking is on (prod); dev keeps it, guarded by RBAC.
-  properties: {
+  // checkov:skip=CKV_AZURE_110: Purge protection is the enablePurgeProtection parameter, on in production (main.prod.bicepparam, main.bicep default); off only in dev, where the property must be absent (ARM refuses false) so azd down --purge works. checkov cannot see inside union().
+  // checkov:skip=CKV_AZURE_42: Same property as CKV_AZURE_110 (soft delete stays on everywhere, 90 days); purge protection is on in production through the parameter.
+  properties: union({
     tenantId: subscription().tenantId
     sku: {
       family: 'A'
@@ -51,7 +56,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
-    enablePurgeProtection: true
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
@@ -60,7 +64,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       defaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
-  }
+  }, enablePurgeProtection ? { enablePurgeProtection: true } : {})
 }
 
 resource webhookSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {

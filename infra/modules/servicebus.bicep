@@ -1,5 +1,5 @@
 metadata name = 'Service Bus'
-metadata description = 'Namespace with SAS keys disabled and every queue of shared/catalog.py; Data Sender and Data Receiver for the app identity.'
+metadata description = 'Namespace with SAS keys disabled and every queue of shared/catalog.py; Data Sender and Data Receiver for the app identity, Data Owner for an optional ops principal.'
 
 @description('Required. Namespace name.')
 param name string
@@ -36,6 +36,17 @@ param appPrincipalId string
 @description('Optional. Principal id of a developer who also gets Data Sender and Data Receiver, for local debugging. Empty: none.')
 param developerPrincipalId string = ''
 
+@description('Optional. Principal id of the operators (`python -m ops`: queue depths need the Manage right) who get Data Owner. Empty: none.')
+param opsPrincipalId string = ''
+
+@description('Optional. Kind of principal opsPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param opsPrincipalType string = 'Group'
+
 @description('Required. Log Analytics workspace resource id for diagnostic settings.')
 param workspaceId string
 
@@ -48,6 +59,9 @@ var roleDefinitionIds = [
   '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
 ]
 var developerRoleDefinitionIds = empty(developerPrincipalId) ? [] : roleDefinitionIds
+// Azure Service Bus Data Owner: the only built-in data role with Manage (runtime properties,
+// dead-letter administration); the app itself never gets it.
+var dataOwner = '090c5cfd-751d-490a-894a-3ce6f1109419'
 
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: name
@@ -105,6 +119,16 @@ resource developerRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-
     }
   }
 ]
+
+resource opsRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(opsPrincipalId)) {
+  name: guid(namespace.id, opsPrincipalId, dataOwner)
+  scope: namespace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', dataOwner)
+    principalId: opsPrincipalId
+    principalType: opsPrincipalType
+  }
+}
 
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'to-log-analytics'

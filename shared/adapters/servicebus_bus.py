@@ -26,7 +26,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import (
     MessageAlreadySettled,
@@ -34,11 +39,12 @@ from azure.servicebus.exceptions import (
     MessageNotFoundError,
     MessageSizeExceededError,
     MessagingEntityNotFoundError,
+    ServiceBusAuthorizationError,
     ServiceBusError,
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.errors import Conflict, NotFound, PayloadTooLarge, Unavailable
+from shared.errors import AccessDenied, Conflict, NotFound, PayloadTooLarge, Unavailable
 from shared.ports.messages import (
     DeadLetteredMessage,
     MessageLockLost,
@@ -67,6 +73,9 @@ def _mapped_errors(queue: str) -> Iterator[None]:
     except MessagingEntityNotFoundError as exc:
         log.error("service bus queue %s does not exist: check the deployment", queue)
         raise Unavailable(f"Queue {queue} is not provisioned.") from exc
+    except ServiceBusAuthorizationError as exc:
+        # The token was accepted but lacks the claim (Send or Listen) the operation needs.
+        raise AccessDenied(f"Queue {queue} refused this identity.", right="Send/Listen") from exc
     except (ServiceBusError, ClientAuthenticationError, OSError) as exc:
         raise Unavailable("The message bus cannot be reached.") from exc
 
@@ -378,6 +387,13 @@ class ServiceBusMessageBus:
                     properties = await admin.get_queue_runtime_properties(self._entity(queue))
                 except ResourceNotFoundError as exc:
                     raise Unavailable(f"Queue {queue} is not provisioned.") from exc
+                except HttpResponseError as exc:
+                    # 401 "Manage,EntityRead claims required": Sender/Receiver roles lack Manage.
+                    # A credential that got no token at all has no status code and is not this.
+                    if exc.status_code in (401, 403):
+                        refused = "Service Bus refused the management call."
+                        raise AccessDenied(refused, right="Manage", resource=self.namespace) from exc
+                    raise Unavailable("The message bus cannot be reached.") from exc
                 except AzureError as exc:
                     raise Unavailable("The message bus cannot be reached.") from exc
             depths.append(

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
@@ -341,9 +341,26 @@ def overflow_on_arrival(queue: QueueSettings, waiting_count: int, now: datetime)
 
 
 def overflow_while_waiting(queue: QueueSettings, item: Waiting, now: datetime) -> bool:
-    """True when the conversation has waited longer than the queue's `maxWaitSeconds`."""
+    """True once the conversation has waited the queue's `maxWaitSeconds` (at its deadline)."""
+    due = overflow_deadline(queue, item)
+    return due is not None and _utc(now) >= due
+
+
+# Deadlines of the timed rules (scheduled routing messages fire them) -------------------------------
+
+
+def overflow_deadline(queue: QueueSettings, item: Waiting) -> datetime | None:
+    """When the conversation overflows by waiting, or None if the queue has no `maxWaitSeconds`."""
     limit = queue.overflow.max_wait_seconds
-    return limit is not None and _waited(item, now) > limit
+    return None if limit is None else _utc(item.enqueued_at) + timedelta(seconds=limit)
+
+
+def exact_match_deadline(queue: QueueSettings, item: Waiting) -> datetime | None:
+    """When exact-then-closest matching starts admitting the closest agents for this conversation;
+    None if the queue does not relax its matching or the conversation needs no skill."""
+    if queue.skill_match is not SkillMatch.EXACT_THEN_CLOSEST or not required_skills(queue, item):
+        return None
+    return _utc(item.enqueued_at) + timedelta(seconds=queue.exact_match_timeout_seconds)
 
 
 # Sort keys for the store's index -----------------------------------------------------------------

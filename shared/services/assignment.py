@@ -268,16 +268,20 @@ class Assignment:
                 entry = await self._routing.read(entry_id, queue_id)
             except NotFound:
                 if await self._overflows_on_arrival(queue_id, settings):
-                    await self._overflow(conversation, settings, "arrival")
+                    await self.overflow(conversation, settings, "arrival")
                     return
                 entry = await self._create_entry(arrival)
         else:
             entry = await self._create_entry(arrival)
         self._arriving = conversation
         try:
-            result = await self._assign_arrival(waiting_of(entry), settings)
+            result = await self.assign_waiting(waiting_of(entry), settings)
         finally:
             self._arriving = None
+        if result == "waiting":
+            from shared.services.routing_deadlines import schedule_deadlines
+
+            await schedule_deadlines(self._bus, entry, settings, self._clock.now())
         if result != "offered" and not conversation.get("routedAt"):
             await self._mark_routed(conversation)
 
@@ -287,11 +291,12 @@ class Assignment:
         except Conflict:  # a redelivery: it is queued already
             return await self._routing.read(entry["id"], entry["queueId"])
 
-    async def _assign_arrival(self, item: Waiting, settings: QueueSettings) -> str:
-        """Find the arriving conversation an agent. Conversations ahead of it that have waited
-        longer than IN_FLIGHT_GRACE are waiting for an agent, so the queue is served in order
-        instead; otherwise the entries ahead are only in flight (being routed by other workers at
-        this moment) and racing them for the head of the queue would only multiply conflicts."""
+    async def assign_waiting(self, item: Waiting, settings: QueueSettings) -> str:
+        """Find a waiting conversation an agent: one just arrived, or one whose exact match timed
+        out. Conversations ahead of it that have waited longer than IN_FLIGHT_GRACE are waiting for
+        an agent, so the queue is served in order instead; otherwise the entries ahead are only in
+        flight (being routed by other workers at this moment) and racing them for the head of the
+        queue would only multiply conflicts."""
         now = self._clock.now()
         page = await self._routing.query(
             Query(_WAITING_RANGE, order_by=(("sortKey", False),)),
@@ -356,7 +361,7 @@ class Assignment:
         page = await self._routing.query(Query(_WAITING_RANGE), partition_key=queue_id, max_items=limit + 1)
         return overflow_on_arrival(settings, len(page.items), now)
 
-    async def _overflow(self, conversation: Item, settings: QueueSettings, when: str) -> None:
+    async def overflow(self, conversation: Item, settings: QueueSettings, when: str) -> None:
         """Unified routing's overflow action: transfer to the target queue, or end the conversation
         with the queue's message to the patient."""
         now = self._clock.now()
@@ -730,8 +735,10 @@ class Assignment:
     # Sweep -----------------------------------------------------------------------------------------
 
     async def sweep(self) -> dict[str, int]:
-        """Timer backstop: overflow conversations that waited too long, expire stale offers and
-        wrap-ups whose scheduled message was lost, and retry assignment in every queue."""
+        """Timer backstop (every 5 minutes by default): each timed rule fires from its own scheduled
+        message (routing_deadlines, offer-timeout, wrapup-end); this catches what a lost message or
+        a setting changed to an earlier deadline left behind: overflow by wait, stale offers and
+        wrap-ups, and assignment retried in every queue (an exact match that timed out)."""
         from shared.services.conversations import Lifecycle
 
         now = self._clock.now()
@@ -744,7 +751,7 @@ class Assignment:
             if limit is not None:
                 cutoff = iso(now - timedelta(seconds=limit))
                 page = await self._routing.query(
-                    Query((where("type", "=", "waiting"), where("enqueuedAt", "<", cutoff))),
+                    Query((where("type", "=", "waiting"), where("enqueuedAt", "<=", cutoff))),
                     partition_key=queue_id,
                     max_items=200,
                 )
@@ -757,7 +764,7 @@ class Assignment:
                         except NotFound:
                             await self._drop_entry(waiting_of(entry))
                             continue
-                        await self._overflow(conversation, settings, "wait")
+                        await self.overflow(conversation, settings, "wait")
                         counts["overflowed"] += 1
             counts["assigned"] += len(await self.serve_backlog(queue_id))
         # Offers and wrap-ups past their time (their scheduled message normally does this).
@@ -843,5 +850,9 @@ async def handle_routing_message(
         await Lifecycle(store, bus, clock).expire_offer(str(body["conversationId"]), body.get("offerSeq"))
     elif kind == "wrapup-end":
         await Lifecycle(store, bus, clock).end_wrapup(str(body["conversationId"]), None)
+    elif kind in ("exact-timeout", "wait-timeout"):
+        from shared.services.routing_deadlines import on_deadline
+
+        await on_deadline(store, bus, clock, body)
     else:
         raise ValueError(f"unknown routing message kind {kind!r}")

@@ -88,6 +88,15 @@ def test_a_bad_setting_stops_the_start_with_exit_code_2_naming_it(
     assert "PSC_DEV_JWT_SECRET" in capsys.readouterr().err
 
 
+def test_core_tools_host_cors_is_refused_in_favour_of_psc_cors_origins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clear("PSC_AUTH_MODE", "PSC_DEV_JWT_SECRET")
+    write_settings(tmp_path, dev_values(), Host={"CORS": "*"})
+    assert main(["--data-dir", str(tmp_path / "data")], root=tmp_path) == 2
+    assert "PSC_CORS_ORIGINS" in capsys.readouterr().err
+
+
 def test_a_missing_function_app_module_stops_the_start_with_a_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,11 +10,6 @@ import threading
 import azure.functions as func
 import pytest
 
-from devhost.config_files import HostConfig
-from devhost.discovery import discover
-from devhost.host import CorsSettings, DevHost
-from devhost.invocation import Invoker
-from shared.ports.clock import ManualClock
 from shared.runtime import Runtime, get_runtime
 from tests.devhost.conftest import http_client, new_app
 
@@ -366,32 +361,3 @@ async def test_each_invocation_logs_one_line_with_ids_and_timing_but_no_request_
     assert record.__dict__["status"] == 201
     assert "Jane" not in caplog.text
     assert "chest pain" not in caplog.text
-
-
-async def test_cors_preflight_is_answered_when_origins_are_configured() -> None:
-    app = new_app()
-
-    @app.route(route="ping", methods=["GET"])
-    async def ping(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("pong")
-
-    host = DevHost(
-        discover(app, {}),
-        clock=ManualClock(),
-        invoker=Invoker(),
-        receiver=None,
-        host_config=HostConfig(),
-        cors=CorsSettings(("http://localhost:3000",)),
-    )
-    import httpx
-
-    transport = httpx.ASGITransport(app=host.asgi_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        answer = await client.options(
-            "/api/ping",
-            headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
-        )
-        plain = await client.get("/api/ping", headers={"Origin": "http://localhost:3000"})
-    assert answer.status_code == 200
-    assert answer.headers["access-control-allow-origin"] == "http://localhost:3000"
-    assert plain.headers["access-control-allow-origin"] == "http://localhost:3000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from azure.functions.decorators.http import HttpTrigger
 
+from shared.ports.clock import ManualClock
 from shared.runtime import Runtime
 from shared.web.api import ROUTES
 from tests.conftest import invoke, registered_functions
@@ -45,6 +47,73 @@ async def test_health_is_503_when_the_store_is_unreachable(
         "error": "ConnectionError",
     }
     assert answer.json["checks"]["bus"]["status"] == "ok"
+
+
+def count_pings(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, int], asyncio.Event]:
+    """Count store and bus pings; the store's waits for the returned event."""
+    pings = {"store": 0, "bus": 0}
+    release = asyncio.Event()
+
+    async def store_ping() -> None:
+        pings["store"] += 1
+        await release.wait()
+
+    async def bus_ping() -> None:
+        pings["bus"] += 1
+
+    monkeypatch.setattr(runtime.store, "ping", store_ping)
+    monkeypatch.setattr(runtime.bus, "ping", bus_ping)
+    return pings, release
+
+
+async def test_health_reaches_store_and_bus_once_per_15_seconds_whatever_the_request_rate(
+    runtime: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings, release = count_pings(runtime, monkeypatch)
+
+    calls = [asyncio.ensure_future(invoke("health")) for _ in range(200)]
+    for _ in range(100):
+        await asyncio.sleep(0)
+    # All 200 are waiting on the one probe in flight.
+    assert pings == {"store": 1, "bus": 1}
+    assert not any(call.done() for call in calls)
+    release.set()
+    answers = await asyncio.gather(*calls)
+    assert {a.status for a in answers} == {200}
+    assert pings == {"store": 1, "bus": 1}
+
+    clock.advance(14.9)
+    await asyncio.gather(*(invoke("health") for _ in range(50)))
+    assert pings == {"store": 1, "bus": 1}
+
+    clock.advance(0.1)
+    assert (await invoke("health")).status == 200
+    assert pings == {"store": 2, "bus": 2}
+
+
+async def test_a_failing_health_result_is_kept_too_so_an_outage_is_not_hammered(
+    runtime: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[str] = []
+
+    async def down() -> None:
+        attempts.append("down")
+        raise ConnectionError("no route")
+
+    monkeypatch.setattr(runtime.store, "ping", down)
+    answers = await asyncio.gather(*(invoke("health") for _ in range(20)))
+    assert {a.status for a in answers} == {503}
+    assert len(attempts) == 1
+
+    async def back() -> None:
+        attempts.append("up")
+
+    monkeypatch.setattr(runtime.store, "ping", back)
+    clock.advance(10)
+    assert (await invoke("health")).status == 503  # still the kept result
+    clock.advance(5)
+    assert (await invoke("health")).status == 200
+    assert attempts == ["down", "up"]
 
 
 async def test_openapi_lists_every_registered_http_route(runtime: Runtime) -> None:
@@ -126,3 +195,18 @@ def test_no_http_route_starts_with_a_prefix_the_functions_host_reserves() -> Non
             assert not route.startswith(RESERVED_ROUTE_PREFIXES), (function.get_function_name(), route)
             checked += 1
     assert checked >= 30
+
+
+async def test_the_app_adds_no_cors_headers_of_its_own(runtime: Runtime) -> None:
+    """In Azure CORS is the platform's (siteConfig.cors); headers from the code would fight it."""
+    origin = {"Origin": "https://portal.example.org"}
+    answers = [
+        await invoke("health", headers=origin),
+        await invoke("openapi", headers=origin),
+        await invoke("get_my_profile", headers=origin),  # 401 problem
+    ]
+    for answer in answers:
+        assert not [h for h in answer.headers if h.lower().startswith("access-control-")], answer.headers
+    root = ROOT / "shared"
+    for path in [*root.rglob("*.py"), *(ROOT / "functions").rglob("*.py")]:
+        assert "access-control-allow" not in path.read_text().lower(), path

@@ -36,6 +36,11 @@ PRIVATE = "enablePrivateNetworking"
 
 def props(res: Resource) -> dict[str, Any]:
     properties: dict[str, Any] = res.body["properties"]
+    # `union(base, cond ? {...} : {})` adds an optional property; the base holds all the others.
+    merged = properties.get("function") if set(properties) == {"function"} else None
+    if merged is not None and merged["type"] == "union":
+        base: dict[str, Any] = merged["parameters"]["arg_1"]
+        return base
     return properties
 
 
@@ -235,6 +240,7 @@ NOT_NEEDED_IN_AZURE = {
     "PSC_DATA_DIR": "embedded store and bus only",
     "PSC_ENTRA_AUTHORITY": "the code's default is the public-cloud authority",
     "AzureWebJobsStorage__blobServiceUri": "archive fallback; ARCHIVE__blobServiceUri is set",
+    "PSC_CORS_ORIGINS": "dev host only; in Azure the platform's CORS (siteConfig.cors) decides",
 }
 
 
@@ -245,10 +251,62 @@ def test_every_setting_the_code_reads_in_azure_is_set() -> None:
             assert name in settings, f"{name} is read by shared/config.py but not set by infra"
 
 
+def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme() -> None:
+    """`%SETTING%` in a trigger is resolved by the host from app settings; unset, the function does
+    not load in Azure and the dev host refuses to start."""
+    from tests.conftest import registered_functions
+
+    named = set()
+    for function in registered_functions().values():
+        for binding in json.loads(function.get_function_json())["bindings"]:
+            for value in binding.values():
+                named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
+    assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    in_azure = set(app_settings()) | {
+        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+    }
+    sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    readme = (INFRA.parent / "README.md").read_text()
+    for name in named:
+        assert name in in_azure, f"{name} is not set by infra"
+        assert sample.get(name), f"{name} has no value in local.settings.sample.json"
+        assert f"| `{name}` |" in readme, f"{name} is not in the README settings table"
+
+
+def test_the_routing_sweep_is_a_rare_backstop_by_default() -> None:
+    from devhost.schedules import Schedule
+
+    default = parameters(MAIN)["routingSweepSchedule"]["default"]
+    assert default == "0 */5 * * * *"
+    assert app_settings()["PSC_SWEEP_SCHEDULE"] == "routingSweepSchedule"
+    sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    assert sample["PSC_SWEEP_SCHEDULE"] == default
+    Schedule.parse(default)  # six-field NCRONTAB, as the host reads it
+
+
 def test_no_local_only_secret_is_set_in_azure() -> None:
     settings = app_settings()
     for name in LOCAL_ONLY:
         assert name not in settings, name
+
+
+def test_cors_is_the_platforms_from_one_parameter_never_an_app_setting() -> None:
+    app = resource(module_path("function-app"), "Microsoft.Web/sites")
+    cors = props(app)["siteConfig"]["cors"]
+    assert render(cors["allowedOrigins"]) == "corsAllowedOrigins"
+    assert cors["supportCredentials"] is False  # bearer tokens, not cookies
+    assert parameters(module_path("function-app"))["corsAllowedOrigins"]["default"] == []
+    assert parameters(MAIN)["corsAllowedOrigins"]["default"] == []  # nothing allowed by default
+    assert modules()["api"].body["params"]["corsAllowedOrigins"] == "corsAllowedOrigins"
+    assert not [name for name in app_settings() if "CORS" in name.upper()]
+
+
+@pytest.mark.parametrize("name", ["main.dev.bicepparam", "main.prod.bicepparam"])
+def test_parameter_files_list_only_origins_azure_would_match(name: str) -> None:
+    from shared.config import parse_origins
+
+    listed = re.findall(r"'([^']*)'", bicepparam(name)["corsAllowedOrigins"])
+    assert parse_origins(",".join(listed)) == tuple(listed)
 
 
 def test_app_settings_select_the_azure_backends_and_entra_auth() -> None:
@@ -315,6 +373,25 @@ def test_app_settings_are_identity_based_connections() -> None:
         assert forbidden not in s
 
 
+def test_telemetry_is_sent_once_on_the_opentelemetry_path() -> None:
+    """host.json OpenTelemetry mode; the worker's switch tells the host it exports its own logs
+    (so the host stops forwarding them); the app configures one exporter (shared/telemetry.py).
+    Nothing of the classic Application Insights path, which would send everything a second time."""
+    host = json.loads((INFRA.parent / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert "applicationInsights" not in host.get("logging", {})  # classic-path sampling settings
+    s = app_settings()
+    assert s["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert s["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "applicationInsightsConnectionString"
+    # The worker would configure a second exporter (root logger, no PHI filter) with this one.
+    for classic in (
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "APPINSIGHTS_INSTRUMENTATIONKEY",
+        "ApplicationInsightsAgent_EXTENSION_VERSION",
+    ):
+        assert classic not in s, classic
+
+
 def test_the_webhook_secret_is_a_key_vault_reference_never_a_value() -> None:
     s = app_settings()
     assert s["PSC_WEBHOOK_SECRET"] == "@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})"
@@ -373,13 +450,25 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
-def test_key_vault_uses_rbac_with_purge_protection() -> None:
+def test_key_vault_uses_rbac_with_purge_protection_on_in_production_and_absent_in_dev() -> None:
     vault = resource(module_path("keyvault"), "Microsoft.KeyVault/vaults")
-    p = props(vault)
+    merged = vault.body["properties"]["function"]
+    assert merged["type"] == "union"
+    p, optional = merged["parameters"]["arg_1"], merged["parameters"]["arg_2"]
     assert p["enableRbacAuthorization"] is True
-    assert p["enablePurgeProtection"] is True
     assert p["enableSoftDelete"] is True
     assert "accessPolicies" not in p
+    # ARM refuses `enablePurgeProtection: false`, and once on it cannot be turned off: the property
+    # is there only when the parameter is on, and absent otherwise (so azd down --purge works).
+    assert "enablePurgeProtection" not in p
+    assert render(optional) == "enablePurgeProtection ? {enablePurgeProtection: true} : {}"
+    assert parameters(module_path("keyvault"))["enablePurgeProtection"]["default"] is True
+    assert parameters(MAIN)["keyVaultPurgeProtection"]["default"] is True
+    assert modules()["keyVault"].body["params"]["enablePurgeProtection"] == "keyVaultPurgeProtection"
+    assert bicepparam("main.prod.bicepparam")["keyVaultPurgeProtection"] == "true"
+    assert bicepparam("main.dev.bicepparam")["keyVaultPurgeProtection"] == "false"
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["keyVaultPurgeProtection"]["value"] == "${PSC_KEY_VAULT_PURGE_PROTECTION=false}"
 
 
 def test_application_insights_accepts_entra_authenticated_telemetry_only() -> None:
@@ -399,7 +488,14 @@ def role_ids(path: Path) -> set[str]:
             "storage",
             {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"},
         ),
-        ("servicebus", {"Azure Service Bus Data Sender", "Azure Service Bus Data Receiver"}),
+        (
+            "servicebus",
+            {
+                "Azure Service Bus Data Sender",
+                "Azure Service Bus Data Receiver",
+                "Azure Service Bus Data Owner",
+            },
+        ),
         ("keyvault", {"Key Vault Secrets User"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
@@ -419,6 +515,27 @@ def test_the_identity_gets_exactly_the_built_in_roles_it_needs(module: str, expe
     assert any("appPrincipalId" in text for text in granted)
     # Every module hands the app identity's principal id in.
     assert render(main_params_for(module)["appPrincipalId"]) == "identity.outputs.principalId"
+
+
+def test_only_the_optional_ops_principal_gets_service_bus_data_owner() -> None:
+    """`python -m ops queues` needs the Manage right; the app identity must never hold it."""
+    path = module_path("servicebus")
+    assert render(variable(path, "dataOwner")) == "090c5cfd-751d-490a-894a-3ce6f1109419"
+    owners = [
+        a
+        for a in resources(path, "Microsoft.Authorization/roleAssignments")
+        if "dataOwner" in render(a.body["properties"]["roleDefinitionId"])
+    ]
+    assert len(owners) == 1
+    (owner,) = owners
+    assert owner.condition == "not(empty(opsPrincipalId))"
+    assert owner.body["properties"]["principalId"] == "opsPrincipalId"
+    assert owner.body["properties"]["principalType"] == "opsPrincipalType"
+    assert render(owner.body["scope"]) == "namespace"
+    assert "dataOwner" not in render(variable(path, "roleDefinitionIds"))
+    assert parameters(MAIN)["opsPrincipalId"]["default"] == ""
+    for name in ("opsPrincipalId", "opsPrincipalType"):
+        assert main_params_for("servicebus")[name] == name
 
 
 def test_cosmos_data_role_is_data_plane_rbac_on_the_account() -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,3 +192,42 @@ def test_the_module_runs_from_settings_on_the_embedded_bus(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     # The product catalogue may have no queues yet; either way the command answers.
     assert result.stdout.startswith(("QUEUE", "no queues"))
+
+
+def test_queues_without_the_manage_right_names_the_role_to_grant_and_fails() -> None:
+    """Sender/Receiver roles cannot read queue depths on Service Bus; the operator must learn
+    which role to ask for, on which namespace, not just that the bus 'cannot be reached'."""
+    from types import SimpleNamespace
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from shared.adapters.servicebus_bus import ServiceBusMessageBus
+
+    class RefusingAdmin:
+        async def get_queue_runtime_properties(self, entity: str) -> Any:
+            response = SimpleNamespace(status_code=401, reason="Unauthorized", headers={}, text=lambda *a: "")
+            raise ClientAuthenticationError(message="Manage,EntityRead claims required", response=response)
+
+        async def close(self) -> None:
+            pass
+
+    @asynccontextmanager
+    async def admin() -> AsyncIterator[DeadLetterAdmin]:
+        bus = ServiceBusMessageBus(
+            "sb-psc.servicebus.windows.net", QUEUES, lambda: object(), admin_factory=RefusingAdmin
+        )
+        try:
+            yield bus
+        finally:
+            await bus.close()
+
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["queues"], queues=QUEUES, admin=admin, out=out, err=err)
+
+    assert status == 3
+    message = err.getvalue()
+    assert '"Azure Service Bus Data Owner"' in message
+    assert "Manage" in message
+    assert "sb-psc.servicebus.windows.net" in message
+    assert "opsPrincipalId" in message
+    assert out.getvalue() == ""

@@ -101,3 +101,30 @@ def test_secrets_stay_out_of_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in DEV.items():
         monkeypatch.setenv(key, value)
     assert "x" * 40 not in repr(load_settings())
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        "https://portal.example.org/",  # a path never matches a browser's Origin
+        "https://*.example.org",  # the host takes wildcards literally
+        "*,https://portal.example.org",  # Azure ignores `*` next to other origins
+        "https://portal.example.org:443",  # browsers omit the default port
+        "portal.example.org",
+    ],
+)
+def test_cors_origins_azure_would_never_match_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, origins: str
+) -> None:
+    for key, value in {**DEV, "PSC_CORS_ORIGINS": origins}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match="PSC_CORS_ORIGINS"):
+        load_settings()
+
+
+def test_no_cors_origin_is_allowed_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in DEV.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings().cors_allowed_origins == ()
+    monkeypatch.setenv("PSC_CORS_ORIGINS", "")
+    assert load_settings().cors_allowed_origins == ()

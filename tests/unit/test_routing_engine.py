@@ -25,8 +25,10 @@ from shared.domain.routing import (
     best_agent,
     can_take,
     classify,
+    exact_match_deadline,
     is_open,
     next_for_agent,
+    overflow_deadline,
     overflow_on_arrival,
     overflow_while_waiting,
     presence_for_load,
@@ -546,12 +548,25 @@ def test_a_closed_queue_overflows_on_arrival() -> None:
     assert not overflow_on_arrival(settings, 0, utc(2026, 3, 2, 7, 0))  # Monday 08:00 CET
 
 
-def test_a_conversation_overflows_once_it_waited_longer_than_the_limit() -> None:
+def test_a_conversation_overflows_once_it_waited_the_limit() -> None:
     settings = queue(overflow={"maxWaitSeconds": 120, "action": "transfer", "targetQueueId": "backup"})
     item = waiting(enqueued_at=T0)
-    assert not overflow_while_waiting(settings, item, at(120))
-    assert overflow_while_waiting(settings, item, at(120.001))
+    assert not overflow_while_waiting(settings, item, at(119.999))
+    assert overflow_while_waiting(settings, item, at(120))  # at its deadline
     assert not overflow_while_waiting(queue(), item, at(10**7))
+
+
+def test_the_timed_rules_have_deadlines_counted_from_when_the_conversation_was_queued() -> None:
+    item = waiting(enqueued_at=T0, skills={"cardio": 2})
+    timed = queue(
+        skillMatch="exact-then-closest", exactMatchTimeoutSeconds=45, overflow={"maxWaitSeconds": 300}
+    )
+    assert exact_match_deadline(timed, item) == at(45)
+    assert overflow_deadline(timed, item) == at(300)
+    # Nothing to relax: exact matching, or no skill asked for.
+    assert exact_match_deadline(queue(skillMatch="exact", exactMatchTimeoutSeconds=45), item) is None
+    assert exact_match_deadline(timed, waiting(enqueued_at=T0)) is None
+    assert overflow_deadline(queue(), item) is None
 
 
 # Sort keys ---------------------------------------------------------------------------------------

@@ -9,16 +9,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import (
     MessageLockLostError,
     MessageNotFoundError,
     MessageSizeExceededError,
+    ServiceBusAuthorizationError,
     ServiceBusConnectionError,
 )
 
 from shared.adapters.servicebus_bus import ServiceBusMessageBus
-from shared.errors import Conflict, NotFound, PayloadTooLarge, Unavailable
+from shared.errors import AccessDenied, Conflict, NotFound, PayloadTooLarge, Unavailable
 from shared.ports.messages import MessageLockLost, OutgoingMessage, QueueSpec
 
 QUEUES = {spec.name: spec for spec in (QueueSpec("routing", "ROUTING_QUEUE"), QueueSpec("reminders", "R"))}
@@ -128,9 +130,12 @@ class FakeRuntimeProperties:
 class FakeAdmin:
     def __init__(self) -> None:
         self.asked: list[str] = []
+        self.raises: Exception | None = None
 
     async def get_queue_runtime_properties(self, entity: str) -> FakeRuntimeProperties:
         self.asked.append(entity)
+        if self.raises is not None:
+            raise self.raises
         return FakeRuntimeProperties(3, 2, 1)
 
     async def close(self) -> None:
@@ -301,6 +306,19 @@ async def test_scheduling_failures_are_unavailable() -> None:
         await harness.bus.schedule("reminders", outgoing(), NOW)
 
 
+async def test_a_missing_send_claim_is_access_denied_still_503_to_callers() -> None:
+    harness = Harness()
+    await harness.bus.send("reminders", outgoing())
+    harness.client.senders["reminders"].raises = ServiceBusAuthorizationError(
+        message="Unauthorized access. 'Send' claim(s) are required to perform this operation."
+    )
+
+    with pytest.raises(AccessDenied) as caught:
+        await harness.bus.send("reminders", outgoing())
+
+    assert caught.value.status == 503
+
+
 # -- receiving -------------------------------------------------------------------------------------
 
 
@@ -329,6 +347,37 @@ async def test_a_lost_lock_is_reported_as_message_lock_lost() -> None:
 
 
 # -- dead-letter administration --------------------------------------------------------------------
+
+
+def refused(status: int) -> HttpResponseError:
+    """What the administration client raises for an identity without Manage (401 is mapped to
+    ClientAuthenticationError by its generated code; a 403 stays an HttpResponseError)."""
+    response = SimpleNamespace(status_code=status, reason="Unauthorized", headers={}, text=lambda *a, **k: "")
+    kind = ClientAuthenticationError if status == 401 else HttpResponseError
+    return kind(message="Manage,EntityRead claims required for this operation.", response=response)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_depths_without_the_manage_right_say_so_naming_the_namespace(status: int) -> None:
+    harness = Harness()
+    harness.admin.raises = refused(status)
+
+    with pytest.raises(AccessDenied) as caught:
+        await harness.bus.depths(["routing"])
+
+    assert caught.value.right == "Manage"
+    assert caught.value.resource == "psc.servicebus.windows.net"
+    assert caught.value.status == 503  # to an API caller it is still an unavailable dependency
+
+
+async def test_a_credential_that_got_no_token_is_not_a_missing_role() -> None:
+    harness = Harness()
+    harness.admin.raises = ClientAuthenticationError(message="no credential available")
+
+    with pytest.raises(Unavailable) as caught:
+        await harness.bus.depths(["routing"])
+
+    assert not isinstance(caught.value, AccessDenied)
 
 
 async def test_depths_ask_the_administration_client_for_each_queue() -> None:
