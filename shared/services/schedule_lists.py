@@ -50,7 +50,6 @@ def _appointment_loader(store: DocumentStore, **owner: str) -> Loader:
             return None
         if any(item.get(field) != value for field, value in owner.items()):
             return None
-        mark_phi(item.get("reason"))  # free text from the patient: masked if anything logs it
         return item
 
     return load
@@ -77,6 +76,7 @@ async def patient_appointments(
         limit,
         _appointment_loader(store, patientId=patient_id),
     )
+    _mask_reasons(items)
     await record_access(
         store,
         clock,
@@ -87,6 +87,12 @@ async def patient_appointments(
         correlation_id=correlation_id,
     )
     return items, following
+
+
+def _mask_reasons(items: list[Item]) -> None:
+    # Free text from patients: masked if anything logs it. Marked here, in the request's own
+    # context: the loads ran as tasks, whose context changes the request never sees.
+    mark_phi(*(item.get("reason") for item in items))
 
 
 def day_bounds(calendar: Calendar, day: date) -> tuple[str, str]:
@@ -127,6 +133,7 @@ async def provider_day(
         limit,
         _appointment_loader(store, providerId=provider_id),
     )
+    _mask_reasons(items)
     for patient_id in sorted({str(item["patientId"]) for item in items}):
         await record_access(
             store,

@@ -4,6 +4,7 @@ index."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -216,3 +217,45 @@ async def test_patients_cannot_search_even_their_own(runtime: Runtime, providers
             assert (await search(params, bearer=bearer)).status == 403
     assert (await invoke("search_appointments", params={"patientId": "p-1"})).status == 401
     assert not [a for a in await all_items(runtime, "audit") if a["action"] == "list"]
+
+
+async def test_listed_reasons_never_reach_the_logs_of_the_request(
+    runtime: Runtime, providers: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from shared.auth.principal import Principal
+    from shared.observability import request_scope
+    from shared.services import schedule_lists
+
+    reason = "Penicillin-rash"  # id-shaped: only marking it as PHI keeps it out of a log line
+    await book(reason=reason)
+    staff = Principal(subject="agent-1", name=None, roles=frozenset({"Agent"}))
+    caplog.set_level(logging.DEBUG)
+    for listing in (
+        schedule_lists.patient_appointments(
+            runtime.store,
+            runtime.clock,
+            staff,
+            "p-1",
+            10,
+            None,
+            resource="r",
+            correlation_id="corr-list-0001",
+        ),
+        schedule_lists.provider_day(
+            runtime.store,
+            runtime.clock,
+            staff,
+            "dr-warsaw",
+            date(2026, 1, 6),
+            10,
+            None,
+            correlation_id="corr-list-0002",
+        ),
+    ):
+        with request_scope("corr-list-0003"):
+            items, _ = await listing
+            assert [a["reason"] for a in items] == [reason]
+            logging.getLogger("psc.careless").warning("reason was %s", items[0]["reason"])
+    assert reason not in caplog.text + " ".join(str(vars(r)) for r in caplog.records)
