@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.ports.documents import Query
 from shared.runtime import Runtime
 from shared.services import lists
 from tests.conftest import Answer, invoke
@@ -86,7 +87,7 @@ async def test_staff_page_through_a_patients_appointments_in_start_order(
     assert items[1]["status"] == "cancelled"
     # The old place is unlisted after the move: one entry per appointment remains.
     entries = await runtime.store.container(lists.LISTS).query(
-        lists._ORDER, partition_key=lists.patient_appointments_list("p-1")
+        Query(), partition_key=lists.patient_appointments_list("p-1")
     )
     assert len(entries.items) == 4
 
