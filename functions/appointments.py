@@ -136,10 +136,65 @@ async def set_appointment_status(call: Call) -> Reply:
     response="shared.domain.scheduling:AppointmentList",
 )
 async def my_appointments(call: Call) -> Reply:
+    from shared.services.schedule_lists import patient_appointments
+
+    items, token = await patient_appointments(
+        call.runtime.store,
+        call.runtime.clock,
+        call.user,
+        call.own_patient_id(),
+        call.query.limit,
+        call.query.continuationToken,
+        resource="me/appointments",
+        correlation_id=call.correlation_id,
+    )
+    return _list(items, token)
+
+
+@api.route(
+    "appointments",
+    "GET",
+    access=allow(*STAFF),
+    summary="A patient's appointments, or a provider's day, by start",
+    query="shared.domain.scheduling:AppointmentSearch",
+    response="shared.domain.scheduling:AppointmentList",
+    errors=(404,),
+)
+async def search_appointments(call: Call) -> Reply:
+    """`?patientId=` (every status), or `?providerId=&date=` (the date on the provider's wall
+    clock; 404 for an unknown provider); exactly one of the two. Paged with `maxItems` and
+    `continuationToken`; a page may hold fewer items than asked, only the token says more.
+    Audited per patient read. Patients use `GET /api/me/appointments`."""
+    from shared.services import schedule_lists
+
+    query = call.query
+    if query.patientId is not None:
+        items, token = await schedule_lists.patient_appointments(
+            call.runtime.store,
+            call.runtime.clock,
+            call.user,
+            query.patientId,
+            query.maxItems,
+            query.continuationToken,
+            resource=f"patients/{query.patientId}/appointments",
+            correlation_id=call.correlation_id,
+        )
+    else:
+        items, token = await schedule_lists.provider_day(
+            call.runtime.store,
+            call.runtime.clock,
+            call.user,
+            query.providerId,
+            query.day,
+            query.maxItems,
+            query.continuationToken,
+            correlation_id=call.correlation_id,
+        )
+    return _list(items, token)
+
+
+def _list(items: list[dict[str, Any]], token: str | None) -> Reply:
     from shared.domain.scheduling import AppointmentList
     from shared.services.scheduling import appointment_view
 
-    items, token = await _scheduling(call).mine(
-        call.user, call.own_patient_id(), call.query.limit, call.query.continuationToken, call.correlation_id
-    )
     return Reply(body=AppointmentList(items=[appointment_view(i) for i in items], continuationToken=token))

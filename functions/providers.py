@@ -73,10 +73,11 @@ async def get_provider(call: Call) -> Reply:
 )
 async def list_providers(call: Call) -> Reply:
     from shared.domain.scheduling import ProviderList
+    from shared.services.schedule_lists import list_providers
     from shared.services.scheduling import provider_view
 
-    items, token = await _scheduling(call).list_providers(
-        call.query.specialty, call.query.limit, call.query.continuationToken
+    items, token = await list_providers(
+        call.runtime.store, call.query.specialty, call.query.limit, call.query.continuationToken
     )
     return Reply(body=ProviderList(items=[provider_view(i) for i in items], continuationToken=token))
 

@@ -155,8 +155,19 @@ async def get_agent(call: Call) -> Reply:
     return Reply(body=agent_view(doc))
 
 
-@api.route("manage/agents", "GET", access=READERS, summary="List agents with presence and load")
+@api.route(
+    "manage/agents",
+    "GET",
+    access=READERS,
+    summary="List agents with presence and load, by id",
+    query="shared.domain.queues:AgentListQuery",
+)
 async def list_agents(call: Call) -> Reply:
+    """Paged with `maxItems` and `continuationToken` (absent on the last page)."""
     from shared.services.routing_admin import agent_view
 
-    return Reply(body={"items": [agent_view(doc) for doc in await _directory(call).list_agents()]})
+    docs, token = await _directory(call).list_agents(call.query.max_items, call.query.continuation_token)
+    body: dict[str, object] = {"items": [agent_view(doc) for doc in docs]}
+    if token:
+        body["continuationToken"] = token
+    return Reply(body=body)

@@ -68,6 +68,13 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "/id",
             description="One document per appointment (FHIR R4 Appointment semantics).",
         ),
+        ContainerSpec(
+            "lists",
+            "/list",
+            description="Paged-list indexes, one partition per list (a patient's or a provider's "
+            "appointments, providers, agents, a queue's live conversations): small entries of ids "
+            "and a sortKey, no PHI; readers re-read the members (shared/services/lists.py).",
+        ),
     )
 }
 

@@ -30,7 +30,7 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
+from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
 from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
@@ -40,6 +40,8 @@ from shared.ports.documents import (
     Item,
     Page,
     Query,
+    refuse_unpageable,
+    too_many_to_order,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +55,9 @@ _RETRY_AFTER_HEADER = "x-ms-retry-after-ms"
 # 404 with this sub-status: the database or container itself is missing, not the item.
 _OWNER_RESOURCE_MISSING = 1003
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 410, 429, 449, 500, 502, 503, 504})
+# Continuation tokens the service returns stay under this (x-ms-documentdb-
+# responsecontinuationtokenlimitinkb), so callers can wrap them in bounded tokens of their own.
+CONTINUATION_TOKEN_LIMIT_KB = 1
 
 # Cosmos SQL keywords cannot follow `c.`; such fields are quoted (`c["value"]`).
 # fmt: off
@@ -258,28 +263,58 @@ class CosmosContainer:
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:
+        # Refused before any request: the SDK would replay the token on every partition range and
+        # the service answer 400 "Invalid Continuation Token" (or skip items). Port docstring.
+        refuse_unpageable(query, continuation)
+        if query.order_by:
+            # One page or nothing: read until one item more than fits, and hand out no token.
+            page = await self._page(query, {}, max_items + 1, None, drain=True)
+            if len(page.items) > max_items:
+                raise too_many_to_order(max_items)
+            return Page(items=page.items, continuation=None)
         # The async SDK fans out when no partition key is given (it has no enable_cross_partition_query).
         return await self._page(query, {}, max_items, continuation)
 
     async def _page(
-        self, query: Query, scope: dict[str, Any], max_items: int, continuation: str | None
+        self,
+        query: Query,
+        scope: dict[str, Any],
+        max_items: int,
+        continuation: str | None,
+        *,
+        drain: bool = False,
     ) -> Page:
+        """One page of at most `max_items`; `drain`: keep reading pages until `max_items` items
+        or the end (the SDK may return short pages)."""
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         sql, parameters = render_query(query)
         client = await self._client()
         items: list[Item] = []
         token: str | None = None
-        with _mapped_errors():
-            pager = client.query_items(query=sql, parameters=parameters, max_item_count=max_items, **scope)
-            pages = pager.by_page(continuation)
-            # A fan-out query may yield empty pages that still carry a token; skip them so callers
-            # never see an empty page that is not the last one.
-            async for page in pages:
-                items.extend([_clean(item) async for item in page])
-                token = pages.continuation_token or None
-                if items or token is None:
-                    break
+        try:
+            with _mapped_errors():
+                pager = client.query_items(
+                    query=sql,
+                    parameters=parameters,
+                    max_item_count=max_items,
+                    continuation_token_limit=CONTINUATION_TOKEN_LIMIT_KB,
+                    **scope,
+                )
+                pages = pager.by_page(continuation)
+                # A fan-out query may yield empty pages that still carry a token; skip them so
+                # callers never see an empty page that is not the last one.
+                async for page in pages:
+                    items.extend([_clean(item) async for item in page])
+                    token = pages.continuation_token or None
+                    if token is None or (len(items) >= max_items if drain else bool(items)):
+                        break
+        except CosmosHttpResponseError as exc:
+            if continuation is not None and exc.status_code == 400:
+                # The port promises BadRequest for a malformed or foreign token (an API caller's
+                # input once wrapped), not an unmapped 400 that would surface as a 500.
+                raise BadRequest("The continuation token does not belong to this query.") from None
+            raise
         return Page(items=items, continuation=token)
 
     async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:

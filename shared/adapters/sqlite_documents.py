@@ -38,6 +38,9 @@ Differences worth knowing:
 - Continuation tokens are keyset positions (the last item's sort keys): paging never skips or
   repeats an item that stays unchanged, even if others are added or removed between pages. A token
   is bound to its container, scope and query; any other use raises `BadRequest`.
+- A cross-partition query with ORDER BY is refused (`UnpageableQuery`) when it is given a
+  continuation or matches more than one page, exactly where Cosmos DB could not page it; the
+  keyset tokens could, but the dev host and the tests must catch what Azure would break on.
 - Batches longer than 100 operations raise `ValueError` before anything runs (a programming error;
   the Cosmos adapter does the same). A batch operation whose item belongs to another partition
   fails with `BadRequest` at its index.
@@ -73,6 +76,8 @@ from shared.ports.documents import (
     Item,
     Page,
     Query,
+    refuse_unpageable,
+    too_many_to_order,
 )
 
 log = logging.getLogger(__name__)
@@ -423,7 +428,12 @@ class SqliteContainer:
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:
-        return await self._page(query, None, max_items, continuation)
+        # As strict as Cosmos DB, which cannot page a cross-partition ORDER BY (port docstring).
+        refuse_unpageable(query, continuation)
+        page = await self._page(query, None, max_items, continuation)
+        if query.order_by and page.continuation is not None:
+            raise too_many_to_order(max_items)
+        return page
 
     async def _page(
         self, query: Query, partition_key: str | None, max_items: int, continuation: str | None

@@ -215,7 +215,7 @@ class AssignRequest(_Request):
 
 
 class BoardQuery(_Request):
-    status: str | None = Field(None, description="Comma-separated statuses; default: every live status")
+    status: str | None = Field(None, description="Comma-separated live statuses; default: every live status")
     max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
     continuation_token: str | None = Field(None, alias="continuationToken", max_length=4000)
 
@@ -226,6 +226,9 @@ class BoardQuery(_Request):
         unknown = [s for s in wanted if s not in Status.__members__.values()]
         if unknown:
             raise ValueError(f"unknown status {unknown[0]!r}")
+        ended = [s for s in wanted if s not in LIVE]
+        if ended:
+            raise ValueError(f"{ended[0]!r} is not a live status: the board lists live conversations")
         return wanted
 
 

@@ -167,3 +167,8 @@ class RoutingAttributes(_Model):
     specialty: str | None = None
     language: str = FALLBACK_LANGUAGE
     context: dict[str, str | int] = Field(default_factory=dict)
+
+
+class AgentListQuery(_Model):
+    max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=2000)

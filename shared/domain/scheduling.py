@@ -29,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from shared.domain.patients import TimeZoneName
@@ -218,6 +219,29 @@ class AppointmentList(BaseModel):
 class AppointmentListQuery(_Strict):
     limit: int = Field(default=50, ge=1, le=100)
     continuationToken: str | None = Field(default=None, max_length=2000)
+
+
+class AppointmentSearch(_Strict):
+    """Exactly one of: `patientId` (that patient's appointments) or `providerId` with `date` (the
+    provider's day: a date on the provider's own wall clock). Both are ordered by start."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    patientId: PatientRef | None = None
+    providerId: str | None = Field(default=None, pattern=PROVIDER_ID.pattern)
+    day: date | None = Field(default=None, alias="date", description="YYYY-MM-DD, with providerId")
+    maxItems: int = Field(default=50, ge=1, le=100)
+    continuationToken: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AppointmentSearch:
+        if (self.patientId is None) == (self.providerId is None):
+            raise ValueError("give either patientId, or providerId with date")
+        if self.providerId is not None and self.day is None:
+            raise ValueError("date is required with providerId")
+        if self.patientId is not None and self.day is not None:
+            raise ValueError("date goes with providerId, not patientId")
+        return self
 
 
 # ---- calendar arithmetic ------------------------------------------------------------------------

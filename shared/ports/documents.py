@@ -10,6 +10,23 @@ of an existing id in the partition), `PreconditionFailed` (ETag mismatch), `Unav
 Queries are structured (`Query`), not SQL strings: the Cosmos adapter renders them as parameterised
 SQL (values always as `@pN` parameters, field paths validated), the embedded adapter as SQLite
 JSON expressions. That keeps one query meaning on both backends and makes injection impossible.
+
+Paging. `query` (one logical partition) pages in any order: pass the previous page's
+`continuation` to get the next. Across partitions Cosmos DB can resume only a *streamable* query
+(no ORDER BY), and then the order is by physical partition, meaningful to no one. For a
+cross-partition ORDER BY the SDK hands every partition range's producer the same options, the
+caller's continuation included (azure-cosmos 4.17, `_MultiExecutionContextAggregator`), and the
+token it hands out is just the last range's: the service answers 400 "Invalid Continuation Token"
+or items are skipped (Azure/azure-sdk-for-python#41434, #37230). So every adapter refuses, with
+`UnpageableQuery`:
+
+* `query_cross_partition` with `order_by` and a `continuation`, before any request;
+* `query_cross_partition` with `order_by` whose matches do not all fit in `max_items`: rather
+  than hand out a token Cosmos DB could not honour, such a query must fit one page, and one that
+  does not raises once it has seen `max_items + 1` matches.
+
+A list that pages in a stable order therefore reads one partition: its aggregate's own, or an
+index partitioned by the list's key (`shared/services/lists.py`).
 """
 
 from __future__ import annotations
@@ -85,6 +102,28 @@ class Query:
     def __post_init__(self) -> None:
         for path, _ in self.order_by:
             check_field_path(path)
+
+
+class UnpageableQuery(ValueError):
+    """A cross-partition ORDER BY query asked to resume from a continuation, or matched more than
+    one page: Cosmos DB cannot page it (see the module docstring). A programming error, never the
+    caller's input: page one partition or an index instead."""
+
+
+def refuse_unpageable(query: Query, continuation: str | None) -> None:
+    """What every adapter checks before running a cross-partition query."""
+    if query.order_by and continuation is not None:
+        raise UnpageableQuery(
+            "Cosmos DB cannot resume a cross-partition ORDER BY query from a continuation token; "
+            "page one partition or an index partitioned by the list's key."
+        )
+
+
+def too_many_to_order(max_items: int) -> UnpageableQuery:
+    return UnpageableQuery(
+        f"A cross-partition ORDER BY query matched more than max_items={max_items} items and Cosmos "
+        "DB cannot page it; page one partition or an index partitioned by the list's key."
+    )
 
 
 @dataclass(frozen=True)
@@ -165,13 +204,18 @@ class Container(Protocol):
         continuation: str | None = None,
     ) -> Page:
         """Query inside one logical partition. Pass `continuation` from the previous page; a
-        malformed or foreign token raises `BadRequest`."""
+        malformed or foreign token raises `BadRequest`. Paging sees items added between pages
+        that sort after the last item returned, and never repeats or skips an unchanged one.
+        Tokens stay short (Cosmos DB: capped at 1 KB; embedded: the last item's sort values), so
+        callers may wrap them in their own."""
         ...
 
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:
-        """Fan-out query over all partitions: costly in Cosmos DB, so it is never implicit."""
+        """Fan-out query over all partitions: costly in Cosmos DB, so it is never implicit. Without
+        `order_by` it pages like `query`; with `order_by` it takes no `continuation` and must match
+        at most `max_items` items, else `UnpageableQuery` (module docstring)."""
         ...
 
     async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:

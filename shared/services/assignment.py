@@ -50,6 +50,7 @@ from shared.messaging import json_message
 from shared.ports.clock import Clock
 from shared.ports.documents import Container, DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
+from shared.services import lists
 from shared.services.routing_admin import (
     AGENTS,
     DEFAULT_QUEUE,
@@ -367,17 +368,21 @@ class Assignment:
         now = self._clock.now()
         overflow = settings.overflow
         conversation_id = conversation["id"]
+        transfer_to = overflow.target_queue_id if overflow.action is OverflowAction.TRANSFER else None
+        if transfer_to:
+            # On the target's board list before the move, off this queue's after (lists.py).
+            await lists.add(self._store, lists.live_entry(conversation, transfer_to))
 
         async def step() -> Item | None:
             doc = await self._conversations.read(conversation_id, conversation_id)
             if doc["status"] != Status.WAITING or doc["queueId"] != conversation["queueId"]:
                 return None
-            if overflow.action is OverflowAction.TRANSFER and overflow.target_queue_id:
+            if transfer_to:
                 moved = move(
                     doc,
                     "requeue",
                     now,
-                    queueId=overflow.target_queue_id,
+                    queueId=transfer_to,
                     queuedAt=iso(now),
                     overflowedFrom=doc["queueId"],
                     reason=f"overflow-{when}",
@@ -396,6 +401,8 @@ class Assignment:
             return
         with contextlib.suppress(NotFound):
             await self._routing.delete(f"wait:{conversation_id}", conversation["queueId"])
+        old_list = lists.live_conversations_list(conversation["queueId"])
+        await lists.remove(self._store, old_list, conversation_id)
         log.info(
             "routing: overflow",
             extra={

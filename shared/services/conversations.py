@@ -21,6 +21,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ports.clock import Clock
 from shared.ports.documents import DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
+from shared.services import lists
 from shared.services.assignment import (
     CONVERSATIONS,
     ROUTING_QUEUE,
@@ -32,11 +33,12 @@ from shared.services.assignment import (
     waiting_of,
 )
 from shared.services.audit import record_access
-from shared.services.routing_admin import DEFAULT_QUEUE, by_priority, retry_on_conflict
+from shared.services.routing_admin import AGENT_SEGMENTS, DEFAULT_QUEUE, by_priority, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES = 500
+_AFTER_EVERY_PRIORITY = 10_001  # queue priorities are 0-10,000: the default queue walks last
 # Board rows leave out the PHI (transcript, summary, messages): a wall screen is not a chart.
 BOARD_FIELDS = (
     "id",
@@ -306,6 +308,10 @@ class Lifecycle:
             if not supervisor and not can_take(seat_of(target_agent), probe):
                 raise Conflict("that agent cannot take the conversation now")
         previous_agent = current.get("agentId")
+        previous_queue = current.get("queueId") or DEFAULT_QUEUE
+        if target_queue != previous_queue:
+            # On the target queue's board list before the move, off the old one after (lists.py).
+            await lists.add(self._store, lists.live_entry(current, target_queue))
 
         def change(doc: Item) -> Item:
             if doc["_etag"] != current["_etag"]:
@@ -324,6 +330,8 @@ class Lifecycle:
             )
 
         doc = await self._change(conversation_id, change)
+        if target_queue != previous_queue:
+            await lists.remove(self._store, lists.live_conversations_list(previous_queue), conversation_id)
         await self.assignment.release(previous_agent, conversation_id)
         with contextlib.suppress(NotFound):
             await self._store.container("routing").delete(
@@ -378,8 +386,10 @@ class Lifecycle:
             return False
         ends = parse_time(doc.get("wrapupEndsAt"))
         if doc["status"] != Status.WRAPUP or (ends is not None and ends > now):
-            if doc["status"] == Status.CLOSED and doc.get("agentId"):
-                await self.assignment.release(doc["agentId"], conversation_id)  # finish an interrupted close
+            if doc["status"] == Status.CLOSED:  # finish an interrupted close
+                await self._unlist(doc)
+                if doc.get("agentId"):
+                    await self.assignment.release(doc["agentId"], conversation_id)
             return False
 
         def change(current: Item) -> Item:
@@ -391,8 +401,14 @@ class Lifecycle:
             doc = await self._change(conversation_id, change)
         except Conflict:
             return False
+        await self._unlist(doc)
         await self.assignment.release(doc.get("agentId"), conversation_id)
         return True
+
+    async def _unlist(self, doc: Item) -> None:
+        """Off the board once closed (after the change: a crash leaves an entry readers skip)."""
+        queue_id = doc.get("queueId") or DEFAULT_QUEUE
+        await lists.remove(self._store, lists.live_conversations_list(queue_id), str(doc["id"]))
 
     async def abandon(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
         """The patient left (the bot or the portal says so) while waiting or being offered."""
@@ -428,6 +444,7 @@ class Lifecycle:
             await self._store.container("routing").delete(
                 f"wait:{after['id']}", before.get("queueId") or DEFAULT_QUEUE
             )
+        await self._unlist(before)
         await self.assignment.release(before.get("agentId"), after["id"])
 
     async def assign(
@@ -449,17 +466,55 @@ class Lifecycle:
     async def board(
         self, statuses: list[str] | None, max_items: int, continuation: str | None
     ) -> dict[str, Any]:
-        wanted = statuses or [str(s) for s in LIVE]
-        page = await self._conversations.query_cross_partition(
-            Query((where("status", "in", wanted),), order_by=(("createdAt", False),)),
-            max_items=max_items,
-            continuation=continuation,
-        )
-        items = [{k: doc.get(k) for k in BOARD_FIELDS} for doc in page.items]
-        now = self._clock.now()
-        routing = self._store.container("routing")
+        """Live conversations queue by queue (priority order, the built-in `default` last), each
+        queue's oldest first; the queues' depth and longest wait; agents by id. `items` and
+        `agents` page together: each page carries up to `max_items` of each (a section that has
+        ended comes back empty) until `continuationToken` is absent. Every read is one partition:
+        the queues' board lists and the agents list (shared/services/lists.py), members re-read."""
+        wanted = frozenset(statuses or [str(s) for s in LIVE])
+        scope = "board:" + ",".join(sorted(wanted))
+        state = lists.unseal(scope, continuation)
+        if state is not None and set(state) != {"cv", "ag"}:
+            raise ValidationFailed(
+                [{"field": "query.continuationToken", "message": "is not a token this list handed out"}]
+            )
         directory = self.assignment.directory
         index = await directory.queue_index()
+        rows: list[dict[str, Any]] = []
+        following: dict[str, Any] = {"cv": None, "ag": None}
+        if state is None or state["cv"] is not None:
+
+            async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
+                doc = await lists.read_or_none(self._store, CONVERSATIONS, entry["ref"])
+                # Skip what the entry no longer says: closed, moved to another queue, filtered out.
+                if doc is None or (doc.get("queueId") or DEFAULT_QUEUE) != entry.get("queueId"):
+                    return None
+                return {k: doc.get(k) for k in BOARD_FIELDS} if doc.get("status") in wanted else None
+
+            cursor = lists.cursor_of(state["cv"]) if state else None
+            rows, following["cv"] = await lists.walk(
+                self._store, _queue_segments(index), cursor, max_items, row
+            )
+        agents: list[dict[str, Any]] = []
+        if state is None or state["ag"] is not None:
+            cursor = lists.cursor_of(state["ag"]) if state else None
+            docs, following["ag"] = await lists.walk(
+                self._store, AGENT_SEGMENTS, cursor, max_items, directory.load_agent
+            )
+            agents = [_board_agent(a) for a in docs]
+        answer: dict[str, Any] = {
+            "items": rows,
+            "queues": await self._queue_summaries(index),
+            "agents": agents,
+        }
+        token = lists.seal(scope, following if any(following.values()) else None, limit=2 * lists.TOKEN_CHARS)
+        if token:
+            answer["continuationToken"] = token
+        return answer
+
+    async def _queue_summaries(self, index: dict[str, int]) -> list[dict[str, Any]]:
+        now = self._clock.now()
+        routing = self._store.container("routing")
         queues = []
         for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
             waiting = await routing.query(
@@ -478,19 +533,31 @@ class Lifecycle:
                     "longestWaitSeconds": round((now - oldest).total_seconds(), 3) if oldest else 0,
                 }
             )
-        agents = [
-            {
-                "id": a["id"],
-                "name": a["profile"].get("name"),
-                "presence": a.get("presence"),
-                "chosenPresence": a.get("chosenPresence"),
-                "used": a.get("used", 0),
-                "capacity": a["profile"].get("capacity"),
-                "queues": a["profile"].get("queues", []),
-            }
-            for a in await directory.list_agents()
-        ]
-        answer: dict[str, Any] = {"items": items, "queues": queues, "agents": agents}
-        if page.continuation:
-            answer["continuationToken"] = page.continuation
-        return answer
+        return queues
+
+
+def _queue_segments(index: dict[str, int]) -> list[lists.Segment]:
+    """The board's walk: queues by priority number then id (what `by_priority` serves), the
+    built-in default last; the position keeps that order as a string inside tokens."""
+    segments = [
+        lists.Segment(f"{index[q]:05d}|{q}", lists.live_conversations_list(q)) for q in by_priority(index)
+    ]
+    if DEFAULT_QUEUE not in index:
+        segments.append(
+            lists.Segment(
+                f"{_AFTER_EVERY_PRIORITY:05d}|{DEFAULT_QUEUE}", lists.live_conversations_list(DEFAULT_QUEUE)
+            )
+        )
+    return segments
+
+
+def _board_agent(agent: Item) -> dict[str, Any]:
+    return {
+        "id": agent["id"],
+        "name": agent["profile"].get("name"),
+        "presence": agent.get("presence"),
+        "chosenPresence": agent.get("chosenPresence"),
+        "used": agent.get("used", 0),
+        "capacity": agent["profile"].get("capacity"),
+        "queues": agent["profile"].get("queues", []),
+    }

@@ -45,6 +45,7 @@ from shared.observability import mark_phi
 from shared.ports.clock import Clock
 from shared.ports.documents import Container, DocumentStore, Item
 from shared.ports.messages import MessageBus
+from shared.services import lists
 from shared.services.audit import record_access
 from shared.services.patient_matching import PatientMatcher
 
@@ -235,6 +236,9 @@ class EscalationIntake:
             priority=placement.priority,
             queuedAt=iso(now),
         )
+        # On its queue's board list before it exists (shared/services/lists.py): a delivery that
+        # dies here leaves an entry the board skips, never a live conversation off the board.
+        await lists.add(self._store, lists.live_entry(doc, placement.queue_id))
         try:
             stored = await self._conversations.create(doc)
         except Conflict:
@@ -311,6 +315,12 @@ class EscalationIntake:
                 extra={"conversation_id": conversation_id, "error_type": type(error).__name__},
             )
             return
+        try:
+            await lists.remove(
+                self._store, lists.live_conversations_list(str(stored.get("queueId"))), conversation_id
+            )
+        except Exception as error:  # the board skips an entry without a conversation: harmless
+            log.warning("rollback left a board entry", extra={"error_type": type(error).__name__})
         try:
             # The transcript was stored for a moment: the trail says so, and that it is gone.
             await record_access(

@@ -29,7 +29,8 @@ from shared.domain.queues import (
     RoutingRules,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from shared.ports.documents import Container, DocumentStore, Item, Query, where
+from shared.ports.documents import Container, DocumentStore, Item
+from shared.services import lists
 
 ROUTING = "routing"
 AGENTS = "agents"
@@ -104,6 +105,7 @@ def by_priority(index: dict[str, int]) -> list[str]:
 
 class RoutingDirectory:
     def __init__(self, store: DocumentStore) -> None:
+        self._store = store
         self._routing: Container = store.container(ROUTING)
         self._agents: Container = store.container(AGENTS)
 
@@ -266,18 +268,24 @@ class RoutingDirectory:
                 {**doc, "profile": profile_json, "updatedAt": iso(now)}, etag=doc["_etag"]
             )
 
+        # Listed before it is written, every time (lists.py: a dangling entry is skipped).
+        await lists.add(self._store, lists.entry(lists.agents_list(), agent_id, agent_id))
         doc = await retry_on_conflict(step)
         from shared.services.assignment import sync_seats
 
         await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))
         return created
 
-    async def list_agents(self, max_items: int = 1000) -> list[Item]:
-        # Admin and board only, never per escalation: the one cross-partition read of agents.
-        page = await self._agents.query_cross_partition(
-            Query((where("type", "=", "agent"),)), max_items=max_items
-        )
-        return page.items
+    async def load_agent(self, entry: Item, _: lists.Segment | None = None) -> Item | None:
+        """An agent for a list: re-read (presence and load change all the time)."""
+        return await lists.read_or_none(self._store, AGENTS, entry["ref"])
+
+    async def list_agents(self, max_items: int, token: str | None) -> tuple[list[Item], str | None]:
+        """Agents by id, a page at a time, from the `agents` list (one partition)."""
+        return await lists.read_page(self._store, "agents", AGENT_SEGMENTS, token, max_items, self.load_agent)
+
+
+AGENT_SEGMENTS = (lists.Segment("0", lists.agents_list()),)
 
 
 def new_agent_doc(agent_id: str, profile: dict[str, Any], now: datetime) -> Item:

@@ -73,8 +73,9 @@ from shared.errors import (
 from shared.messaging import json_message
 from shared.observability import mark_phi
 from shared.ports.clock import Clock
-from shared.ports.documents import Condition, DocumentStore, Item, Query, where
+from shared.ports.documents import DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
+from shared.services import lists
 from shared.services.audit import Action, record_access
 
 log = logging.getLogger("psc.scheduling")
@@ -159,6 +160,9 @@ class Scheduling:
         appointments keep their times even if the new hours no longer contain them."""
         check_provider_id(provider_id)
         body = provider.model_dump(mode="json")
+        specialty_key = provider.specialty.casefold()
+        # Listed before it is written (shared/services/lists.py: a dangling entry is skipped).
+        await lists.add(self._store, *lists.provider_entries(provider_id, specialty_key))
         for _ in range(_RETRIES):
             now = _now_z(self._clock)
             current = await self._read_or_none(self._providers, provider_id, provider_id)
@@ -166,7 +170,7 @@ class Scheduling:
                 **body,
                 "id": provider_id,
                 "type": "provider",
-                "specialtyKey": provider.specialty.casefold(),
+                "specialtyKey": specialty_key,
                 "createdAt": current["createdAt"] if current else now,
                 "updatedAt": now,
             }
@@ -177,6 +181,9 @@ class Scheduling:
                     stored = await self._providers.replace(item, etag=current["_etag"])
             except (Conflict, PreconditionFailed, NotFound):
                 continue  # a concurrent write: apply on top of it
+            if current is not None and current.get("specialtyKey") != specialty_key:
+                old_list = lists.specialty_list(str(current.get("specialtyKey")))
+                await lists.remove(self._store, old_list, provider_id)
             await self._audit(
                 actor,
                 "create" if current is None else "update",
@@ -193,18 +200,6 @@ class Scheduling:
             return await self._providers.read(provider_id, provider_id)
         except NotFound:
             raise NotFound("No such provider.") from None
-
-    async def list_providers(
-        self, specialty: str | None, limit: int, continuation: str | None
-    ) -> tuple[list[Item], str | None]:
-        # A cross-partition query, but on a small container and never on the booking path.
-        conditions: tuple[Condition, ...] = (where("type", "=", "provider"),)
-        if specialty:
-            conditions += (where("specialtyKey", "=", specialty.casefold()),)
-        page = await self._providers.query_cross_partition(
-            Query(conditions, order_by=(("id", False),)), max_items=limit, continuation=continuation
-        )
-        return page.items, page.continuation
 
     # ---- slots ----------------------------------------------------------------------------------
 
@@ -324,6 +319,12 @@ class Scheduling:
                     # The key bought nothing: a retry may try again from scratch.
                     await self._lookups.delete(lookup["id"], lookup["id"], etag=lookup["_etag"])
             raise
+        # Listed before it exists, after the hold: a booking that dies here leaves entries that
+        # readers skip (no appointment, or a tombstone), never an appointment missing from lists.
+        await lists.add(
+            self._store,
+            *lists.appointment_entries(appointment_id, patient_id, request.providerId, iso_z(slot[0])),
+        )
         now = _now_z(self._clock)
         document = {
             "id": appointment_id,
@@ -347,6 +348,9 @@ class Scheduling:
             # went stale and a reclaimer tombstoned this id: then the slot is no longer ours.
             item = await self._appointments.read(appointment_id, appointment_id)
             if item.get("tombstone"):
+                await lists.remove_appointment(
+                    self._store, patient_id, request.providerId, iso_z(slot[0]), appointment_id
+                )
                 raise Conflict(
                     "The hold on the slot expired before the booking completed; book again."
                 ) from None
@@ -504,8 +508,17 @@ class Scheduling:
             if item["status"] != "booked":
                 raise Conflict(f"A {item['status']} appointment cannot be rescheduled.")
             if item["start"] == wanted:
-                # Already there (a retry): re-send the last move's event, change nothing.
+                # Already there (a retry): re-send the last move's event, finish unlisting the
+                # old place, change nothing else.
                 if item.get("version", 0) > 0:
+                    if item.get("previousStart"):
+                        await lists.remove_appointment(
+                            self._store,
+                            item["patientId"],
+                            item["providerId"],
+                            item["previousStart"],
+                            item["id"],
+                        )
                     await self._publish("rescheduled", item)
                 await self._audit(
                     actor, "read", f"appointments/{appointment_id}", item["patientId"], correlation_id
@@ -541,6 +554,12 @@ class Scheduling:
                         {k: v for k, v in _public(leased).items() if k != "pending"}, etag=leased["_etag"]
                     )
                 raise
+            # The new place is listed before the move and the old one unlisted after it; readers
+            # keep only the entry whose start matches the appointment's (lists.py).
+            await lists.add(
+                self._store,
+                *lists.appointment_entries(appointment_id, item["patientId"], provider_id, iso_z(slot[0])),
+            )
             moved = {k: v for k, v in _public(leased).items() if k != "pending"}
             moved.update(
                 start=iso_z(slot[0]),
@@ -563,6 +582,9 @@ class Scheduling:
                 ) from None
             await self._confirm(held)
             await self._release(provider_id, item["start"], appointment_id)
+            await lists.remove_appointment(
+                self._store, item["patientId"], provider_id, item["start"], appointment_id
+            )
             await self._audit(
                 actor, "update", f"appointments/{appointment_id}", item["patientId"], correlation_id
             )
@@ -608,20 +630,6 @@ class Scheduling:
             log.info("appointment status changed", extra={"appointment_id": appointment_id, "status": status})
             return result
         raise Conflict("The appointment is being changed concurrently; retry.")
-
-    async def mine(
-        self, actor: Principal, patient_id: str, limit: int, continuation: str | None, correlation_id: str
-    ) -> tuple[list[Item], str | None]:
-        # Cross-partition (appointments are partitioned by id for 1-RU point reads on every
-        # command): a patient's list is read rarely and never on the booking path.
-        page = await self._appointments.query_cross_partition(
-            Query((where("patientId", "=", patient_id),), order_by=(("start", False),)),
-            max_items=limit,
-            continuation=continuation,
-        )
-        mark_phi(*(item.get("reason") for item in page.items))
-        await self._audit(actor, "list", "me/appointments", patient_id, correlation_id)
-        return page.items, page.continuation
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -787,6 +795,8 @@ async def seed_scheduling_demo(runtime: Any, base_url: str = "http://127.0.0.1:7
     now = iso_z(runtime.clock.now())
     for provider_id, data in DEMO_PROVIDERS.items():
         body = Provider.model_validate(data).model_dump(mode="json")
+        # Listed every time: a store seeded before provider lists existed gets its entries too.
+        await lists.add(runtime.store, *lists.provider_entries(provider_id, body["specialty"].casefold()))
         with contextlib.suppress(Conflict):  # already seeded (or edited since): leave it
             await providers.create(
                 {

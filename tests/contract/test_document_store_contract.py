@@ -23,6 +23,7 @@ from shared.ports.documents import (
     Item,
     Page,
     Query,
+    UnpageableQuery,
     where,
 )
 from tests.contract.conftest import StoreHarness
@@ -408,6 +409,70 @@ async def test_paging_returns_every_item_exactly_once(
     if order_by:
         buckets = [item["bucket"] for item in items]
         assert buckets == sorted(buckets, reverse=order_by[0][1])
+
+
+async def test_a_partition_pages_in_a_stable_order_while_others_write(store_harness: StoreHarness) -> None:
+    """What every paged list relies on (an index partition ordered by `sortKey`): between two
+    pages, other requests add items after the cursor (they are returned, in order), add items
+    before it (they are not: the reader has passed that point) and update a returned one (it is
+    not returned again); no item present throughout is skipped or repeated."""
+    container = things(store_harness)
+    tenant = fresh()
+    for index in range(0, 30, 2):
+        await container.create({"id": f"i{index:02d}", "tenant": tenant, "sortKey": f"k{index:02d}"})
+    query = Query(order_by=(("sortKey", False),))
+    seen: list[str] = []
+    added_after: list[str] = []
+    continuation: str | None = None
+    pages = 0
+    while True:
+        page = await container.query(query, partition_key=tenant, max_items=4, continuation=continuation)
+        pages += 1
+        assert len(page.items) <= 4
+        assert page.items or page.continuation is None  # only the last page may come back empty
+        seen += [item["sortKey"] for item in page.items]
+        continuation = page.continuation
+        if continuation is None:
+            break
+        cursor = int(seen[-1][1:])
+        if cursor + 1 < 30:  # an odd key right after the cursor, written by "someone else"
+            await container.create(
+                {"id": f"i{cursor + 1:02d}", "tenant": tenant, "sortKey": f"k{cursor + 1:02d}"}
+            )
+            added_after.append(f"k{cursor + 1:02d}")
+        await container.create({"id": f"before-{pages}", "tenant": tenant, "sortKey": "a"})
+        first = await container.read("i00", tenant)
+        await container.replace({**first, "touched": pages})
+    assert seen == sorted(seen)
+    assert len(seen) == len(set(seen))
+    assert set(seen) == {f"k{index:02d}" for index in range(0, 30, 2)} | set(added_after)
+    assert added_after
+    assert pages >= 5
+
+
+async def test_a_cross_partition_order_by_is_never_paged(store_harness: StoreHarness) -> None:
+    """Cosmos DB cannot resume a cross-partition ORDER BY from a token, so no backend hands one out
+    or takes one: such a query must fit one page. Without ORDER BY it pages as usual."""
+    container = things(store_harness)
+    run = fresh("run")
+    for n in range(3):
+        await container.create({"id": f"n{n}", "tenant": fresh(), "run": run, "n": n})
+    ordered = Query((where("run", "=", run),), order_by=(("n", True),))
+    whole = await container.query_cross_partition(ordered, max_items=3)
+    assert [item["n"] for item in whole.items] == [2, 1, 0]
+    assert whole.continuation is None
+    with pytest.raises(UnpageableQuery):
+        await container.query_cross_partition(ordered, max_items=2)
+    streamable = Query((where("run", "=", run),))
+    first = await container.query_cross_partition(streamable, max_items=1)
+    assert first.continuation is not None
+    with pytest.raises(UnpageableQuery):
+        await container.query_cross_partition(ordered, max_items=10, continuation=first.continuation)
+    items, pages = await all_pages(
+        lambda c: container.query_cross_partition(streamable, max_items=1, continuation=c)
+    )
+    assert sorted(ids(items)) == ["n0", "n1", "n2"]
+    assert pages >= 3
 
 
 async def test_query_values_that_look_like_sql_are_plain_data(store_harness: StoreHarness) -> None:

@@ -495,7 +495,7 @@ async def test_a_stale_hold_of_a_dead_booking_is_reclaimed(
 
 async def test_the_openapi_document_lists_the_scheduling_routes(runtime: Runtime) -> None:
     paths = (await invoke("openapi")).json["paths"]
-    assert set(paths["/api/appointments"]) == {"post"}
+    assert set(paths["/api/appointments"]) == {"get", "post"}
     assert {"409", "400", "403"} <= set(paths["/api/appointments"]["post"]["responses"])
     assert "/api/appointments/{appointmentId}/status" in paths
     assert "/api/me/appointments" in paths

@@ -78,6 +78,34 @@ async def test_providers_are_listed_by_specialty(runtime: Runtime) -> None:
     assert (await invoke("list_providers", bearer=PATIENT, params={"limit": "500"})).status == 400
 
 
+async def test_a_provider_whose_specialty_changes_moves_between_specialty_lists(runtime: Runtime) -> None:
+    await put_provider("dr-ny", NEW_YORK)
+    await put_provider("dr-ny", {**NEW_YORK, "specialty": "Cardiology"})
+    family = await invoke("list_providers", bearer=PATIENT, params={"specialty": "family-medicine"})
+    assert family.json["items"] == []
+    cardiology = await invoke("list_providers", bearer=PATIENT, params={"specialty": "CARDIOLOGY"})
+    assert [p["id"] for p in cardiology.json["items"]] == ["dr-ny"]
+    everyone = await invoke("list_providers", bearer=PATIENT)
+    assert [p["id"] for p in everyone.json["items"]] == ["dr-ny"]
+
+
+async def test_a_provider_list_token_fits_only_its_own_list(runtime: Runtime) -> None:
+    await put_provider()
+    await put_provider("dr-ny", NEW_YORK)
+    page = await invoke("list_providers", bearer=PATIENT, params={"limit": "1"})
+    handed = page.json["continuationToken"]
+    for params in (
+        {"specialty": "cardiology", "continuationToken": handed},
+        {"continuationToken": "garbage"},
+        {"continuationToken": handed[::-1]},
+    ):
+        answer = await invoke("list_providers", bearer=PATIENT, params=params)
+        assert answer.status == 400, params
+        assert answer.json["type"] == "urn:psc:problem:validation"
+    rest = await invoke("list_providers", bearer=PATIENT, params={"continuationToken": handed})
+    assert [p["id"] for p in rest.json["items"]] == ["dr-warsaw"]
+
+
 async def test_free_slots_skip_booked_ones_and_are_utc(runtime: Runtime) -> None:
     await put_provider()
     answer = await slots("dr-warsaw", "2026-01-06", "2026-01-06")

@@ -103,6 +103,9 @@ async def enqueue(
         priority=placement.priority,
         queuedAt=iso(now),
     )
+    from shared.services import lists
+
+    await lists.add(runtime.store, lists.live_entry(doc, placement.queue_id))
     stored = await runtime.store.container("conversations").create(doc)
     await runtime.bus.send(
         "routing",

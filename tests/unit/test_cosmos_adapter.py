@@ -17,8 +17,16 @@ from shared.adapters.cosmos_documents import (
     batch_operation_tuple,
     render_query,
 )
-from shared.errors import Conflict, NotFound, PreconditionFailed, Unavailable
-from shared.ports.documents import BatchFailed, BatchOperation, ContainerSpec, Query, where
+from shared.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unavailable
+from shared.ports.documents import (
+    BatchFailed,
+    BatchOperation,
+    ContainerSpec,
+    Page,
+    Query,
+    UnpageableQuery,
+    where,
+)
 
 SPECS = {
     "things": ContainerSpec("things", "/tenant"),
@@ -316,6 +324,7 @@ async def test_a_partition_query_is_scoped_and_pages_with_the_continuation_token
                 "query": "SELECT * FROM c WHERE c.status = @p0",
                 "parameters": [{"name": "@p0", "value": "open"}],
                 "max_item_count": 5,
+                "continuation_token_limit": 1,  # tokens callers can wrap in bounded ones
                 "partition_key": "t",
             },
         ),
@@ -336,6 +345,56 @@ async def test_a_cross_partition_query_names_no_partition_and_skips_empty_pages(
     assert name == "query_items"
     assert "partition_key" not in kwargs  # the async SDK fans out when no partition key is given
     assert fake.calls[1] == ("by_page", None)
+
+
+async def test_a_cross_partition_order_by_with_a_continuation_is_refused_before_any_request() -> None:
+    harness = Harness()
+    fake = await harness.container()
+
+    with pytest.raises(UnpageableQuery):
+        await harness.store.container("things").query_cross_partition(
+            Query(order_by=(("start", False),)), max_items=10, continuation="token-from-a-page"
+        )
+
+    assert fake.calls == []
+
+
+async def test_a_cross_partition_order_by_must_fit_one_page_and_hands_out_no_token() -> None:
+    harness = Harness()
+    fake = await harness.container()
+    # The SDK may return short pages; the adapter reads on to max_items + 1 before it decides.
+    fake.pages = [([{"id": "a"}], "t1"), ([{"id": "b"}], "t2"), ([], None)]
+    ordered = Query(order_by=(("id", False),))
+
+    page = await harness.store.container("things").query_cross_partition(ordered, max_items=2)
+
+    assert page == Page(items=[{"id": "a"}, {"id": "b"}], continuation=None)
+    assert fake.calls[0][1]["max_item_count"] == 3
+    fake.pages = [([{"id": "a"}, {"id": "b"}], "t1"), ([{"id": "c"}], "t2")]
+    with pytest.raises(UnpageableQuery):
+        await harness.store.container("things").query_cross_partition(ordered, max_items=2)
+
+
+async def test_a_streamable_cross_partition_query_still_pages() -> None:
+    harness = Harness()
+    fake = await harness.container()
+    fake.pages = [([{"id": "a"}], "t2")]
+
+    page = await harness.store.container("things").query_cross_partition(
+        Query(), max_items=1, continuation="t1"
+    )
+
+    assert page == Page(items=[{"id": "a"}], continuation="t2")
+    assert fake.calls[-1] == ("by_page", "t1")
+
+
+async def test_a_token_the_service_rejects_is_a_bad_request() -> None:
+    harness = Harness()
+    fake = await harness.container()
+    fake.raises = http_error(400)
+
+    with pytest.raises(BadRequest):
+        await harness.store.container("things").query(Query(), partition_key="t", continuation="forged")
 
 
 def test_batch_operations_become_sdk_tuples_with_etags() -> None:
