@@ -141,8 +141,10 @@ async def _serve(
                 receiver=receiver,
                 host_config=host_config,
                 cors=cors,
+                store=runtime.store,
             )
             await host.check_queues()
+            await host.check_change_feeds()
 
             def announce(base_url: str) -> None:
                 print(host.banner(base_url), flush=True)
