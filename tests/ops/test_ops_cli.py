@@ -190,4 +190,4 @@ def test_the_module_runs_from_settings_on_the_embedded_bus(tmp_path: Path) -> No
 
     assert result.returncode == 0, result.stderr
     # The product catalogue may have no queues yet; either way the command answers.
-    assert result.stdout.startswith(("QUEUE", "no queues"))
+    assert result.stdout.startswith(("ENTITY", "no queues"))
