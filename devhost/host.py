@@ -141,20 +141,29 @@ class DevHost:
         bus knows."""
         if not isinstance(self._receiver, DeadLetterAdmin):
             return
-        unknown = []
+        unknown, mismatched = [], []
         runners: list[QueueRunner | SessionRunner] = [*self.queue_runners, *self.session_runners]
+        requires_session = getattr(self._receiver, "requires_session", None)
         for runner in runners:
+            where = f"function {runner.function.target.name}: {runner.function.describe()}"
             try:
                 depths = await self._receiver.depths([runner.queue])
             except KeyError:
-                unknown.append(f"function {runner.function.target.name}: {runner.function.describe()}")
+                unknown.append(where)
                 continue
             self._queue_depths[runner.queue] = sum(d.active for d in depths)
+            sessions = isinstance(runner, SessionRunner)
+            if requires_session is not None and requires_session(runner.queue) != sessions:
+                # The host cannot open a session receiver on an entity without sessions, nor the reverse.
+                needs = "requires" if not sessions else "does not use"
+                mismatched.append(f"{where}: the entity {needs} sessions; set is_sessions_enabled to match")
         if unknown:
             raise StartError(
                 "these queues or subscriptions are not in the bus catalogue (shared/catalog.py QUEUES,"
                 " TOPICS):\n  " + "\n  ".join(unknown)
             )
+        if mismatched:
+            raise StartError("these triggers do not match their entity:\n  " + "\n  ".join(mismatched))
 
     async def check_change_feeds(self) -> None:
         """Fail now, naming it, if a Cosmos DB trigger's container or lease container is not in the

@@ -194,6 +194,10 @@ class ServiceBusConnection:
         except KeyError:
             raise KeyError(f"unknown queue, topic or subscription {entity!r}") from None
 
+    def requires_session(self, entity: str) -> bool:
+        """Whether receiving from this queue or subscription needs a session (`KeyError` if unknown)."""
+        return self._where(entity).requires_session
+
     def _sender(self, entity: str) -> Any:
         sender = self._senders.get(entity)
         if sender is None:

@@ -365,6 +365,10 @@ class SqliteMessageBus:
 
     # ---- plumbing ---------------------------------------------------------------------------
 
+    def requires_session(self, entity: str) -> bool:
+        """Whether receiving from this queue or subscription needs a session (`KeyError` if unknown)."""
+        return self._entities.receivable(entity).requires_session
+
     def _now(self) -> int:
         return to_us(self._clock.now())
 

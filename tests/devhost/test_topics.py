@@ -354,3 +354,19 @@ async def test_the_banner_lists_topic_triggers_with_their_subscriptions(
     assert (
         "ordered: serviceBusTrigger (topic 'events', subscription 'ordered', sessions, 0 waiting)" in banner
     )
+
+
+async def test_a_trigger_whose_sessions_setting_does_not_match_its_subscription_fails_at_start(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    app = new_app()
+
+    @app.service_bus_topic_trigger(
+        arg_name="msg", topic_name="%EVENTS_TOPIC%", subscription_name="%ORDERED_SUB%", connection="SB"
+    )
+    async def forgot_sessions(msg: func.ServiceBusMessage) -> None: ...
+
+    host = DevHost(discovered(app, ENV), clock=clock, invoker=Invoker(), receiver=bus)
+
+    with pytest.raises(StartError, match="requires sessions"):
+        await host.check_queues()
