@@ -25,6 +25,7 @@ from tests.infra.bicep import (
     parse,
     render,
     resource,
+    resources,
     variable,
 )
 
@@ -399,3 +400,9 @@ def test_each_catalog_subject_becomes_a_correlation_filter_rule_on_the_label() -
     props = rules.body["properties"]
     assert props["filterType"] == "CorrelationFilter"
     assert render(props["correlationFilter"]) == f"{{label: {item}.subject}}"
+
+
+def test_the_service_bus_roles_sit_on_the_namespace_so_they_cover_topics_and_subscriptions() -> None:
+    assignments = resources(module_path("servicebus"), "Microsoft.Authorization/roleAssignments")
+    assert assignments
+    assert all(assignment.body["scope"] == "namespace" for assignment in assignments)
