@@ -118,6 +118,8 @@ class BusEntities:
         try:
             return self._destinations[name]
         except KeyError:
+            if name in self._receivables:
+                raise ValueError(f"{name} is a subscription: send to its topic") from None
             raise KeyError(
                 f"unknown queue or topic {name!r}; add it to the catalogue (QUEUES or TOPICS)"
             ) from None

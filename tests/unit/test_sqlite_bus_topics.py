@@ -70,6 +70,11 @@ def test_a_queue_and_a_topic_cannot_share_a_name(tmp_path: Path) -> None:
         )
 
 
+async def test_a_subscription_cannot_be_sent_to_directly(bus: SqliteMessageBus) -> None:
+    with pytest.raises(ValueError, match="send to its topic"):
+        await bus.send(BOOKINGS, event("a", 0))
+
+
 async def test_a_later_message_of_a_session_waits_until_the_earlier_one_is_settled(
     bus: SqliteMessageBus,
 ) -> None:
