@@ -32,7 +32,7 @@ async def run(count: int) -> None:
     from standardwebhooks.webhooks import Webhook
 
     import function_app
-    from devhost.queues import _to_functions_message
+    from devhost.queues import to_functions_message
     from shared.config import Settings
     from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
     from shared.ports.clock import SystemClock
@@ -97,7 +97,7 @@ async def run(count: int) -> None:
                 if not messages:
                     break
                 for message in messages:
-                    await functions["route"](_to_functions_message(message))
+                    await functions["route"](to_functions_message(message))
                     await runtime.bus.complete("routing", message.lock_token)  # type: ignore[attr-defined]
                     routed += 1
             routing = counting.take()

@@ -137,8 +137,10 @@ async def _serve(
                 receiver=receiver,
                 host_config=host_config,
                 cors_origins=settings.cors_allowed_origins,
+                store=runtime.store,
             )
             await host.check_queues()
+            await host.check_change_feeds()
 
             def announce(base_url: str) -> None:
                 print(host.banner(base_url), flush=True)

@@ -7,6 +7,7 @@ already set, as Core Tools does, so a shell export always wins over the file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import MutableMapping
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from devhost.errors import StartError
+
+logger = logging.getLogger("psc.devhost")
 
 LOCAL_SETTINGS = "local.settings.json"
 SAMPLE_SETTINGS = "local.settings.sample.json"
@@ -39,6 +42,10 @@ class HostConfig:
     route_prefix: str = "api"
     max_concurrent_calls: int = 16
     max_auto_lock_renewal: timedelta = timedelta(minutes=5)
+    # Service Bus extension 5.x: `extensions.serviceBus.maxConcurrentSessions` (default 8) and
+    # `sessionIdleTimeout` (default: the client's try timeout, 60 s).
+    max_concurrent_sessions: int = 8
+    session_idle_timeout: timedelta = timedelta(seconds=60)
 
 
 def find_settings_file(explicit: Path | None, root: Path) -> Path | None:
@@ -112,7 +119,18 @@ def read_host_json(path: Path) -> HostConfig:
     calls = service_bus.get("maxConcurrentCalls", defaults.max_concurrent_calls)
     if not isinstance(calls, int) or calls < 1:
         raise StartError(f"{path}: extensions.serviceBus.maxConcurrentCalls must be a positive integer")
+    sessions = service_bus.get("maxConcurrentSessions", defaults.max_concurrent_sessions)
+    if not isinstance(sessions, int) or isinstance(sessions, bool) or sessions < 1:
+        raise StartError(f"{path}: extensions.serviceBus.maxConcurrentSessions must be a positive integer")
+    if "sessionHandlerOptions" in service_bus:
+        # The 3.x extension's shape; bundle 4.x carries extension 5.x, which does not read it.
+        logger.warning(
+            "%s: extensions.serviceBus.sessionHandlerOptions is ignored by the Service Bus extension 5.x;"
+            " use extensions.serviceBus.maxConcurrentSessions",
+            path,
+        )
     renewal = service_bus.get("maxAutoLockRenewalDuration")
+    idle = service_bus.get("sessionIdleTimeout")
     return HostConfig(
         route_prefix=str(prefix).strip("/"),
         max_concurrent_calls=calls,
@@ -120,6 +138,12 @@ def read_host_json(path: Path) -> HostConfig:
             parse_timespan(str(renewal), what=f"{path}: extensions.serviceBus.maxAutoLockRenewalDuration")
             if renewal is not None
             else defaults.max_auto_lock_renewal
+        ),
+        max_concurrent_sessions=sessions,
+        session_idle_timeout=(
+            parse_timespan(str(idle), what=f"{path}: extensions.serviceBus.sessionIdleTimeout")
+            if idle is not None
+            else defaults.session_idle_timeout
         ),
     )
 

@@ -1,5 +1,7 @@
-"""One function app served the way `func start` serves it: HTTP under the route prefix, timers on
-their schedules, queue triggers from the embedded bus; plus the uvicorn server around it."""
+"""One function app served the way `func start` serves it: HTTP under the route prefix, the Event
+Grid webhook, timers on their schedules, Service Bus queue and topic triggers (sessions too) from
+the embedded bus, Cosmos DB triggers from the embedded store's change feed; plus the uvicorn server
+around it."""
 
 from __future__ import annotations
 
@@ -13,21 +15,40 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from devhost.change_feed import ChangeFeedRunner
 from devhost.config_files import HostConfig
 from devhost.cors import PlatformCors
-from devhost.discovery import DiscoveredApp, QueueFunction
+from devhost.discovery import ChangeFeedFunction, DiscoveredApp, QueueFunction, TopicFunction
 from devhost.errors import StartError
+from devhost.event_grid import EventGridHost, is_webhook
 from devhost.http_host import HttpHost
 from devhost.invocation import Invoker
 from devhost.pacing import finish_or_cancel
 from devhost.queues import QueueRunner
+from devhost.sessions import SessionRunner
 from devhost.timers import TimerScheduler
 from shared.ports.clock import Clock
-from shared.ports.messages import DeadLetterAdmin, QueueReceiver
+from shared.ports.documents import ChangeFeed, DocumentStore
+from shared.ports.messages import DeadLetterAdmin, QueueReceiver, SessionReceiver
 
 logger = logging.getLogger("psc.devhost")
+
+
+class _Dispatch:
+    """The host's own Event Grid webhook beside the app's HTTP routes (which may not start with
+    `runtime`, so the two never overlap)."""
+
+    def __init__(self, http: ASGIApp, event_grid: EventGridHost) -> None:
+        self._http = http
+        self._event_grid = event_grid
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_webhook(scope["path"]):
+            await self._event_grid(scope, receive, send)
+        else:
+            await self._http(scope, receive, send)
 
 
 class DevHost:
@@ -42,63 +63,136 @@ class DevHost:
         receiver: QueueReceiver | None,
         host_config: HostConfig | None = None,
         cors_origins: tuple[str, ...] = (),
+        store: DocumentStore | None = None,
     ) -> None:
         config = host_config or HostConfig()
         self.app = app
         self.route_prefix = config.route_prefix
         self.http = HttpHost(app.http, invoker, route_prefix=config.route_prefix)
-        # Always in front, as on Flex Consumption: with no origin listed a preflight still gets 204.
-        self.asgi_app: ASGIApp = PlatformCors(self.http, cors_origins)
+        self.event_grid = EventGridHost(app.event_grid, invoker)
+        # CORS always in front of the app's routes, as on Flex Consumption: with no origin listed a
+        # preflight still gets 204. The host's own Event Grid webhook is not a browser endpoint.
+        self.asgi_app: ASGIApp = _Dispatch(PlatformCors(self.http, cors_origins), self.event_grid)
         self.timers = TimerScheduler(app.timers, clock, invoker)
         self._receiver = receiver
+        self._store = store
         self.queue_runners: list[QueueRunner] = []
-        self.unserved_queues: list[QueueFunction] = []
-        for function in app.queues:
+        self.session_runners: list[SessionRunner] = []
+        self.change_feed_runners: list[ChangeFeedRunner] = []
+        self.unserved_queues: list[QueueFunction | TopicFunction] = []
+        self.unserved_change_feeds: list[ChangeFeedFunction] = []
+        renewal = config.max_auto_lock_renewal
+        bus_functions: list[QueueFunction | TopicFunction] = [*app.queues, *app.topics]
+        for function in bus_functions:
             if receiver is None:
                 self.unserved_queues.append(function)
-                continue
-            self.queue_runners.append(
-                QueueRunner(
-                    function,
-                    receiver,
-                    clock,
-                    invoker,
-                    max_concurrent_calls=config.max_concurrent_calls,
-                    max_auto_lock_renewal=config.max_auto_lock_renewal,
+            elif isinstance(function, TopicFunction) and function.sessions:
+                if not isinstance(receiver, SessionReceiver):
+                    self.unserved_queues.append(function)
+                    continue
+                self.session_runners.append(
+                    SessionRunner(
+                        function,
+                        receiver,
+                        clock,
+                        invoker,
+                        max_concurrent_sessions=config.max_concurrent_sessions,
+                        session_idle_timeout=config.session_idle_timeout,
+                        max_auto_lock_renewal=renewal,
+                    )
                 )
-            )
+            else:
+                self.queue_runners.append(
+                    QueueRunner(
+                        function,
+                        receiver,
+                        clock,
+                        invoker,
+                        max_concurrent_calls=config.max_concurrent_calls,
+                        max_auto_lock_renewal=renewal,
+                    )
+                )
+        for change_feed in app.change_feeds:
+            if isinstance(store, ChangeFeed):
+                self.change_feed_runners.append(ChangeFeedRunner(change_feed, store, clock, invoker))
+            else:
+                self.unserved_change_feeds.append(change_feed)
         self._queue_depths: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
     async def check_queues(self) -> None:
-        """Fail now, naming the queue, if a trigger's queue is not one the bus knows."""
+        """Fail now, naming the entity, if a trigger's queue, topic or subscription is not one the
+        bus knows."""
         if not isinstance(self._receiver, DeadLetterAdmin):
             return
-        unknown = []
-        for runner in self.queue_runners:
+        unknown, mismatched = [], []
+        runners: list[QueueRunner | SessionRunner] = [*self.queue_runners, *self.session_runners]
+        requires_session = getattr(self._receiver, "requires_session", None)
+        for runner in runners:
+            where = f"function {runner.function.target.name}: {runner.function.describe()}"
             try:
                 depths = await self._receiver.depths([runner.queue])
             except KeyError:
-                unknown.append(f"function {runner.function.target.name}: queue {runner.queue!r}")
+                unknown.append(where)
                 continue
             self._queue_depths[runner.queue] = sum(d.active for d in depths)
+            sessions = isinstance(runner, SessionRunner)
+            if requires_session is not None and requires_session(runner.queue) != sessions:
+                # The host cannot open a session receiver on an entity without sessions, nor the reverse.
+                needs = "requires" if not sessions else "does not use"
+                mismatched.append(f"{where}: the entity {needs} sessions; set is_sessions_enabled to match")
         if unknown:
             raise StartError(
-                "these queues are not in the bus catalogue (shared/catalog.py QUEUES):\n  "
-                + "\n  ".join(unknown)
+                "these queues or subscriptions are not in the bus catalogue (shared/catalog.py QUEUES,"
+                " TOPICS):\n  " + "\n  ".join(unknown)
+            )
+        if mismatched:
+            raise StartError("these triggers do not match their entity:\n  " + "\n  ".join(mismatched))
+
+    async def check_change_feeds(self) -> None:
+        """Fail now, naming it, if a Cosmos DB trigger's container or lease container is not in the
+        store's catalogue, or the lease container is not partitioned by /id (the trigger requires it)."""
+        if self._store is None:
+            return
+        problems = []
+        for runner in self.change_feed_runners:
+            function = runner.function
+            for name in (function.container, function.lease_container):
+                try:
+                    spec = self._store.container(name).spec
+                except KeyError:
+                    problems.append(
+                        f"function {function.target.name}: container {name!r} is not in the catalogue"
+                    )
+                    continue
+                if name == function.lease_container and spec.partition_key_path != "/id":
+                    where = f"function {function.target.name}: lease container {name!r}"
+                    problems.append(f"{where} must be partitioned by /id")
+        if problems:
+            raise StartError(
+                "Cosmos DB triggers that cannot run (shared/catalog.py CONTAINERS):\n  "
+                + "\n  ".join(problems)
             )
 
     async def start(self) -> None:
-        """Start the timer loop and one loop per queue trigger (in the caller's context)."""
+        """Start the timer loop and one loop per queue, subscription and change feed (in the
+        caller's context)."""
         self._stop.clear()
         if self.app.timers:
             self._loops.append(
                 asyncio.create_task(self.timers.run_forever(self._stop), name="devhost:timers")
             )
-        for runner in self.queue_runners:
+        bus_runners: list[QueueRunner | SessionRunner] = [*self.queue_runners, *self.session_runners]
+        for runner in bus_runners:
             self._loops.append(
                 asyncio.create_task(runner.run_forever(self._stop), name=f"devhost:{runner.queue}")
+            )
+        for change_feed in self.change_feed_runners:
+            self._loops.append(
+                asyncio.create_task(
+                    change_feed.run_forever(self._stop), name=f"devhost:{change_feed.function.lease_id}"
+                )
             )
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -109,6 +203,10 @@ class DevHost:
         await self.timers.stop(grace_seconds)
         for runner in self.queue_runners:
             await runner.stop(grace_seconds)
+        for session_runner in self.session_runners:
+            await session_runner.stop(grace_seconds)
+        for change_feed in self.change_feed_runners:
+            await change_feed.stop()
 
     def banner(self, base_url: str) -> str:
         """What `func start` prints: each function with its trigger."""
@@ -118,23 +216,39 @@ class DevHost:
             methods = ",".join(sorted(http.methods)) if http.methods else "ALL"
             route = http.route.template.strip("/")
             lines.append(f"        {http.target.name}: [{methods}] {prefix}/{route}".rstrip("/"))
+        for event_grid in self.app.event_grid:
+            url = f"{base_url.rstrip('/')}/runtime/webhooks/EventGrid?functionName={event_grid.target.name}"
+            lines.append(f"        {event_grid.target.name}: eventGridTrigger (POST {url})")
         for timer in self.app.timers:
             upcoming = self.timers.schedule_of(timer.target.name)
             startup = ", runs on startup" if timer.run_on_startup else ""
             nxt = f", next {upcoming.isoformat()}" if upcoming else ""
-            lines.append(
-                f"        {timer.target.name}: timerTrigger (schedule {timer.schedule_text!r}{nxt}{startup})"
-            )
-        for runner in self.queue_runners:
+            retry = f", {timer.retry.describe()}" if timer.retry else ""
+            schedule = f"schedule {timer.schedule_text!r}{nxt}{startup}{retry}"
+            lines.append(f"        {timer.target.name}: timerTrigger ({schedule})")
+        runners: list[QueueRunner | SessionRunner] = [*self.queue_runners, *self.session_runners]
+        for runner in runners:
             waiting = self._queue_depths.get(runner.queue)
             depth = f", {waiting} waiting" if waiting is not None else ""
-            lines.append(
-                f"        {runner.function.target.name}: serviceBusTrigger (queue {runner.queue!r}{depth})"
-            )
+            function_name, described = runner.function.target.name, runner.function.describe()
+            lines.append(f"        {function_name}: serviceBusTrigger ({described}{depth})")
         for function in self.unserved_queues:
             lines.append(
-                f"        {function.target.name}: serviceBusTrigger (queue {function.queue_name!r}) NOT RUN: "
-                "the dev host feeds queue triggers only from the embedded bus (PSC_BUS=embedded)"
+                f"        {function.target.name}: serviceBusTrigger ({function.describe()}) NOT RUN: "
+                "the dev host feeds Service Bus triggers only from the embedded bus (PSC_BUS=embedded)"
+            )
+        for change_feed in self.change_feed_runners:
+            feed = change_feed.function
+            lines.append(f"        {feed.target.name}: cosmosDBTrigger ({feed.describe()})")
+        for unserved in self.unserved_change_feeds:
+            lines.append(
+                f"        {unserved.target.name}: cosmosDBTrigger (container {unserved.container!r})"
+                " NOT RUN: the dev host reads change feeds only from the embedded store (PSC_STORE=embedded)"
+            )
+        for name in self.app.retry_ignored:
+            lines.append(
+                f"        {name}: retry policy not applied: the host retries this trigger its own way"
+                " (Service Bus: redelivery up to the max delivery count)"
             )
         for name in self.app.disabled:
             lines.append(f"        {name}: disabled by AzureWebJobs.{name}.Disabled")

@@ -34,10 +34,20 @@ class Invoker:
     def __init__(self, runtime: Runtime | None = None) -> None:
         self._runtime = runtime
 
-    async def call(self, target: Target, trigger_value: Any, *, invocation_id: str) -> Any:
+    async def call(
+        self,
+        target: Target,
+        trigger_value: Any,
+        *,
+        invocation_id: str,
+        retry_count: int = 0,
+        max_retry_count: int = 0,
+    ) -> Any:
         kwargs: dict[str, Any] = {target.arg_name: trigger_value}
         if target.wants_context:
-            kwargs[CONTEXT_PARAMETER] = InvocationContext(invocation_id, target.name)
+            kwargs[CONTEXT_PARAMETER] = InvocationContext(
+                invocation_id, target.name, retry_count=retry_count, max_retry_count=max_retry_count
+            )
         scope = use_runtime(self._runtime) if self._runtime is not None else contextlib.nullcontext()
         with scope:
             if target.is_async:
@@ -47,12 +57,16 @@ class Invoker:
 
 
 class InvocationContext(func.Context):
-    """The `context` argument: invocation id and function name, as the worker provides."""
+    """The `context` argument: invocation id, function name and retry context, as the worker
+    provides (`retry_context.retry_count` counts the retries of a function with a retry policy)."""
 
-    def __init__(self, invocation_id: str, function_name: str) -> None:
+    def __init__(
+        self, invocation_id: str, function_name: str, *, retry_count: int = 0, max_retry_count: int = 0
+    ) -> None:
         self._invocation_id = invocation_id
         self._function_name = function_name
         self._thread_local = threading.local()
+        self._retry = _RetryContext(retry_count, max_retry_count)
 
     @property
     def invocation_id(self) -> str:
@@ -76,7 +90,7 @@ class InvocationContext(func.Context):
 
     @property
     def retry_context(self) -> RetryContext:
-        return _NoRetryContext()
+        return self._retry
 
 
 class _NoTraceContext(TraceContext):
@@ -93,14 +107,18 @@ class _NoTraceContext(TraceContext):
         return {}
 
 
-class _NoRetryContext(RetryContext):
+class _RetryContext(RetryContext):
+    def __init__(self, retry_count: int, max_retry_count: int) -> None:
+        self._retry_count = retry_count
+        self._max_retry_count = max_retry_count
+
     @property
     def retry_count(self) -> int:
-        return 0
+        return self._retry_count
 
     @property
     def max_retry_count(self) -> int:
-        return 0
+        return self._max_retry_count
 
     @property
     def exception(self) -> Any:

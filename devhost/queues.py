@@ -1,4 +1,5 @@
-"""Service Bus queue triggers fed from a `QueueReceiver` (the embedded bus), with the host's
+"""Service Bus queue triggers, and topic triggers without sessions (a subscription is received from
+like a queue), fed from a `QueueReceiver` (the embedded bus), with the host's
 peek-lock behaviour: complete on success, abandon on exception (the bus redelivers and finally
 dead-letters), lock renewal while a function runs (up to maxAutoLockRenewalDuration), and at most
 maxConcurrentCalls invocations at once per queue.
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 
 from azure.functions.servicebus import ServiceBusMessage
 
-from devhost.discovery import QueueFunction
+from devhost.discovery import QueueFunction, TopicFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import finish_or_cancel, sleep_or_wake
 from shared.ports.clock import Clock
@@ -55,11 +56,11 @@ class QueueStats:
 
 
 class QueueRunner:
-    """Feeds one queue-triggered function from a QueueReceiver."""
+    """Feeds one queue- or subscription-triggered function from a QueueReceiver."""
 
     def __init__(
         self,
-        function: QueueFunction,
+        function: QueueFunction | TopicFunction,
         receiver: QueueReceiver,
         clock: Clock,
         invoker: Invoker,
@@ -80,7 +81,7 @@ class QueueRunner:
 
     @property
     def queue(self) -> str:
-        return self.function.queue_name
+        return self.function.entity
 
     @property
     def in_flight(self) -> int:
@@ -194,7 +195,7 @@ class QueueRunner:
     async def _process(self, entry: _InFlight) -> None:
         message = entry.message
         name = self.function.target.name
-        correlation_id = _correlation_id(message)
+        correlation_id = correlation_id_of(message)
         fields: dict[str, str | int] = {
             "queue": self.queue,
             "message_id": message.message_id,
@@ -203,7 +204,7 @@ class QueueRunner:
         watch = Stopwatch()
         try:
             await self._invoker.call(
-                self.function.target, _to_functions_message(message), invocation_id=new_id()
+                self.function.target, to_functions_message(message), invocation_id=new_id()
             )
         except asyncio.CancelledError:
             await self._settle(entry, complete=False)
@@ -268,12 +269,12 @@ class QueueRunner:
             return "settle-failed"
 
 
-def _correlation_id(message: ReceivedMessage) -> str:
+def correlation_id_of(message: ReceivedMessage) -> str:
     from_property = message.application_properties.get("correlationId")
     return message.correlation_id or (str(from_property) if from_property else None) or message.message_id
 
 
-def _to_functions_message(message: ReceivedMessage) -> ServiceBusMessage:
+def to_functions_message(message: ReceivedMessage) -> ServiceBusMessage:
     properties = dict(message.application_properties)
     return ServiceBusMessage(
         body=message.body,

@@ -4,7 +4,7 @@
 runs fire. As in the Functions host: runs of one timer never overlap (a run that comes due while the
 previous one is still going fires when it ends); after missed occurrences (a laptop asleep) a timer
 fires once, marked past due, then follows its schedule again; a failing run is logged and the
-schedule continues.
+schedule continues (after the function's retry policy, if it has one, is used up).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from azure.functions.timer import TimerRequest
 from devhost.discovery import TimerFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import finish_or_cancel, sleep_or_wake
+from devhost.retry import run_with_policy
 from shared.ports.clock import Clock
 
 logger = logging.getLogger("psc.devhost")
@@ -126,8 +127,21 @@ class TimerScheduler:
             schedule={"AdjustForDST": True},
         )
         watch = Stopwatch()
+        policy = run.function.retry
+
+        async def attempt(retry: int) -> None:
+            await self._invoker.call(
+                run.function.target,
+                request,
+                invocation_id=invocation_id,
+                retry_count=retry,
+                max_retry_count=policy.max_retry_count if policy else 0,
+            )
+
         try:
-            await self._invoker.call(run.function.target, request, invocation_id=invocation_id)
+            outcome = await run_with_policy(attempt, policy, self._clock)
+            if not outcome.succeeded and outcome.error is not None:
+                raise outcome.error
         except Exception as exc:
             log_failure(name, invocation_id, exc)
             log_invocation(

@@ -125,7 +125,8 @@ param opsPrincipalId string = ''
 param opsPrincipalType string = 'Group'
 
 var abbrs = loadJsonContent('abbreviations.json')
-// Containers and queues from shared/catalog.py (scripts/gen_infra_catalog.py writes this file; a test checks it).
+// Containers, queues, topics and subscriptions from shared/catalog.py (scripts/gen_infra_catalog.py writes
+// this file; a test checks it).
 var catalog = loadJsonContent('catalog.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -134,11 +135,23 @@ var tags = {
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var effectiveServiceBusSku = enablePrivateNetworking ? 'Premium' : serviceBusSku
-// One app setting per queue: the trigger reads the queue name as %SETTING%.
+// One app setting per queue, topic and subscription: triggers read the names as %SETTING%.
 var queueSettings = [
   for queue in catalog.queues: {
     name: queue.setting
     value: queue.name
+  }
+]
+var topicSettings = [
+  for topic in catalog.topics: {
+    name: topic.setting
+    value: topic.name
+  }
+]
+var subscriptionSettings = [
+  for subscription in catalog.subscriptions: {
+    name: subscription.setting
+    value: subscription.name
   }
 ]
 
@@ -213,6 +226,9 @@ module serviceBus 'modules/servicebus.bicep' = {
     tags: tags
     skuName: effectiveServiceBusSku
     queues: catalog.queues
+    topics: catalog.topics
+    subscriptions: catalog.subscriptions
+    subscriptionRules: catalog.subscriptionRules
     appPrincipalId: identity.outputs.principalId
     developerPrincipalId: developerPrincipalId
     opsPrincipalId: opsPrincipalId
@@ -337,7 +353,7 @@ module api 'modules/function-app.bicep' = {
     virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
     workspaceId: monitoring.outputs.workspaceId
     corsAllowedOrigins: corsAllowedOrigins
-    extraAppSettings: queueSettings
+    extraAppSettings: concat(queueSettings, topicSettings, subscriptionSettings)
     appSettings: {
       PSC_STORE: 'cosmos'
       PSC_BUS: 'servicebus'

@@ -1,9 +1,15 @@
-"""`python -m ops`: queue depths and dead-letter handling, on the embedded bus or Service Bus.
+"""`python -m ops`: queue and subscription depths and dead-letter handling, on the embedded bus or
+Service Bus.
 
     python -m ops queues
-    python -m ops deadletters list QUEUE
-    python -m ops deadletters peek QUEUE [--max N] [--show-body]
-    python -m ops deadletters resubmit QUEUE SEQ [SEQ ...] | --all
+    python -m ops deadletters list ENTITY
+    python -m ops deadletters peek ENTITY [--max N] [--show-body]
+    python -m ops deadletters resubmit ENTITY SEQ [SEQ ...] | --all
+
+ENTITY is a queue name or a topic subscription as `<topic>/subscriptions/<subscription>` (e.g.
+`events/subscriptions/reminders`); `queues` lists them all. A subscription's dead letter is
+resubmitted through its topic (Service Bus cannot send to one subscription), so other subscriptions
+that accept it see its message id again and ignore it.
 
 The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace). Message
 bodies may hold PHI: they are printed only with `--show-body`, and then with a warning.
@@ -23,7 +29,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TextIO
 
 from shared.errors import AccessDenied, ConfigError, PscError
-from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec
+from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec, TopicSpec
 
 # Upper bound of one `resubmit --all` on a backend without a single-scan resubmission.
 RESUBMIT_ALL_LIMIT = 10_000
@@ -34,7 +40,7 @@ AdminFactory = Callable[[], AbstractAsyncContextManager[DeadLetterAdmin]]
 
 
 @asynccontextmanager
-async def _admin_from_settings(queues: Mapping[str, QueueSpec]) -> Any:
+async def _admin_from_settings(queues: Mapping[str, QueueSpec], topics: Mapping[str, TopicSpec]) -> Any:
     from shared.config import load_settings
 
     settings = load_settings()
@@ -42,12 +48,12 @@ async def _admin_from_settings(queues: Mapping[str, QueueSpec]) -> Any:
     if settings.bus == "servicebus":
         from shared.adapters.servicebus_bus import ServiceBusMessageBus
 
-        bus = ServiceBusMessageBus.from_settings(settings, queues)
+        bus = ServiceBusMessageBus.from_settings(settings, queues, topics)
     else:
         from shared.adapters.sqlite_bus import SqliteMessageBus
         from shared.ports.clock import SystemClock
 
-        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", queues, SystemClock())
+        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", queues, SystemClock(), topics=topics)
     try:
         yield bus
     finally:
@@ -57,25 +63,29 @@ async def _admin_from_settings(queues: Mapping[str, QueueSpec]) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops", description="Patient Service Center operations.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("queues", help="active, scheduled and dead-lettered counts of every queue")
+    commands.add_parser(
+        "queues", help="active, scheduled and dead-lettered counts of every queue, topic and subscription"
+    )
 
     dead = commands.add_parser("deadletters", help="inspect and resubmit dead-lettered messages")
     actions = dead.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="one line per dead-lettered message")
-    listing.add_argument("queue")
+    listing.add_argument("queue", metavar="ENTITY", help="a queue, or TOPIC/subscriptions/SUBSCRIPTION")
     listing.add_argument("--max", type=int, default=100, help="at most N messages (default 100)")
 
     peek = actions.add_parser("peek", help="dead-lettered messages in detail (no bodies by default)")
-    peek.add_argument("queue")
+    peek.add_argument("queue", metavar="ENTITY", help="a queue, or TOPIC/subscriptions/SUBSCRIPTION")
     peek.add_argument("--max", type=int, default=20, help="at most N messages (default 20)")
     peek.add_argument(
         "--show-body", action="store_true", help="also print bodies and properties: they may hold PHI"
     )
 
-    resubmit = actions.add_parser("resubmit", help="send dead-lettered messages back to their queue")
-    resubmit.add_argument("queue")
+    resubmit = actions.add_parser(
+        "resubmit", help="send dead-lettered messages back to their queue (a subscription's: to its topic)"
+    )
+    resubmit.add_argument("queue", metavar="ENTITY", help="a queue, or TOPIC/subscriptions/SUBSCRIPTION")
     resubmit.add_argument("sequence_numbers", nargs="*", type=int, metavar="SEQ")
-    resubmit.add_argument("--all", action="store_true", help="every dead-lettered message of the queue")
+    resubmit.add_argument("--all", action="store_true", help="every dead-lettered message of the entity")
     return parser
 
 
@@ -83,6 +93,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     queues: Mapping[str, QueueSpec] | None = None,
+    topics: Mapping[str, TopicSpec] | None = None,
     admin: AdminFactory | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
@@ -90,14 +101,16 @@ def main(
     """Run one command; returns the exit status (0 ok, 1 some operation failed, 2 bad usage/config,
     3 the identity lacks a role)."""
     if queues is None:
-        from shared.catalog import QUEUES
+        from shared.catalog import QUEUES, TOPICS
 
-        queues = QUEUES
+        queues, topics = QUEUES, TOPICS if topics is None else topics
+    topics = topics or {}
     args = build_parser().parse_args(argv)
     stdout, stderr = out or sys.stdout, err or sys.stderr
-    if args.command == "deadletters" and args.queue not in queues:
-        known = ", ".join(sorted(queues)) or "none"
-        print(f"unknown queue {args.queue!r} (catalogue queues: {known})", file=stderr)
+    entities = _entities(queues, topics)
+    if args.command == "deadletters" and args.queue not in entities:
+        known = ", ".join(sorted(entities)) or "none"
+        print(f"unknown queue or subscription {args.queue!r} (catalogue: {known})", file=stderr)
         return 2
     if (
         args.command == "deadletters"
@@ -106,9 +119,9 @@ def main(
     ):
         print("give either sequence numbers or --all", file=stderr)
         return 2
-    factory = admin or (lambda: _admin_from_settings(queues))
+    factory = admin or (lambda: _admin_from_settings(queues, topics))
     try:
-        return asyncio.run(_run(args, queues, factory, stdout, stderr))
+        return asyncio.run(_run(args, queues, topics, factory, stdout, stderr))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=stderr)
         return 2
@@ -127,16 +140,22 @@ def main(
         return 1
 
 
+def _entities(queues: Mapping[str, QueueSpec], topics: Mapping[str, TopicSpec]) -> list[str]:
+    """Queues, then each topic's subscriptions: what dead letters can be listed for."""
+    return [*queues, *(entity for topic in topics.values() for entity in topic.entities())]
+
+
 async def _run(
     args: argparse.Namespace,
     queues: Mapping[str, QueueSpec],
+    topics: Mapping[str, TopicSpec],
     factory: AdminFactory,
     out: TextIO,
     err: TextIO,
 ) -> int:
     async with factory() as admin:
         if args.command == "queues":
-            return await _queues(admin, queues, out)
+            return await _queues(admin, queues, topics, out)
         commands: dict[str, Callable[[], Awaitable[int]]] = {
             "list": lambda: _list(admin, args.queue, args.max, out),
             "peek": lambda: _peek(admin, args.queue, args.max, args.show_body, out, err),
@@ -145,13 +164,17 @@ async def _run(
         return await commands[args.action]()
 
 
-async def _queues(admin: DeadLetterAdmin, queues: Mapping[str, QueueSpec], out: TextIO) -> int:
-    if not queues:
-        print("no queues in the catalogue", file=out)
+async def _queues(
+    admin: DeadLetterAdmin, queues: Mapping[str, QueueSpec], topics: Mapping[str, TopicSpec], out: TextIO
+) -> int:
+    # A topic holds only its scheduled messages; each subscription has its own active and dead letters.
+    entities = [*queues, *(name for topic in topics.values() for name in (topic.name, *topic.entities()))]
+    if not entities:
+        print("no queues or topics in the catalogue", file=out)
         return 0
-    depths = await admin.depths(list(queues))
-    width = max(len("QUEUE"), *(len(d.queue) for d in depths))
-    print(f"{'QUEUE':<{width}}  {'ACTIVE':>8}  {'SCHEDULED':>9}  {'DEAD-LETTER':>11}", file=out)
+    depths = await admin.depths(entities)
+    width = max(len("ENTITY"), *(len(d.queue) for d in depths))
+    print(f"{'ENTITY':<{width}}  {'ACTIVE':>8}  {'SCHEDULED':>9}  {'DEAD-LETTER':>11}", file=out)
     for d in depths:
         print(f"{d.queue:<{width}}  {d.active:>8}  {d.scheduled:>9}  {d.dead_letter:>11}", file=out)
     return 0

@@ -1,17 +1,21 @@
-"""Write infra/catalog.json from shared/catalog.py: the containers and queues Bicep creates.
+"""Write infra/catalog.json from shared/catalog.py: the containers, queues, topics, subscriptions and
+subscription rules Bicep creates.
 
     python scripts/gen_infra_catalog.py          # rewrite infra/catalog.json
     python scripts/gen_infra_catalog.py --check  # exit 1 if infra/catalog.json is stale
 
 `infra/main.bicep` loads the file with `loadJsonContent('catalog.json')`; tests/infra checks that the
 checked-in file equals what this script generates now, so the code's catalogue and the deployed
-resources cannot drift apart.
+resources cannot drift apart. Subscriptions and rules are flat lists that point at their parent by
+index (`topicIndex`, `subscriptionIndex`): Bicep has no nested resource loops, and the flattening the
+Bicep language could do (`map`, lambdas) is beyond what checkov's parser reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -21,11 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.catalog import CONTAINERS, QUEUES  # noqa: E402
+from shared.catalog import CONTAINERS, QUEUES, TOPICS  # noqa: E402
 from shared.ports.documents import ContainerSpec  # noqa: E402
-from shared.ports.messages import QueueSpec  # noqa: E402
+from shared.ports.messages import QueueSpec, SubscriptionSpec, TopicSpec  # noqa: E402
 
 CATALOG_JSON = ROOT / "infra" / "catalog.json"
+# Service Bus rule names: letters, digits, periods, hyphens and underscores, at most 50.
+RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,50}$")
 
 
 def iso_duration(value: timedelta) -> str:
@@ -60,11 +66,68 @@ def queue_entry(spec: QueueSpec) -> dict[str, Any]:
     }
 
 
+def topic_entry(spec: TopicSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "setting": spec.setting,
+        "duplicateDetectionHistoryTimeWindow": iso_duration(spec.duplicate_detection_window),
+        "defaultMessageTimeToLive": iso_duration(spec.default_message_ttl),
+    }
+
+
+def subscription_entry(topic: TopicSpec, topic_index: int, spec: SubscriptionSpec) -> dict[str, Any]:
+    return {
+        "topic": topic.name,
+        "topicIndex": topic_index,
+        "name": spec.name,
+        "setting": spec.setting,
+        "maxDeliveryCount": spec.max_delivery_count,
+        "lockDuration": iso_duration(spec.lock_duration),
+        "requiresSession": spec.requires_session,
+        "defaultMessageTimeToLive": iso_duration(spec.default_message_ttl),
+        "deadLetteringOnMessageExpiration": spec.dead_lettering_on_expiration,
+    }
+
+
+def rule_entries(topic: TopicSpec, spec: SubscriptionSpec, subscription_index: int) -> list[dict[str, Any]]:
+    """One correlation-filter rule on the label per subject; none (the default rule) for all."""
+    entries = []
+    for subject in spec.subjects:
+        if not RULE_NAME.match(subject):
+            where = f"{topic.name}/{spec.name}"
+            raise ValueError(f"subject {subject!r} of {where} cannot name a Service Bus rule")
+        entries.append(
+            {
+                "topic": topic.name,
+                "subscription": spec.name,
+                "subscriptionIndex": subscription_index,
+                "name": subject,
+                "subject": subject,
+            }
+        )
+    return entries
+
+
+def topology(topics: dict[str, TopicSpec]) -> dict[str, list[dict[str, Any]]]:
+    subscriptions: list[dict[str, Any]] = []
+    rules: list[dict[str, Any]] = []
+    for topic_index, topic in enumerate(topics.values()):
+        for spec in topic.subscriptions:
+            rules += rule_entries(topic, spec, len(subscriptions))
+            subscriptions.append(subscription_entry(topic, topic_index, spec))
+    return {
+        "topics": [topic_entry(topic) for topic in topics.values()],
+        "subscriptions": subscriptions,
+        "subscriptionRules": rules,
+    }
+
+
 def build_catalog() -> dict[str, Any]:
     return {
         "$comment": "Generated from shared/catalog.py by scripts/gen_infra_catalog.py; do not edit.",
         "containers": [container_entry(spec) for spec in CONTAINERS.values()],
         "queues": [queue_entry(spec) for spec in QUEUES.values()],
+        **topology(TOPICS),
     }
 
 

@@ -1,12 +1,14 @@
-"""Every container and queue the code uses: the one list that adapters, the dev host, the infra
-tests and docs/ARCHITECTURE.md agree on. Add here first; `infra/` must follow (a test checks)."""
+"""Every container, queue, topic and subscription the code uses: the one list that adapters, the
+dev host, the infra tests and docs/ARCHITECTURE.md agree on. Add here first, then run
+`python scripts/gen_infra_catalog.py`; `infra/` follows (a test checks). A new consumer of the
+`events` topic is one `SubscriptionSpec` line in TOPICS."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from shared.ports.documents import ContainerSpec
-from shared.ports.messages import QueueSpec
+from shared.ports.messages import QueueSpec, SubscriptionSpec, TopicSpec
 
 SIX_YEARS = 6 * 365 * 24 * 3600  # HIPAA keeps audit documentation six years
 
@@ -75,6 +77,13 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "appointments, providers, agents, a queue's live conversations): small entries of ids "
             "and a sortKey, no PHI; readers re-read the members (shared/services/lists.py).",
         ),
+        ContainerSpec(
+            "leases",
+            "/id",
+            description="Change-feed leases: where each change-feed-triggered function has read up "
+            "to (the Cosmos DB trigger's lease container; the dev host keeps its leases here too). "
+            "Partition key /id, as the trigger requires.",
+        ),
     )
 }
 
@@ -97,6 +106,28 @@ QUEUES: dict[str, QueueSpec] = {
             duplicate_detection_window=timedelta(minutes=10),
             description="Appointment booked / rescheduled / cancelled / no-show events (deterministic "
             "message ids) for reminders and surveys.",
+        ),
+    )
+}
+
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
+# the consumers come with the outbox (a topic without subscriptions accepts and discards).
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+
+TOPICS: dict[str, TopicSpec] = {
+    spec.name: spec
+    for spec in (
+        TopicSpec(
+            "events",
+            "EVENTS_TOPIC",
+            # Longer than a relay can take to re-send after a crash (lease expiry 60 s, a restart,
+            # a deployment) with room to spare; short enough that ops can resubmit a dead letter
+            # within the hour (a copy inside the window would be dropped).
+            duplicate_detection_window=timedelta(hours=1),
+            default_message_ttl=timedelta(days=14),
+            subscriptions=EVENT_SUBSCRIPTIONS,
+            description="Domain events from the transactional outbox: message id "
+            "`<aggregate id>:<version>.<n>`, session id = the aggregate id, subject = the event type.",
         ),
     )
 }

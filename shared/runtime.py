@@ -53,7 +53,7 @@ _default_lock = asyncio.Lock()
 
 async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     from shared.auth.tokens import build_validator
-    from shared.catalog import CONTAINERS, QUEUES
+    from shared.catalog import CONTAINERS, QUEUES, TOPICS
 
     clock = clock or SystemClock()
     store: DocumentStore
@@ -69,11 +69,11 @@ async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runti
     if settings.bus == "servicebus":
         from shared.adapters.servicebus_bus import ServiceBusMessageBus
 
-        bus = ServiceBusMessageBus.from_settings(settings, QUEUES)
+        bus = ServiceBusMessageBus.from_settings(settings, QUEUES, TOPICS)
     else:
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
-        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock)
+        bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock, topics=TOPICS)
     archive: Archive
     if settings.archive == "blob":
         from shared.adapters.blob_archive import BlobArchive

@@ -37,7 +37,7 @@ param applicationInsightsConnectionString string
 @description('Required. Application settings beyond the host\'s own (PSC_*, COSMOS__*, ServiceBusConnection__*, queue names).')
 param appSettings object
 
-@description('Optional. Extra settings as [{name, value}] (one per Service Bus queue: the queue\'s setting name and queue name).')
+@description('Optional. Extra settings as [{name, value}] (one per Service Bus queue, topic and subscription: its setting name and entity name).')
 param extraAppSettings array = []
 
 @description('Optional. Memory per instance in MB.')

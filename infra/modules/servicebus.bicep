@@ -1,5 +1,5 @@
 metadata name = 'Service Bus'
-metadata description = 'Namespace with SAS keys disabled and every queue of shared/catalog.py; Data Sender and Data Receiver for the app identity, Data Owner for an optional ops principal.'
+metadata description = 'Namespace with SAS keys disabled and every queue, topic, subscription and subscription rule of shared/catalog.py; Data Sender and Data Receiver for the app identity (namespace scope: they cover topics and subscriptions), Data Owner for an optional ops principal.'
 
 @description('Required. Namespace name.')
 param name string
@@ -29,6 +29,15 @@ param premiumCapacity int = 1
 
 @description('Required. Queues from infra/catalog.json (generated from shared/catalog.py QueueSpec): [{name, setting, maxDeliveryCount, lockDuration, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive, deadLetteringOnMessageExpiration}], durations ISO-8601.')
 param queues array
+
+@description('Required. Topics from infra/catalog.json (TopicSpec): [{name, setting, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive}]; duplicate detection is always on.')
+param topics array
+
+@description('Required. Subscriptions from infra/catalog.json (SubscriptionSpec), flat: [{topic, topicIndex, name, setting, maxDeliveryCount, lockDuration, requiresSession, defaultMessageTimeToLive, deadLetteringOnMessageExpiration}]; topicIndex points into topics.')
+param subscriptions array
+
+@description('Required. Subscription rules from infra/catalog.json: one correlation filter on the label per subject a subscription wants, [{topic, subscription, subscriptionIndex, name, subject}]; a subscription without rules keeps the default rule (every message).')
+param subscriptionRules array
 
 @description('Required. Principal id of the app identity (gets Data Sender and Data Receiver).')
 param appPrincipalId string
@@ -93,6 +102,50 @@ resource serviceBusQueues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = 
       deadLetteringOnMessageExpiration: queue.deadLetteringOnMessageExpiration
       requiresSession: false
       enablePartitioning: false
+    }
+  }
+]
+
+resource serviceBusTopics 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = [
+  for topic in topics: {
+    parent: namespace
+    name: topic.name
+    properties: {
+      // The outbox relay re-sends after a crash; duplicate detection on MessageId absorbs it.
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: topic.duplicateDetectionHistoryTimeWindow
+      defaultMessageTimeToLive: topic.defaultMessageTimeToLive
+      supportOrdering: true
+      enablePartitioning: false
+    }
+  }
+]
+
+resource serviceBusSubscriptions 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2024-01-01' = [
+  for subscription in subscriptions: {
+    parent: serviceBusTopics[subscription.topicIndex]
+    name: subscription.name
+    properties: {
+      maxDeliveryCount: subscription.maxDeliveryCount
+      lockDuration: subscription.lockDuration
+      requiresSession: subscription.requiresSession
+      defaultMessageTimeToLive: subscription.defaultMessageTimeToLive
+      deadLetteringOnMessageExpiration: subscription.deadLetteringOnMessageExpiration
+      deadLetteringOnFilterEvaluationExceptions: true
+    }
+  }
+]
+
+// Adding a rule removes the subscription's implicit $Default (match-all) rule.
+resource serviceBusRules 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2024-01-01' = [
+  for rule in subscriptionRules: {
+    parent: serviceBusSubscriptions[rule.subscriptionIndex]
+    name: rule.name
+    properties: {
+      filterType: 'CorrelationFilter'
+      correlationFilter: {
+        label: rule.subject
+      }
     }
   }
 ]

@@ -46,6 +46,8 @@ Differences worth knowing:
   fails with `BadRequest` at its index.
 - Durability is `synchronous=NORMAL` in WAL mode: a committed write survives a process crash, not
   necessarily a power cut.
+
+It also implements the `ChangeFeed` port (latest-version mode; see `sqlite_change_feed`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.adapters import sqlite_change_feed as change_feed
 from shared.adapters.sqlite_file import SqliteFile
 from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from shared.ports.clock import Clock
@@ -71,6 +74,7 @@ from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
+    ChangeBatch,
     Condition,
     ContainerSpec,
     Item,
@@ -91,7 +95,7 @@ _SYSTEM_FIELDS = ("_etag", "_ts", "_rid", "_self", "_attachments", "_lsn")
 _PURGE_BATCH = 64
 _TOKEN_VERSION = 1
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = change_feed.SCHEMA_VERSION  # 3: the change feed's positions
 # A string field the embedded store indexes; ordering or ranging a partition by it is logarithmic.
 # (Cosmos DB's default policy indexes every path, so the field is ordinary JSON there.)
 SORT_KEY = "sortKey"
@@ -119,6 +123,7 @@ _SCHEMA = (
         f"GENERATED ALWAYS AS (json_extract(body, '$.{SORT_KEY}')) VIRTUAL",
     ),
     (2, "CREATE INDEX IF NOT EXISTS documents_sort ON documents (container, pk, sort_key, id)"),
+    *change_feed.SCHEMA,
 )
 
 _JSON_TYPES = {
@@ -550,11 +555,20 @@ class SqliteContainer:
 
     def _insert_or_overwrite(self, conn: sqlite3.Connection, doc: _Prepared, now: float) -> None:
         conn.execute(
-            "INSERT INTO documents (container, pk, id, body, etag, ts, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (container, pk, id) DO UPDATE SET "
-            "body = excluded.body, etag = excluded.etag, ts = excluded.ts, expires_at = excluded.expires_at",
-            (self.spec.name, doc.pk, doc.id, doc.body, doc.etag, doc.ts, doc.expires_at),
+            "INSERT INTO documents (container, pk, id, body, etag, ts, expires_at, lsn) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, etag = excluded.etag, "
+            "ts = excluded.ts, expires_at = excluded.expires_at, lsn = excluded.lsn",
+            (
+                self.spec.name,
+                doc.pk,
+                doc.id,
+                doc.body,
+                doc.etag,
+                doc.ts,
+                doc.expires_at,
+                change_feed.next_lsn(conn),
+            ),
         )
         self._purge_some(conn, now)
 
@@ -663,6 +677,23 @@ class SqliteDocumentStore:
             return purged
 
         return await self._file.write(purge)
+
+    async def read_changes(
+        self, container: str, *, after: str | None = None, max_items: int = 100
+    ) -> ChangeBatch:
+        spec = self.container(container).spec
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        position = change_feed.decode_position(container, after)
+        now, ttl_on = self._clock.now().timestamp(), spec.default_ttl is not None
+        return await self._file.call(
+            lambda conn: change_feed.read_changes(conn, container, position, max_items, now, ttl_on)
+        )
+
+    async def change_feed_position(self, container: str) -> str:
+        self.container(container)
+        lsn = await self._file.call(change_feed.position_now)
+        return change_feed.encode_position(container, lsn)
 
     async def close(self) -> None:
         await self._file.close()

@@ -7,6 +7,11 @@ whose value is the item's logical partition. Writes return the stored item with 
 Errors: `shared.errors.NotFound` (point read/replace/delete of an absent item), `Conflict` (create
 of an existing id in the partition), `PreconditionFailed` (ETag mismatch), `Unavailable`.
 
+`ChangeFeed` is the store's change feed in Cosmos DB's "latest version" mode, for hosts that run
+change-feed triggers (the dev host; in Azure the Functions Cosmos DB trigger reads the real one).
+Progress is kept in lease documents of the `leases` container (partition key `/id`), written with
+ETags through the ordinary `Container` port, so two hosts can never both own a lease.
+
 Queries are structured (`Query`), not SQL strings: the Cosmos adapter renders them as parameterised
 SQL (values always as `@pN` parameters, field paths validated), the embedded adapter as SQLite
 JSON expressions. That keeps one query meaning on both backends and makes injection impossible.
@@ -221,6 +226,35 @@ class Container(Protocol):
     async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
         """All-or-nothing in one partition (at most 100 operations). Returns each operation's item
         (None for delete). Raises `BatchFailed` and leaves nothing changed if any operation fails."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """Changed items in the order they were last written, and the position after them."""
+
+    items: list[Item]
+    continuation: str
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """What changed in a container, as Cosmos DB's change feed in latest-version mode shows it: an
+    item created or replaced appears once, at its latest version, after everything written before
+    it (so in order within its logical partition); an item changed twice between two reads appears
+    once; deletes and TTL expiries do not appear at all. Items carry `_lsn`, the position of their
+    last write."""
+
+    async def read_changes(
+        self, container: str, *, after: str | None = None, max_items: int = 100
+    ) -> ChangeBatch:
+        """Up to `max_items` items changed after the position `after` (None: from the beginning).
+        Pass the batch's `continuation` next time; a malformed or foreign one raises `BadRequest`."""
+        ...
+
+    async def change_feed_position(self, container: str) -> str:
+        """The position now: reading after it returns only changes written later (a change-feed
+        trigger's first read without `start_from_beginning`)."""
         ...
 
 

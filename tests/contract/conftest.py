@@ -15,7 +15,7 @@ import pytest
 
 from shared.ports.clock import Clock, ManualClock
 from shared.ports.documents import ContainerSpec, DocumentStore
-from shared.ports.messages import MessageBus, QueueSpec
+from shared.ports.messages import MessageBus, QueueSpec, SubscriptionSpec, TopicSpec
 
 # Containers and queues the contract suites use (independent of the product catalogue).
 CONTRACT_CONTAINERS = {
@@ -40,6 +40,36 @@ CONTRACT_QUEUES = {
             duplicate_detection_window=timedelta(seconds=20),
         ),
         QueueSpec("other", "OTHER_QUEUE"),
+    )
+}
+_LOCK = timedelta(seconds=30)
+CONTRACT_TOPICS = {
+    spec.name: spec
+    for spec in (
+        TopicSpec(
+            "contract-events",
+            "CONTRACT_EVENTS_TOPIC",
+            duplicate_detection_window=timedelta(seconds=20),
+            subscriptions=(
+                SubscriptionSpec(
+                    "all", "CONTRACT_ALL_SUBSCRIPTION", max_delivery_count=3, lock_duration=_LOCK
+                ),
+                SubscriptionSpec(
+                    "booked",
+                    "CONTRACT_BOOKED_SUBSCRIPTION",
+                    max_delivery_count=3,
+                    lock_duration=_LOCK,
+                    subjects=("appointment.booked", "appointment.moved"),
+                ),
+                SubscriptionSpec(
+                    "ordered",
+                    "CONTRACT_ORDERED_SUBSCRIPTION",
+                    max_delivery_count=3,
+                    lock_duration=_LOCK,
+                    requires_session=True,
+                ),
+            ),
+        ),
     )
 }
 
@@ -117,7 +147,7 @@ async def _embedded_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
     from shared.adapters.sqlite_bus import SqliteMessageBus
 
     clock = ManualClock()
-    bus = SqliteMessageBus(tmp_path / "bus.sqlite3", CONTRACT_QUEUES, clock)
+    bus = SqliteMessageBus(tmp_path / "bus.sqlite3", CONTRACT_QUEUES, clock, topics=CONTRACT_TOPICS)
 
     async def advance(seconds: float) -> None:
         clock.advance(seconds)
@@ -130,13 +160,17 @@ async def _embedded_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
 
 async def _servicebus_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
     """A real Service Bus namespace or emulator from PSC_TEST_SERVICEBUS_CONNECTION (else skips).
-    The queues of CONTRACT_QUEUES must exist there with the same settings. The bus is its own
-    receiver (`ServiceBusMessageBus` implements `QueueReceiver`); time passes for real."""
+    The queues of CONTRACT_QUEUES and the topic and subscriptions of CONTRACT_TOPICS must exist there
+    with the same settings (the `booked` subscription with one correlation-filter rule per subject on
+    the label instead of the default rule; `ordered` with sessions). The bus is its own receiver
+    (`ServiceBusMessageBus` implements `QueueReceiver` and `SessionReceiver`); time passes for real."""
     from shared.adapters.servicebus_bus import ServiceBusMessageBus
     from shared.ports.clock import SystemClock
     from tests.integration.endpoints import servicebus_connection
 
-    bus = ServiceBusMessageBus(None, CONTRACT_QUEUES, connection_string=servicebus_connection())
+    bus = ServiceBusMessageBus(
+        None, CONTRACT_QUEUES, connection_string=servicebus_connection(), topics=CONTRACT_TOPICS
+    )
     clock = SystemClock()
 
     async def advance(seconds: float) -> None:

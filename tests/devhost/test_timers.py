@@ -197,3 +197,24 @@ def test_timer_functions_keep_their_schedule_text_for_the_banner() -> None:
     timer: TimerFunction = discovered(app).timers[0]
     assert timer.schedule_text == "0 */5 * * * *"
     assert timer.run_on_startup is True
+
+
+async def test_a_timer_with_a_retry_policy_is_rerun_until_it_succeeds() -> None:
+    clock = ManualClock(START)
+    app = new_app()
+    attempts: list[int] = []
+
+    @app.retry(strategy="fixed_delay", max_retry_count="3", delay_interval="00:00:10")
+    @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer")
+    async def scan(timer: func.TimerRequest, context: func.Context) -> None:
+        attempts.append(context.retry_context.retry_count)
+        if len(attempts) < 3:
+            raise RuntimeError("scan failed")
+
+    scheduler = scheduler_for(app, clock)
+    clock.advance(minutes=5)
+
+    await scheduler.tick()
+
+    assert attempts == [0, 1, 2]
+    assert clock.now() == START + timedelta(minutes=5, seconds=20)

@@ -4,7 +4,9 @@
   else a Cosmos DB emulator container via testcontainers when a Docker engine answers (started once
   per test session, stopped at exit); else skip.
 - Service Bus: `PSC_TEST_SERVICEBUS_CONNECTION` (a namespace or the emulator; the queues `work` and
-  `other` must exist there, see tests/contract/conftest.py CONTRACT_QUEUES); else skip.
+  `other`, and the topic `contract-events` with subscriptions `all`, `booked` (rules on the labels
+  appointment.booked and appointment.moved) and `ordered` (sessions) must exist there, see
+  tests/contract/conftest.py CONTRACT_QUEUES and CONTRACT_TOPICS); else skip.
 - Azurite (blob): `PSC_TEST_AZURITE_BLOB` (a connection string); else a local Azurite process from
   `node_modules/.bin/azurite` (started once per session); else skip — but never in CI (`CI=true`).
 """
@@ -34,7 +36,10 @@ COSMOS_SKIP = (
 )
 SERVICEBUS_SKIP = (
     "Service Bus suite skipped: set PSC_TEST_SERVICEBUS_CONNECTION to a namespace or emulator connection"
-    " string whose queues `work` and `other` exist (max delivery count 3, lock 30 s on `work`)"
+    " string whose queues `work` and `other` exist (max delivery count 3, lock 30 s on `work`) and whose"
+    " topic `contract-events` (duplicate window 20 s) has subscriptions `all`, `booked` (correlation"
+    " rules on labels appointment.booked, appointment.moved) and `ordered` (sessions), each with max"
+    " delivery count 3 and lock 30 s"
 )
 
 

@@ -191,7 +191,7 @@ def test_the_module_runs_from_settings_on_the_embedded_bus(tmp_path: Path) -> No
 
     assert result.returncode == 0, result.stderr
     # The product catalogue may have no queues yet; either way the command answers.
-    assert result.stdout.startswith(("QUEUE", "no queues"))
+    assert result.stdout.startswith(("ENTITY", "no queues"))
 
 
 def test_queues_without_the_manage_right_names_the_role_to_grant_and_fails() -> None:

@@ -119,9 +119,9 @@ async def enqueue(
 
 
 def functions_message(message: Any) -> Any:
-    from devhost.queues import _to_functions_message
+    from devhost.queues import to_functions_message
 
-    return _to_functions_message(message)
+    return to_functions_message(message)
 
 
 async def deliver(runtime: Runtime, *, rounds: int = 200, batch: int = 10) -> int:
