@@ -261,6 +261,7 @@ def discover(app: Any, environ: Mapping[str, str]) -> DiscoveredApp:
         found_by_kind[type(found)].append(found)
         if retry is not None and not isinstance(found, TimerFunction | ChangeFeedFunction):
             retry_ignored.append(name)
+    problems += _ambiguous_routes(found_by_kind[HttpFunction])
     if problems:
         raise StartError("the function app cannot be served:\n  " + "\n  ".join(problems))
     return DiscoveredApp(
@@ -355,6 +356,32 @@ def _discover_one(function: Any, name: str, environ: Mapping[str, str]) -> tuple
         "(it runs HTTP, timer, Service Bus queue and topic, Cosmos DB and Event Grid triggers); "
         "use `func start` for this one"
     )
+
+
+def _ambiguous_routes(functions: Sequence[HttpFunction]) -> list[str]:
+    """Two functions that could both serve one request. The Functions host does not order routes
+    by specificity as ASP.NET does: it picks by function name (azure-functions-host#9876, #6062),
+    so which one answers depends on names. Refused here, so routes stay disjoint."""
+    found = []
+    for index, first in enumerate(functions):
+        for second in functions[index + 1 :]:
+            shared = _shared_methods(first.methods, second.methods)
+            if shared and first.route.overlaps(second.route):
+                found.append(
+                    f"functions {first.target.name} and {second.target.name}: routes "
+                    f"{first.route.template!r} and {second.route.template!r} can both match one path "
+                    f"for {shared}; the Functions host would pick by function name, not by "
+                    "specificity: make them disjoint (a different literal segment or a constraint)"
+                )
+    return found
+
+
+def _shared_methods(first: frozenset[str] | None, second: frozenset[str] | None) -> str | None:
+    if first is None or second is None:
+        common = first or second
+        return ",".join(sorted(common)) if common else "every method"
+    common = first & second
+    return ",".join(sorted(common)) if common else None
 
 
 def reserved_route_prefix(route: str) -> str | None:

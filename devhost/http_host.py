@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import azure.functions as func
@@ -28,6 +28,8 @@ logger = logging.getLogger("psc.devhost")
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
+PROBLEM_TYPE_PREFIX = "urn:psc:problem:"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")  # as the app's edge accepts one
 # The Functions host refuses requests larger than 100 MB.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 # Set by the server for the body it sends; a function's own values would be wrong after conversion.
@@ -100,13 +102,18 @@ class HttpHost:
                 return _problem(
                     405,
                     f"This path does not accept {method}.",
+                    correlation_id=_correlation_id(request),
                     headers={"Allow": ", ".join(sorted(found.allowed))},
                 )
             logger.info("no function matches method=%s status=404", method)
-            return _problem(404, "No function matches this path.")
+            return _problem(404, "No function matches this path.", correlation_id=_correlation_id(request))
         body = await _read_body(request, self._max_request_bytes)
         if body is None:
-            return _problem(413, f"The request body exceeds {self._max_request_bytes} bytes.")
+            return _problem(
+                413,
+                f"The request body exceeds {self._max_request_bytes} bytes.",
+                correlation_id=_correlation_id(request),
+            )
         return await self._invoke(found, request, method, body)
 
     async def _invoke(self, found: RouteMatch, request: Request, method: str, body: bytes) -> Response:
@@ -171,8 +178,7 @@ class HttpHost:
         return _problem(
             500,
             "The function failed. Quote the correlation id when reporting this.",
-            headers={CORRELATION_HEADER: correlation_id},
-            extensions={"correlationId": correlation_id},
+            correlation_id=correlation_id,
         )
 
     def _below_prefix(self, raw_path: str) -> str | None:
@@ -233,22 +239,42 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+# The app's own problem types (shared/web/problems.py), so a client sees one error shape whether
+# the host or a function refused the request.
+_PROBLEMS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    500: ("internal", "Internal error"),
+}
+
+
+def _correlation_id(request: Request) -> str:
+    given = request.headers.get(CORRELATION_HEADER)
+    return given if given and _CORRELATION_ID.match(given) else new_id()
+
+
 def _problem(
     status: int,
     detail: str,
     *,
+    correlation_id: str,
     headers: dict[str, str] | None = None,
-    extensions: dict[str, str] | None = None,
 ) -> Response:
-    # "about:blank" (RFC 9457 §4.2.1): these are plain HTTP errors raised by the host itself.
+    slug, title = _PROBLEMS[status]
     document = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
         "status": status,
         "detail": detail,
-        **(extensions or {}),
+        "correlationId": correlation_id,
     }
-    return Response(json.dumps(document), status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return Response(
+        json.dumps(document),
+        status_code=status,
+        headers={**(headers or {}), CORRELATION_HEADER: correlation_id},
+        media_type=PROBLEM_JSON,
+    )
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

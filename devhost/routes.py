@@ -59,6 +59,7 @@ class RouteTemplate:
     precedence: tuple[int, ...]
     _pattern: re.Pattern[str] = field(repr=False)
     _parameters: tuple[_Parameter, ...] = field(repr=False)
+    _segments: tuple[_Segment, ...] = field(repr=False, default=())
 
     @classmethod
     def parse(cls, template: str) -> RouteTemplate:
@@ -76,7 +77,13 @@ class RouteTemplate:
             precedence=tuple(_precedence(s) for s in segments),
             _pattern=re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL),
             _parameters=tuple(parameters),
+            _segments=tuple(segments),
         )
+
+    def overlaps(self, other: RouteTemplate) -> bool:
+        """Whether one path could match both templates. Conservative: two parameter (or complex)
+        segments are assumed to overlap; a parameter's constraints are honoured against a literal."""
+        return _overlap(self._segments, other._segments)
 
     def match(self, path: str) -> dict[str, str] | None:
         """`path` is the percent-encoded request path below the route prefix, without leading '/'."""
@@ -95,6 +102,44 @@ class RouteTemplate:
                 return None
             values[parameter.name] = value
         return values
+
+
+def _overlap(a: tuple[_Segment, ...], b: tuple[_Segment, ...]) -> bool:
+    if not a or not b:
+        return _may_be_empty(a) and _may_be_empty(b)
+    first, second = a[0], b[0]
+    if _is_catch_all(first) or _is_catch_all(second):
+        return True  # a catch-all is the last segment and matches whatever is left, even nothing
+    for one, rest, whole in ((first, a[1:], b), (second, b[1:], a)):
+        if _is_optional(one) and _overlap(rest, whole):
+            return True  # the optional last segment left out
+    return _segment_overlap(first, second) and _overlap(a[1:], b[1:])
+
+
+def _may_be_empty(segments: tuple[_Segment, ...]) -> bool:
+    return all(_is_catch_all(s) or _is_optional(s) for s in segments)
+
+
+def _is_catch_all(segment: _Segment) -> bool:
+    return segment.parameter is not None and segment.parameter.catch_all
+
+
+def _is_optional(segment: _Segment) -> bool:
+    parameter = segment.parameter
+    return parameter is not None and (parameter.optional or parameter.default is not None)
+
+
+def _segment_overlap(first: _Segment, second: _Segment) -> bool:
+    literals = [s.parts[0] for s in (first, second) if len(s.parts) == 1 and isinstance(s.parts[0], str)]
+    if len(literals) == 2:
+        return literals[0].lower() == literals[1].lower()
+    if len(literals) == 1:
+        other = second if isinstance(first.parts[0], str) and len(first.parts) == 1 else first
+        parameter = other.parameter
+        if parameter is None:
+            return True  # a complex segment: assume it could match
+        return all(check(literals[0]) for check in parameter.checks)
+    return True
 
 
 def _split_segments(text: str, template: str) -> list[str]:

@@ -10,8 +10,9 @@ import threading
 import azure.functions as func
 import pytest
 
+from devhost.errors import StartError
 from shared.runtime import Runtime, get_runtime
-from tests.devhost.conftest import http_client, new_app
+from tests.devhost.conftest import discovered, http_client, new_app
 
 
 def echo_app() -> func.FunctionApp:
@@ -20,10 +21,6 @@ def echo_app() -> func.FunctionApp:
     @app.route(route="patients/{patientId}", methods=["GET"])
     async def get_patient(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(json.dumps(dict(req.route_params)), mimetype="application/json")
-
-    @app.route(route="patients/me", methods=["GET"])
-    async def my_patient(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("me")
 
     @app.route(route="orders/{id:int}", methods=["GET"])
     async def get_order(req: func.HttpRequest) -> func.HttpResponse:
@@ -72,10 +69,57 @@ async def test_route_parameters_reach_the_function_by_template_name() -> None:
     assert answer.json() == {"patientId": "p-42"}
 
 
-async def test_literal_segment_wins_over_parameter_whatever_the_registration_order() -> None:
-    async with http_client(echo_app()) as client:
-        answer = await client.get("/api/patients/me")
-    assert answer.text == "me"
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("patients/{patientId}", "patients/me"),
+        ("files/{*rest}", "files/a/b"),
+        ("slots/{day?}", "slots"),
+        ("orders/{id:int}", "orders/{name}"),
+        ("things/{a}.{b}", "things/new.json"),
+    ],
+)
+def test_routes_that_could_both_answer_one_path_refuse_to_start(first: str, second: str) -> None:
+    """The Functions host picks between overlapping routes by function name, not by specificity
+    (azure-functions-host#9876), so the dev host refuses them instead of guessing."""
+    app = new_app()
+
+    @app.route(route=first, methods=["GET"])
+    def one(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("one")
+
+    @app.route(route=second, methods=["GET", "POST"])
+    def two(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("two")
+
+    with pytest.raises(StartError, match=r"functions one and two: .* for GET; the Functions host would pick"):
+        discovered(app)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("orders/{id:int}", "orders/new"),
+        ("patients/{patientId}", "patients/{patientId}/notes"),
+        ("agents/me", "manage/agents/{agentId}"),
+    ],
+)
+def test_disjoint_routes_or_disjoint_methods_start(first: str, second: str) -> None:
+    app = new_app()
+
+    @app.route(route=first, methods=["GET"])
+    def one(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("one")
+
+    @app.route(route=second, methods=["GET"])
+    def two(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("two")
+
+    @app.route(route=first, methods=["DELETE"])
+    def three(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("three")
+
+    assert len(discovered(app).http) == 3
 
 
 async def test_literals_and_prefix_match_case_insensitively_and_a_trailing_slash_is_ignored() -> None:
@@ -118,19 +162,23 @@ async def test_function_without_route_is_served_under_its_name() -> None:
     assert answer.text == "by name"
 
 
-async def test_unknown_path_is_a_404_problem() -> None:
+async def test_unknown_path_is_a_404_problem_shaped_as_the_apps_own() -> None:
     async with http_client(echo_app()) as client:
         unknown = await client.get("/api/nothing/here")
         outside_prefix = await client.get("/patients/p-1")
-    for answer in (unknown, outside_prefix):
+        traced = await client.get("/api/nothing", headers={"x-correlation-id": "trace-0001"})
+    for answer in (unknown, outside_prefix, traced):
         assert answer.status_code == 404
         assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json() == {
-            "type": "about:blank",
-            "title": "Not Found",
+        problem = answer.json()
+        assert problem == {
+            "type": "urn:psc:problem:not-found",
+            "title": "Not found",
             "status": 404,
             "detail": "No function matches this path.",
+            "correlationId": answer.headers["x-correlation-id"],
         }
+    assert traced.json()["correlationId"] == "trace-0001"
 
 
 async def test_known_path_with_wrong_method_is_a_405_problem_listing_allowed_methods() -> None:
@@ -141,7 +189,9 @@ async def test_known_path_with_wrong_method_is_a_405_problem_listing_allowed_met
     assert answer.headers["allow"] == "POST, PUT"
     problem = answer.json()
     assert problem["status"] == 405
-    assert problem["title"] == "Method Not Allowed"
+    assert problem["type"] == "urn:psc:problem:method-not-allowed"
+    assert problem["title"] == "Method not allowed"
+    assert problem["correlationId"] == answer.headers["x-correlation-id"]
 
 
 async def test_query_headers_url_and_raw_body_pass_through_unchanged() -> None:
