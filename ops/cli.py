@@ -11,7 +11,9 @@ ENTITY is a queue name or a topic subscription as `<topic>/subscriptions/<subscr
 resubmitted through its topic (Service Bus cannot send to one subscription), so other subscriptions
 that accept it see its message id again and ignore it.
 
-The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace). Message
+The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace), read as the
+dev host reads them: the environment first, then `local.settings.json` (or the committed sample, or
+`--settings FILE`), so on a laptop `python -m ops queues` sees the dev host's own data. Message
 bodies may hold PHI: they are printed only with `--show-body`, and then with a warning.
 
 On Service Bus the signed-in identity (`az login`, or the environment's credential) needs the
@@ -26,8 +28,10 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
+from devhost.errors import StartError
 from shared.errors import AccessDenied, ConfigError, PscError
 from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec, TopicSpec
 
@@ -62,6 +66,12 @@ async def _admin_from_settings(queues: Mapping[str, QueueSpec], topics: Mapping[
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops", description="Patient Service Center operations.")
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="FILE",
+        help="settings file (default local.settings.json, else the sample); the environment wins",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "queues", help="active, scheduled and dead-lettered counts of every queue, topic and subscription"
@@ -87,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit.add_argument("sequence_numbers", nargs="*", type=int, metavar="SEQ")
     resubmit.add_argument("--all", action="store_true", help="every dead-lettered message of the entity")
     return parser
+
+
+def _load_local_settings(settings_file: str | None) -> None:
+    """As the dev host does: values from the settings file fill what the environment lacks."""
+    from devhost.config_files import apply_to_environment, find_settings_file, read_local_settings
+
+    root = Path(__file__).resolve().parents[1]
+    explicit = Path(settings_file) if settings_file else None
+    apply_to_environment(read_local_settings(find_settings_file(explicit, root)).values)
 
 
 def main(
@@ -118,6 +137,12 @@ def main(
         and args.all == bool(args.sequence_numbers)
     ):
         print("give either sequence numbers or --all", file=stderr)
+        return 2
+    try:
+        if admin is None:
+            _load_local_settings(args.settings)
+    except StartError as exc:
+        print(f"configuration error: {exc}", file=stderr)
         return 2
     factory = admin or (lambda: _admin_from_settings(queues, topics))
     try:

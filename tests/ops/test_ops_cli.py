@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -231,3 +232,33 @@ def test_queues_without_the_manage_right_names_the_role_to_grant_and_fails() -> 
     assert "sb-psc.servicebus.windows.net" in message
     assert "opsPrincipalId" in message
     assert out.getvalue() == ""
+
+
+def test_the_module_reads_the_dev_hosts_settings_file_when_the_environment_has_none(tmp_path: Path) -> None:
+    """On a laptop `python -m ops queues` works on the dev host's data with no exports: the local
+    settings file (here the committed sample) supplies the rest, as it does for the dev host."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PSC_", "ServiceBus", "COSMOS"))}
+    settings = tmp_path / "local.settings.json"
+    values = {"PSC_AUTH_MODE": "dev", "PSC_DEV_JWT_SECRET": "x" * 40, "PSC_DATA_DIR": str(tmp_path / "data")}
+    settings.write_text(json.dumps({"Values": values}))
+    with_file = subprocess.run(
+        [sys.executable, "-m", "ops", "--settings", str(settings), "queues"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    sample = subprocess.run(
+        [sys.executable, "-m", "ops", "queues"],
+        cwd=REPO,
+        env={**env, "PSC_DATA_DIR": str(tmp_path / "sample")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert with_file.returncode == 0, with_file.stderr
+    assert with_file.stdout.startswith("ENTITY")
+    assert (tmp_path / "data" / "bus.sqlite3").exists()
+    assert sample.returncode == 0, sample.stderr
