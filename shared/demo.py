@@ -49,7 +49,7 @@ DEMO_USERS: dict[str, dict[str, Any]] = {
     "bot": {"sub": "demo-health-bot", "roles": ["Bot.Escalate"], "name": "Demo Health Bot"},
 }
 
-# Routing that works at once: three queues served by priority, rules on urgency, intent and
+# Routing that works at once: four queues served by priority, rules on urgency, intent and
 # language, and the demo agents present and available (their ids are the demo tokens' `sub`).
 DEMO_QUEUES: dict[str, dict[str, Any]] = {
     "urgent-care": {
@@ -112,22 +112,32 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
 
 
 async def seed_routing_demo(runtime: Runtime) -> list[str]:
-    """Queues, rules and agents (idempotent: admin writes are upserts that keep agents' load)."""
+    """Queues, rules and agents, each created only if absent: seeding again never overwrites what
+    a user changed since (a queue's settings, the rules, an agent's profile or presence)."""
     from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
+    from shared.errors import NotFound
     from shared.services.assignment import Assignment
     from shared.services.routing_admin import RoutingDirectory
 
     directory = RoutingDirectory(runtime.store)
     now = runtime.clock.now()
     for queue_id, settings in DEMO_QUEUES.items():
-        await directory.put_queue(queue_id, QueueSettings.model_validate(settings), now)
-    await directory.put_rules(RoutingRules.model_validate(DEMO_RULES), now)
+        if await directory.queue_doc(queue_id) is None:
+            await directory.put_queue(queue_id, QueueSettings.model_validate(settings), now)
+    if await directory.rules() is None:
+        await directory.put_rules(RoutingRules.model_validate(DEMO_RULES), now)
     assignment = Assignment(runtime.store, runtime.bus, runtime.clock)
     for agent_id, profile in DEMO_AGENTS.items():
+        try:
+            await directory.agent_doc(agent_id)
+            continue
+        except NotFound:
+            pass
         await directory.put_agent(agent_id, AgentProfile.model_validate(profile), now)
         await assignment.set_presence(agent_id, Presence.AVAILABLE)
     return [
-        f"Routing: queues {', '.join(DEMO_QUEUES)}; agents {', '.join(DEMO_AGENTS)} are available.",
+        f"Routing: queues {', '.join(DEMO_QUEUES)}; agents {', '.join(DEMO_AGENTS)} "
+        "(available when first seeded).",
     ]
 
 
