@@ -30,7 +30,8 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
+from shared.domain.json_reader import JsonRejected, read_json
+from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
 from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
@@ -182,6 +183,22 @@ def _mapped_errors() -> Iterator[None]:
         raise Unavailable("The document store cannot be reached.") from exc
 
 
+_BAD_TOKEN = "The continuation token is not valid for this query."
+_MAX_TOKEN_BYTES = 16 * 1024
+
+
+def _check_token(token: str) -> None:
+    """A continuation token comes back from outside: bounded before the SDK parses it (the SDK's
+    own tokens are JSON a few levels deep, or opaque strings)."""
+    if len(token) > _MAX_TOKEN_BYTES:
+        raise BadRequest(_BAD_TOKEN)
+    if token.lstrip()[:1] in ("[", "{"):
+        try:
+            read_json(token, max_bytes=_MAX_TOKEN_BYTES, max_depth=8)
+        except JsonRejected:
+            raise BadRequest(_BAD_TOKEN) from None
+
+
 def _clean(item: Mapping[str, Any]) -> Item:
     return {key: value for key, value in item.items() if key not in _SYSTEM_FIELDS_DROPPED}
 
@@ -267,19 +284,31 @@ class CosmosContainer:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         sql, parameters = render_query(query)
+        if continuation is not None:
+            _check_token(continuation)
         client = await self._client()
         items: list[Item] = []
         token: str | None = None
-        with _mapped_errors():
-            pager = client.query_items(query=sql, parameters=parameters, max_item_count=max_items, **scope)
-            pages = pager.by_page(continuation)
-            # A fan-out query may yield empty pages that still carry a token; skip them so callers
-            # never see an empty page that is not the last one.
-            async for page in pages:
-                items.extend([_clean(item) async for item in page])
-                token = pages.continuation_token or None
-                if items or token is None:
-                    break
+        try:
+            with _mapped_errors():
+                pager = client.query_items(
+                    query=sql, parameters=parameters, max_item_count=max_items, **scope
+                )
+                pages = pager.by_page(continuation)
+                # A fan-out query may yield empty pages that still carry a token; skip them so
+                # callers never see an empty page that is not the last one.
+                async for page in pages:
+                    items.extend([_clean(item) async for item in page])
+                    token = pages.continuation_token or None
+                    if items or token is None:
+                        break
+        except (ValueError, TypeError, KeyError, RecursionError, CosmosHttpResponseError) as exc:
+            # The SDK parses cross-partition tokens itself and the service answers 400 to a bad
+            # one: either way the caller sent a token we did not issue for this query.
+            refused = not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
+            if continuation is not None and refused:
+                raise BadRequest(_BAD_TOKEN) from None
+            raise
         return Page(items=items, continuation=token)
 
     async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
