@@ -19,7 +19,7 @@ from devhost.config_files import HostConfig
 from devhost.cors import PlatformCors
 from devhost.discovery import DiscoveredApp, QueueFunction
 from devhost.errors import StartError
-from devhost.http_host import HttpHost
+from devhost.http_host import MAX_REQUEST_BYTES, HttpHost
 from devhost.invocation import Invoker
 from devhost.pacing import finish_or_cancel
 from devhost.queues import QueueRunner
@@ -42,11 +42,14 @@ class DevHost:
         receiver: QueueReceiver | None,
         host_config: HostConfig | None = None,
         cors_origins: tuple[str, ...] = (),
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         config = host_config or HostConfig()
         self.app = app
         self.route_prefix = config.route_prefix
-        self.http = HttpHost(app.http, invoker, route_prefix=config.route_prefix)
+        self.http = HttpHost(
+            app.http, invoker, route_prefix=config.route_prefix, max_request_bytes=max_request_bytes
+        )
         # Always in front, as on Flex Consumption: with no origin listed a preflight still gets 204.
         self.asgi_app: ASGIApp = PlatformCors(self.http, cors_origins)
         self.timers = TimerScheduler(app.timers, clock, invoker)
