@@ -82,9 +82,9 @@ async def free_page(
         begin = max(begin, after + timedelta(seconds=1))  # slots start on whole minutes
     grid = iter(calendar.slots_between(begin, end))
     page: list[Span] = []
-    size = max(limit + 1, MIN_CHUNK)
     while len(page) <= limit:
-        chunk = list(itertools.islice(grid, size))
+        # Only what the page still needs (one more than `limit` tells whether there are more).
+        chunk = list(itertools.islice(grid, max(limit + 1 - len(page), MIN_CHUNK)))
         if not chunk:
             break
         if calendar.local_date(chunk[0][0]) > last_day:
