@@ -52,7 +52,7 @@ async def _audit(call: Call, action: str, resource: str) -> None:
     summary="Create or replace a queue",
     body=QUEUE,
     response=QUEUE,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_queue(call: Call) -> Reply:
     """Priority (smaller is served first), assignment method, skill matching, operating hours,
@@ -82,7 +82,7 @@ async def list_queues(call: Call) -> Reply:
     summary="Replace the ordered routing rules",
     body=RULES,
     response=RULES,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_routing_rules(call: Call) -> Reply:
     """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
@@ -116,7 +116,7 @@ async def get_routing_rules(call: Call) -> Reply:
     summary="Create or replace an agent",
     body=AGENT,
     response=AGENT,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept."""

@@ -44,7 +44,8 @@ MAX_SLOT_PAGE = 1000
 
 # Provider ids end up inside FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) together with a slot's start, so
 # they are Ids held to FHIR's alphabet, leaving room for the 15-character start suffix.
-_FHIR_SAFE = re.compile(r"^[A-Za-z0-9.-]{1,48}$")
+PROVIDER_ID_PATTERN = r"^[A-Za-z0-9.-]{1,48}$"
+_FHIR_SAFE = re.compile(PROVIDER_ID_PATTERN)
 PROVIDER_ID_RULE = "must be 1-48 letters, digits, '-' or '.' (not . or ..)"
 
 
