@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from shared.domain.conversations import iso
-from shared.domain.ids import ExternalId, Id
+from shared.domain.ids import ID_RULE, ExternalId, Id, is_id
 from shared.domain.json_reader import JsonRejected, read_json
 from shared.domain.queues import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
 from shared.domain.text import Line, Text
@@ -122,9 +122,12 @@ class EscalateTags(_Bot):
     context: Context = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_urgency(self) -> EscalateTags:
+    def _known_urgency_and_patient_id(self) -> EscalateTags:
         if "urgency" in self.context and _urgency(self.context["urgency"]) is None:
             raise ValueError("context.urgency must be one of emergency, urgent, routine")
+        # The same id rule as a native body's patient.id: it names one of our records.
+        if "patientId" in self.context and not is_id(str(self.context["patientId"])):
+            raise ValueError("context.patientId " + ID_RULE)
         return self
 
 

@@ -384,4 +384,12 @@ IDENTIFIERS = [
     ),
     case(ID, "activity conversation id with NUL", 400, BOT, ESCALATE, tags('{"type":"Escalate"}', "x\0y")),
     case(ID, "escalated patient id with a slash", 400, BOT, ESCALATE, {**NATIVE, "patient": {"id": "p/1"}}),
+    case(
+        ID,
+        "tags patientId with a slash",
+        400,
+        BOT,
+        ESCALATE,
+        tags('{"type":"Escalate","context":{"patientId":"p/1"}}'),
+    ),
 ]
