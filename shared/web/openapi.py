@@ -65,7 +65,7 @@ def _param_schema(checker: str) -> dict[str, Any]:
     from shared.domain.ids import ID_PATTERN, MAX_EXTERNAL_ID, MAX_ID
     from shared.domain.scheduling import PROVIDER_ID_PATTERN
 
-    known = {
+    known: dict[str, dict[str, Any]] = {
         ID_PARAM: {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": MAX_ID},
         EXTERNAL_ID_PARAM: {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID},
         "shared.domain.scheduling:check_provider_id": {"type": "string", "pattern": PROVIDER_ID_PATTERN},
