@@ -1,11 +1,14 @@
-"""Scheduling figures on the embedded store: free-slot search (one provider over 62 days, 500
-providers over one day), the store operations one booking / reschedule / cancel costs (counted
-through the store port by wrapping the containers), and 50 concurrent bookings of one slot.
+"""Scheduling figures on the embedded store: free-slot search (the first page of one provider
+over 62 days; a 5-minute calendar open around the clock over 62 days, page by page, with the
+longest stall of the event loop while walking every page; 500 providers over one day), the store
+operations one booking / reschedule / cancel costs (counted through the store port by wrapping the
+containers), and 50 concurrent bookings of one slot.
 
     python -m bench.scheduling [--runs 5]
 
 Targets (issue 5): a booking is point operations plus at most one in-partition query; a search
-is one point read plus one in-partition query per provider.
+page is one point read plus one in-partition query per chunk of the grid it needs (issue 11: the
+work per request follows the page, not the 62-day window).
 """
 
 from __future__ import annotations
@@ -140,6 +143,27 @@ async def _timed(runs: int, make: Any) -> float:
     return statistics.median(samples)
 
 
+async def _longest_stall(work: Any) -> tuple[Any, float]:
+    """Run `work` beside a task that notes the longest time the event loop did not come back to it."""
+    worst, done = 0.0, False
+
+    async def tick() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            worst, last = max(worst, now - last), now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    try:
+        return await work(), worst
+    finally:
+        done = True
+        await ticker
+
+
 async def bench(tmp: Path, runs: int) -> dict[str, Any]:
     clock = ManualClock(NOW)
     store = CountingStore(SqliteDocumentStore(tmp / "store.sqlite3", CONTAINERS, clock))
@@ -147,6 +171,9 @@ async def bench(tmp: Path, runs: int) -> dict[str, Any]:
     service = Scheduling(store, bus, clock)  # type: ignore[arg-type]
     result: dict[str, Any] = {}
     try:
+        # Bookings name existing patients: the ones every section below books for.
+        for patient_id in [f"p-{i}" for i in range(300)] + [f"c-{i}" for i in range(50)]:
+            await store.container("patients").upsert({"id": patient_id, "type": "patient", "name": "Bench"})
         # -- one provider, 62 days, with 300 booked slots in the window ------------------------
         await service.put_provider(AGENT, "dr-one", provider("Europe/Warsaw"), "bench-setup-0001")
         calendar = Calendar.of(provider("Europe/Warsaw"))
@@ -178,6 +205,37 @@ async def bench(tmp: Path, runs: int) -> dict[str, Any]:
             "median_ms": _ms(await _timed(runs, lambda: service.free_slots("dr-one", window))),
             "calendar_only_median_ms": _ms(await _timed(runs, grid_only)),
             "store_ops": search_ops,
+        }
+
+        # -- a 5-minute calendar open around the clock, the whole 62-day window, page by page ----
+        around_the_clock = {
+            d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        }
+        dense = provider("Europe/Warsaw", slot=5).model_copy(update={"weeklyHours": around_the_clock})
+        await service.put_provider(AGENT, "dr-dense", dense, "bench-setup-0001")
+        wide = {"from": "2026-03-02", "to": "2026-05-02"}
+
+        async def walk() -> tuple[int, int]:
+            pages, slots, token = 0, 0, None
+            while True:
+                query = SlotQuery.model_validate({**wide, "maxItems": 200, "continuationToken": token})
+                answer = await service.free_slots("dr-dense", query)
+                pages, slots, token = pages + 1, slots + len(answer.slots), answer.continuationToken
+                if token is None:
+                    return pages, slots
+
+        first = await service.free_slots("dr-dense", SlotQuery.model_validate(wide))
+        (pages, slots), stall = await _longest_stall(walk)
+        result["search_62_days_5_minute_calendar"] = {
+            "first_page_slots": len(first.slots),
+            "first_page_bytes": len(first.model_dump_json(exclude_none=True)),
+            "first_page_median_ms": _ms(
+                await _timed(runs, lambda: service.free_slots("dr-dense", SlotQuery.model_validate(wide)))
+            ),
+            "pages_of_200": pages,
+            "slots_in_window": slots,
+            "whole_window_median_ms": _ms(await _timed(runs, walk)),
+            "longest_event_loop_stall_ms": _ms(stall),
         }
 
         # -- 500 providers, one day --------------------------------------------------------------

@@ -28,6 +28,7 @@ from devhost.config_files import (
 from devhost.discovery import DiscoveredApp, discover, load_app
 from devhost.errors import StartError
 from devhost.host import DevHost, run_server
+from devhost.http_host import request_body_limit
 from devhost.invocation import Invoker
 from shared.auth.dev_tokens import issue_dev_token
 from shared.config import Settings, get_settings
@@ -138,6 +139,7 @@ async def _serve(
                 host_config=host_config,
                 cors_origins=settings.cors_allowed_origins,
                 store=runtime.store,
+                max_request_bytes=request_body_limit(os.environ),
             )
             await host.check_queues()
             await host.check_change_feeds()

@@ -23,7 +23,7 @@ from devhost.cors import PlatformCors
 from devhost.discovery import ChangeFeedFunction, DiscoveredApp, QueueFunction, TopicFunction
 from devhost.errors import StartError
 from devhost.event_grid import EventGridHost, is_webhook
-from devhost.http_host import HttpHost
+from devhost.http_host import MAX_REQUEST_BYTES, HttpHost
 from devhost.invocation import Invoker
 from devhost.pacing import finish_or_cancel
 from devhost.queues import QueueRunner
@@ -64,11 +64,14 @@ class DevHost:
         host_config: HostConfig | None = None,
         cors_origins: tuple[str, ...] = (),
         store: DocumentStore | None = None,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         config = host_config or HostConfig()
         self.app = app
         self.route_prefix = config.route_prefix
-        self.http = HttpHost(app.http, invoker, route_prefix=config.route_prefix)
+        self.http = HttpHost(
+            app.http, invoker, route_prefix=config.route_prefix, max_request_bytes=max_request_bytes
+        )
         self.event_grid = EventGridHost(app.event_grid, invoker)
         # CORS always in front of the app's routes, as on Flex Consumption: with no origin listed a
         # preflight still gets 204. The host's own Event Grid webhook is not a browser endpoint.

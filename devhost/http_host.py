@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,22 @@ PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
 PROBLEM_TYPE_PREFIX = "urn:psc:problem:"
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")  # as the app's edge accepts one
-# The Functions host refuses requests larger than 100 MB.
+# The Functions host refuses request bodies larger than 100 MB unless the app setting
+# FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (bytes) says otherwise (HttpRequestBodySizeMiddleware sets
+# Kestrel's MaxRequestBodySize from it: a declared length over it, or the first byte past it
+# while reading, is a 413). We set it to the app's own 256 KiB, so a big body is refused while
+# it streams in, not after the host has buffered 100 MB for the function to refuse.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
+BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+
+
+def request_body_limit(environ: Mapping[str, str]) -> int:
+    """The host's body limit: FUNCTIONS_REQUEST_BODY_SIZE_LIMIT when it is a whole number of
+    bytes (the host ignores anything else), else 100 MB."""
+    text = (environ.get(BODY_LIMIT_SETTING) or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else MAX_REQUEST_BYTES
+
+
 # Set by the server for the body it sends; a function's own values would be wrong after conversion.
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 

@@ -44,7 +44,7 @@ def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | No
     body="shared.domain.scheduling:BookingRequest",
     response=APPOINTMENT,
     status=201,
-    errors=(404, 409, 503),
+    errors=(404, 409, 422, 503),
 )
 async def book_appointment(call: Call) -> Reply:
     """A patient books for themselves (`patientId` may be left out); staff name the patient and may

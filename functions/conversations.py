@@ -137,7 +137,7 @@ async def send_message(call: Call) -> Reply:
     summary="Transfer to a queue or an agent",
     body=M + "TransferRequest",
     response=VIEW,
-    errors=(404, 409),
+    errors=(404, 409, 422),
 )
 async def transfer_conversation(call: Call) -> Any:
     """An agent transfers their active conversation; a supervisor any waiting, offered or active
@@ -208,7 +208,7 @@ async def supervisor_board(call: Call) -> Reply:
     summary="Assign a waiting conversation to an agent (overrides presence and capacity)",
     body=M + "AssignRequest",
     response=VIEW,
-    errors=(400, 404, 409),
+    errors=(400, 404, 409, 422),
 )
 async def supervisor_assign(call: Call) -> Any:
     doc = await _lifecycle(call).assign(

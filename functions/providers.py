@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
+# Provider ids become part of FHIR ids: an Id held to FHIR's alphabet (checked at the edge).
+PROVIDER_ID = {"providerId": "shared.domain.scheduling:check_provider_id"}
 
 SIGNED_IN = tuple(Role)
 
@@ -34,6 +36,7 @@ def _scheduling(call: Call) -> Scheduling:
     summary="Create or replace a provider's calendar",
     body="shared.domain.scheduling:Provider",
     response="shared.domain.scheduling:ProviderView",
+    params=PROVIDER_ID,
 )
 async def put_provider(call: Call) -> Reply:
     """Weekly hours are wall-clock ranges in the provider's `timeZone`; an exception replaces one
@@ -55,6 +58,7 @@ async def put_provider(call: Call) -> Reply:
     summary="Read a provider",
     response="shared.domain.scheduling:ProviderView",
     errors=(404,),
+    params=PROVIDER_ID,
 )
 async def get_provider(call: Call) -> Reply:
     from shared.services.scheduling import provider_view
@@ -90,10 +94,12 @@ async def list_providers(call: Call) -> Reply:
     query="shared.domain.scheduling:SlotQuery",
     response="shared.domain.scheduling:FreeSlots",
     errors=(404,),
+    params=PROVIDER_ID,
 )
 async def provider_slots(call: Call) -> Reply:
     """`from`/`to` are ISO-8601 instants with an offset, or dates meaning the provider's local days
     (`to` inclusive), at most 62 days apart. Booked, held, too-soon and too-far slots are left out;
-    times are UTC."""
+    times are UTC. Pages of `maxItems` (default 200, at most 1000): pass `continuationToken` from
+    a page, with the same `from`/`to`, for the next one."""
     result = await _scheduling(call).free_slots(call.route("providerId"), call.query)
     return Reply(body=result)

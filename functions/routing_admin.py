@@ -31,17 +31,6 @@ def _directory(call: Call) -> RoutingDirectory:
     return RoutingDirectory(call.runtime.store)
 
 
-def _identifier(call: Call, name: str) -> str:
-    from shared.domain.queues import _identifier as check
-    from shared.errors import ValidationFailed
-
-    value = call.route(name)
-    try:
-        return check(value)
-    except ValueError as error:
-        raise ValidationFailed([{"field": name, "message": str(error)}]) from None
-
-
 async def _audit(call: Call, action: str, resource: str) -> None:
     from shared.services.audit import record_access
 
@@ -63,12 +52,12 @@ async def _audit(call: Call, action: str, resource: str) -> None:
     summary="Create or replace a queue",
     body=QUEUE,
     response=QUEUE,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_queue(call: Call) -> Reply:
     """Priority (smaller is served first), assignment method, skill matching, operating hours,
     overflow and timers. An overflow target must be a known queue."""
-    queue_id = _identifier(call, "queueId")
+    queue_id = call.route("queueId")
     created = await _directory(call).put_queue(queue_id, call.body, call.runtime.clock.now())
     await _audit(call, "create" if created else "update", f"manage/queues/{queue_id}")
     return Reply(body=call.body, status=201 if created else 200)
@@ -78,7 +67,7 @@ async def put_queue(call: Call) -> Reply:
     "manage/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
 )
 async def get_queue(call: Call) -> Reply:
-    return Reply(body=await _directory(call).get_queue(_identifier(call, "queueId")))
+    return Reply(body=await _directory(call).get_queue(call.route("queueId")))
 
 
 @api.route("manage/queues", "GET", access=READERS, summary="List queues in priority order")
@@ -93,7 +82,7 @@ async def list_queues(call: Call) -> Reply:
     summary="Replace the ordered routing rules",
     body=RULES,
     response=RULES,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_routing_rules(call: Call) -> Reply:
     """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
@@ -127,7 +116,7 @@ async def get_routing_rules(call: Call) -> Reply:
     summary="Create or replace an agent",
     body=AGENT,
     response=AGENT,
-    errors=(400,),
+    errors=(400, 422),
 )
 async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept."""

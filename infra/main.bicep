@@ -384,6 +384,9 @@ module api 'modules/function-app.bicep' = {
       // the worker carries the host's trace context into each invocation.
       PYTHON_ENABLE_OPENTELEMETRY: 'true'
       PSC_SWEEP_SCHEDULE: routingSweepSchedule
+      // The host's request body limit (default 100 MB) set to the API's own 256 KiB: a bigger
+      // body is refused (413) while it arrives instead of being buffered for the code to refuse.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '262144'
     }
   }
 }

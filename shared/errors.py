@@ -66,6 +66,20 @@ class Conflict(PscError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class UnprocessableContent(PscError):
+    """The body is well formed but names a record that does not exist (a patient, a queue, an
+    agent ...): 422, with the failing fields in `errors` as for a 400. A missing record named in
+    the *path* is a 404 instead."""
+
+    status, slug, title = 422, "unprocessable-content", "Unprocessable content"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
+        super().__init__(
+            detail or "The request refers to something that does not exist.", extensions={"errors": errors}
+        )
+        self.errors = errors
+
+
 class PreconditionFailed(PscError):
     status, slug, title = 412, "precondition-failed", "Precondition failed"
 

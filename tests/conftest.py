@@ -108,3 +108,34 @@ async def invoke(
     if response.mimetype:  # the host turns mimetype into Content-Type
         answer_headers.setdefault("Content-Type", response.mimetype)
     return Answer(response.status_code, answer_headers, response.get_body())
+
+
+async def seed_patients(runtime: Runtime, *patient_ids: str) -> None:
+    """Patient records for tests that only need them to exist (bookings name existing patients)."""
+    patients = runtime.store.container("patients")
+    for patient_id in patient_ids:
+        await patients.upsert({"id": patient_id, "type": "patient", "name": f"Patient {patient_id}"})
+
+
+async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: str) -> None:
+    """A conversation document about `patient_id`, as the escalation webhook stores one."""
+    from shared.domain.conversations import new_conversation
+
+    doc = new_conversation(
+        conversation_id=conversation_id,
+        bot_conversation_id=f"bot-{conversation_id}",
+        patient_id=patient_id,
+        patient_match="id",
+        now=runtime.clock.now(),
+        reason=None,
+        summary=None,
+        transcript=[],
+        urgency="routine",
+        specialty=None,
+        language="en",
+        context={},
+        channel=None,
+        locale=None,
+        body_format="native",
+    )
+    await runtime.store.container("conversations").upsert(doc)

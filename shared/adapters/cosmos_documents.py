@@ -30,6 +30,7 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
+from shared.domain.json_reader import JsonRejected, read_json
 from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
 from shared.ports.documents import (
     MAX_BATCH_OPERATIONS,
@@ -187,6 +188,22 @@ def _mapped_errors() -> Iterator[None]:
         raise Unavailable("The document store cannot be reached.") from exc
 
 
+_BAD_TOKEN = "The continuation token is not valid for this query."
+_MAX_TOKEN_BYTES = 16 * 1024
+
+
+def _check_token(token: str) -> None:
+    """A continuation token comes back from outside: bounded before the SDK parses it (the SDK's
+    own tokens are JSON a few levels deep, or opaque strings)."""
+    if len(token) > _MAX_TOKEN_BYTES:
+        raise BadRequest(_BAD_TOKEN)
+    if token.lstrip()[:1] in ("[", "{"):
+        try:
+            read_json(token, max_bytes=_MAX_TOKEN_BYTES, max_depth=8)
+        except JsonRejected:
+            raise BadRequest(_BAD_TOKEN) from None
+
+
 def _clean(item: Mapping[str, Any]) -> Item:
     return {key: value for key, value in item.items() if key not in _SYSTEM_FIELDS_DROPPED}
 
@@ -289,6 +306,8 @@ class CosmosContainer:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         sql, parameters = render_query(query)
+        if continuation is not None:
+            _check_token(continuation)
         client = await self._client()
         items: list[Item] = []
         token: str | None = None
@@ -309,11 +328,13 @@ class CosmosContainer:
                     token = pages.continuation_token or None
                     if token is None or (len(items) >= max_items if drain else bool(items)):
                         break
-        except CosmosHttpResponseError as exc:
-            if continuation is not None and exc.status_code == 400:
-                # The port promises BadRequest for a malformed or foreign token (an API caller's
-                # input once wrapped), not an unmapped 400 that would surface as a 500.
-                raise BadRequest("The continuation token does not belong to this query.") from None
+        except (ValueError, TypeError, KeyError, RecursionError, CosmosHttpResponseError) as exc:
+            # The SDK parses cross-partition tokens itself and the service answers 400 to a bad
+            # one: either way the caller sent a token we did not issue for this query (the port
+            # promises BadRequest, not an unmapped error that would surface as a 500).
+            refused = not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
+            if continuation is not None and refused:
+                raise BadRequest(_BAD_TOKEN) from None
             raise
         return Page(items=items, continuation=token)
 

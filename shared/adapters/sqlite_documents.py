@@ -68,6 +68,7 @@ from typing import Any
 
 from shared.adapters import sqlite_change_feed as change_feed
 from shared.adapters.sqlite_file import SqliteFile
+from shared.domain.json_reader import read_json
 from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from shared.ports.clock import Clock
 from shared.ports.documents import (
@@ -282,7 +283,8 @@ def _decode_token(token: str, fingerprint: str, key_count: int) -> list[Any]:
     invalid = BadRequest("The continuation token is not valid for this query.")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw)
+        # A token comes back from outside: the bounded reader (our tokens are two levels deep).
+        payload = read_json(raw, max_bytes=16 * 1024, max_depth=2)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid from None
     if (

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 TOLERANCE = timedelta(minutes=5)
 MAX_WEBHOOK_ID = 256
 MAX_SIGNATURES = 10
-_TIMESTAMP = re.compile(r"^\d{1,12}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 UNAUTHORIZED_DETAIL = "Valid authentication is required."
 
@@ -100,12 +100,15 @@ def verify_webhook(
         raise WebhookRejected("bad-webhook-id")
     if not _TIMESTAMP.match(stamp):
         raise WebhookRejected("bad-timestamp")
-    timestamp = datetime.fromtimestamp(int(stamp), tz=UTC)
+    # The window is compared in integers first: a datetime is built only from a timestamp inside
+    # it (12 digits reach year 33,658, which datetime cannot hold: that was an unauthenticated 500).
     # Inclusive bounds, as the reference library: exactly five minutes off is still accepted.
-    if timestamp < now - TOLERANCE:
+    seconds, tolerance = int(stamp), TOLERANCE.total_seconds()
+    if seconds < now.timestamp() - tolerance:
         raise WebhookRejected("timestamp-too-old")
-    if timestamp > now + TOLERANCE:
+    if seconds > now.timestamp() + tolerance:
         raise WebhookRejected("timestamp-too-new")
+    timestamp = datetime.fromtimestamp(seconds, tz=UTC)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.ids import Id
+from shared.domain.text import Line, Text
 from shared.errors import Conflict
 
 
@@ -192,26 +194,26 @@ class _Request(BaseModel):
 
 
 class MessageRequest(_Request):
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text = Field(min_length=1, max_length=4000)
 
 
 class TransferRequest(_Request):
     """Give exactly one: a queue (the conversation waits there) or an agent (offered to them)."""
 
-    queue_id: str | None = Field(None, alias="queueId", min_length=1, max_length=64)
-    agent_id: str | None = Field(None, alias="agentId", min_length=1, max_length=128)
+    queue_id: Id | None = Field(None, alias="queueId")
+    agent_id: Id | None = Field(None, alias="agentId")
 
 
 class CloseRequest(_Request):
-    disposition: str | None = Field(None, max_length=200)
+    disposition: Line | None = Field(None, max_length=200)
 
 
 class ForceCloseRequest(_Request):
-    reason: str | None = Field(None, max_length=200)
+    reason: Text | None = Field(None, max_length=200)
 
 
 class AssignRequest(_Request):
-    agent_id: str = Field(alias="agentId", min_length=1, max_length=128)
+    agent_id: Id = Field(alias="agentId")
 
 
 class BoardQuery(_Request):

@@ -14,9 +14,7 @@ patient's details are PHI: they are stored with the conversation and never logge
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,7 +29,11 @@ from pydantic import (
 )
 
 from shared.domain.conversations import iso
+from shared.domain.ids import ID_RULE, ExternalId, Id, is_id
+from shared.domain.json_reader import JsonRejected, read_json
 from shared.domain.queues import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
+from shared.domain.text import Line, Text
+from shared.domain.times import Day, Instant
 
 BodyFormat = Literal["native", "activity"]
 MAX_CONTEXT_KEYS = 50
@@ -40,8 +42,12 @@ ATTRIBUTE_KEYS = frozenset({"urgency", "specialty", "language", "locale"})
 # Context keys that identify the patient in an activity: used for matching, never kept as context.
 IDENTITY_KEYS = {"patientId": "id", "email": "email", "phone": "phone"}
 
-ContextKey = Annotated[str, Field(min_length=1, max_length=64)]
+ContextKey = Annotated[Line, Field(min_length=1, max_length=64)]
 MAX_CONTEXT_VALUE = 1000
+# channelData.tags is JSON inside a string: read by the same bounded reader as bodies, with room
+# for the largest context the model allows (50 values of 1,000 characters) and no more.
+MAX_TAGS_BYTES = 64 * 1024
+MAX_TAGS_DEPTH = 4
 
 
 def _context_value(value: Any) -> Any:
@@ -66,45 +72,48 @@ class _Bot(BaseModel):
 class EscalationPatient(_Bot):
     """Who the bot believes the patient is; every field optional (matching decides)."""
 
-    id: str | None = Field(None, min_length=1, max_length=64)
-    name: str | None = Field(None, max_length=200)
-    email: str | None = Field(None, max_length=320)
-    phone: str | None = Field(None, max_length=40)
-    dateOfBirth: date | None = None
-    language: str | None = Field(None, min_length=2, max_length=35)
+    id: Id | None = None
+    name: Line | None = Field(None, max_length=200)
+    email: Line | None = Field(None, max_length=320)
+    phone: Line | None = Field(None, max_length=40)
+    dateOfBirth: Day | None = None
+    language: Line | None = Field(None, min_length=2, max_length=35)
 
 
 class Triage(_Bot):
     urgency: Urgency
-    specialty: str | None = Field(None, min_length=1, max_length=64)
-    symptoms: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    specialty: Line | None = Field(None, min_length=1, max_length=64)
+    symptoms: list[Annotated[Line, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
 
 
 class TranscriptEntry(_Bot):
     from_: Literal["bot", "patient"] = Field(alias="from")
-    text: str = Field(max_length=10_000)
-    timestamp: datetime
+    text: Text = Field(max_length=10_000)
+    timestamp: Instant
 
 
 class NativeEscalation(_Bot):
     """The native escalation body."""
 
-    botConversationId: str = Field(min_length=1, max_length=512)
+    botConversationId: ExternalId
     patient: EscalationPatient
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
     triage: Triage
     transcript: list[TranscriptEntry] = Field(max_length=2000)
-    locale: str | None = Field(None, min_length=2, max_length=35)
-    channel: str | None = Field(None, max_length=64)
+    locale: Line | None = Field(None, min_length=2, max_length=35)
+    channel: Line | None = Field(None, max_length=64)
     context: Context = Field(default_factory=dict)
 
 
 def _json_object(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
-            raise ValueError('must be a JSON string {"type":"Escalate","context":{...}}') from None
+            return read_json(value, max_bytes=MAX_TAGS_BYTES, max_depth=MAX_TAGS_DEPTH)
+        except JsonRejected as rejected:
+            where = f" (at {rejected.path})" if rejected.path else ""
+            raise ValueError(
+                f'must be a JSON string {{"type":"Escalate","context":{{...}}}}: it {rejected.message}{where}'
+            ) from None
     return value  # an object is accepted too (some bots send it unencoded)
 
 
@@ -113,9 +122,12 @@ class EscalateTags(_Bot):
     context: Context = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_urgency(self) -> EscalateTags:
+    def _known_urgency_and_patient_id(self) -> EscalateTags:
         if "urgency" in self.context and _urgency(self.context["urgency"]) is None:
             raise ValueError("context.urgency must be one of emergency, urgent, routine")
+        # The same id rule as a native body's patient.id: it names one of our records.
+        if "patientId" in self.context and not is_id(str(self.context["patientId"])):
+            raise ValueError("context.patientId " + ID_RULE)
         return self
 
 
@@ -134,17 +146,17 @@ class ChannelData(_Bot):
 
 
 class ActivityConversation(_Bot):
-    id: str = Field(min_length=1, max_length=512)
+    id: ExternalId
 
 
 class BotActivity(_Bot):
     """A Bot Framework activity carrying the Omnichannel escalation tags."""
 
-    type: str | None = Field(None, max_length=64)
+    type: Line | None = Field(None, max_length=64)
     conversation: ActivityConversation
-    text: str | None = Field(None, max_length=20_000, description="Agent-only escalation summary.")
-    locale: str | None = Field(None, min_length=2, max_length=35)
-    channelId: str | None = Field(None, max_length=64)
+    text: Text | None = Field(None, max_length=20_000, description="Agent-only escalation summary.")
+    locale: Line | None = Field(None, min_length=2, max_length=35)
+    channelId: Line | None = Field(None, max_length=64)
     channelData: ChannelData
 
 
@@ -173,6 +185,17 @@ class EscalationRequest(RootModel[NativeEscalation | BotActivity]):
         model: type[BaseModel] = BotActivity if _format_of(data) == "activity" else NativeEscalation
         # A ValidationError raised here keeps its field paths (body.triage.urgency, ...).
         return cls.model_construct(root=model.model_validate(data))  # type: ignore[arg-type]
+
+    @classmethod
+    def model_validate_json(
+        cls, json_data: str | bytes | bytearray, *, strict: bool | None = None, **kwargs: Any
+    ) -> EscalationRequest:
+        """From JSON text (how the edge validates bodies): the chosen format validates the text
+        itself, so strict JSON rules hold (the wrap validator above sees Python objects, where
+        strict mode would refuse the strings JSON carries dates and enums in)."""
+        data = read_json(bytes(json_data) if not isinstance(json_data, str) else json_data)
+        model: type[BaseModel] = BotActivity if _format_of(data) == "activity" else NativeEscalation
+        return cls.model_construct(root=model.model_validate_json(json_data, strict=strict, **kwargs))  # type: ignore[arg-type]
 
     def normalized(self) -> Escalation:
         root = self.root

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.text import Line
+
 
 class _Model(BaseModel):
     # defer_build: validators are compiled on first use, not while the worker indexes functions.
@@ -30,7 +32,7 @@ class LinkCode(_Model):
 
 
 class LinkRequest(_Model):
-    code: str = Field(
+    code: Line = Field(
         min_length=1,
         max_length=32,
         examples=["7KQ2M-9XH4T"],

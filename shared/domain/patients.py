@@ -4,11 +4,14 @@ only clinical staff see."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from shared.domain.ids import Id
+from shared.domain.text import Line, Text
+from shared.domain.times import Day
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # BCP 47 language tag, the common subset: language, optional script, optional region.
@@ -96,7 +99,7 @@ class QuietHours(_Strict):
 class PatientProfile(_Strict):
     """What a patient sees and edits about themselves (`/api/me/profile`)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     language: LanguageTag = "en"
     timeZone: TimeZoneName = "UTC"
     email: EmailAddress | None = None
@@ -115,17 +118,17 @@ class PatientProfile(_Strict):
 
 
 class ClinicalFields(_Strict):
-    dateOfBirth: date | None = None
-    clinicalNotes: str | None = Field(default=None, max_length=4000)
+    dateOfBirth: Day | None = None
+    clinicalNotes: Text | None = Field(default=None, max_length=4000)
 
 
 class PatientRecord(PatientProfile):
     """The staff view (`/api/patients/{patientId}`); clinical fields only for ClinicalUser."""
 
-    id: str | None = Field(default=None, description="Read-only; the patient id.")
+    id: Id | None = Field(default=None, description="Read-only; the patient id.")
     provisional: bool | None = Field(default=None, description="Read-only; created by a bot escalation.")
-    dateOfBirth: date | None = None
-    clinicalNotes: str | None = Field(default=None, max_length=4000)
+    dateOfBirth: Day | None = None
+    clinicalNotes: Text | None = Field(default=None, max_length=4000)
 
 
 PROFILE_FIELDS = tuple(PatientProfile.model_fields)

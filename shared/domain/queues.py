@@ -6,30 +6,23 @@ The request shapes are fixed by the consoles (issue 4); every field but a queue'
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.domain.ids import Id
 from shared.domain.patients import TimeZoneName
+from shared.domain.text import Line, Text
 from shared.domain.week import ClockTime, Weekday
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FALLBACK_LANGUAGE = "en"
 
-
-def _identifier(value: str) -> str:
-    if not _ID.match(value):
-        raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
-SkillName = Annotated[str, Field(min_length=1, max_length=64)]
+Identifier = Id
+SkillName = Annotated[Line, Field(min_length=1, max_length=64)]
 SkillLevel = Annotated[int, Field(ge=1, le=10)]
 Skills = dict[SkillName, SkillLevel]
-Language = Annotated[str, Field(min_length=2, max_length=35)]
+Language = Annotated[Line, Field(min_length=2, max_length=35)]
 
 
 class _Model(BaseModel):
@@ -88,7 +81,7 @@ class Overflow(_Model):
     max_wait_seconds: int | None = Field(None, alias="maxWaitSeconds", ge=1)
     action: OverflowAction = OverflowAction.END
     target_queue_id: Identifier | None = Field(None, alias="targetQueueId")
-    message: str | None = Field(None, max_length=1000)
+    message: Text | None = Field(None, max_length=1000)
 
     @model_validator(mode="after")
     def _target_for_transfer(self) -> Overflow:
@@ -98,7 +91,7 @@ class Overflow(_Model):
 
 
 class QueueSettings(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     # Smaller number = served first, as in unified routing.
     priority: int = Field(100, ge=0, le=10_000)
     assignment_method: AssignmentMethod = Field(AssignmentMethod.HIGHEST_CAPACITY, alias="assignmentMethod")
@@ -117,9 +110,11 @@ class RuleCondition(_Model):
     """Every listed attribute must match; a list matches any of its values; empty matches all."""
 
     urgency: list[Urgency] | None = None
-    specialty: list[str] | None = None
-    language: list[str] | None = None
-    context: dict[str, str | int] | None = None
+    specialty: list[Annotated[Line, Field(max_length=64)]] | None = Field(None, max_length=100)
+    language: list[Language] | None = Field(None, max_length=100)
+    context: (
+        dict[Annotated[Line, Field(max_length=64)], Annotated[Line, Field(max_length=1000)] | int] | None
+    ) = Field(None, max_length=50)
 
 
 class RoutingRule(_Model):
@@ -137,7 +132,7 @@ class RoutingRules(_Model):
 
 
 class AgentProfile(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     skills: Skills = Field(default_factory=dict)
     languages: list[Language] = Field(default_factory=lambda: [FALLBACK_LANGUAGE], max_length=50)
     capacity: int = Field(3, ge=1, le=100)

@@ -28,19 +28,43 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from shared.domain.ids import Id, check_id
 from shared.domain.patients import TimeZoneName
+from shared.domain.text import Line, Text
+from shared.domain.times import Day, Instant, parse_day, parse_instant
 from shared.domain.week import WEEKDAYS, ClockTime, Weekday, minutes_of
 
 MAX_SEARCH_DAYS = 62
+DEFAULT_SLOT_PAGE = 200
+MAX_SLOT_PAGE = 1000
 
 # Provider ids end up inside FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) together with a slot's start, so
-# they are held to FHIR's alphabet and leave room for the 15-character start suffix.
-PROVIDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,47}$")
-APPOINTMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+# they are Ids held to FHIR's alphabet, leaving room for the 15-character start suffix.
+PROVIDER_ID_PATTERN = r"^[A-Za-z0-9.-]{1,48}$"
+_FHIR_SAFE = re.compile(PROVIDER_ID_PATTERN)
+PROVIDER_ID_RULE = "must be 1-48 letters, digits, '-' or '.' (not . or ..)"
+
+
+def check_provider_id(value: str) -> str:
+    try:
+        check_id(value)
+    except ValueError:
+        raise ValueError(PROVIDER_ID_RULE) from None
+    if not _FHIR_SAFE.match(value):
+        raise ValueError(PROVIDER_ID_RULE)
+    return value
+
+
+ProviderId = Annotated[
+    str,
+    AfterValidator(check_provider_id),
+    WithJsonSchema({"type": "string", "pattern": _FHIR_SAFE.pattern, "maxLength": 48}),
+]
 
 # FHIR R4 Appointment.status values this service moves between (the brief's statuses).
 Status = Literal["booked", "arrived", "fulfilled", "cancelled", "noshow", "entered-in-error"]
@@ -77,7 +101,7 @@ class _Strict(BaseModel):
 class DateException(_Strict):
     """Other hours on one date in the provider's zone; `hours: []` closes the date."""
 
-    date: date
+    date: Day
     hours: DayHours = Field(default_factory=list)
 
 
@@ -93,8 +117,8 @@ class BookingRules(_Strict):
 class Provider(_Strict):
     """A provider's calendar (the body of `PUT /api/manage/providers/{providerId}`)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    specialty: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=200)
+    specialty: Line = Field(min_length=1, max_length=100)
     timeZone: TimeZoneName
     slotMinutes: int = Field(ge=5, le=480)
     weeklyHours: dict[Weekday, DayHours] = Field(default_factory=dict)
@@ -119,42 +143,36 @@ class ProviderList(BaseModel):
 
 
 class ProviderListQuery(_Strict):
-    specialty: str | None = Field(default=None, min_length=1, max_length=100)
+    specialty: Line | None = Field(default=None, min_length=1, max_length=100)
     limit: int = Field(default=50, ge=1, le=100)
     continuationToken: str | None = Field(default=None, max_length=2000)
 
 
-def _instant_or_date(value: Any) -> Any:
-    """A query bound: a local date (`2026-03-29`) or an ISO-8601 instant with an offset."""
+def instant_or_day(value: Any) -> Any:
+    """A query bound: a local date (`2026-03-29`) or an ISO-8601 instant with an offset, both
+    within the supported years (shared/domain/times.py)."""
     if isinstance(value, str):
         text = value.strip()
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            raise ValueError("needs a UTC offset or Z (or give a date YYYY-MM-DD)")
-        return parsed.astimezone(UTC)
+        return parse_day(text) if len(text) == 10 else parse_instant(text)
     return value
 
 
 class SlotQuery(_Strict):
     """`from`/`to`: instants with an offset, or dates meaning the provider's local days (`to`
-    inclusive); at most 62 days apart."""
+    inclusive); at most 62 days apart. Results come in pages of `maxItems` (default 200, at most
+    1000); pass `continuationToken` from a page to get the next."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     start: datetime | date = Field(alias="from")
     end: datetime | date = Field(alias="to")
+    maxItems: int = Field(default=DEFAULT_SLOT_PAGE, ge=1, le=MAX_SLOT_PAGE)
+    continuationToken: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
-        try:
-            return _instant_or_date(value)
-        except ValueError as exc:
-            raise ValueError(
-                str(exc) if "offset" in str(exc) else "must be an ISO-8601 instant or date"
-            ) from None
+        return instant_or_day(value)
 
 
 class Slot(BaseModel):
@@ -166,27 +184,21 @@ class FreeSlots(BaseModel):
     providerId: str
     timeZone: str
     slots: list[Slot]
-
-
-def _aware_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("needs a UTC offset or Z")
-    return value.astimezone(UTC)
-
-
-Instant = Annotated[datetime, AfterValidator(_aware_utc), Field(examples=["2026-03-30T06:00:00Z"])]
-AppointmentId = Annotated[str, Field(pattern=APPOINTMENT_ID.pattern)]
-PatientRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    continuationToken: str | None = Field(
+        default=None, description="More free slots in the window: pass it back to get them."
+    )
 
 
 class BookingRequest(_Strict):
-    providerId: str = Field(pattern=PROVIDER_ID.pattern)
+    providerId: ProviderId
     start: Instant
-    patientId: PatientRef | None = Field(
+    patientId: Id | None = Field(
         default=None, description="Required for staff; a patient books for themselves."
     )
-    reason: str = Field(min_length=1, max_length=500)
-    conversationId: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    reason: Text = Field(min_length=1, max_length=500)
+    conversationId: Id | None = Field(
+        default=None, description="Staff only: the conversation (of this patient) the booking was made in."
+    )
 
 
 class RescheduleRequest(_Strict):
@@ -227,9 +239,9 @@ class AppointmentSearch(_Strict):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    patientId: PatientRef | None = None
-    providerId: str | None = Field(default=None, pattern=PROVIDER_ID.pattern)
-    day: date | None = Field(default=None, alias="date", description="YYYY-MM-DD, with providerId")
+    patientId: Id | None = None
+    providerId: ProviderId | None = None
+    day: Day | None = Field(default=None, alias="date", description="YYYY-MM-DD, with providerId")
     maxItems: int = Field(default=50, ge=1, le=100)
     continuationToken: str | None = Field(default=None, max_length=2000)
 
@@ -393,16 +405,16 @@ class FhirSlotQuery(_Strict):
     the default prefix. `status=free|busy` filters."""
 
     schedule: str = Field(min_length=1, max_length=100)
-    start: str = Field(min_length=10, max_length=40)
+    start: str = Field(min_length=10, max_length=60)
     status: Literal["free", "busy"] | None = None
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        provider_id = value.removeprefix("Schedule/")
-        if not PROVIDER_ID.match(provider_id):
-            raise ValueError("must be Schedule/<providerId>")
-        return provider_id
+        try:
+            return check_provider_id(value.removeprefix("Schedule/"))
+        except ValueError:
+            raise ValueError("must be Schedule/<providerId>") from None
 
     @field_validator("start")
     @classmethod
@@ -410,13 +422,13 @@ class FhirSlotQuery(_Strict):
         match = _FHIR_DATE.match(value)
         if not match:
             raise ValueError("must be a date YYYY-MM-DD or ge<ISO-8601 instant>")
-        _instant_or_date(match.group(2))  # raises ValueError on a bad date or a naive instant
+        instant_or_day(match.group(2))  # raises ValueError on a bad date or a naive instant
         return value
 
     def window(self) -> SlotQuery:
         match = _FHIR_DATE.match(self.start)
         assert match is not None  # validated
-        bound = _instant_or_date(match.group(2))
+        bound = instant_or_day(match.group(2))
         if isinstance(bound, datetime):
             return SlotQuery.model_validate({"from": bound, "to": bound + timedelta(days=1)})
         return SlotQuery.model_validate({"from": bound, "to": bound})

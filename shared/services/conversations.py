@@ -17,7 +17,7 @@ from shared.auth.principal import Principal, Role
 from shared.domain.conversations import HOLDS_CAPACITY, LIVE, Status, iso, move
 from shared.domain.queues import QueueSettings
 from shared.domain.routing import Waiting, can_take
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, UnprocessableContent, ValidationFailed
 from shared.ports.clock import Clock
 from shared.ports.documents import DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
@@ -67,6 +67,16 @@ BOARD_FIELDS = (
 
 def is_supervisor(principal: Principal) -> bool:
     return principal.has(Role.SUPERVISOR)
+
+
+async def conversation_patient(store: DocumentStore, conversation_id: str) -> str | None:
+    """The patient a conversation is about, or None when there is no such conversation (one point
+    read: other capabilities check a reference with it, e.g. a booking made in a conversation)."""
+    try:
+        doc = await store.container(CONVERSATIONS).read(conversation_id, conversation_id)
+    except NotFound:
+        return None
+    return str(doc.get("patientId")) if doc.get("patientId") else ""
 
 
 class Lifecycle:
@@ -287,14 +297,16 @@ class Lifecycle:
             and queue_id not in await self.assignment.directory.queue_index()
             and queue_id != DEFAULT_QUEUE
         ):
-            raise ValidationFailed([{"field": "queueId", "message": "is not a known queue"}])
+            raise UnprocessableContent([{"field": "queueId", "message": "is not a known queue"}])
         settings = await self.assignment.directory.queue(target_queue)
         target_agent = None
         if agent_id is not None:
             try:
                 target_agent = await self.assignment.directory.agent_doc(agent_id)
             except NotFound:
-                raise ValidationFailed([{"field": "agentId", "message": "is not a known agent"}]) from None
+                raise UnprocessableContent(
+                    [{"field": "agentId", "message": "is not a known agent"}]
+                ) from None
             probe = Waiting(
                 conversation_id,
                 target_queue,
@@ -452,6 +464,10 @@ class Lifecycle:
     ) -> Item:
         """A supervisor gives a waiting (or re-gives an offered) conversation to an agent, overriding
         presence and capacity as the reference product allows."""
+        try:  # the body's reference first: an unknown agent is 422 whatever the conversation's state
+            await self.assignment.directory.agent_doc(agent_id)
+        except NotFound:
+            raise UnprocessableContent([{"field": "agentId", "message": "is not a known agent"}]) from None
         current = await self._read(conversation_id)
         if current["status"] not in (Status.WAITING, Status.OFFERED):
             raise Conflict(f"the conversation is {current['status']}")

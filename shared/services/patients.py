@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from shared.auth.principal import Principal
+from shared.domain.ids import ID_RULE, is_id
 from shared.domain.patients import (
     CLINICAL_FIELDS,
     PROFILE_FIELDS,
@@ -36,7 +36,6 @@ from shared.services.patient_matching import ContactIndex, contacts_of
 log = logging.getLogger("psc.patients")
 
 PATIENTS = "patients"
-_PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _RETRIES = 12
 
 
@@ -51,9 +50,19 @@ class Stored:
 
 
 def check_patient_id(patient_id: str) -> str:
-    if not _PATIENT_ID.match(patient_id):
-        raise ValidationFailed([{"field": "patientId", "message": "is not a valid patient id"}])
+    if not is_id(patient_id):
+        raise ValidationFailed([{"field": "patientId", "message": ID_RULE}])
     return patient_id
+
+
+async def patient_exists(store: DocumentStore, patient_id: str) -> bool:
+    """Whether a patient record exists (one point read; not audited: it reveals no patient data,
+    and callers that go on to use the record audit that use)."""
+    try:
+        await store.container(PATIENTS).read(patient_id, patient_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _phi_of(item: Item) -> None:

@@ -28,7 +28,7 @@ from shared.domain.queues import (
     RoutingAttributes,
     RoutingRules,
 )
-from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableContent, ValidationFailed
 from shared.ports.documents import Container, DocumentStore, Item
 from shared.services import lists
 
@@ -142,7 +142,7 @@ class RoutingDirectory:
             if target == queue_id:
                 raise ValidationFailed([{"field": "overflow.targetQueueId", "message": "is this queue"}])
             if target not in await self.queue_index() and target != DEFAULT_QUEUE:
-                raise ValidationFailed(
+                raise UnprocessableContent(
                     [{"field": "overflow.targetQueueId", "message": "is not a known queue"}]
                 )
         existing = await self.queue_doc(queue_id)
@@ -219,7 +219,7 @@ class RoutingDirectory:
         if rules.fallback_queue_id not in known:
             errors.append({"field": "fallbackQueueId", "message": "is not a known queue"})
         if errors:
-            raise ValidationFailed(errors)
+            raise UnprocessableContent(errors)
         await self._routing.upsert(
             {
                 "id": RULES_ID,
@@ -241,7 +241,7 @@ class RoutingDirectory:
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
         unknown = [q for q in profile.queues if q not in known]
         if unknown:
-            raise ValidationFailed(
+            raise UnprocessableContent(
                 [
                     {"field": f"queues.{profile.queues.index(q)}", "message": "is not a known queue"}
                     for q in unknown

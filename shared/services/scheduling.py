@@ -31,22 +31,19 @@ a cancelled appointment, a no-show of a no-show.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.auth.principal import Principal
 from shared.catalog import QUEUES
+from shared.domain.ids import is_id
 from shared.domain.scheduling import (
-    APPOINTMENT_ID,
-    PROVIDER_ID,
     TRANSITIONS,
     Appointment,
     BookingRequest,
@@ -61,6 +58,9 @@ from shared.domain.scheduling import (
     search_window,
     slot_id,
 )
+from shared.domain.scheduling import (
+    check_provider_id as provider_id_problem,
+)
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -68,6 +68,7 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
     Unavailable,
+    UnprocessableContent,
     ValidationFailed,
 )
 from shared.messaging import json_message
@@ -77,6 +78,7 @@ from shared.ports.documents import DocumentStore, Item, Query, where
 from shared.ports.messages import MessageBus
 from shared.services import lists
 from shared.services.audit import Action, record_access
+from shared.services.slot_search import after_of, free_of, free_page, page_token
 
 log = logging.getLogger("psc.scheduling")
 
@@ -112,13 +114,14 @@ def provider_view(item: Item) -> ProviderView:
 
 
 def check_provider_id(provider_id: str) -> str:
-    if not PROVIDER_ID.match(provider_id):
-        raise ValidationFailed([{"field": "providerId", "message": "is not a valid provider id"}])
-    return provider_id
+    try:
+        return provider_id_problem(provider_id)
+    except ValueError as error:
+        raise ValidationFailed([{"field": "providerId", "message": str(error)}]) from None
 
 
 def check_appointment_id(appointment_id: str) -> str:
-    if not APPOINTMENT_ID.match(appointment_id):
+    if not is_id(appointment_id):
         raise ValidationFailed([{"field": "id", "message": "is not a valid appointment id"}])
     return appointment_id
 
@@ -224,13 +227,23 @@ class Scheduling:
                 return found
 
     async def free_slots(self, provider_id: str, query: SlotQuery) -> FreeSlots:
+        """One page of bookable slots (shared/services/slot_search.py)."""
         provider = await self.provider(provider_id)
         calendar = Calendar.of(provider)
-        free, _ = await self._search(provider_id, calendar, query)
+        window = _window(query, calendar)
+        after = after_of(query.continuationToken, provider_id, window) if query.continuationToken else None
+
+        async def taken_between(start: datetime, end: datetime) -> list[TakenSlot]:
+            return await self.taken(provider_id, start, end)
+
+        free, more = await free_page(
+            taken_between, calendar, window, now=self._clock.now(), after=after, limit=query.maxItems
+        )
         return FreeSlots(
             providerId=provider_id,
             timeZone=provider["timeZone"],
             slots=[Slot(start=iso_z(s), end=iso_z(e)) for s, e in free],
+            continuationToken=page_token(provider_id, window, free[-1][0]) if more else None,
         )
 
     async def slot_states(
@@ -243,10 +256,7 @@ class Scheduling:
     async def _search(
         self, provider_id: str, calendar: Calendar, query: SlotQuery
     ) -> tuple[list[tuple[datetime, datetime]], list[TakenSlot]]:
-        try:
-            start, end = search_window(query, calendar.zone)
-        except ValueError as exc:
-            raise ValidationFailed([{"field": "query", "message": str(exc)}]) from None
+        start, end = _window(query, calendar)
         earliest, last_day = calendar.bookable_window(self._clock.now())
         taken = await self.taken(provider_id, start, end + calendar.slot)
         return free_of(calendar.slots_between(max(start, earliest), end), taken, calendar, last_day), [
@@ -266,6 +276,7 @@ class Scheduling:
         mark_phi(request.reason)  # free text from the patient: masked if anything logs it
         patient_id = _patient_for(actor, request.patientId)
         conversation_id = None if actor.acts_as_patient_only else request.conversationId
+        provider = await self._references(actor, request, patient_id, conversation_id)
         start = request.start
         lookup: Item | None = None
         fingerprint = _sha256(
@@ -280,7 +291,6 @@ class Scheduling:
                 replay = await self._replay(actor, lookup, fingerprint, correlation_id)
                 if replay is not None:
                     return replay
-        provider = await self.provider(request.providerId)
         calendar = Calendar.of(provider)
         slot = calendar.slot_at(start)
         if slot is None:
@@ -359,6 +369,36 @@ class Scheduling:
         await self._publish("booked", item)
         log.info("appointment booked", extra={"appointment_id": appointment_id})
         return Booked(item)
+
+    async def _references(
+        self, actor: Principal, request: BookingRequest, patient_id: str, conversation_id: str | None
+    ) -> Item:
+        """Everything a booking names must exist before anything is written: the patient (a
+        patient's own record missing is 404; a staff request naming a missing one is 422, as are
+        an unknown provider and a conversation that is not this patient's). Returns the provider."""
+        from shared.services.conversations import conversation_patient
+        from shared.services.patients import patient_exists
+
+        errors = []
+        if not await patient_exists(self._store, patient_id):
+            if actor.acts_as_patient_only:
+                raise NotFound("No such patient.")
+            errors.append({"field": "body.patientId", "message": "is not a known patient"})
+        if conversation_id is not None:
+            about = await conversation_patient(self._store, conversation_id)
+            if about is None:
+                errors.append({"field": "body.conversationId", "message": "is not a known conversation"})
+            elif about != patient_id:
+                errors.append(
+                    {"field": "body.conversationId", "message": "is not a conversation of this patient"}
+                )
+        try:
+            provider = await self.provider(request.providerId)
+        except NotFound:
+            errors.append({"field": "body.providerId", "message": "is not a known provider"})
+        if errors:
+            raise UnprocessableContent(errors)
+        return provider
 
     async def _replay(
         self, actor: Principal, lookup: Item, fingerprint: str, correlation_id: str
@@ -715,28 +755,11 @@ def _patient_for(actor: Principal, requested: str | None) -> str:
     return requested
 
 
-def free_of(
-    grid: Iterable[tuple[datetime, datetime]],
-    taken: Sequence[TakenSlot],
-    calendar: Calendar,
-    last_day: date,
-) -> list[tuple[datetime, datetime]]:
-    """Grid slots inside the booking horizon that overlap no taken slot (taken may lie on an older
-    grid, so this compares intervals, not ids)."""
-    ordered = sorted(taken, key=lambda t: t.start)
-    starts = [t.start for t in ordered]
-    reach: list[datetime] = []  # reach[i] = latest end among ordered[: i + 1]
-    for t in ordered:
-        reach.append(max(reach[-1], t.end) if reach else t.end)
-    free = []
-    for start, end in grid:
-        if calendar.local_date(start) > last_day:
-            break
-        i = bisect.bisect_left(starts, end)  # taken slots starting before this slot ends
-        if i and reach[i - 1] > start:
-            continue
-        free.append((start, end))
-    return free
+def _window(query: SlotQuery, calendar: Calendar) -> tuple[datetime, datetime]:
+    try:
+        return search_window(query, calendar.zone)
+    except ValueError as exc:
+        raise ValidationFailed([{"field": "query", "message": str(exc)}]) from None
 
 
 # ---- demo data ----------------------------------------------------------------------------------

@@ -9,6 +9,18 @@ Models may be named lazily as "module:Class": the worker imports every function 
 it, so a capability's models (and pydantic itself, ~0.1 s) load with its first call, not at
 cold start of every function in the app.
 
+What the edge checks for every route, so no route can forget (each refusal is a 400 problem that
+names the field and never echoes the value, and comes before the handler writes anything):
+
+* every path parameter is an `Id` (shared/domain/ids.py) unless the route names another checker
+  in `params` (e.g. an `ExternalId`, or a narrower id);
+* a JSON body is read by the one bounded reader (shared/domain/json_reader.py: size, depth,
+  duplicate keys, control and bidi characters in every string) and validated **strictly** (no
+  bool→int, str→int, int→str or float→int);
+* a route without a body accepts none, whitespace or exactly `{}`;
+* query values are strings parsed into their types (lax), each given at most once, with the same
+  character rules as bodies.
+
 A route declared with `allow(..., signed_webhook=True)` also accepts, from a request without an
 `Authorization` header, a Standard Webhooks signature over the raw body (verified at the token
 step, against the runtime clock); the handler then sees `call.webhook` (its `webhook-id`) and the
@@ -22,10 +34,12 @@ import importlib
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
@@ -53,6 +67,11 @@ log = logging.getLogger("psc.http")
 
 MAX_BODY_BYTES = 256 * 1024
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_ROUTE_PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)")
+# How a path parameter is checked unless the route says otherwise: "module:function" returning
+# the value or raising ValueError, imported on first use (cold start stays free of pydantic).
+ID_PARAM = "shared.domain.ids:check_id"
+EXTERNAL_ID_PARAM = "shared.domain.ids:check_external_id"
 
 
 @dataclass(frozen=True)
@@ -132,15 +151,17 @@ Handler = Callable[[Call], Awaitable["BaseModel | Reply | None"]]
 
 
 @cache
-def _import_model(ref: str) -> type[BaseModel]:
+def _import_model(ref: str) -> Any:
     module, _, name = ref.partition(":")
-    model: type[BaseModel] = getattr(importlib.import_module(module), name)
-    return model
+    return getattr(importlib.import_module(module), name)
 
 
 def resolve_model(ref: type[BaseModel] | str) -> type[BaseModel]:
     """A model class, or "module:Class" imported on first use."""
-    return _import_model(ref) if isinstance(ref, str) else ref
+    if isinstance(ref, str):
+        model: type[BaseModel] = _import_model(ref)
+        return model
+    return ref
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,8 @@ class RouteSpec:
     description: str = ""
     # Other success statuses the route answers with the same response model: (status, meaning).
     also: tuple[tuple[int, str], ...] = ()
+    # Every path parameter with the checker it must pass ("module:function").
+    params: tuple[tuple[str, str], ...] = ()
 
 
 ROUTES: list[RouteSpec] = []
@@ -184,7 +207,16 @@ class Api:
         status: int = 200,
         errors: tuple[int, ...] = (),
         also: tuple[tuple[int, str], ...] = (),
+        params: dict[str, str] | None = None,
     ) -> Callable[[Handler], Any]:
+        """`params` overrides the checker of a path parameter (every one is an `Id` otherwise):
+        e.g. `{"botConversationId": EXTERNAL_ID_PARAM}`."""
+        names = _ROUTE_PARAM.findall(route)
+        unknown = set(params or {}) - set(names)
+        if unknown:
+            raise ValueError(f"route {route!r} has no parameter {sorted(unknown)}")
+        checked = tuple((name, (params or {}).get(name, ID_PARAM)) for name in names)
+
         def decorate(handler: Handler) -> Any:
             spec = RouteSpec(
                 route=route,
@@ -200,6 +232,7 @@ class Api:
                 errors=errors,
                 description=(handler.__doc__ or "").strip(),
                 also=also,
+                params=checked,
             )
 
             # The worker binds by parameter name (`req`), so this must not use functools.wraps:
@@ -265,30 +298,90 @@ def _verify_webhook(runtime: Runtime, req: func.HttpRequest, raw: bytes) -> Webh
         raise
 
 
+def _field(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if path else prefix
+
+
+def _parse_params(spec: RouteSpec, req: func.HttpRequest) -> None:
+    errors = []
+    for name, ref in spec.params:
+        value = req.route_params.get(name)
+        if value is None:
+            continue
+        try:
+            _import_model(ref)(value)
+        except ValueError as error:
+            errors.append({"field": name, "message": str(error)})
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _read(raw: bytes, prefix: str) -> Any:
+    from shared.domain.json_reader import JsonRejected, read_json
+
+    try:
+        return read_json(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonRejected as rejected:
+        raise ValidationFailed(
+            [{"field": _field(prefix, rejected.path), "message": rejected.message}]
+        ) from None
+
+
 def _parse_body(spec: RouteSpec, req: func.HttpRequest, raw: bytes) -> Any:
     if spec.body is None:
+        # An action without a body (accept, cancel, ...): nothing, or an empty object.
+        if raw.strip() and _read(raw, "body") != {}:
+            raise ValidationFailed(
+                [{"field": "body", "message": "This operation takes no body (send none or {})."}]
+            )
         return None
     if not raw.strip():
         raise ValidationFailed([{"field": "body", "message": "A JSON body is required."}])
     if not _is_json(req.headers.get("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
+    _read(raw, "body")  # size, depth, duplicate keys, characters: before any model sees it
     from pydantic import ValidationError
 
     try:
-        return resolve_model(spec.body).model_validate_json(raw)
+        # Strict: a JSON true is not 1 and "3" is not 3. Dates and enums still come as strings.
+        return resolve_model(spec.body).model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise validation_failed(exc, "body") from None
+
+
+def _repeated_keys(url: str) -> list[str]:
+    """Query keys given more than once (the worker hands a function only one value per key)."""
+    counts = Counter(key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    return [key for key, count in counts.items() if count > 1]
 
 
 def _parse_query(spec: RouteSpec, req: func.HttpRequest) -> Any:
     if spec.query is None:
         return None
+    from shared.domain.text import TEXT_RULE, text_problem
+
+    errors = [
+        {"field": _field("query", _label(key)), "message": "is given more than once"}
+        for key in _repeated_keys(req.url)
+    ]
+    errors += [
+        {"field": _field("query", _label(key)), "message": TEXT_RULE}
+        for key, value in req.params.items()
+        if text_problem(key) or text_problem(value)
+    ]
+    if errors:
+        raise ValidationFailed(errors)
     from pydantic import ValidationError
 
     try:
+        # Lax: a query string is text by nature, parsed into the model's types (?maxItems=50).
         return resolve_model(spec.query).model_validate(dict(req.params))
     except ValidationError as exc:
         raise validation_failed(exc, "query") from None
+
+
+def _label(key: str) -> str:
+    return key if key.isidentifier() and len(key) <= 64 else "(parameter)"
 
 
 def _to_response(spec: RouteSpec, result: BaseModel | Reply | None, correlation_id: str) -> func.HttpResponse:
@@ -325,6 +418,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 if principal.needs_link:
                     principal = await _with_link(runtime, principal)
                 _check_patient(spec, principal, req)
+            _parse_params(spec, req)
             call = Call(
                 request=req,
                 runtime=runtime,

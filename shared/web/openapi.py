@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from shared.web.api import RouteSpec, resolve_model
+from shared.web.api import EXTERNAL_ID_PARAM, ID_PARAM, RouteSpec, resolve_model
 from shared.web.problems import PROBLEM_JSON
 
 
@@ -44,6 +44,7 @@ _ERROR_TEXT = {
     412: "If-Match does not match the current ETag",
     413: "Body over 256 KiB",
     415: "Body is not JSON",
+    422: "The body names a record that does not exist (problem lists the fields)",
     429: "Too many attempts; retry after the Retry-After header's seconds",
     503: "A dependency is unavailable; retry later",
 }
@@ -57,6 +58,19 @@ def _path(route: str) -> tuple[str, list[str]]:
         return "{" + match.group(1) + "}"
 
     return "/api/" + _PARAM.sub(replace, route.strip("/")), names
+
+
+def _param_schema(checker: str) -> dict[str, Any]:
+    """The JSON schema of a path parameter's checker (shared/web/api.py `params`)."""
+    from shared.domain.ids import ID_PATTERN, MAX_EXTERNAL_ID, MAX_ID
+    from shared.domain.scheduling import PROVIDER_ID_PATTERN
+
+    known: dict[str, dict[str, Any]] = {
+        ID_PARAM: {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": MAX_ID},
+        EXTERNAL_ID_PARAM: {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID},
+        "shared.domain.scheduling:check_provider_id": {"type": "string", "pattern": PROVIDER_ID_PATTERN},
+    }
+    return known.get(checker, {"type": "string"})
 
 
 def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -92,12 +106,18 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
     paths: dict[str, dict[str, Any]] = {}
     for spec in sorted(routes, key=lambda s: (s.route, s.method)):
         path, params = _path(spec.route)
+        checkers = {name: _param_schema(checker) for name, checker in spec.params}
         operation: dict[str, Any] = {
             "operationId": spec.name,
             "summary": spec.summary,
             "tags": [spec.tag],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": checkers.get(name, {"type": "string"}),
+                }
                 for name in params
             ],
         }
@@ -118,7 +138,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         for status, meaning in spec.also:
             responses[str(status)] = {**success, "description": meaning}
         codes = set(spec.errors)
-        if spec.body is not None or spec.query is not None:
+        if spec.body is not None or spec.query is not None or spec.params:
             codes |= {400}
         if spec.body is not None:
             codes |= {413, 415}

@@ -6,13 +6,18 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import azure.functions as func
 import pytest
 
 from devhost.errors import StartError
+from devhost.http_host import request_body_limit
 from shared.runtime import Runtime, get_runtime
 from tests.devhost.conftest import discovered, http_client, new_app
+
+SAMPLE_VALUES = json.loads((Path(__file__).parents[2] / "local.settings.sample.json").read_text())["Values"]
 
 
 def echo_app() -> func.FunctionApp:
@@ -381,6 +386,40 @@ async def test_a_body_over_the_host_limit_is_413_without_calling_the_function() 
     assert answer.status_code == 413
     assert answer.headers["content-type"] == "application/problem+json"
     assert calls == []
+
+
+async def test_a_streamed_body_is_refused_at_the_limit_not_read_to_its_end() -> None:
+    app = new_app()
+
+    @app.route(route="upload", methods=["POST"])
+    async def upload(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("stored")
+
+    chunk = 64 * 1024
+    sent: list[int] = []
+
+    async def hundred_megabytes() -> AsyncIterator[bytes]:
+        for _ in range(100 * 1024 * 1024 // chunk):
+            sent.append(chunk)
+            yield b"x" * chunk
+
+    async with http_client(app, max_request_bytes=request_body_limit(SAMPLE_VALUES)) as client:
+        answer = await client.post("/api/upload", content=hundred_megabytes())
+        declared = await client.post(
+            "/api/upload", content=b"x", headers={"content-length": str(100 * 1024 * 1024)}
+        )
+    assert answer.status_code == 413
+    assert sum(sent) <= 256 * 1024 + chunk  # stopped one chunk past 256 KiB, not at 100 MB
+    assert declared.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [("262144", 262144), (None, 100 * 1024 * 1024), ("", 100 * 1024 * 1024), ("lots", 100 * 1024 * 1024)],
+)
+def test_the_body_limit_follows_the_hosts_app_setting(value: str | None, limit: int) -> None:
+    environ = {} if value is None else {"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": value}
+    assert request_body_limit(environ) == limit
 
 
 async def test_each_invocation_logs_one_line_with_ids_and_timing_but_no_request_content(

@@ -12,7 +12,7 @@ import pytest
 from shared.ports.documents import Query
 from shared.runtime import Runtime
 from shared.services import lists
-from tests.conftest import Answer, invoke
+from tests.conftest import Answer, invoke, seed_patients
 from tests.functions.test_appointments import (
     ADMIN,
     AGENT,
@@ -60,6 +60,7 @@ async def every_page(params: dict[str, str], bearer: str = AGENT) -> tuple[list[
 @pytest.fixture
 async def providers(runtime: Runtime) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, "p-1", "p-2", "p-3")
     assert (await put_provider("dr-evening", EVENING_NY)).status == 201
 
 

@@ -11,7 +11,7 @@ import pytest
 from shared.ports.clock import ManualClock
 from shared.ports.documents import Query
 from shared.runtime import Runtime
-from tests.conftest import Answer, invoke, token
+from tests.conftest import Answer, invoke, seed_conversation, seed_patients, token
 
 ADMIN = token("Administrator", sub="admin-1")
 AGENT = token("Agent", sub="agent-1")
@@ -92,6 +92,8 @@ async def free_starts(bearer: str = PATIENT, day: str = "2026-01-06") -> list[st
 @pytest.fixture
 async def provider(runtime: Runtime) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, "p-1", "p-2", "p-3", "p-9")
+    await seed_conversation(runtime, "conv-42", "p-9")
 
 
 async def test_a_patient_books_their_own_slot(runtime: Runtime, provider: None) -> None:
@@ -208,8 +210,10 @@ async def test_staff_must_name_the_patient(runtime: Runtime, provider: None) -> 
     assert await all_items(runtime, "appointments") == []
 
 
-async def test_an_unknown_provider_is_404(runtime: Runtime, provider: None) -> None:
-    assert (await book(provider_id="dr-nobody")).status == 404
+async def test_an_unknown_provider_in_a_booking_is_422(runtime: Runtime, provider: None) -> None:
+    answer = await book(provider_id="dr-nobody")
+    assert answer.status == 422
+    assert answer.json["errors"] == [{"field": "body.providerId", "message": "is not a known provider"}]
 
 
 async def test_wrong_roles_are_403(runtime: Runtime, provider: None) -> None:

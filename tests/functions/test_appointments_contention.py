@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.ports.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
-from tests.conftest import make_settings, token
+from tests.conftest import make_settings, seed_patients, token
 from tests.functions.test_appointments import AGENT, SLOT, all_items, book, drain_events, put_provider
 
 N = 50
@@ -20,6 +20,7 @@ N = 50
 
 async def test_fifty_concurrent_bookings_of_one_slot_make_one_appointment(runtime: Runtime) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, *(f"p-{i}" for i in range(N)))
     answers = await asyncio.gather(*(book(bearer=AGENT, patientId=f"p-{i}") for i in range(N)))
     assert Counter(a.status for a in answers) == {201: 1, 409: N - 1}
     appointments = await all_items(runtime, "appointments")
@@ -33,6 +34,7 @@ async def test_fifty_concurrent_bookings_of_one_slot_make_one_appointment(runtim
 
 async def test_fifty_concurrent_reschedules_onto_one_slot_move_one_appointment(runtime: Runtime) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, *(f"p-{i}" for i in range(N)))
     # N bookings on distinct slots over the next days, then all of them try to move to SLOT.
     starts = [
         f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00Z"
@@ -92,6 +94,7 @@ def test_bookings_from_many_threads_and_store_instances_make_one_appointment(tmp
         rt = await build_runtime(make_settings(data), clock=clock)
         with use_runtime(rt):
             assert (await put_provider()).status == 201
+            await seed_patients(rt, *(f"p-{index}-{i}" for index in range(8) for i in range(6)))
         await rt.close()
 
     asyncio.run(setup())
@@ -138,6 +141,7 @@ async def test_concurrent_moves_of_one_appointment_leave_exactly_its_own_slot(ru
     from tests.conftest import invoke
 
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, "p-1")
     booked = (await book(bearer=AGENT, patientId="p-1")).json
     targets = [f"2026-01-13T{hour:02d}:{minute:02d}:00Z" for hour in (7, 8, 9, 10, 12) for minute in (0, 30)]
 

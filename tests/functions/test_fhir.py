@@ -13,7 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.slot import Slot
 
 from shared.runtime import Runtime
-from tests.conftest import invoke
+from tests.conftest import invoke, seed_conversation, seed_patients
 from tests.functions.test_appointments import (
     AGENT,
     KNOWLEDGE,
@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def test_an_appointment_is_a_valid_r4_appointment(runtime: Runtime) -> None:
     await put_provider()
+    await seed_patients(runtime, "p-1")
+    await seed_conversation(runtime, "conv-7", "p-1")
     booked = (await book(bearer=AGENT, patientId="p-1", conversationId="conv-7")).json
     answer = await invoke("fhir_appointment", bearer=PATIENT, route_params={"appointmentId": booked["id"]})
     assert answer.status == 200
@@ -50,6 +52,7 @@ async def test_an_appointment_is_a_valid_r4_appointment(runtime: Runtime) -> Non
 
 async def test_a_slot_search_is_a_valid_r4_searchset(runtime: Runtime) -> None:
     await put_provider()
+    await seed_patients(runtime, "p-1")
     await book()
     answer = await invoke(
         "fhir_slots",
@@ -80,6 +83,7 @@ async def test_a_slot_search_is_a_valid_r4_searchset(runtime: Runtime) -> None:
 
 async def test_fhir_bad_input_wrong_role_and_wrong_patient(runtime: Runtime) -> None:
     await put_provider()
+    await seed_patients(runtime, "p-1")
     booked = (await book()).json
     for params in (
         {"start": "2026-01-06"},

@@ -19,7 +19,7 @@ from shared.ports.clock import ManualClock
 from shared.ports.documents import Query
 from shared.runtime import Runtime
 from shared.services import lists
-from tests.conftest import invoke, token
+from tests.conftest import invoke, seed_patients, token
 from tests.functions.test_appointment_lists import every_page
 from tests.functions.test_appointments import OTHER_SLOT, PATIENT, SLOT, book, put_provider
 from tests.functions.test_escalations import NATIVE, post
@@ -92,6 +92,7 @@ async def test_a_booking_that_dies_midway_is_not_listed_and_its_retry_is_listed_
     runtime: Runtime, at: tuple[str, str, int]
 ) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, "p-1")
     body = {"providerId": "dr-warsaw", "start": SLOT, "reason": "Follow-up"}
     die_at(
         runtime,
@@ -122,6 +123,7 @@ async def test_a_reschedule_that_dies_midway_shows_the_appointment_once_and_its_
     runtime: Runtime, clock: ManualClock, at: tuple[str, str, int], shown_at: str
 ) -> None:
     assert (await put_provider()).status == 201
+    await seed_patients(runtime, "p-1")
     booked = (await book()).json
     move = {"route": {"appointmentId": booked["id"]}, "body": {"start": OTHER_SLOT}, **PATIENT_CALL}
     die_at(runtime, at, {"name": "reschedule_appointment", **move})

@@ -8,7 +8,7 @@ import pytest
 
 from shared.ports.clock import ManualClock
 from shared.runtime import Runtime
-from tests.conftest import invoke
+from tests.conftest import invoke, seed_patients
 from tests.functions.test_appointments import (
     ADMIN,
     AGENT,
@@ -108,6 +108,7 @@ async def test_a_provider_list_token_fits_only_its_own_list(runtime: Runtime) ->
 
 async def test_free_slots_skip_booked_ones_and_are_utc(runtime: Runtime) -> None:
     await put_provider()
+    await seed_patients(runtime, "p-1")
     answer = await slots("dr-warsaw", "2026-01-06", "2026-01-06")
     assert answer.status == 200
     body = answer.json
@@ -145,6 +146,7 @@ async def test_instants_bound_the_search_too(runtime: Runtime) -> None:
 
 async def test_a_dst_day_in_new_york(runtime: Runtime, clock: ManualClock) -> None:
     await put_provider("dr-ny", NEW_YORK)
+    await seed_patients(runtime, "p-1")
     # 2026-03-08: 02:00 EST jumps to 03:00 EDT, so the 02:00 slot does not exist.
     spring = [s["start"] for s in (await slots("dr-ny", "2026-03-08", "2026-03-08")).json["slots"]]
     assert spring == ["2026-03-08T05:00:00Z", "2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z"]
@@ -232,6 +234,7 @@ async def test_an_unknown_provider_is_404_for_everyone(runtime: Runtime) -> None
 
 async def test_a_changed_grid_never_offers_a_slot_overlapping_a_booking(runtime: Runtime) -> None:
     await put_provider()
+    await seed_patients(runtime, "p-1", "p-5")
     assert (await book(start="2026-01-06T07:30:00Z")).status == 201  # 08:30-09:00 local
     await put_provider(body={**WARSAW, "slotMinutes": 60})
     starts = [s["start"] for s in (await slots("dr-warsaw", "2026-01-06", "2026-01-06")).json["slots"]]

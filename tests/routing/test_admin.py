@@ -41,7 +41,6 @@ async def test_bad_queues_are_400_and_nothing_is_written(runtime: Runtime) -> No
         {"name": "x", "operatingHours": {"timeZone": "Mars/Olympus", "weeklyHours": {}}},
         {"name": "x", "operatingHours": {"timeZone": "UTC", "weeklyHours": {"mon": [["17:00", "08:00"]]}}},
         {"name": "x", "overflow": {"action": "transfer"}},
-        {"name": "x", "overflow": {"action": "transfer", "targetQueueId": "nowhere"}},
         {"priority": 1},
     ]
     for body in cases:
@@ -50,6 +49,13 @@ async def test_bad_queues_are_400_and_nothing_is_written(runtime: Runtime) -> No
         )
         assert answer.status == 400, body
         assert answer.json["errors"], body
+    # Well formed, but naming a queue that does not exist: 422 (issue 11), still nothing written.
+    unknown = {"name": "x", "overflow": {"action": "transfer", "targetQueueId": "nowhere"}}
+    answer = await invoke(
+        "put_queue", method="PUT", bearer=ADMIN, route_params={"queueId": "q"}, json_body=unknown
+    )
+    assert answer.status == 422
+    assert answer.json["errors"] == [{"field": "overflow.targetQueueId", "message": "is not a known queue"}]
     bad_id = await invoke(
         "put_queue",
         method="PUT",
@@ -81,7 +87,7 @@ async def test_rules_and_agents_that_name_unknown_queues_are_rejected(runtime: R
         "fallbackQueueId": "phantom",
     }
     answer = await invoke("put_routing_rules", method="PUT", bearer=ADMIN, json_body=rules)
-    assert answer.status == 400
+    assert answer.status == 422
     assert {e["field"] for e in answer.json["errors"]} == {"rules.1.queueId", "fallbackQueueId"}
     assert (await invoke("get_routing_rules", bearer=ADMIN)).status == 404
 
@@ -89,7 +95,7 @@ async def test_rules_and_agents_that_name_unknown_queues_are_rejected(runtime: R
     answer = await invoke(
         "put_agent", method="PUT", bearer=ADMIN, route_params={"agentId": "a-1"}, json_body=agent_body
     )
-    assert answer.status == 400
+    assert answer.status == 422
     assert answer.json["errors"][0]["field"] == "queues.1"
     assert await all_items(runtime, "agents") == []
 

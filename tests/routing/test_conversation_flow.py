@@ -327,7 +327,7 @@ async def test_bad_bodies_are_400_and_change_nothing(runtime: Runtime) -> None:
         route_params={"conversationId": "c-1"},
         json_body={"queueId": "nowhere"},
     )
-    assert unknown_queue.status == 400
+    assert unknown_queue.status == 422
     assert (await conversation(runtime, "c-1"))["_etag"] == before["_etag"]
 
 

@@ -332,6 +332,37 @@ async def test_a_partition_query_is_scoped_and_pages_with_the_continuation_token
     ]
 
 
+@pytest.mark.parametrize(
+    "token",
+    ["[" * 1000 + "]" * 1000, '{"token":"a","token":"b"}', "x" * (17 * 1024), '[{"token":"\u0000"}]'],
+    ids=["nested 1,000 deep", "duplicate key", "over 16 KiB", "control character"],
+)
+async def test_a_continuation_token_we_could_not_have_issued_is_400_before_the_sdk_sees_it(
+    token: str,
+) -> None:
+    harness = Harness()
+    fake = await harness.container()
+    with pytest.raises(BadRequest):
+        await harness.store.container("things").query_cross_partition(Query(), continuation=token)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("bad token"), KeyError("range"), cosmos_errors.CosmosHttpResponseError(status_code=400)],
+    ids=["sdk ValueError", "sdk KeyError", "service 400"],
+)
+async def test_a_continuation_token_the_sdk_or_service_refuses_is_400(error: Exception) -> None:
+    harness = Harness()
+    fake = await harness.container()
+    fake.raises = error
+    with pytest.raises(BadRequest):
+        await harness.store.container("things").query_cross_partition(Query(), continuation="forged")
+    fake.raises = cosmos_errors.CosmosHttpResponseError(status_code=400)
+    with pytest.raises(cosmos_errors.CosmosHttpResponseError):  # without a token a 400 is our bug
+        await harness.store.container("things").query_cross_partition(Query())
+
+
 async def test_a_cross_partition_query_names_no_partition_and_skips_empty_pages() -> None:
     harness = Harness()
     fake = await harness.container()

@@ -83,6 +83,11 @@ def test_any_of_several_signatures_may_match_during_key_rotation() -> None:
         ({"webhook-signature": "v1"}, "bad-signature"),
         ({"webhook-signature": "garbage"}, "bad-signature"),
         ({"webhook-id": "x" * 300}, "bad-webhook-id"),
+        # Beyond what datetime holds (year 33,658): compared as integers, never converted.
+        ({"webhook-timestamp": "9" * 12}, "timestamp-too-new"),
+        ({"webhook-timestamp": "0"}, "timestamp-too-old"),
+        ({"webhook-timestamp": "9" * 13}, "bad-timestamp"),
+        ({"webhook-timestamp": "\u0661\u0667\u0666\u0667"}, "bad-timestamp"),  # Arabic-Indic digits
     ],
 )
 def test_malformed_headers_are_rejected_not_crashing(change: dict[str, str], expected: str) -> None:

@@ -157,6 +157,8 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
         try:
             service = Scheduling(store, ListBus(), clock)  # type: ignore[arg-type]
             await service.put_provider(AGENT, "dr-p", provider, "corr-property-1")
+            for n in range(len(ops)):  # bookings name existing patients
+                await store.container("patients").upsert({"id": f"p-{n}", "type": "patient", "name": "P"})
             booked_ids: list[str] = []
 
             async def run(op: tuple[str, int, int], n: int) -> None:

@@ -356,7 +356,24 @@ async def test_an_empty_batch_changes_nothing(things: Container) -> None:
 # ---- paging and ordering -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["garbage!", "e30", "bm90IGpzb24", ""])
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!",
+        "e30",
+        "bm90IGpzb24",
+        "",
+        _b64("[" * 1000 + "]" * 1000),  # nested 1,000 deep: was a RecursionError
+        _b64('{"v":1,"q":"x","k":' + "[" * 100 + "]" * 100 + "}"),
+        _b64('{"v":1,"v":1,"q":"x","k":[]}'),  # a key twice
+    ],
+)
 async def test_a_malformed_continuation_token_is_a_bad_request(things: Container, token: str) -> None:
     with pytest.raises(BadRequest):
         await things.query(Query(), partition_key="t", continuation=token)

@@ -1,0 +1,108 @@
+"""Dates and instants from outside: one bounded family for every date and date-time we accept.
+
+`Day` is a calendar date `YYYY-MM-DD`; `Instant` an ISO-8601 date-time **with** an offset (or `Z`),
+normalised to UTC. Both are held to the years 1900-2199: wide enough for any date of birth, any
+provider calendar and any booking, and far enough inside Python's 0001-9999 that arithmetic on an
+accepted value (± a day for local days, ± 14 h for offsets, a 62-day search window, a two-year
+booking horizon) can never overflow. `9999-12-31` or `0001-01-01+01:00` are refused here, as 400s,
+instead of raising OverflowError deep inside a search.
+
+The accepted text is RFC 3339's shape (ASCII digits; `T`, `t` or a space between date and time;
+fractions of a second optional), not everything `datetime.fromisoformat` would take (week dates,
+basic format).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_INSTANT = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+DAY_RULE = f"must be a date YYYY-MM-DD between {FIRST_DAY} and {LAST_DAY}"
+INSTANT_RULE = "must be an ISO-8601 date-time with a UTC offset or Z, such as 2026-03-30T06:00:00Z"
+RANGE_RULE = f"must lie between {FIRST_DAY} and {LAST_DAY}"
+
+
+def parse_day(text: str) -> date:
+    """A `YYYY-MM-DD` date within the supported years, else ValueError."""
+    if not _DAY.match(text):
+        raise ValueError(DAY_RULE)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(DAY_RULE) from None
+    return check_day(day)
+
+
+def check_day(day: date) -> date:
+    if isinstance(day, datetime) or not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(DAY_RULE)
+    return day
+
+
+def parse_instant(text: str) -> datetime:
+    """An aware date-time within the supported years, as UTC; else ValueError."""
+    match = _INSTANT.match(text)
+    if not match:
+        raise ValueError(INSTANT_RULE)
+    if not match.group("offset"):
+        raise ValueError("needs a UTC offset or Z")
+    # The year is checked before any conversion: 9999-12-31T23:00-05:00 would overflow to UTC.
+    if not FIRST_DAY.year <= int(text[:4]) <= LAST_DAY.year:
+        raise ValueError(RANGE_RULE)
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise ValueError(INSTANT_RULE) from None
+    return check_instant(parsed)
+
+
+def check_instant(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset or Z")
+    if not FIRST_DAY.year <= value.year <= LAST_DAY.year:
+        raise ValueError(RANGE_RULE)
+    utc = value.astimezone(UTC)
+    if not _EARLIEST <= utc < _LATEST:
+        raise ValueError(RANGE_RULE)
+    return utc
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, str):
+        return parse_instant(value)
+    if isinstance(value, datetime):
+        return check_instant(value)
+    raise ValueError(INSTANT_RULE)
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, str):
+        return parse_day(value)
+    if isinstance(value, date):
+        return check_day(value)
+    raise ValueError(DAY_RULE)
+
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-03-30T06:00:00Z"]}),
+]
+Day = Annotated[
+    date,
+    BeforeValidator(_day),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-03-30"]}),
+]

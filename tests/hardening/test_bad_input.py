@@ -1,0 +1,42 @@
+"""Issue 11's bad-input corpus through the dev host's HTTP edge: every case is a 4xx RFC 9457
+problem and leaves every container, the audit trail and the bus exactly as they were."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, TIME, Case
+from tests.hardening.corpus_content import BODIES, REFERENCES, TEXT, TYPES
+from tests.hardening.world import World, bearer, world
+
+__all__ = ["world"]
+
+CORPUS = [*TIME, *DEPTH_AND_SIZE, *IDENTIFIERS, *TEXT, *TYPES, *REFERENCES, *BODIES]
+
+
+def _content(body: object) -> bytes | None:
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
+async def test_bad_input_is_a_4xx_problem_and_writes_nothing(world: World, case: Case) -> None:
+    headers = {**case.headers, **(bearer(case.bearer) if case.bearer else {})}
+    content = _content(case.body)
+    if content is not None:
+        headers.setdefault("Content-Type", "application/json")
+    before = world.snapshot()
+    answer = await world.client.request(
+        case.method, case.path.format(appt=world.appointment_id), headers=headers, content=content
+    )
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
+    assert answer.status_code == case.status, answer.text[:300]
+    assert world.snapshot() == before
