@@ -52,8 +52,25 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict[str, Any]:
-    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status."""
+def move(
+    doc: dict[str, Any],
+    event: str,
+    now: datetime,
+    *,
+    by: str | None = None,
+    cause: str | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status.
+
+    `changes` are new values of the document's own fields (the queue, agent and disposition
+    among them are also noted in the history entry). `by` (who moved it) and `cause` (why:
+    `declined`, `timeout`, `transfer`, `overflow-arrival`…) describe the move itself and go into
+    its history entry only: a move never touches a field it does not name, and never the fields
+    the escalation fixed (`reason`, the bot's own words, among them)."""
+    fixed = changes.keys() & _FIXED
+    if fixed:
+        raise TypeError(f"a move cannot change {sorted(fixed)}")
     sources, target, stamp = TRANSITIONS[event]
     status = Status(doc["status"])
     if status not in sources:
@@ -66,14 +83,21 @@ def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict
     if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
         moved.setdefault("abandonedAt", None)
     moved["updatedAt"] = at
-    history = list(moved.get("history", ()))
-    history.append({"at": at, "event": event, **{k: v for k, v in changes.items() if k in _HISTORY_KEYS}})
-    moved["history"] = history[-200:]
+    entry: dict[str, Any] = {"at": at, "event": event}
+    entry.update({k: v for k, v in changes.items() if k in _NOTED})
+    if by is not None:
+        entry["by"] = by
+    if cause is not None:
+        entry["cause"] = cause
+    moved["history"] = [*moved.get("history", ()), entry][-200:]
     moved.update(changes)
     return moved
 
 
-_HISTORY_KEYS = frozenset({"queueId", "agentId", "by", "reason", "disposition"})
+# Document fields a move also notes in its history entry.
+_NOTED = frozenset({"queueId", "agentId", "disposition"})
+# Set once by the escalation (or by `move` itself): no move may overwrite them.
+_FIXED = frozenset({"id", "status", "history", "reason", "patientId", "botConversationId", "createdAt"})
 
 
 class TranscriptLine(BaseModel):

@@ -385,11 +385,14 @@ class Assignment:
                     queueId=transfer_to,
                     queuedAt=iso(now),
                     overflowedFrom=doc["queueId"],
-                    reason=f"overflow-{when}",
+                    by="routing",
+                    cause=f"overflow-{when}",
                 )
             else:
                 text = overflow.message or "All our agents are busy. Please try again later."
-                moved = move(doc, "end", now, endReason=f"overflow-{when}", by="routing")
+                moved = move(
+                    doc, "end", now, endReason=f"overflow-{when}", by="routing", cause=f"overflow-{when}"
+                )
                 moved["messages"] = [
                     *doc.get("messages", []),
                     {"from": "system", "text": text, "timestamp": iso(now)},

@@ -209,7 +209,7 @@ class Lifecycle:
                 offerExpiresAt=None,
                 declines=declines,
                 by=agent_id,
-                reason=reason,
+                cause=reason,
             )
 
         try:
@@ -326,7 +326,7 @@ class Lifecycle:
                 offerExpiresAt=None,
                 transfers=int(doc.get("transfers", 0)) + 1,
                 by=principal.subject,
-                reason="transfer",
+                cause="transfer",
             )
 
         doc = await self._change(conversation_id, change)
