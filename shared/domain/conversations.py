@@ -1,5 +1,5 @@
 """A conversation's life: open (bot) → waiting → offered → active → wrapup → closed, with abandon,
-decline, transfer and forced ends. One home for which move is legal and which stamp it sets; the
+decline, offer expiry, transfer and forced ends. One home for which move is legal and which stamp it sets; the
 KPIs are computed from the stamps, so every transition writes one.
 
 Conversations are stored as plain JSON documents (camelCase, as served); the services change them
@@ -37,6 +37,9 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
     "offer": (frozenset({Status.WAITING}), Status.OFFERED, "offeredAt"),
     "accept": (frozenset({Status.OFFERED}), Status.ACTIVE, "acceptedAt"),
     "decline": (frozenset({Status.OFFERED}), Status.WAITING, None),
+    # An offer not accepted in time: back to the queue, and no decline (routing ranks the agent
+    # last for this conversation instead of excluding them).
+    "expire": (frozenset({Status.OFFERED}), Status.WAITING, None),
     "wrapup": (frozenset({Status.ACTIVE}), Status.WRAPUP, "wrapupAt"),
     "close": (frozenset({Status.WRAPUP}), Status.CLOSED, "closedAt"),
     "abandon": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "abandonedAt"),
@@ -148,6 +151,7 @@ class ConversationView(BaseModel):
     end_reason: str | None = Field(None, alias="endReason")
     transfers: int = 0
     declines: dict[str, int] = Field(default_factory=dict)
+    offer_timeouts: dict[str, int] = Field(default_factory=dict, alias="offerTimeouts")
     created_at: str = Field(alias="createdAt")
     escalated_at: str | None = Field(None, alias="escalatedAt")
     offered_at: str | None = Field(None, alias="offeredAt")

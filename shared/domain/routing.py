@@ -31,7 +31,10 @@ Skill fit (`skill_fit`)
     then closest.
 
 Who is best (`best_agent`)
-    Higher skill fit first, then the queue's assignment method:
+    An agent who let an offer of this very conversation expire comes after every other eligible
+    agent (so a conversation is not offered again and again to someone away from their desk while
+    another agent could take it; alone, they still get it: an expiry is not a decline). Then
+    higher skill fit, then the queue's assignment method:
 
     * highest-capacity: most free units, then earliest last assignment (None first), then agent id;
     * round-robin: earliest last assignment (None first), then agent id;
@@ -116,6 +119,7 @@ class Waiting:
     skills: Mapping[str, int]  # from classification; merged with the queue's by `required_skills`
     excluded: frozenset[str] = frozenset()  # agents who declined it three times
     units: int = 1
+    avoided: frozenset[str] = frozenset()  # agents who let an offer of it expire: ranked last
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +267,8 @@ def _method_rank(method: AssignmentMethod, seat: Seat) -> tuple[object, ...]:
 
 def best_agent(item: Waiting, queue: QueueSettings, seats: Iterable[Seat], now: datetime) -> Seat | None:
     """The agent the conversation should be offered to, or None when nobody eligible is free.
-    Better skill fit first, then the queue's assignment method; deterministic for equal inputs."""
+    Agents it avoids last, then better skill fit, then the queue's assignment method;
+    deterministic for equal inputs."""
     required = required_skills(queue, item)
     waited = _waited(item, now)
     best: Seat | None = None
@@ -272,7 +277,7 @@ def best_agent(item: Waiting, queue: QueueSettings, seats: Iterable[Seat], now: 
         fit = _fit(seat, item, queue, required, waited)
         if fit is None:
             continue
-        rank = (-fit, *_method_rank(queue.assignment_method, seat))
+        rank = (seat.agent_id in item.avoided, -fit, *_method_rank(queue.assignment_method, seat))
         if best is None or rank < best_rank:
             best, best_rank = seat, rank
     return best

@@ -24,6 +24,7 @@ from shared.ports.messages import MessageBus
 from shared.services import lists
 from shared.services.assignment import (
     CONVERSATIONS,
+    IN_FLIGHT_GRACE,
     ROUTING_QUEUE,
     Assignment,
     parse_time,
@@ -165,14 +166,19 @@ class Lifecycle:
         return doc
 
     async def decline(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
-        doc = await self._decline(conversation_id, principal.subject, None, reason="declined")
+        """An explicit decline: back to its place in the queue; the agent's third decline of
+        this conversation excludes them from it."""
+        doc = await self._return_offer(conversation_id, principal.subject, None, expired=False)
         if doc is None:
             raise Conflict("the conversation is not offered to you")
         await self._audit(principal, "update", doc, correlation_id)
         return doc
 
     async def expire_offer(self, conversation_id: str, offer_seq: Any) -> bool:
-        """An offer not accepted in time counts as a decline (redelivery: no change)."""
+        """An offer not accepted in time goes back to its place in the queue. It is not a decline
+        (only explicit declines count towards the exclusion): the agent is counted in
+        `offerTimeouts` and ranked after every other eligible agent for this conversation
+        (`shared.domain.routing.best_agent`). Redelivery: no change."""
         try:
             doc = await self._conversations.read(conversation_id, conversation_id)
         except NotFound:
@@ -183,14 +189,17 @@ class Lifecycle:
         if expires is not None and expires > self._clock.now():
             return False
         return (
-            await self._decline(conversation_id, doc["agentId"], doc.get("offerSeq"), reason="timeout")
+            await self._return_offer(conversation_id, doc["agentId"], doc.get("offerSeq"), expired=True)
             is not None
         )
 
-    async def _decline(
-        self, conversation_id: str, agent_id: str, offer_seq: Any, *, reason: str
+    async def _return_offer(
+        self, conversation_id: str, agent_id: str, offer_seq: Any, *, expired: bool
     ) -> Item | None:
+        """Offered → waiting, for a decline or an expiry; None when an expiry found the offer
+        gone (accepted, declined or re-offered meanwhile)."""
         now = self._clock.now()
+        tally = "offerTimeouts" if expired else "declines"
 
         def change(doc: Item) -> Item:
             if doc.get("agentId") != agent_id:
@@ -199,29 +208,37 @@ class Lifecycle:
                 offer_seq is not None and doc.get("offerSeq") != offer_seq
             ):
                 raise Conflict(f"the conversation is {doc['status']}")
-            declines = dict(doc.get("declines", {}))
-            declines[agent_id] = declines.get(agent_id, 0) + 1
+            counts = dict(doc.get(tally, {}))
+            counts[agent_id] = counts.get(agent_id, 0) + 1
             return move(
                 doc,
-                "decline",
+                "expire" if expired else "decline",
                 now,
                 agentId=None,
                 offerExpiresAt=None,
-                declines=declines,
                 by=agent_id,
-                cause=reason,
+                cause="timeout" if expired else "declined",
+                **{tally: counts},
             )
 
         try:
             doc = await self._change(conversation_id, change)
         except (NotFound, Conflict):
-            if reason == "timeout":
+            if expired:
                 return None
             raise
         await self._requeue_entry(doc)
-        await self.assignment.release(agent_id, conversation_id)
-        await self._route(doc, f"decline:{doc.get('offerSeq', 0)}")
-        log.info("conversation declined", extra={"conversation_id": conversation_id, "agent_id": agent_id})
+        why = "expire" if expired else "decline"
+        # After an expiry the conversation is routed first and the agent asked for work a little
+        # later: were the agent's own pull first, it would be offered the same conversation again
+        # before routing could rank them last for it.
+        await self.assignment.release(
+            agent_id, conversation_id, notify_after=IN_FLIGHT_GRACE if expired else timedelta(0)
+        )
+        await self._route(doc, f"{why}:{doc.get('offerSeq', 0)}")
+        log.info(
+            "offer returned", extra={"conversation_id": conversation_id, "agent_id": agent_id, "outcome": why}
+        )
         return doc
 
     async def _requeue_entry(self, doc: Item) -> None:

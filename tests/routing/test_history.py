@@ -82,7 +82,7 @@ async def test_the_reason_the_bot_sent_survives_every_move_and_each_cause_is_in_
     causes = [(entry["event"], entry.get("cause")) for entry in doc["history"] if entry.get("cause")]
     assert causes == [
         ("decline", "declined"),
-        ("decline", "timeout"),
+        ("expire", "timeout"),
         ("requeue", "transfer"),
         ("requeue", "overflow-wait"),
         ("requeue", "overflow-arrival"),
