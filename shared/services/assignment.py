@@ -46,6 +46,7 @@ from shared.domain.routing import (
     waiting_sort_key,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.messaging import json_message
 from shared.ports.clock import Clock
 from shared.ports.documents import Container, DocumentStore, Item, Query, where
@@ -57,6 +58,7 @@ from shared.services.routing_admin import (
     ROUTING,
     RoutingDirectory,
     by_priority,
+    presence_etag,
     queue_settings,
     retry_on_conflict,
 )
@@ -709,18 +711,25 @@ class Assignment:
         else:
             await self._bus.send(ROUTING_QUEUE, message)
 
-    async def set_presence(self, agent_id: str, chosen: Presence) -> Item:
+    async def set_presence(self, agent_id: str, chosen: Presence, *, if_match: IfMatch | None = None) -> Item:
+        """The agent's own choice of presence. `if_match` names a presence version
+        (`presence_etag`): the agent's other sessions' presence changes make it fail, routing's
+        own writes of load and effective presence do not."""
         now = self._clock.now()
 
         async def step() -> Item:
             doc = await self._agents.read(agent_id, agent_id)
+            check_if_match(if_match, presence_etag(doc), "presence")
             idle = doc.get("idleSince") or (iso(now) if not doc.get("conversations") else None)
-            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle)
+            version = int(doc.get("presenceVersion", 0)) + 1
+            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle, presenceVersion=version)
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
             fresh: Item = await retry_on_conflict(step)
         except NotFound:
+            if if_match is not None:
+                raise IfMatchFailed("You are not registered as an agent (If-Match).") from None
             raise NotFound("you are not registered as an agent") from None
         await sync_seats(self._routing, fresh)
         if fresh["presence"] in (Presence.AVAILABLE, Presence.BUSY):

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from shared.auth.webhook_auth import WebhookDelivery
+    from shared.etags import IfMatch
 
 log = logging.getLogger("psc.http")
 
@@ -121,6 +122,13 @@ class Call:
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
 
+    @property
+    def if_match(self) -> IfMatch | None:
+        """The request's `If-Match` (None: unconditional); a malformed one is a 400."""
+        from shared.etags import IfMatch
+
+        return IfMatch.parse(self.header("if-match"))
+
     def own_patient_id(self) -> str:
         """The caller's patient id (a patient token without one cannot use patient routes)."""
         if not self.user.patient_id:
@@ -159,6 +167,9 @@ class RouteSpec:
     description: str = ""
     # Other success statuses the route answers with the same response model: (status, meaning).
     also: tuple[tuple[int, str], ...] = ()
+    # The answer carries an `ETag`; `if_match`: the route also honours `If-Match` (412).
+    etag: bool = False
+    if_match: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -184,6 +195,8 @@ class Api:
         status: int = 200,
         errors: tuple[int, ...] = (),
         also: tuple[tuple[int, str], ...] = (),
+        etag: bool = False,
+        if_match: bool = False,
     ) -> Callable[[Handler], Any]:
         def decorate(handler: Handler) -> Any:
             spec = RouteSpec(
@@ -200,6 +213,8 @@ class Api:
                 errors=errors,
                 description=(handler.__doc__ or "").strip(),
                 also=also,
+                etag=etag or if_match,
+                if_match=if_match,
             )
 
             # The worker binds by parameter name (`req`), so this must not use functools.wraps:
