@@ -233,6 +233,10 @@ async def abandon_conversation(call: Call) -> Reply:
     errors=(400,),
 )
 async def supervisor_board(call: Call) -> Reply:
+    """A waiting row carries `"outOfHours": true` when its queue is closed by its operating hours,
+    else `"unassignable": {"reason": …}` when no agent of its queue may ever take it as things
+    stand (all excluded by declines, nobody with its language, capacity or required skills, or
+    nobody in the queue); a conversation whose agents are merely busy or offline carries neither."""
     from shared.errors import ValidationFailed
 
     try:

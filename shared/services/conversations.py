@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from shared.auth.principal import Principal, Role
-from shared.domain.conversations import HOLDS_CAPACITY, LIVE, Status, iso, move
+from shared.domain.conversations import HOLDS_CAPACITY, Status, iso, move
 from shared.domain.queues import QueueSettings
 from shared.domain.routing import Waiting, can_take
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ports.clock import Clock
-from shared.ports.documents import DocumentStore, Item, Query, where
+from shared.ports.documents import DocumentStore, Item
 from shared.ports.messages import MessageBus
 from shared.services import lists
 from shared.services.assignment import (
@@ -34,36 +34,11 @@ from shared.services.assignment import (
     waiting_of,
 )
 from shared.services.audit import record_access
-from shared.services.routing_admin import AGENT_SEGMENTS, DEFAULT_QUEUE, by_priority, retry_on_conflict
+from shared.services.routing_admin import DEFAULT_QUEUE, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES = 500
-_AFTER_EVERY_PRIORITY = 10_001  # queue priorities are 0-10,000: the default queue walks last
-# Board rows leave out the PHI (transcript, summary, messages): a wall screen is not a chart.
-BOARD_FIELDS = (
-    "id",
-    "status",
-    "queueId",
-    "agentId",
-    "priority",
-    "patientId",
-    "urgency",
-    "specialty",
-    "language",
-    "channel",
-    "transfers",
-    "createdAt",
-    "escalatedAt",
-    "queuedAt",
-    "offeredAt",
-    "acceptedAt",
-    "firstAgentResponseAt",
-    "wrapupAt",
-    "closedAt",
-    "abandonedAt",
-    "offerExpiresAt",
-)
 
 
 def is_supervisor(principal: Principal) -> bool:
@@ -483,98 +458,9 @@ class Lifecycle:
     async def board(
         self, statuses: list[str] | None, max_items: int, continuation: str | None
     ) -> dict[str, Any]:
-        """Live conversations queue by queue (priority order, the built-in `default` last), each
-        queue's oldest first; the queues' depth and longest wait; agents by id. `items` and
-        `agents` page together: each page carries up to `max_items` of each (a section that has
-        ended comes back empty) until `continuationToken` is absent. Every read is one partition:
-        the queues' board lists and the agents list (shared/services/lists.py), members re-read."""
-        wanted = frozenset(statuses or [str(s) for s in LIVE])
-        scope = "board:" + ",".join(sorted(wanted))
-        state = lists.unseal(scope, continuation)
-        if state is not None and set(state) != {"cv", "ag"}:
-            raise ValidationFailed(
-                [{"field": "query.continuationToken", "message": "is not a token this list handed out"}]
-            )
-        directory = self.assignment.directory
-        index = await directory.queue_index()
-        rows: list[dict[str, Any]] = []
-        following: dict[str, Any] = {"cv": None, "ag": None}
-        if state is None or state["cv"] is not None:
+        """The supervisor's live board (shared/services/board.py)."""
+        from shared.services.board import Board
 
-            async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
-                doc = await lists.read_or_none(self._store, CONVERSATIONS, entry["ref"])
-                # Skip what the entry no longer says: closed, moved to another queue, filtered out.
-                if doc is None or (doc.get("queueId") or DEFAULT_QUEUE) != entry.get("queueId"):
-                    return None
-                return {k: doc.get(k) for k in BOARD_FIELDS} if doc.get("status") in wanted else None
-
-            cursor = lists.cursor_of(state["cv"]) if state else None
-            rows, following["cv"] = await lists.walk(
-                self._store, _queue_segments(index), cursor, max_items, row
-            )
-        agents: list[dict[str, Any]] = []
-        if state is None or state["ag"] is not None:
-            cursor = lists.cursor_of(state["ag"]) if state else None
-            docs, following["ag"] = await lists.walk(
-                self._store, AGENT_SEGMENTS, cursor, max_items, directory.load_agent
-            )
-            agents = [_board_agent(a) for a in docs]
-        answer: dict[str, Any] = {
-            "items": rows,
-            "queues": await self._queue_summaries(index),
-            "agents": agents,
-        }
-        token = lists.seal(scope, following if any(following.values()) else None, limit=2 * lists.TOKEN_CHARS)
-        if token:
-            answer["continuationToken"] = token
-        return answer
-
-    async def _queue_summaries(self, index: dict[str, int]) -> list[dict[str, Any]]:
-        now = self._clock.now()
-        routing = self._store.container("routing")
-        queues = []
-        for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
-            waiting = await routing.query(
-                Query((where("type", "=", "waiting"),), order_by=(("enqueuedAt", False),)),
-                partition_key=queue_id,
-                max_items=1000,
-            )
-            if queue_id == DEFAULT_QUEUE and not waiting.items:
-                continue
-            oldest = parse_time(waiting.items[0]["enqueuedAt"]) if waiting.items else None
-            queues.append(
-                {
-                    "queueId": queue_id,
-                    "depth": len(waiting.items),
-                    "depthIsLowerBound": waiting.continuation is not None,
-                    "longestWaitSeconds": round((now - oldest).total_seconds(), 3) if oldest else 0,
-                }
-            )
-        return queues
-
-
-def _queue_segments(index: dict[str, int]) -> list[lists.Segment]:
-    """The board's walk: queues by priority number then id (what `by_priority` serves), the
-    built-in default last; the position keeps that order as a string inside tokens."""
-    segments = [
-        lists.Segment(f"{index[q]:05d}|{q}", lists.live_conversations_list(q)) for q in by_priority(index)
-    ]
-    if DEFAULT_QUEUE not in index:
-        segments.append(
-            lists.Segment(
-                f"{_AFTER_EVERY_PRIORITY:05d}|{DEFAULT_QUEUE}", lists.live_conversations_list(DEFAULT_QUEUE)
-            )
+        return await Board(self._store, self._clock, self.assignment.directory).page(
+            statuses, max_items, continuation
         )
-    return segments
-
-
-def _board_agent(agent: Item) -> dict[str, Any]:
-    return {
-        "id": agent["id"],
-        "name": agent["profile"].get("name"),
-        "presence": agent.get("presence"),
-        "chosenPresence": agent.get("chosenPresence"),
-        "used": agent.get("used", 0),
-        "capacity": agent["profile"].get("capacity"),
-        "queues": agent["profile"].get("queues", []),
-    }

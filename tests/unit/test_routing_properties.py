@@ -45,6 +45,7 @@ from shared.domain.routing import (
     required_skills,
     seat_sort_key,
     skill_fit,
+    unassignable_reason,
     waiting_key,
     waiting_sort_key,
 )
@@ -449,3 +450,18 @@ def test_best_agent_is_the_best_skill_fit_then_the_first_by_sort_key(
     ]
     chosen = best_agent(item, queue, room, now)
     assert (chosen.agent_id if chosen else None) == (min(scored)[3] if scored else None)
+
+
+@FAST
+@given(queue_settings, waiting_items("c", ("q",), BASE), rooms())
+def test_unassignable_means_no_member_could_ever_take_it_whatever_their_presence_and_load(
+    queue: QueueSettings, item: Waiting, room: list[Seat]
+) -> None:
+    """`unassignable_reason` is None exactly when some member, once available with nothing to
+    do, would be offered the conversation (after any exact-match timeout has run out); presence
+    and load never change the answer."""
+    reason = unassignable_reason(item, queue, room)
+    idle = [replace(seat, presence=Presence.AVAILABLE, used=0) for seat in room]
+    later = BASE + timedelta(days=1)
+    assert (reason is None) == (best_agent(item, queue, idle, later) is not None)
+    assert unassignable_reason(item, queue, idle) == reason
