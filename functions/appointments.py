@@ -31,9 +31,14 @@ def _scheduling(call: Call) -> Scheduling:
 
 
 def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    from shared.services.scheduling import appointment_view
+    """An appointment with its ETag (send it back in `If-Match` on reschedule, cancel, status)."""
+    from shared.services.scheduling import appointment_etag, appointment_view
 
-    return Reply(body=appointment_view(item), status=status, headers=headers or {})
+    return Reply(
+        body=appointment_view(item),
+        status=status,
+        headers={**(headers or {}), "ETag": appointment_etag(item)},
+    )
 
 
 @api.route(
@@ -45,6 +50,7 @@ def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | No
     response=APPOINTMENT,
     status=201,
     errors=(404, 409, 422, 503),
+    etag=True,
 )
 async def book_appointment(call: Call) -> Reply:
     """A patient books for themselves (`patientId` may be left out); staff name the patient and may
@@ -70,6 +76,7 @@ async def book_appointment(call: Call) -> Reply:
     summary="Read an appointment",
     response=APPOINTMENT,
     errors=(404,),
+    etag=True,
 )
 async def get_appointment(call: Call) -> Reply:
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
@@ -84,12 +91,14 @@ async def get_appointment(call: Call) -> Reply:
     body="shared.domain.scheduling:RescheduleRequest",
     response=APPOINTMENT,
     errors=(404, 409, 503),
+    if_match=True,
 )
 async def reschedule_appointment(call: Call) -> Reply:
     """The new slot is taken before the old one is released: if it is not free the answer is 409
-    and the booking is unchanged. Moving to the start it already has is a no-op (safe to retry)."""
+    and the booking is unchanged. Moving to the start it already has is a no-op (safe to retry).
+    With `If-Match`: 412 if the appointment changed since you read it (not for that no-op)."""
     item = await _scheduling(call).reschedule(
-        call.user, call.route("appointmentId"), call.body.start, call.correlation_id
+        call.user, call.route("appointmentId"), call.body.start, call.correlation_id, if_match=call.if_match
     )
     return _reply(item)
 
@@ -101,11 +110,14 @@ async def reschedule_appointment(call: Call) -> Reply:
     summary="Cancel an appointment and free its slot",
     response=APPOINTMENT,
     errors=(404, 409, 503),
+    if_match=True,
 )
 async def cancel_appointment(call: Call) -> Reply:
     """Cancelling a cancelled appointment answers it again (safe to retry); other terminal
-    statuses are 409."""
-    item = await _scheduling(call).cancel(call.user, call.route("appointmentId"), call.correlation_id)
+    statuses are 409. `If-Match` as for a reschedule."""
+    item = await _scheduling(call).cancel(
+        call.user, call.route("appointmentId"), call.correlation_id, if_match=call.if_match
+    )
     return _reply(item)
 
 
@@ -117,12 +129,14 @@ async def cancel_appointment(call: Call) -> Reply:
     body="shared.domain.scheduling:StatusRequest",
     response=APPOINTMENT,
     errors=(404, 409, 503),
+    if_match=True,
 )
 async def set_appointment_status(call: Call) -> Reply:
     """booked → arrived | noshow (not before its start) | fulfilled; arrived → fulfilled. Anything
-    else is 409; setting the status it already has is a no-op. The slot stays taken."""
+    else is 409; setting the status it already has is a no-op. The slot stays taken. `If-Match`
+    as for a reschedule."""
     item = await _scheduling(call).set_status(
-        call.user, call.route("appointmentId"), call.body.status, call.correlation_id
+        call.user, call.route("appointmentId"), call.body.status, call.correlation_id, if_match=call.if_match
     )
     return _reply(item)
 

@@ -41,6 +41,13 @@ def _view(doc: dict[str, Any]) -> Any:
     return ConversationView.model_validate(doc)
 
 
+def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
+    """A conversation with its ETag (by the stored version: every change is one somebody sees)."""
+    from shared.etags import stored_etag
+
+    return Reply(body=_view(doc), status=status, headers={"ETag": stored_etag(doc)})
+
+
 @api.route(
     "agents/me/presence",
     "PUT",
@@ -48,16 +55,41 @@ def _view(doc: dict[str, Any]) -> Any:
     summary="Set my presence",
     body="shared.domain.queues:PresenceChange",
     errors=(404,),
+    if_match=True,
 )
 async def put_my_presence(call: Call) -> Reply:
     """`available`, `busy`, `dnd`, `away` or `offline`. Routing then adjusts it by load (full →
-    dnd, partial → busy, empty → available) but never overrides a chosen away, offline or dnd."""
+    dnd, partial → busy, empty → available) but never overrides a chosen away, offline or dnd.
+    The ETag versions the presence you chose: send it in `If-Match` so that a change made in
+    another of your sessions is not overwritten (412); routing's load changes never fail it."""
     from shared.services.assignment import Assignment
-    from shared.services.routing_admin import agent_view
+    from shared.services.routing_admin import agent_view, presence_etag
 
     rt = call.runtime
-    doc = await Assignment(rt.store, rt.bus, rt.clock).set_presence(call.user.subject, call.body.status)
-    return Reply(body=agent_view(doc))
+    doc = await Assignment(rt.store, rt.bus, rt.clock).set_presence(
+        call.user.subject, call.body.status, if_match=call.if_match
+    )
+    return Reply(body=agent_view(doc), headers={"ETag": presence_etag(doc)})
+
+
+@api.route(
+    "agents/me/presence",
+    "GET",
+    access=AGENT,
+    summary="My presence, load and profile",
+    errors=(404,),
+    etag=True,
+)
+async def get_my_presence(call: Call) -> Reply:
+    """What `PUT` answers, with the ETag to send back in its `If-Match`."""
+    from shared.errors import NotFound
+    from shared.services.routing_admin import RoutingDirectory, agent_view, presence_etag
+
+    try:
+        doc = await RoutingDirectory(call.runtime.store).agent_doc(call.user.subject)
+    except NotFound:
+        raise NotFound("you are not registered as an agent") from None
+    return Reply(body=agent_view(doc), headers={"ETag": presence_etag(doc)})
 
 
 @api.route(
@@ -80,11 +112,12 @@ async def my_conversations(call: Call) -> Reply:
     access=AGENT_OR_SUPERVISOR,
     summary="A conversation with its transcript",
     response=VIEW,
+    etag=True,
     errors=(404,),
 )
-async def get_conversation(call: Call) -> Any:
+async def get_conversation(call: Call) -> Reply:
     """Agents see the conversations offered or assigned to them; supervisors see all."""
-    return _view(await _lifecycle(call).get(call.user, call.route("conversationId"), call.correlation_id))
+    return _answer(await _lifecycle(call).get(call.user, call.route("conversationId"), call.correlation_id))
 
 
 @api.route(
@@ -93,10 +126,13 @@ async def get_conversation(call: Call) -> Any:
     access=AGENT,
     summary="Accept an offered conversation",
     response=VIEW,
+    etag=True,
     errors=(404, 409),
 )
-async def accept_conversation(call: Call) -> Any:
-    return _view(await _lifecycle(call).accept(call.user, call.route("conversationId"), call.correlation_id))
+async def accept_conversation(call: Call) -> Reply:
+    return _answer(
+        await _lifecycle(call).accept(call.user, call.route("conversationId"), call.correlation_id)
+    )
 
 
 @api.route(
@@ -105,12 +141,15 @@ async def accept_conversation(call: Call) -> Any:
     access=AGENT,
     summary="Decline an offered conversation",
     response=VIEW,
+    etag=True,
     errors=(404, 409),
 )
-async def decline_conversation(call: Call) -> Any:
+async def decline_conversation(call: Call) -> Reply:
     """The conversation goes back to its place in the queue; after three declines the agent is
     not offered it again."""
-    return _view(await _lifecycle(call).decline(call.user, call.route("conversationId"), call.correlation_id))
+    return _answer(
+        await _lifecycle(call).decline(call.user, call.route("conversationId"), call.correlation_id)
+    )
 
 
 @api.route(
@@ -122,12 +161,13 @@ async def decline_conversation(call: Call) -> Any:
     response=VIEW,
     status=201,
     errors=(404, 409),
+    etag=True,
 )
 async def send_message(call: Call) -> Reply:
     doc = await _lifecycle(call).send_message(
         call.user, call.route("conversationId"), call.body.text, call.correlation_id
     )
-    return Reply(body=_view(doc), status=201)
+    return _answer(doc, 201)
 
 
 @api.route(
@@ -137,9 +177,10 @@ async def send_message(call: Call) -> Reply:
     summary="Transfer to a queue or an agent",
     body=M + "TransferRequest",
     response=VIEW,
+    etag=True,
     errors=(404, 409, 422),
 )
-async def transfer_conversation(call: Call) -> Any:
+async def transfer_conversation(call: Call) -> Reply:
     """An agent transfers their active conversation; a supervisor any waiting, offered or active
     one, and may override the target agent's presence and capacity."""
     doc = await _lifecycle(call).transfer(
@@ -149,7 +190,7 @@ async def transfer_conversation(call: Call) -> Any:
         agent_id=call.body.agent_id,
         correlation_id=call.correlation_id,
     )
-    return _view(doc)
+    return _answer(doc)
 
 
 @api.route(
@@ -159,14 +200,15 @@ async def transfer_conversation(call: Call) -> Any:
     summary="Close my active conversation with a disposition",
     body=M + "CloseRequest",
     response=VIEW,
+    etag=True,
     errors=(404, 409),
 )
-async def close_conversation(call: Call) -> Any:
+async def close_conversation(call: Call) -> Reply:
     """Moves to wrap-up; the capacity returns after the queue's wrap-up time, then it is closed."""
     doc = await _lifecycle(call).close(
         call.user, call.route("conversationId"), call.body.disposition, call.correlation_id
     )
-    return _view(doc)
+    return _answer(doc)
 
 
 @api.route(
@@ -191,6 +233,10 @@ async def abandon_conversation(call: Call) -> Reply:
     errors=(400,),
 )
 async def supervisor_board(call: Call) -> Reply:
+    """A waiting row carries `"outOfHours": true` when its queue is closed by its operating hours,
+    else `"unassignable": {"reason": …}` when no agent of its queue may ever take it as things
+    stand (all excluded by declines, nobody with its language, capacity or required skills, or
+    nobody in the queue); a conversation whose agents are merely busy or offline carries neither."""
     from shared.errors import ValidationFailed
 
     try:
@@ -208,13 +254,14 @@ async def supervisor_board(call: Call) -> Reply:
     summary="Assign a waiting conversation to an agent (overrides presence and capacity)",
     body=M + "AssignRequest",
     response=VIEW,
+    etag=True,
     errors=(400, 404, 409, 422),
 )
-async def supervisor_assign(call: Call) -> Any:
+async def supervisor_assign(call: Call) -> Reply:
     doc = await _lifecycle(call).assign(
         call.user, call.route("conversationId"), call.body.agent_id, call.correlation_id
     )
-    return _view(doc)
+    return _answer(doc)
 
 
 @api.route(
@@ -224,10 +271,11 @@ async def supervisor_assign(call: Call) -> Any:
     summary="Force close a live conversation",
     body=M + "ForceCloseRequest",
     response=VIEW,
+    etag=True,
     errors=(404, 409),
 )
-async def supervisor_force_close(call: Call) -> Any:
+async def supervisor_force_close(call: Call) -> Reply:
     doc = await _lifecycle(call).force_close(
         call.user, call.route("conversationId"), call.body.reason, call.correlation_id
     )
-    return _view(doc)
+    return _answer(doc)

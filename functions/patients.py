@@ -43,6 +43,7 @@ def _reply(stored: Stored, body: PatientProfile | PatientRecord) -> Reply:
     summary="Read my profile",
     response=PROFILE,
     errors=(404,),
+    etag=True,
 )
 async def get_my_profile(call: Call) -> Reply:
     from shared.services.patients import profile_of
@@ -58,7 +59,7 @@ async def get_my_profile(call: Call) -> Reply:
     summary="Create or replace my profile",
     body=PROFILE,
     response=PROFILE,
-    errors=(412,),
+    if_match=True,
 )
 async def put_my_profile(call: Call) -> Reply:
     """Send `If-Match` with the ETag you read to avoid overwriting a concurrent change (412)."""
@@ -68,7 +69,7 @@ async def put_my_profile(call: Call) -> Reply:
         call.user,
         call.own_patient_id(),
         profile_changes(call.body),
-        if_match=call.header("if-match"),
+        if_match=call.if_match,
         correlation_id=call.correlation_id,
     )
     return _reply(stored, profile_of(stored.item))
@@ -81,6 +82,7 @@ async def put_my_profile(call: Call) -> Reply:
     summary="Read a patient (clinical fields only for ClinicalUser)",
     response=RECORD,
     errors=(404,),
+    etag=True,
 )
 async def get_patient(call: Call) -> Reply:
     from shared.services.patients import record_of
@@ -96,7 +98,7 @@ async def get_patient(call: Call) -> Reply:
     summary="Create or replace a patient (clinical fields only for ClinicalUser)",
     body=RECORD,
     response=RECORD,
-    errors=(412,),
+    if_match=True,
 )
 async def put_patient(call: Call) -> Reply:
     """Profile fields are replaced; clinical fields (dateOfBirth, clinicalNotes) change only when
@@ -109,7 +111,7 @@ async def put_patient(call: Call) -> Reply:
         call.user,
         call.route("patientId"),
         changes,
-        if_match=call.header("if-match"),
+        if_match=call.if_match,
         correlation_id=call.correlation_id,
     )
     return _reply(stored, record_of(stored.item, clinical=clinical))

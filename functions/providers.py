@@ -37,17 +37,20 @@ def _scheduling(call: Call) -> Scheduling:
     body="shared.domain.scheduling:Provider",
     response="shared.domain.scheduling:ProviderView",
     params=PROVIDER_ID,
+    if_match=True,
 )
 async def put_provider(call: Call) -> Reply:
     """Weekly hours are wall-clock ranges in the provider's `timeZone`; an exception replaces one
-    date's hours (`[]` closes it). Existing appointments keep their times."""
+    date's hours (`[]` closes it). Existing appointments keep their times. Send `If-Match` with
+    the ETag you read to avoid overwriting a concurrent change (412)."""
+    from shared.etags import stored_etag
     from shared.services.scheduling import provider_view
 
     stored, created = await _scheduling(call).put_provider(
-        call.user, call.route("providerId"), call.body, call.correlation_id
+        call.user, call.route("providerId"), call.body, call.correlation_id, if_match=call.if_match
     )
     return Reply(
-        body=provider_view(stored), status=201 if created else 200, headers={"ETag": stored["_etag"]}
+        body=provider_view(stored), status=201 if created else 200, headers={"ETag": stored_etag(stored)}
     )
 
 
@@ -59,12 +62,14 @@ async def put_provider(call: Call) -> Reply:
     response="shared.domain.scheduling:ProviderView",
     errors=(404,),
     params=PROVIDER_ID,
+    etag=True,
 )
 async def get_provider(call: Call) -> Reply:
+    from shared.etags import stored_etag
     from shared.services.scheduling import provider_view
 
     stored = await _scheduling(call).provider(call.route("providerId"))
-    return Reply(body=provider_view(stored), headers={"ETag": stored["_etag"]})
+    return Reply(body=provider_view(stored), headers={"ETag": stored_etag(stored)})
 
 
 @api.route(

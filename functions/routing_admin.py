@@ -53,21 +53,40 @@ async def _audit(call: Call, action: str, resource: str) -> None:
     body=QUEUE,
     response=QUEUE,
     errors=(400, 422),
+    if_match=True,
 )
 async def put_queue(call: Call) -> Reply:
     """Priority (smaller is served first), assignment method, skill matching, operating hours,
-    overflow and timers. An overflow target must be a known queue."""
+    overflow and timers. An overflow target must be a known queue. Send `If-Match` with the ETag
+    you read to avoid overwriting a concurrent change (412)."""
+    from shared.etags import stored_etag
+
     queue_id = call.route("queueId")
-    created = await _directory(call).put_queue(queue_id, call.body, call.runtime.clock.now())
+    doc, created = await _directory(call).put_queue(
+        queue_id, call.body, call.runtime.clock.now(), if_match=call.if_match
+    )
     await _audit(call, "create" if created else "update", f"manage/queues/{queue_id}")
-    return Reply(body=call.body, status=201 if created else 200)
+    return Reply(body=call.body, status=201 if created else 200, headers={"ETag": stored_etag(doc)})
 
 
 @api.route(
-    "manage/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
+    "manage/queues/{queueId}",
+    "GET",
+    access=READERS,
+    summary="Read a queue",
+    response=QUEUE,
+    errors=(404,),
+    etag=True,
 )
 async def get_queue(call: Call) -> Reply:
-    return Reply(body=await _directory(call).get_queue(call.route("queueId")))
+    from shared.errors import NotFound
+    from shared.etags import stored_etag
+    from shared.services.routing_admin import queue_settings_of
+
+    doc = await _directory(call).queue_doc(call.route("queueId"))
+    if doc is None:
+        raise NotFound("no such queue")
+    return Reply(body=queue_settings_of(doc), headers={"ETag": stored_etag(doc)})
 
 
 @api.route("manage/queues", "GET", access=READERS, summary="List queues in priority order")
@@ -83,13 +102,16 @@ async def list_queues(call: Call) -> Reply:
     body=RULES,
     response=RULES,
     errors=(400, 422),
+    if_match=True,
 )
 async def put_routing_rules(call: Call) -> Reply:
     """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
-    are rejected with the failing fields."""
-    await _directory(call).put_rules(call.body, call.runtime.clock.now())
+    are rejected with the failing fields. `If-Match` as for queues."""
+    from shared.etags import stored_etag
+
+    doc = await _directory(call).put_rules(call.body, call.runtime.clock.now(), if_match=call.if_match)
     await _audit(call, "update", "manage/routing-rules")
-    return Reply(body=call.body)
+    return Reply(body=call.body, headers={"ETag": stored_etag(doc)})
 
 
 @api.route(
@@ -99,14 +121,17 @@ async def put_routing_rules(call: Call) -> Reply:
     summary="Read the routing rules",
     response=RULES,
     errors=(404,),
+    etag=True,
 )
 async def get_routing_rules(call: Call) -> Reply:
+    from shared.domain.queues import RoutingRules
     from shared.errors import NotFound
+    from shared.etags import stored_etag
 
-    rules = await _directory(call).rules()
-    if rules is None:
+    doc = await _directory(call).rules_doc()
+    if doc is None:
         raise NotFound("No routing rules are configured: every escalation goes to the default queue.")
-    return Reply(body=rules)
+    return Reply(body=RoutingRules.model_validate(doc["rules"]), headers={"ETag": stored_etag(doc)})
 
 
 @api.route(
@@ -117,13 +142,20 @@ async def get_routing_rules(call: Call) -> Reply:
     body=AGENT,
     response=AGENT,
     errors=(400, 422),
+    if_match=True,
 )
 async def put_agent(call: Call) -> Reply:
-    """The agent id is the agent's token `sub`. Presence and current load are kept."""
+    """The agent id is the agent's token `sub`. Presence and current load are kept. The ETag
+    versions the profile only (what this replaces): the agent's presence and load change all
+    the time without changing it, so `If-Match` fails only on another profile change (412)."""
+    from shared.services.routing_admin import profile_etag
+
     agent_id = call.route("agentId")
-    created = await _directory(call).put_agent(agent_id, call.body, call.runtime.clock.now())
+    doc, created = await _directory(call).put_agent(
+        agent_id, call.body, call.runtime.clock.now(), if_match=call.if_match
+    )
     await _audit(call, "create" if created else "update", f"manage/agents/{agent_id}")
-    return Reply(body=call.body, status=201 if created else 200)
+    return Reply(body=call.body, status=201 if created else 200, headers={"ETag": profile_etag(doc)})
 
 
 @api.route(
@@ -132,16 +164,18 @@ async def put_agent(call: Call) -> Reply:
     access=READERS,
     summary="Read an agent with presence and load",
     errors=(404,),
+    etag=True,
 )
 async def get_agent(call: Call) -> Reply:
+    """The ETag is the profile's (see `PUT`)."""
     from shared.errors import NotFound
-    from shared.services.routing_admin import agent_view
+    from shared.services.routing_admin import agent_view, profile_etag
 
     try:
         doc = await _directory(call).agent_doc(call.route("agentId"))
     except NotFound:
         raise NotFound("No such agent.") from None
-    return Reply(body=agent_view(doc))
+    return Reply(body=agent_view(doc), headers={"ETag": profile_etag(doc)})
 
 
 @api.route(

@@ -1,5 +1,5 @@
 """A conversation's life: open (bot) → waiting → offered → active → wrapup → closed, with abandon,
-decline, transfer and forced ends. One home for which move is legal and which stamp it sets; the
+decline, offer expiry, transfer and forced ends. One home for which move is legal and which stamp it sets; the
 KPIs are computed from the stamps, so every transition writes one.
 
 Conversations are stored as plain JSON documents (camelCase, as served); the services change them
@@ -39,6 +39,9 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
     "offer": (frozenset({Status.WAITING}), Status.OFFERED, "offeredAt"),
     "accept": (frozenset({Status.OFFERED}), Status.ACTIVE, "acceptedAt"),
     "decline": (frozenset({Status.OFFERED}), Status.WAITING, None),
+    # An offer not accepted in time: back to the queue, and no decline (routing ranks the agent
+    # last for this conversation instead of excluding them).
+    "expire": (frozenset({Status.OFFERED}), Status.WAITING, None),
     "wrapup": (frozenset({Status.ACTIVE}), Status.WRAPUP, "wrapupAt"),
     "close": (frozenset({Status.WRAPUP}), Status.CLOSED, "closedAt"),
     "abandon": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "abandonedAt"),
@@ -54,8 +57,25 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict[str, Any]:
-    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status."""
+def move(
+    doc: dict[str, Any],
+    event: str,
+    now: datetime,
+    *,
+    by: str | None = None,
+    cause: str | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status.
+
+    `changes` are new values of the document's own fields (the queue, agent and disposition
+    among them are also noted in the history entry). `by` (who moved it) and `cause` (why:
+    `declined`, `timeout`, `transfer`, `overflow-arrival`…) describe the move itself and go into
+    its history entry only: a move never touches a field it does not name, and never the fields
+    the escalation fixed (`reason`, the bot's own words, among them)."""
+    fixed = changes.keys() & _FIXED
+    if fixed:
+        raise TypeError(f"a move cannot change {sorted(fixed)}")
     sources, target, stamp = TRANSITIONS[event]
     status = Status(doc["status"])
     if status not in sources:
@@ -68,14 +88,21 @@ def move(doc: dict[str, Any], event: str, now: datetime, **changes: Any) -> dict
     if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
         moved.setdefault("abandonedAt", None)
     moved["updatedAt"] = at
-    history = list(moved.get("history", ()))
-    history.append({"at": at, "event": event, **{k: v for k, v in changes.items() if k in _HISTORY_KEYS}})
-    moved["history"] = history[-200:]
+    entry: dict[str, Any] = {"at": at, "event": event}
+    entry.update({k: v for k, v in changes.items() if k in _NOTED})
+    if by is not None:
+        entry["by"] = by
+    if cause is not None:
+        entry["cause"] = cause
+    moved["history"] = [*moved.get("history", ()), entry][-200:]
     moved.update(changes)
     return moved
 
 
-_HISTORY_KEYS = frozenset({"queueId", "agentId", "by", "reason", "disposition"})
+# Document fields a move also notes in its history entry.
+_NOTED = frozenset({"queueId", "agentId", "disposition"})
+# Set once by the escalation (or by `move` itself): no move may overwrite them.
+_FIXED = frozenset({"id", "status", "history", "reason", "patientId", "botConversationId", "createdAt"})
 
 
 class TranscriptLine(BaseModel):
@@ -126,6 +153,7 @@ class ConversationView(BaseModel):
     end_reason: str | None = Field(None, alias="endReason")
     transfers: int = 0
     declines: dict[str, int] = Field(default_factory=dict)
+    offer_timeouts: dict[str, int] = Field(default_factory=dict, alias="offerTimeouts")
     created_at: str = Field(alias="createdAt")
     escalated_at: str | None = Field(None, alias="escalatedAt")
     offered_at: str | None = Field(None, alias="offeredAt")

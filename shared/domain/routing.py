@@ -31,7 +31,10 @@ Skill fit (`skill_fit`)
     then closest.
 
 Who is best (`best_agent`)
-    Higher skill fit first, then the queue's assignment method:
+    An agent who let an offer of this very conversation expire comes after every other eligible
+    agent (so a conversation is not offered again and again to someone away from their desk while
+    another agent could take it; alone, they still get it: an expiry is not a decline). Then
+    higher skill fit, then the queue's assignment method:
 
     * highest-capacity: most free units, then earliest last assignment (None first), then agent id;
     * round-robin: earliest last assignment (None first), then agent id;
@@ -39,6 +42,12 @@ Who is best (`best_agent`)
       agents with work by earliest last assignment, then agent id.
 
     `seat_sort_key` encodes the same order as one ascending string for the store's index.
+
+Unassignable (`unassignable_reason`)
+    A waiting conversation no member of its queue may ever be offered as things stand: each one
+    is excluded by declines, does not speak its language, has less capacity than its units or,
+    under exact matching only, lacks a required skill. Presence and load are not part of it: a
+    conversation whose possible agents are busy or offline is waiting, not unassignable.
 
 Presence by load (`presence_for_load`)
     Load can only raise presence along available < busy < dnd, never lower it below what the
@@ -116,6 +125,7 @@ class Waiting:
     skills: Mapping[str, int]  # from classification; merged with the queue's by `required_skills`
     excluded: frozenset[str] = frozenset()  # agents who declined it three times
     units: int = 1
+    avoided: frozenset[str] = frozenset()  # agents who let an offer of it expire: ranked last
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +236,60 @@ def can_take(seat: Seat, item: Waiting) -> bool:
     )
 
 
+# Reasons a waiting conversation is unassignable, in the order each agent is checked.
+DECLINED = "all-agents-declined"
+LANGUAGE = "no-agent-with-language"
+CAPACITY = "no-agent-with-capacity"
+SKILLS = "no-agent-with-skills"
+NO_AGENTS = "no-agents"
+MIXED = "no-eligible-agent"
+
+
+def _structural_misfit(
+    seat: Seat, item: Waiting, queue: QueueSettings, required: Mapping[str, int]
+) -> str | None:
+    if seat.agent_id in item.excluded:
+        return DECLINED
+    if not speaks(seat, item.language):
+        return LANGUAGE
+    if seat.capacity < item.units:
+        return CAPACITY
+    if (
+        queue.skill_match is SkillMatch.EXACT
+        and skill_fit(seat.skills, required, queue.skill_match, 0, 0) is None
+    ):
+        return SKILLS
+    return None
+
+
+def unassignable_reason(item: Waiting, queue: QueueSettings, members: Iterable[Seat]) -> str | None:
+    """Why no agent of the queue may ever be offered this conversation as things stand, or None.
+
+    Structural impossibility only: presence and load are ignored, because an agent who is busy,
+    away or offline now may take it later ("nobody available right now" is waiting, not
+    unassignable). A member agent could take it when they are not excluded by three declines,
+    speak its language, have the capacity for the queue's units, and, under exact skill matching,
+    have every required skill at its level. Closest matching admits any skills, and
+    exact-then-closest relaxes to closest on its own at the timeout, so under those modes skills
+    never make a conversation unassignable. Only a change of declines (never undone), of an
+    agent's profile, of the queue or of the conversation's queue changes the answer.
+
+    The reason when every member fails: `all-agents-declined`, `no-agent-with-language`,
+    `no-agent-with-capacity` or `no-agent-with-skills` when they all fail the same check (in that
+    order), `no-eligible-agent` when they fail different ones, `no-agents` when nobody serves
+    the queue."""
+    required = required_skills(queue, item)
+    reasons = set()
+    for seat in members:
+        misfit = _structural_misfit(seat, item, queue, required)
+        if misfit is None:
+            return None
+        reasons.add(misfit)
+    if not reasons:
+        return NO_AGENTS
+    return reasons.pop() if len(reasons) == 1 else MIXED
+
+
 def _waited(item: Waiting, now: datetime) -> float:
     return (_utc(now) - _utc(item.enqueued_at)).total_seconds()
 
@@ -263,7 +327,8 @@ def _method_rank(method: AssignmentMethod, seat: Seat) -> tuple[object, ...]:
 
 def best_agent(item: Waiting, queue: QueueSettings, seats: Iterable[Seat], now: datetime) -> Seat | None:
     """The agent the conversation should be offered to, or None when nobody eligible is free.
-    Better skill fit first, then the queue's assignment method; deterministic for equal inputs."""
+    Agents it avoids last, then better skill fit, then the queue's assignment method;
+    deterministic for equal inputs."""
     required = required_skills(queue, item)
     waited = _waited(item, now)
     best: Seat | None = None
@@ -272,7 +337,7 @@ def best_agent(item: Waiting, queue: QueueSettings, seats: Iterable[Seat], now: 
         fit = _fit(seat, item, queue, required, waited)
         if fit is None:
             continue
-        rank = (-fit, *_method_rank(queue.assignment_method, seat))
+        rank = (seat.agent_id in item.avoided, -fit, *_method_rank(queue.assignment_method, seat))
         if best is None or rank < best_rank:
             best, best_rank = seat, rank
     return best

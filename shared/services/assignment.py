@@ -46,6 +46,7 @@ from shared.domain.routing import (
     waiting_sort_key,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.messaging import json_message
 from shared.ports.clock import Clock
 from shared.ports.documents import Container, DocumentStore, Item, Query, where
@@ -57,6 +58,7 @@ from shared.services.routing_admin import (
     ROUTING,
     RoutingDirectory,
     by_priority,
+    presence_etag,
     queue_settings,
     retry_on_conflict,
 )
@@ -144,6 +146,7 @@ def waiting_of(entry: Item) -> Waiting:
         skills=dict(entry.get("skills", {})),
         excluded=frozenset(entry.get("excluded", ())),
         units=int(entry.get("units", 1)),
+        avoided=frozenset(entry.get("avoided", ())),
     )
 
 
@@ -157,6 +160,7 @@ def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
         skills=dict(conversation.get("skills", {})),
         excluded=frozenset(excluded_agents(conversation)),
         units=units,
+        avoided=frozenset(conversation.get("offerTimeouts", {})),
     )
     return {
         "id": f"wait:{conversation['id']}",
@@ -168,12 +172,14 @@ def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
         "language": item.language,
         "skills": dict(item.skills),
         "excluded": sorted(item.excluded),
+        "avoided": sorted(item.avoided),
         "units": units,
         "sortKey": waiting_sort_key(item),
     }
 
 
 def excluded_agents(conversation: Item) -> list[str]:
+    """Agents who declined the conversation MAX_DECLINES times (an expired offer is no decline)."""
     return [agent for agent, n in conversation.get("declines", {}).items() if n >= MAX_DECLINES]
 
 
@@ -319,20 +325,27 @@ class Assignment:
         """Offer one conversation to the best agent that can still take it."""
         excluded: set[str] = set()
         seats: dict[str, Seat] = {}
+
+        async def offer(*, settle: bool) -> str | None:
+            while True:
+                candidates = [seat for agent_id, seat in seats.items() if agent_id not in excluded]
+                agent = best_agent(item, settings, candidates, self._clock.now())
+                if agent is None or (agent.agent_id in item.avoided and not settle):
+                    return None  # an agent it does not avoid may be on a later page
+                result = await self.claim(item, agent.agent_id, settings)
+                if result != "busy":
+                    return result
+                excluded.add(agent.agent_id)  # the seat was stale: the next best
+
         # Seats come best-first by the queue's method: with exact matching the first eligible one
         # is the answer, so a short first page suffices; closest matching ranks by fit first.
         first = FIRST_SEAT_PAGE if settings.skill_match is SkillMatch.EXACT else SEAT_PAGE
         async for page in self._seat_pages(item.queue_id, first):
             seats.update(page)
-            while True:
-                candidates = [seat for agent_id, seat in seats.items() if agent_id not in excluded]
-                agent = best_agent(item, settings, candidates, self._clock.now())
-                if agent is None:
-                    break
-                result = await self.claim(item, agent.agent_id, settings)
-                if result != "busy":
-                    return result
-                excluded.add(agent.agent_id)  # the seat was stale: the next best
+            if (result := await offer(settle=False)) is not None:
+                return result
+        if item.avoided and (result := await offer(settle=True)) is not None:
+            return result  # nobody else: an agent who let an offer of it expire
         return "waiting"
 
     async def _mark_routed(self, conversation: Item) -> None:
@@ -385,11 +398,14 @@ class Assignment:
                     queueId=transfer_to,
                     queuedAt=iso(now),
                     overflowedFrom=doc["queueId"],
-                    reason=f"overflow-{when}",
+                    by="routing",
+                    cause=f"overflow-{when}",
                 )
             else:
                 text = overflow.message or "All our agents are busy. Please try again later."
-                moved = move(doc, "end", now, endReason=f"overflow-{when}", by="routing")
+                moved = move(
+                    doc, "end", now, endReason=f"overflow-{when}", by="routing", cause=f"overflow-{when}"
+                )
                 moved["messages"] = [
                     *doc.get("messages", []),
                     {"from": "system", "text": text, "timestamp": iso(now)},
@@ -652,8 +668,16 @@ class Assignment:
             return None
         return result
 
-    async def release(self, agent_id: str | None, conversation_id: str, *, notify: bool = True) -> None:
-        """Give back the capacity an agent holds for a conversation; then look for its next work."""
+    async def release(
+        self,
+        agent_id: str | None,
+        conversation_id: str,
+        *,
+        notify: bool = True,
+        notify_after: timedelta = timedelta(0),
+    ) -> None:
+        """Give back the capacity an agent holds for a conversation; then look for its next work
+        (`notify_after` from now)."""
         if not agent_id:
             return
         now = self._clock.now()
@@ -677,27 +701,35 @@ class Assignment:
             return
         await sync_seats(self._routing, fresh)
         if notify:
-            await self.notify_agent(fresh)
+            await self.notify_agent(fresh, after=notify_after)
 
-    async def notify_agent(self, agent: Item) -> None:
+    async def notify_agent(self, agent: Item, *, after: timedelta = timedelta(0)) -> None:
         """Ask routing to look for work for an agent whose presence or load changed."""
-        await self._bus.send(
-            ROUTING_QUEUE,
-            routing_message("agent", f"agent:{agent['id']}:{agent.get('rev', 0)}", agentId=agent["id"]),
-        )
+        message = routing_message("agent", f"agent:{agent['id']}:{agent.get('rev', 0)}", agentId=agent["id"])
+        if after > timedelta(0):
+            await self._bus.schedule(ROUTING_QUEUE, message, self._clock.now() + after)
+        else:
+            await self._bus.send(ROUTING_QUEUE, message)
 
-    async def set_presence(self, agent_id: str, chosen: Presence) -> Item:
+    async def set_presence(self, agent_id: str, chosen: Presence, *, if_match: IfMatch | None = None) -> Item:
+        """The agent's own choice of presence. `if_match` names a presence version
+        (`presence_etag`): the agent's other sessions' presence changes make it fail, routing's
+        own writes of load and effective presence do not."""
         now = self._clock.now()
 
         async def step() -> Item:
             doc = await self._agents.read(agent_id, agent_id)
+            check_if_match(if_match, presence_etag(doc), "presence")
             idle = doc.get("idleSince") or (iso(now) if not doc.get("conversations") else None)
-            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle)
+            version = int(doc.get("presenceVersion", 0)) + 1
+            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle, presenceVersion=version)
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
             fresh: Item = await retry_on_conflict(step)
         except NotFound:
+            if if_match is not None:
+                raise IfMatchFailed("You are not registered as an agent (If-Match).") from None
             raise NotFound("you are not registered as an agent") from None
         await sync_seats(self._routing, fresh)
         if fresh["presence"] in (Presence.AVAILABLE, Presence.BUSY):

@@ -14,16 +14,17 @@ from datetime import timedelta
 from typing import Any
 
 from shared.auth.principal import Principal, Role
-from shared.domain.conversations import HOLDS_CAPACITY, LIVE, Status, iso, move
+from shared.domain.conversations import HOLDS_CAPACITY, Status, iso, move
 from shared.domain.queues import QueueSettings
 from shared.domain.routing import Waiting, can_take
 from shared.errors import Conflict, NotFound, UnprocessableContent, ValidationFailed
 from shared.ports.clock import Clock
-from shared.ports.documents import DocumentStore, Item, Query, where
+from shared.ports.documents import DocumentStore, Item
 from shared.ports.messages import MessageBus
 from shared.services import lists
 from shared.services.assignment import (
     CONVERSATIONS,
+    IN_FLIGHT_GRACE,
     ROUTING_QUEUE,
     Assignment,
     parse_time,
@@ -33,36 +34,11 @@ from shared.services.assignment import (
     waiting_of,
 )
 from shared.services.audit import record_access
-from shared.services.routing_admin import AGENT_SEGMENTS, DEFAULT_QUEUE, by_priority, retry_on_conflict
+from shared.services.routing_admin import DEFAULT_QUEUE, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES = 500
-_AFTER_EVERY_PRIORITY = 10_001  # queue priorities are 0-10,000: the default queue walks last
-# Board rows leave out the PHI (transcript, summary, messages): a wall screen is not a chart.
-BOARD_FIELDS = (
-    "id",
-    "status",
-    "queueId",
-    "agentId",
-    "priority",
-    "patientId",
-    "urgency",
-    "specialty",
-    "language",
-    "channel",
-    "transfers",
-    "createdAt",
-    "escalatedAt",
-    "queuedAt",
-    "offeredAt",
-    "acceptedAt",
-    "firstAgentResponseAt",
-    "wrapupAt",
-    "closedAt",
-    "abandonedAt",
-    "offerExpiresAt",
-)
 
 
 def is_supervisor(principal: Principal) -> bool:
@@ -175,14 +151,19 @@ class Lifecycle:
         return doc
 
     async def decline(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
-        doc = await self._decline(conversation_id, principal.subject, None, reason="declined")
+        """An explicit decline: back to its place in the queue; the agent's third decline of
+        this conversation excludes them from it."""
+        doc = await self._return_offer(conversation_id, principal.subject, None, expired=False)
         if doc is None:
             raise Conflict("the conversation is not offered to you")
         await self._audit(principal, "update", doc, correlation_id)
         return doc
 
     async def expire_offer(self, conversation_id: str, offer_seq: Any) -> bool:
-        """An offer not accepted in time counts as a decline (redelivery: no change)."""
+        """An offer not accepted in time goes back to its place in the queue. It is not a decline
+        (only explicit declines count towards the exclusion): the agent is counted in
+        `offerTimeouts` and ranked after every other eligible agent for this conversation
+        (`shared.domain.routing.best_agent`). Redelivery: no change."""
         try:
             doc = await self._conversations.read(conversation_id, conversation_id)
         except NotFound:
@@ -193,14 +174,17 @@ class Lifecycle:
         if expires is not None and expires > self._clock.now():
             return False
         return (
-            await self._decline(conversation_id, doc["agentId"], doc.get("offerSeq"), reason="timeout")
+            await self._return_offer(conversation_id, doc["agentId"], doc.get("offerSeq"), expired=True)
             is not None
         )
 
-    async def _decline(
-        self, conversation_id: str, agent_id: str, offer_seq: Any, *, reason: str
+    async def _return_offer(
+        self, conversation_id: str, agent_id: str, offer_seq: Any, *, expired: bool
     ) -> Item | None:
+        """Offered → waiting, for a decline or an expiry; None when an expiry found the offer
+        gone (accepted, declined or re-offered meanwhile)."""
         now = self._clock.now()
+        tally = "offerTimeouts" if expired else "declines"
 
         def change(doc: Item) -> Item:
             if doc.get("agentId") != agent_id:
@@ -209,29 +193,37 @@ class Lifecycle:
                 offer_seq is not None and doc.get("offerSeq") != offer_seq
             ):
                 raise Conflict(f"the conversation is {doc['status']}")
-            declines = dict(doc.get("declines", {}))
-            declines[agent_id] = declines.get(agent_id, 0) + 1
+            counts = dict(doc.get(tally, {}))
+            counts[agent_id] = counts.get(agent_id, 0) + 1
             return move(
                 doc,
-                "decline",
+                "expire" if expired else "decline",
                 now,
                 agentId=None,
                 offerExpiresAt=None,
-                declines=declines,
                 by=agent_id,
-                reason=reason,
+                cause="timeout" if expired else "declined",
+                **{tally: counts},
             )
 
         try:
             doc = await self._change(conversation_id, change)
         except (NotFound, Conflict):
-            if reason == "timeout":
+            if expired:
                 return None
             raise
         await self._requeue_entry(doc)
-        await self.assignment.release(agent_id, conversation_id)
-        await self._route(doc, f"decline:{doc.get('offerSeq', 0)}")
-        log.info("conversation declined", extra={"conversation_id": conversation_id, "agent_id": agent_id})
+        why = "expire" if expired else "decline"
+        # After an expiry the conversation is routed first and the agent asked for work a little
+        # later: were the agent's own pull first, it would be offered the same conversation again
+        # before routing could rank them last for it.
+        await self.assignment.release(
+            agent_id, conversation_id, notify_after=IN_FLIGHT_GRACE if expired else timedelta(0)
+        )
+        await self._route(doc, f"{why}:{doc.get('offerSeq', 0)}")
+        log.info(
+            "offer returned", extra={"conversation_id": conversation_id, "agent_id": agent_id, "outcome": why}
+        )
         return doc
 
     async def _requeue_entry(self, doc: Item) -> None:
@@ -338,7 +330,7 @@ class Lifecycle:
                 offerExpiresAt=None,
                 transfers=int(doc.get("transfers", 0)) + 1,
                 by=principal.subject,
-                reason="transfer",
+                cause="transfer",
             )
 
         doc = await self._change(conversation_id, change)
@@ -482,98 +474,9 @@ class Lifecycle:
     async def board(
         self, statuses: list[str] | None, max_items: int, continuation: str | None
     ) -> dict[str, Any]:
-        """Live conversations queue by queue (priority order, the built-in `default` last), each
-        queue's oldest first; the queues' depth and longest wait; agents by id. `items` and
-        `agents` page together: each page carries up to `max_items` of each (a section that has
-        ended comes back empty) until `continuationToken` is absent. Every read is one partition:
-        the queues' board lists and the agents list (shared/services/lists.py), members re-read."""
-        wanted = frozenset(statuses or [str(s) for s in LIVE])
-        scope = "board:" + ",".join(sorted(wanted))
-        state = lists.unseal(scope, continuation)
-        if state is not None and set(state) != {"cv", "ag"}:
-            raise ValidationFailed(
-                [{"field": "query.continuationToken", "message": "is not a token this list handed out"}]
-            )
-        directory = self.assignment.directory
-        index = await directory.queue_index()
-        rows: list[dict[str, Any]] = []
-        following: dict[str, Any] = {"cv": None, "ag": None}
-        if state is None or state["cv"] is not None:
+        """The supervisor's live board (shared/services/board.py)."""
+        from shared.services.board import Board
 
-            async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
-                doc = await lists.read_or_none(self._store, CONVERSATIONS, entry["ref"])
-                # Skip what the entry no longer says: closed, moved to another queue, filtered out.
-                if doc is None or (doc.get("queueId") or DEFAULT_QUEUE) != entry.get("queueId"):
-                    return None
-                return {k: doc.get(k) for k in BOARD_FIELDS} if doc.get("status") in wanted else None
-
-            cursor = lists.cursor_of(state["cv"]) if state else None
-            rows, following["cv"] = await lists.walk(
-                self._store, _queue_segments(index), cursor, max_items, row
-            )
-        agents: list[dict[str, Any]] = []
-        if state is None or state["ag"] is not None:
-            cursor = lists.cursor_of(state["ag"]) if state else None
-            docs, following["ag"] = await lists.walk(
-                self._store, AGENT_SEGMENTS, cursor, max_items, directory.load_agent
-            )
-            agents = [_board_agent(a) for a in docs]
-        answer: dict[str, Any] = {
-            "items": rows,
-            "queues": await self._queue_summaries(index),
-            "agents": agents,
-        }
-        token = lists.seal(scope, following if any(following.values()) else None, limit=2 * lists.TOKEN_CHARS)
-        if token:
-            answer["continuationToken"] = token
-        return answer
-
-    async def _queue_summaries(self, index: dict[str, int]) -> list[dict[str, Any]]:
-        now = self._clock.now()
-        routing = self._store.container("routing")
-        queues = []
-        for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
-            waiting = await routing.query(
-                Query((where("type", "=", "waiting"),), order_by=(("enqueuedAt", False),)),
-                partition_key=queue_id,
-                max_items=1000,
-            )
-            if queue_id == DEFAULT_QUEUE and not waiting.items:
-                continue
-            oldest = parse_time(waiting.items[0]["enqueuedAt"]) if waiting.items else None
-            queues.append(
-                {
-                    "queueId": queue_id,
-                    "depth": len(waiting.items),
-                    "depthIsLowerBound": waiting.continuation is not None,
-                    "longestWaitSeconds": round((now - oldest).total_seconds(), 3) if oldest else 0,
-                }
-            )
-        return queues
-
-
-def _queue_segments(index: dict[str, int]) -> list[lists.Segment]:
-    """The board's walk: queues by priority number then id (what `by_priority` serves), the
-    built-in default last; the position keeps that order as a string inside tokens."""
-    segments = [
-        lists.Segment(f"{index[q]:05d}|{q}", lists.live_conversations_list(q)) for q in by_priority(index)
-    ]
-    if DEFAULT_QUEUE not in index:
-        segments.append(
-            lists.Segment(
-                f"{_AFTER_EVERY_PRIORITY:05d}|{DEFAULT_QUEUE}", lists.live_conversations_list(DEFAULT_QUEUE)
-            )
+        return await Board(self._store, self._clock, self.assignment.directory).page(
+            statuses, max_items, continuation
         )
-    return segments
-
-
-def _board_agent(agent: Item) -> dict[str, Any]:
-    return {
-        "id": agent["id"],
-        "name": agent["profile"].get("name"),
-        "presence": agent.get("presence"),
-        "chosenPresence": agent.get("chosenPresence"),
-        "used": agent.get("used", 0),
-        "capacity": agent["profile"].get("capacity"),
-        "queues": agent["profile"].get("queues", []),
-    }

@@ -27,6 +27,7 @@ from shared.domain.patients import (
     PatientRecord,
 )
 from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from shared.etags import IfMatch, check_if_match, stored_etag
 from shared.observability import mark_phi
 from shared.ports.clock import Clock
 from shared.ports.documents import DocumentStore, Item
@@ -46,7 +47,7 @@ class Stored:
 
     @property
     def etag(self) -> str:
-        return str(self.item["_etag"])
+        return stored_etag(self.item)
 
 
 def check_patient_id(patient_id: str) -> str:
@@ -133,10 +134,11 @@ class PatientRegistry:
         patient_id: str,
         changes: dict[str, Any],
         *,
-        if_match: str | None,
+        if_match: IfMatch | None,
         correlation_id: str,
     ) -> Stored:
-        """Apply `changes` (field → JSON value) to the patient's document, creating it if absent."""
+        """Apply `changes` (field → JSON value) to the patient's document, creating it if absent.
+        With `if_match` only over the version the caller read (`*`: only if it exists)."""
         check_patient_id(patient_id)
         mark_phi(*changes.values())
         for attempt in range(_RETRIES):
@@ -149,10 +151,8 @@ class PatientRegistry:
                 current: Item | None = await self._patients.read(patient_id, patient_id)
             except NotFound:
                 current = None
+            check_if_match(if_match, None if current is None else stored_etag(current), "patient record")
             if current is None:
-                if if_match is not None:
-                    # If-Match names a version (or "*", any version) that does not exist.
-                    raise PreconditionFailed("The patient record does not exist.")
                 item = {"id": patient_id, "type": "patient", "provisional": False, "createdAt": now}
                 item.update(changes)
                 item["updatedAt"] = now
@@ -163,8 +163,6 @@ class PatientRegistry:
                     continue  # created concurrently: apply on top of it
                 await self._audit(actor, "create", patient_id, correlation_id)
                 return Stored(created, created=True)
-            if if_match not in (None, "*") and if_match != current["_etag"]:
-                raise PreconditionFailed("The patient record changed since you read it.")
             updated = {k: v for k, v in current.items() if not k.startswith("_")}
             updated.update(changes)
             updated["updatedAt"] = now
@@ -172,9 +170,7 @@ class PatientRegistry:
             try:
                 replaced = await self._patients.replace(updated, etag=current["_etag"])
             except PreconditionFailed:
-                if if_match not in (None, "*"):
-                    raise PreconditionFailed("The patient record changed since you read it.") from None
-                continue
+                continue  # a concurrent write: with If-Match the next round's check answers 412
             except NotFound:
                 continue
             await self._audit(actor, "update", patient_id, correlation_id)

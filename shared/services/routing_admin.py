@@ -29,6 +29,7 @@ from shared.domain.queues import (
     RoutingRules,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableContent, ValidationFailed
+from shared.etags import IfMatch, IfMatchFailed, check_if_match, stored_etag, version_etag
 from shared.ports.documents import Container, DocumentStore, Item
 from shared.services import lists
 
@@ -48,6 +49,8 @@ async def retry_on_conflict(step: Callable[[], Awaitable[Any]], retries: int = _
     for attempt in range(retries):
         try:
             return await step()
+        except IfMatchFailed:
+            raise  # the client's precondition, not a lost race
         except PreconditionFailed:
             if attempt == retries - 1:
                 raise
@@ -127,14 +130,11 @@ class RoutingDirectory:
     async def queue(self, queue_id: str) -> QueueSettings:
         return await queue_settings(self._routing, queue_id)
 
-    async def get_queue(self, queue_id: str) -> QueueSettings:
-        doc = await self.queue_doc(queue_id)
-        if doc is None:
-            raise NotFound("no such queue")
-        return queue_settings_of(doc)
-
-    async def put_queue(self, queue_id: str, settings: QueueSettings, now: datetime) -> bool:
-        """Create or replace a queue; True when it was created."""
+    async def put_queue(
+        self, queue_id: str, settings: QueueSettings, now: datetime, *, if_match: IfMatch | None = None
+    ) -> tuple[Item, bool]:
+        """Create or replace a queue; returns (document, created). With `if_match` only over the
+        version the caller read (412 otherwise)."""
         if queue_id == CONFIG_PARTITION:
             raise ValidationFailed([{"field": "queueId", "message": "is reserved"}])
         target = settings.overflow.target_queue_id
@@ -146,6 +146,7 @@ class RoutingDirectory:
                     [{"field": "overflow.targetQueueId", "message": "is not a known queue"}]
                 )
         existing = await self.queue_doc(queue_id)
+        check_if_match(if_match, None if existing is None else stored_etag(existing), "queue")
         doc: Item = {
             "id": QUEUE_DOC_ID,
             "queueId": queue_id,
@@ -153,7 +154,7 @@ class RoutingDirectory:
             "settings": settings.model_dump(mode="json", by_alias=True),
             "updatedAt": iso(now),
         }
-        await self._routing.upsert(doc)
+        stored = await self._write_config(doc, existing if if_match else None, "queue")
         _forget(self._routing)
         await self._update_index(lambda queues: queues.__setitem__(queue_id, settings.priority))
         if existing is not None and existing["settings"].get("assignmentMethod") != doc["settings"].get(
@@ -162,7 +163,17 @@ class RoutingDirectory:
             from shared.services.assignment import refresh_queue_seats
 
             await refresh_queue_seats(self._routing, self._agents, queue_id, settings)
-        return existing is None
+        return stored, existing is None
+
+    async def _write_config(self, doc: Item, read: Item | None, what: str) -> Item:
+        """Upsert a settings document, or (`read`: the version an If-Match named) replace exactly
+        that version: a change in between is a 412, never overwritten."""
+        if read is None:
+            return await self._routing.upsert(doc)
+        try:
+            return await self._routing.replace(doc, etag=read["_etag"])
+        except (PreconditionFailed, NotFound):
+            raise IfMatchFailed(f"The {what} changed since you read it (If-Match).") from None
 
     async def _update_index(self, change: Callable[[dict[str, int]], None]) -> None:
         async def step() -> None:
@@ -202,14 +213,21 @@ class RoutingDirectory:
             hit = _cached(self._routing, RULES_ID)
             if hit is not None:
                 return hit if isinstance(hit, RoutingRules) else None
-        try:
-            doc = await self._routing.read(RULES_ID, CONFIG_PARTITION)
-        except NotFound:
+        doc = await self.rules_doc()
+        if doc is None:
             _remember(self._routing, RULES_ID, _NO_RULES)
             return None
         return _remember(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))
 
-    async def put_rules(self, rules: RoutingRules, now: datetime) -> None:
+    async def rules_doc(self) -> Item | None:
+        try:
+            return await self._routing.read(RULES_ID, CONFIG_PARTITION)
+        except NotFound:
+            return None
+
+    async def put_rules(self, rules: RoutingRules, now: datetime, *, if_match: IfMatch | None = None) -> Item:
+        """Replace the rules; returns the stored document. With `if_match` only over the version
+        the caller read (412 otherwise)."""
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
         errors = [
             {"field": f"rules.{i}.queueId", "message": "is not a known queue"}
@@ -220,24 +238,32 @@ class RoutingDirectory:
             errors.append({"field": "fallbackQueueId", "message": "is not a known queue"})
         if errors:
             raise UnprocessableContent(errors)
-        await self._routing.upsert(
-            {
-                "id": RULES_ID,
-                "queueId": CONFIG_PARTITION,
-                "type": "rules",
-                "rules": rules.model_dump(mode="json", by_alias=True, exclude_none=True),
-                "updatedAt": iso(now),
-            }
+        existing = await self.rules_doc() if if_match else None
+        check_if_match(
+            if_match, None if existing is None else stored_etag(existing), "routing rules document"
         )
+        doc = {
+            "id": RULES_ID,
+            "queueId": CONFIG_PARTITION,
+            "type": "rules",
+            "rules": rules.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "updatedAt": iso(now),
+        }
+        stored = await self._write_config(doc, existing, "routing rules document")
         _forget(self._routing)
+        return stored
 
     # Agents ---------------------------------------------------------------------------------
 
     async def agent_doc(self, agent_id: str) -> Item:
         return await self._agents.read(agent_id, agent_id)
 
-    async def put_agent(self, agent_id: str, profile: AgentProfile, now: datetime) -> bool:
-        """Create or replace an agent's profile, keeping presence and load; seats follow."""
+    async def put_agent(
+        self, agent_id: str, profile: AgentProfile, now: datetime, *, if_match: IfMatch | None = None
+    ) -> tuple[Item, bool]:
+        """Create or replace an agent's profile, keeping presence and load; seats follow. Returns
+        (document, created). `if_match` names a profile version (`profile_etag`): routing's own
+        writes of presence and load never make it fail."""
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
         unknown = [q for q in profile.queues if q not in known]
         if unknown:
@@ -256,16 +282,20 @@ class RoutingDirectory:
             try:
                 doc = await self._agents.read(agent_id, agent_id)
             except NotFound:
+                check_if_match(if_match, None, "agent")
                 created = True
                 fresh = new_agent_doc(agent_id, profile_json, now)
                 try:
                     return await self._agents.create(fresh)
                 except Conflict as error:
                     raise PreconditionFailed("agent created concurrently") from error
+            check_if_match(if_match, profile_etag(doc), "agent's profile")
             created = False
             old_queues = list(doc["profile"].get("queues", []))
+            version = int(doc.get("profileVersion", 0)) + 1
             return await self._agents.replace(
-                {**doc, "profile": profile_json, "updatedAt": iso(now)}, etag=doc["_etag"]
+                {**doc, "profile": profile_json, "profileVersion": version, "updatedAt": iso(now)},
+                etag=doc["_etag"],
             )
 
         # Listed before it is written, every time (lists.py: a dangling entry is skipped).
@@ -274,7 +304,7 @@ class RoutingDirectory:
         from shared.services.assignment import sync_seats
 
         await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))
-        return created
+        return doc, created
 
     async def load_agent(self, entry: Item, _: lists.Segment | None = None) -> Item | None:
         """An agent for a list: re-read (presence and load change all the time)."""
@@ -288,11 +318,24 @@ class RoutingDirectory:
 AGENT_SEGMENTS = (lists.Segment("0", lists.agents_list()),)
 
 
+def profile_etag(agent: Item) -> str:
+    """The entity-tag of an agent's profile: what an administrator's If-Match names."""
+    return version_etag("profile", int(agent.get("profileVersion", 0)))
+
+
+def presence_etag(agent: Item) -> str:
+    """The entity-tag of an agent's chosen presence: what the agent's own If-Match names."""
+    return version_etag("presence", int(agent.get("presenceVersion", 0)))
+
+
 def new_agent_doc(agent_id: str, profile: dict[str, Any], now: datetime) -> Item:
     return {
         "id": agent_id,
         "type": "agent",
         "profile": profile,
+        # Versions of the parts people write; routing's live state below changes without them.
+        "profileVersion": 1,
+        "presenceVersion": 0,
         # What the agent chose by hand; `presence` is what routing sees after load is applied.
         "chosenPresence": str(Presence.OFFLINE),
         "presence": str(Presence.OFFLINE),

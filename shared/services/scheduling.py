@@ -71,6 +71,7 @@ from shared.errors import (
     UnprocessableContent,
     ValidationFailed,
 )
+from shared.etags import IfMatch, IfMatchFailed, check_if_match, content_etag, stored_etag
 from shared.messaging import json_message
 from shared.observability import mark_phi
 from shared.ports.clock import Clock
@@ -95,6 +96,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _RETRIES = 8
 TAKEN = "The slot is not free."
+IN_FLIGHT = "The appointment is being changed by another request (If-Match): read it again."
 
 
 def _now_z(clock: Clock) -> str:
@@ -107,6 +109,13 @@ def _public(item: Item) -> dict[str, Any]:
 
 def appointment_view(item: Item) -> Appointment:
     return Appointment.model_validate({k: item.get(k) for k in Appointment.model_fields if k in item})
+
+
+def appointment_etag(item: Item) -> str:
+    """The entity-tag of an appointment: a hash of it as served (and its version), so the
+    reschedule lease and the reclaim rewrites, which leave it as it was, do not change it and a
+    client's If-Match from a read stays good until the appointment really changes."""
+    return content_etag(appointment_view(item).model_dump(mode="json"), item.get("version", 0))
 
 
 def provider_view(item: Item) -> ProviderView:
@@ -157,10 +166,17 @@ class Scheduling:
     # ---- providers ------------------------------------------------------------------------------
 
     async def put_provider(
-        self, actor: Principal, provider_id: str, provider: Provider, correlation_id: str
+        self,
+        actor: Principal,
+        provider_id: str,
+        provider: Provider,
+        correlation_id: str,
+        *,
+        if_match: IfMatch | None = None,
     ) -> tuple[Item, bool]:
         """Create or replace a provider's calendar; returns (document, created). Existing
-        appointments keep their times even if the new hours no longer contain them."""
+        appointments keep their times even if the new hours no longer contain them. With
+        `if_match` only over the version the caller read (412 otherwise)."""
         check_provider_id(provider_id)
         body = provider.model_dump(mode="json")
         specialty_key = provider.specialty.casefold()
@@ -169,6 +185,7 @@ class Scheduling:
         for _ in range(_RETRIES):
             now = _now_z(self._clock)
             current = await self._read_or_none(self._providers, provider_id, provider_id)
+            check_if_match(if_match, None if current is None else stored_etag(current), "provider")
             item = {
                 **body,
                 "id": provider_id,
@@ -540,11 +557,23 @@ class Scheduling:
         return item
 
     async def reschedule(
-        self, actor: Principal, appointment_id: str, start: datetime, correlation_id: str
+        self,
+        actor: Principal,
+        appointment_id: str,
+        start: datetime,
+        correlation_id: str,
+        *,
+        if_match: IfMatch | None = None,
     ) -> Item:
+        """Move a booked appointment. With `if_match` only if it has not changed since the caller
+        read it and no other change of it is in flight (412 otherwise; without `if_match` a change
+        in flight is a 409), unless it already starts there: a retry whose first answer was lost
+        succeeds (RFC 9110 §13.1.1 allows a 2xx for a change already made)."""
         wanted = iso_z(start)
         for _ in range(_RETRIES):
             item = await self._owned(actor, appointment_id)
+            if item["start"] != wanted or item["status"] != "booked":
+                check_if_match(if_match, appointment_etag(item), "appointment")
             if item["status"] != "booked":
                 raise Conflict(f"A {item['status']} appointment cannot be rescheduled.")
             if item["start"] == wanted:
@@ -575,6 +604,8 @@ class Scheduling:
                 raise Conflict(violation)
             pending = item.get("pending")
             if pending and parse_z(pending["at"]) + HOLD > now:
+                if if_match is not None:
+                    raise IfMatchFailed(IN_FLIGHT)  # what the caller read is being replaced
                 raise Conflict("Another change of this appointment is in progress; retry shortly.")
             new_slot = slot_id(provider_id, slot[0])
             lease = {"id": uuid.uuid4().hex, "slot": new_slot, "at": iso_z(now)}
@@ -583,6 +614,8 @@ class Scheduling:
                     {**_public(item), "pending": lease}, etag=item["_etag"]
                 )
             except PreconditionFailed:
+                if if_match is not None:
+                    raise IfMatchFailed(IN_FLIGHT) from None
                 continue
             try:
                 await self._check_overlap(provider_id, slot, appointment_id)
@@ -633,20 +666,37 @@ class Scheduling:
             return result
         raise Conflict("The appointment is being changed concurrently; retry.")
 
-    async def cancel(self, actor: Principal, appointment_id: str, correlation_id: str) -> Item:
-        return await self._transition(actor, appointment_id, "cancelled", correlation_id)
+    async def cancel(
+        self, actor: Principal, appointment_id: str, correlation_id: str, *, if_match: IfMatch | None = None
+    ) -> Item:
+        return await self._transition(actor, appointment_id, "cancelled", correlation_id, if_match)
 
     async def set_status(
-        self, actor: Principal, appointment_id: str, status: str, correlation_id: str
+        self,
+        actor: Principal,
+        appointment_id: str,
+        status: str,
+        correlation_id: str,
+        *,
+        if_match: IfMatch | None = None,
     ) -> Item:
-        return await self._transition(actor, appointment_id, status, correlation_id)
+        return await self._transition(actor, appointment_id, status, correlation_id, if_match)
 
     async def _transition(
-        self, actor: Principal, appointment_id: str, status: str, correlation_id: str
+        self,
+        actor: Principal,
+        appointment_id: str,
+        status: str,
+        correlation_id: str,
+        if_match: IfMatch | None,
     ) -> Item:
+        """With `if_match` only if the appointment has not changed since the caller read it (412
+        otherwise), unless it already has this status (a retry: 200, as for a reschedule)."""
         for _ in range(_RETRIES):
             item = await self._owned(actor, appointment_id)
             resource = f"appointments/{appointment_id}"
+            if item["status"] != status:
+                check_if_match(if_match, appointment_etag(item), "appointment")
             if item["status"] == status:
                 # A retry: re-send the event (same id), change nothing.
                 await self._publish(status, item)

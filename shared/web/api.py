@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from shared.auth.webhook_auth import WebhookDelivery
+    from shared.etags import IfMatch
 
 log = logging.getLogger("psc.http")
 
@@ -140,6 +141,13 @@ class Call:
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
 
+    @property
+    def if_match(self) -> IfMatch | None:
+        """The request's `If-Match` (None: unconditional); a malformed one is a 400."""
+        from shared.etags import IfMatch
+
+        return IfMatch.parse(self.header("if-match"))
+
     def own_patient_id(self) -> str:
         """The caller's patient id (a patient token without one cannot use patient routes)."""
         if not self.user.patient_id:
@@ -182,6 +190,9 @@ class RouteSpec:
     also: tuple[tuple[int, str], ...] = ()
     # Every path parameter with the checker it must pass ("module:function").
     params: tuple[tuple[str, str], ...] = ()
+    # The answer carries an `ETag`; `if_match`: the route also honours `If-Match` (412).
+    etag: bool = False
+    if_match: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -208,6 +219,8 @@ class Api:
         errors: tuple[int, ...] = (),
         also: tuple[tuple[int, str], ...] = (),
         params: dict[str, str] | None = None,
+        etag: bool = False,
+        if_match: bool = False,
     ) -> Callable[[Handler], Any]:
         """`params` overrides the checker of a path parameter (every one is an `Id` otherwise):
         e.g. `{"botConversationId": EXTERNAL_ID_PARAM}`."""
@@ -233,6 +246,8 @@ class Api:
                 description=(handler.__doc__ or "").strip(),
                 also=also,
                 params=checked,
+                etag=etag or if_match,
+                if_match=if_match,
             )
 
             # The worker binds by parameter name (`req`), so this must not use functools.wraps:

@@ -50,6 +50,20 @@ _ERROR_TEXT = {
 }
 
 
+_ETAG_HEADER = {
+    "description": "Strong entity tag of the document; send it back in If-Match to write only over it",
+    "schema": {"type": "string"},
+}
+_IF_MATCH_PARAMETER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "Write only if the document's ETag is still one of these (`*`: if it exists); 412 "
+    "otherwise. Without it the write is unconditional.",
+    "schema": {"type": "string"},
+}
+
+
 def _path(route: str) -> tuple[str, list[str]]:
     names: list[str] = []
 
@@ -134,10 +148,15 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         success: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:
             success["content"] = {"application/json": {"schema": ref(resolve_model(spec.response))}}
+        if spec.etag:
+            success["headers"] = {"ETag": dict(_ETAG_HEADER)}
         responses: dict[str, Any] = {str(spec.status): success}
         for status, meaning in spec.also:
             responses[str(status)] = {**success, "description": meaning}
         codes = set(spec.errors)
+        if spec.if_match:
+            operation["parameters"].append(dict(_IF_MATCH_PARAMETER))
+            codes |= {412}
         if spec.body is not None or spec.query is not None or spec.params:
             codes |= {400}
         if spec.body is not None:

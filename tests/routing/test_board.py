@@ -15,6 +15,7 @@ from tests.conftest import Answer, invoke
 from tests.routing.support import (
     ADMIN,
     SUPERVISOR,
+    agent_token,
     all_items,
     conversation,
     deliver,
@@ -188,3 +189,99 @@ async def test_administrators_page_through_agents_by_id(runtime: Runtime, two_qu
     assert seen[1]["presence"] == "available"  # re-read: live presence, not a copy in the list
     for bad in ({"maxItems": "0"}, {"maxItems": "1001"}, {"continuationToken": "x"}, {"limit": "2"}):
         assert (await invoke("list_agents", bearer=ADMIN, params=bad)).status == 400, bad
+
+
+def rows_by_id(answer: Answer) -> dict[str, dict[str, Any]]:
+    assert answer.status == 200, answer.json
+    return {row["id"]: row for row in answer.json["items"]}
+
+
+async def test_a_waiting_conversation_no_agent_may_take_says_why_and_one_merely_waiting_does_not(
+    runtime: Runtime,
+) -> None:
+    await put_queue("spanish")
+    await put_queue("cardio", requiredSkills={"cardio": 3})  # exact matching by default
+    await put_queue("relaxed", skillMatch="closest", requiredSkills={"cardio": 3})
+    await put_queue("heavy", capacityUnits=3)
+    await put_queue("empty")
+    await put_queue("mixed", requiredSkills={"cardio": 3})
+    await put_queue("general")
+    rules = [
+        {"when": {"context": {"line": q}}, "queueId": q}
+        for q in ("cardio", "relaxed", "heavy", "empty", "mixed")
+    ]
+    await put_rules([{"when": {"language": ["es"]}, "queueId": "spanish"}, *rules], "general")
+    await put_agent("a-en", queues=["spanish", "general"], languages=["en"])
+    await put_agent("a-junior", queues=["cardio", "relaxed", "mixed"], skills={"cardio": 1})
+    await put_agent("a-small", queues=["heavy"], capacity=2)
+    await put_agent("a-pl", queues=["mixed"], languages=["pl"], skills={"cardio": 5})
+    # Nobody is available: every conversation waits; only structure decides the flag.
+    await enqueue(runtime, "c-es", language="es-MX")
+    for line in ("cardio", "relaxed", "heavy", "empty", "mixed"):
+        await enqueue(runtime, f"c-{line}", context={"line": line})
+    await enqueue(runtime, "c-plain")
+    await deliver(runtime)
+
+    rows = rows_by_id(await board({"status": "waiting"}))
+    reasons = {cid: row.get("unassignable", {}).get("reason") for cid, row in rows.items()}
+    assert reasons == {
+        "c-es": "no-agent-with-language",
+        "c-cardio": "no-agent-with-skills",
+        "c-relaxed": None,  # closest matching: the junior may take it once present
+        "c-heavy": "no-agent-with-capacity",
+        "c-empty": "no-agents",
+        "c-mixed": "no-eligible-agent",  # one lacks the skill, the other the language
+        "c-plain": None,  # a-en is offline: waiting, not unassignable
+    }
+    assert not any("outOfHours" in row for row in rows.values())
+
+    # An administrator's profile change clears it at once, though the agent is still offline.
+    await put_agent("a-junior", queues=["cardio", "relaxed", "mixed"], skills={"cardio": 3})
+    rows = rows_by_id(await board({"status": "waiting"}))
+    assert "unassignable" not in rows["c-cardio"]
+    assert "unassignable" not in rows["c-mixed"]
+
+
+async def test_a_conversation_every_agent_declined_is_unassignable_until_another_agent_joins(
+    runtime: Runtime,
+) -> None:
+    await put_queue("general")
+    await put_rules([], "general")
+    await put_agent("a-1", queues=["general"], capacity=1)
+    await presence("a-1", "available")
+    await enqueue(runtime, "c-1")
+    for _ in range(3):
+        await deliver(runtime)
+        declined = await invoke(
+            "decline_conversation",
+            method="POST",
+            bearer=agent_token("a-1"),
+            route_params={"conversationId": "c-1"},
+        )
+        assert declined.status == 200, declined.json
+    await deliver(runtime)
+    rows = rows_by_id(await board())
+    assert rows["c-1"]["status"] == "waiting"
+    assert rows["c-1"]["unassignable"] == {"reason": "all-agents-declined"}
+
+    await put_agent("a-2", queues=["general"], capacity=1)  # offline, but could take it
+    assert "unassignable" not in rows_by_id(await board())["c-1"]
+
+
+async def test_a_waiting_conversation_in_a_queue_closed_by_its_hours_shows_out_of_hours(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    # The manual clock starts on Monday 09:00 UTC: open for one more hour.
+    hours = {"timeZone": "UTC", "weeklyHours": {"mon": [["09:00", "10:00"]]}}
+    await put_queue("day", operatingHours=hours)
+    await put_rules([], "day")
+    await enqueue(runtime, "c-1")
+    await deliver(runtime)
+    row = rows_by_id(await board())["c-1"]
+    assert (row["status"], row["unassignable"]) == ("waiting", {"reason": "no-agents"})
+    assert "outOfHours" not in row
+
+    clock.advance(3600)
+    row = rows_by_id(await board())["c-1"]
+    assert row["outOfHours"] is True
+    assert "unassignable" not in row  # closed says it instead

@@ -185,9 +185,7 @@ async def test_three_declines_exclude_the_agent_for_that_conversation(runtime: R
     assert (await conversation(runtime, "c-1"))["agentId"] == "a-2"
 
 
-async def test_an_offer_not_accepted_in_time_counts_as_a_decline(
-    runtime: Runtime, clock: ManualClock
-) -> None:
+async def test_an_offer_not_accepted_in_time_is_not_a_decline(runtime: Runtime, clock: ManualClock) -> None:
     await setup_general()
     await put_agent("a-1", queues=["general"], capacity=1)
     await put_agent("a-2", queues=["general"], capacity=1)
@@ -199,10 +197,37 @@ async def test_an_offer_not_accepted_in_time_counts_as_a_decline(
     clock.advance(31)
     await deliver(runtime)
     doc = await conversation(runtime, "c-1")
-    assert doc["declines"] == {"a-1": 1}
+    assert doc["declines"] == {}
+    assert doc["offerTimeouts"] == {"a-1": 1}
     assert doc["status"] == "offered"
-    assert doc["agentId"] in ("a-1", "a-2")
+    # a-1 let it expire: another eligible agent comes first.
+    assert doc["agentId"] == "a-2"
     assert (await agent(runtime, "a-1"))["used"] + (await agent(runtime, "a-2"))["used"] == 1
+    assert [e["event"] for e in doc["history"]] == ["open", "queue", "offer", "expire", "offer"]
+
+
+async def test_offers_that_expire_never_exclude_the_agent(runtime: Runtime, clock: ManualClock) -> None:
+    await setup_general()
+    await put_agent("a-1", queues=["general"], capacity=1)
+    await presence("a-1", "available")
+    await enqueue(runtime, "c-1")
+    await deliver(runtime)
+    for round_ in range(4):
+        doc = await conversation(runtime, "c-1")
+        assert (doc["status"], doc["agentId"]) == ("offered", "a-1"), round_
+        clock.advance(31)
+        await deliver(runtime)
+    doc = await conversation(runtime, "c-1")
+    assert (doc["status"], doc["agentId"]) == ("offered", "a-1")  # alone, a-1 still gets it
+    assert doc["declines"] == {}
+    assert doc["offerTimeouts"] == {"a-1": 4}
+    assert (await agent(runtime, "a-1"))["used"] == 1
+
+    declined = await invoke(
+        "decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}
+    )
+    assert declined.json["declines"] == {"a-1": 1}  # only explicit declines count
+    assert declined.json["offerTimeouts"] == {"a-1": 4}
 
 
 async def test_redelivered_routing_message_changes_nothing(runtime: Runtime) -> None:

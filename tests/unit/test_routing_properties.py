@@ -10,7 +10,10 @@ decision against the state just before it:
 * the agent serves its queue, is available or busy (never dnd, away or offline), has the units
   free (so never goes over capacity), speaks the language, is not excluded by three declines and
   is admitted by the queue's skill mode;
-* no eligible agent of that queue had a strictly better skill fit;
+* an agent who let an offer of the conversation expire got it only if no other agent could take
+  it (an expiry is not a decline: never an exclusion, only the last place);
+* no eligible agent of that queue (among those it does not avoid, if any) had a strictly better
+  skill fit;
 * **serving order**: no conversation still waiting that comes *earlier* in the serving order (queue
   priority number, queue id, then conversation priority, longest waiting, id) could have gone to
   the same agent at that moment. So a lower-priority queue is never served by an agent who could
@@ -42,6 +45,7 @@ from shared.domain.routing import (
     required_skills,
     seat_sort_key,
     skill_fit,
+    unassignable_reason,
     waiting_key,
     waiting_sort_key,
 )
@@ -95,6 +99,7 @@ _queue_settings = st.fixed_dictionaries(
 )
 _queue_picks = st.integers(0, len(QUEUE_IDS) - 1)
 _excluded = st.frozensets(st.sampled_from(AGENT_IDS), max_size=2)
+_avoided = st.just(frozenset()) | st.frozensets(st.sampled_from(AGENT_IDS), max_size=2)
 _priorities = st.integers(1, 3)
 _units = st.integers(1, 2)
 _spoken = st.sampled_from(("en", "en", *LANGUAGES))
@@ -133,13 +138,14 @@ def waiting_items(
         skills=draw(needs),
         excluded=draw(_excluded),
         units=draw(_units),
+        avoided=draw(_avoided),
     )
 
 
 @dataclass(frozen=True)
 class Op:
-    """One event in a scenario: `kind` in arrive | redeliver | decline | release | presence |
-    assign; `advance` seconds pass before it; `pick` chooses among what exists at that point."""
+    """One event in a scenario: `kind` in arrive | redeliver | decline | expire | release |
+    presence | assign; `advance` seconds pass before it; `pick` chooses among what exists then."""
 
     kind: str
     advance: int
@@ -150,7 +156,18 @@ class Op:
 ops = st.builds(
     Op,
     kind=st.sampled_from(
-        ["arrive", "arrive", "arrive", "arrive", "redeliver", "decline", "release", "presence", "assign"]
+        [
+            "arrive",
+            "arrive",
+            "arrive",
+            "arrive",
+            "redeliver",
+            "decline",
+            "expire",
+            "release",
+            "presence",
+            "assign",
+        ]
     ),
     advance=st.sampled_from([0, 0, 1, 15, 45, 400]),
     pick=st.integers(0, 1000),
@@ -237,8 +254,12 @@ def check_pass(
         assert seat.free >= item.units, "never over capacity"
         fit = fit_of(dispatcher, seat, item, now)
         assert fit is not None, "the agent was eligible"
-        best_fit = max(f for s in seats.values() if (f := fit_of(dispatcher, s, item, now)) is not None)
-        assert fit == best_fit, "no eligible agent fit better"
+        eligible = {
+            s.agent_id: f for s in seats.values() if (f := fit_of(dispatcher, s, item, now)) is not None
+        }
+        preferred = {a: f for a, f in eligible.items() if a not in item.avoided} or eligible
+        assert agent_id in preferred, "an agent who let it expire only when nobody else could take it"
+        assert fit == max(preferred.values()), "no eligible agent fit better"
         for other in pending.values():
             if serving_key(dispatcher, other) < key:
                 assert fit_of(dispatcher, seat, other, now) is None, (
@@ -294,12 +315,16 @@ def test_every_decision_keeps_routing_promises(scenario: Scenario) -> None:
             before = (dict(dispatcher.waiting), dict(dispatcher.assigned))
             assert not dispatcher.add_waiting(items[again]), "a redelivered conversation is queued once"
             assert (dispatcher.waiting, dispatcher.assigned) == before
-        elif op.kind in ("decline", "release") and dispatcher.assigned:
+        elif op.kind in ("decline", "expire", "release") and dispatcher.assigned:
             conversation_id = sorted(dispatcher.assigned)[op.pick % len(dispatcher.assigned)]
             agent_id, _ = dispatcher.assigned[conversation_id]
             dispatcher.release(conversation_id, now)
             if op.kind == "release":
                 del items[conversation_id]
+            elif op.kind == "expire":
+                item = items[conversation_id]
+                items[conversation_id] = replace(item, avoided=item.avoided | {agent_id})
+                assert dispatcher.add_waiting(items[conversation_id])
             else:
                 declines[conversation_id, agent_id] = declines.get((conversation_id, agent_id), 0) + 1
                 item = items[conversation_id]
@@ -403,12 +428,17 @@ def test_best_agent_is_the_best_skill_fit_then_the_first_by_sort_key(
     queue: QueueSettings, item: Waiting, room: list[Seat], wait: int
 ) -> None:
     """`best_agent` against an oracle built from the other public pieces: among the seats that
-    `can_take` the conversation and whose `skill_fit` is not None, the highest fit wins and a tie
-    goes to the smallest `seat_sort_key`."""
+    `can_take` the conversation and whose `skill_fit` is not None, agents it avoids come last, then
+    the highest fit wins and a tie goes to the smallest `seat_sort_key`."""
     now = BASE + timedelta(seconds=wait)
     required = required_skills(queue, item)
     scored = [
-        (-fit, seat_sort_key(queue.assignment_method, seat) or "", seat.agent_id)
+        (
+            seat.agent_id in item.avoided,
+            -fit,
+            seat_sort_key(queue.assignment_method, seat) or "",
+            seat.agent_id,
+        )
         for seat in room
         if can_take(seat, item)
         and (
@@ -419,4 +449,19 @@ def test_best_agent_is_the_best_skill_fit_then_the_first_by_sort_key(
         is not None
     ]
     chosen = best_agent(item, queue, room, now)
-    assert (chosen.agent_id if chosen else None) == (min(scored)[2] if scored else None)
+    assert (chosen.agent_id if chosen else None) == (min(scored)[3] if scored else None)
+
+
+@FAST
+@given(queue_settings, waiting_items("c", ("q",), BASE), rooms())
+def test_unassignable_means_no_member_could_ever_take_it_whatever_their_presence_and_load(
+    queue: QueueSettings, item: Waiting, room: list[Seat]
+) -> None:
+    """`unassignable_reason` is None exactly when some member, once available with nothing to
+    do, would be offered the conversation (after any exact-match timeout has run out); presence
+    and load never change the answer."""
+    reason = unassignable_reason(item, queue, room)
+    idle = [replace(seat, presence=Presence.AVAILABLE, used=0) for seat in room]
+    later = BASE + timedelta(days=1)
+    assert (reason is None) == (best_agent(item, queue, idle, later) is not None)
+    assert unassignable_reason(item, queue, idle) == reason

@@ -1,6 +1,7 @@
 """Property-based tests: over random calendars (zones with DST, odd offsets, half-hour shifts) the
-slot grid is sane, and over random sequences of bookings, reschedules and cancellations (some run
-concurrently) on the real service and embedded store, no slot is ever held twice and every booked
+slot grid is sane, and over random sequences of bookings, reschedules, cancellations and check-ins
+(some run concurrently, some sending an If-Match that may be stale, some after a hold's time ran
+out) on the real service and embedded store, no slot is ever held twice and every booked
 appointment lies inside the provider's hours."""
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
 from shared.catalog import CONTAINERS
 from shared.domain.scheduling import WEEKDAYS, BookingRequest, Calendar, Provider, parse_z
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.etags import IfMatch
 from shared.ports.clock import ManualClock
 from shared.ports.documents import Query
 from shared.ports.messages import OutgoingMessage
-from shared.services.scheduling import Scheduling
+from shared.services.scheduling import Scheduling, appointment_etag
 
 ZONES = [
     "Europe/Warsaw",
@@ -79,6 +81,17 @@ def providers(draw: Any) -> Provider:
     )
 
 
+@st.composite
+def open_providers(draw: Any) -> Provider:
+    """Providers open most of every day (some days with random hours), so most bookings and
+    moves land on real slots and collide; zones and slot lengths as in `providers`."""
+    data = draw(providers()).model_dump(mode="json")
+    data["weeklyHours"] = {
+        day: (draw(day_hours()) if draw(st.booleans()) else []) or [["06:00", "20:00"]] for day in WEEKDAYS
+    }
+    return Provider.model_validate(data)
+
+
 def inside_hours(calendar: Calendar, start: datetime, end: datetime) -> bool:
     """The slot's local wall start is a grid point of a range of its local day, and it lasts
     exactly one slot."""
@@ -127,17 +140,17 @@ AGENT = Principal(subject="agent-1", name=None, roles=frozenset({"Agent"}))
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["book", "book", "reschedule", "cancel"]),
+        st.sampled_from(["book", "book", "reschedule", "reschedule", "cancel", "status", "tick"]),
         st.integers(0, 30),  # candidate start / appointment index
-        st.integers(0, 30),  # candidate start for a reschedule
+        st.integers(0, 30),  # candidate start for a reschedule; odd: send the ETag seen at booking
     ),
-    min_size=1,
+    min_size=4,
     max_size=24,
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(provider=providers(), ops=operations, concurrency=st.sampled_from([1, 4]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider=open_providers(), ops=operations, concurrency=st.sampled_from([1, 4]))
 def test_no_slot_is_ever_booked_twice(
     provider: Provider, ops: list[tuple[str, int, int]], concurrency: int
 ) -> None:
@@ -160,11 +173,18 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
             for n in range(len(ops)):  # bookings name existing patients
                 await store.container("patients").upsert({"id": f"p-{n}", "type": "patient", "name": "P"})
             booked_ids: list[str] = []
+            # The ETag a client saw when the appointment was booked: stale once it changes.
+            seen: dict[str, str] = {}
+
+            def condition(appointment_id: str, b: int) -> IfMatch | None:
+                return IfMatch.parse(seen[appointment_id]) if b % 2 and appointment_id in seen else None
 
             async def run(op: tuple[str, int, int], n: int) -> None:
                 kind, a, b = op
                 try:
-                    if kind == "book":
+                    if kind == "tick":
+                        clock.advance(seconds=61)  # past any hold's time: stale holds are reclaimed
+                    elif kind == "book":
                         request = BookingRequest(
                             providerId="dr-p",
                             start=candidates[a % len(candidates)],
@@ -175,14 +195,23 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
                             AGENT, request, idempotency_key=None, correlation_id="corr-property-1"
                         )
                         booked_ids.append(result.item["id"])
-                    elif booked_ids and kind == "reschedule":
-                        target = candidates[b % len(candidates)]
-                        await service.reschedule(
-                            AGENT, booked_ids[a % len(booked_ids)], target, "corr-property-1"
-                        )
+                        seen[result.item["id"]] = appointment_etag(result.item)
                     elif booked_ids:
-                        await service.cancel(AGENT, booked_ids[a % len(booked_ids)], "corr-property-1")
-                except (Conflict, NotFound):
+                        target_id = booked_ids[a % len(booked_ids)]
+                        if_match = condition(target_id, b)
+                        if kind == "reschedule":
+                            target = candidates[b % len(candidates)]
+                            await service.reschedule(
+                                AGENT, target_id, target, "corr-property-1", if_match=if_match
+                            )
+                        elif kind == "cancel":
+                            await service.cancel(AGENT, target_id, "corr-property-1", if_match=if_match)
+                        else:
+                            status = ("arrived", "fulfilled", "noshow")[b % 3]
+                            await service.set_status(
+                                AGENT, target_id, status, "corr-property-1", if_match=if_match
+                            )
+                except (Conflict, NotFound, PreconditionFailed):
                     pass
 
             for i in range(0, len(ops), concurrency):
@@ -197,7 +226,8 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
         finally:
             await store.close()
 
-    booked = [a for a in appointments if a["status"] == "booked"]
+    # Arrived, fulfilled and no-show appointments keep their slot, as booked ones do.
+    booked = [a for a in appointments if a["status"] in ("booked", "arrived", "fulfilled", "noshow")]
     starts = Counter(a["start"] for a in booked)
     assert all(count == 1 for count in starts.values()), starts
     for appointment in booked:
