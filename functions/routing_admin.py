@@ -23,6 +23,7 @@ READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
 QUEUE = "shared.domain.queues:QueueSettings"
 RULES = "shared.domain.queues:RoutingRules"
 AGENT = "shared.domain.queues:AgentProfile"
+AGENT_VIEW = "shared.domain.queues:AgentView"
 
 
 def _directory(call: Call) -> RoutingDirectory:
@@ -53,6 +54,7 @@ async def _audit(call: Call, action: str, resource: str) -> None:
     body=QUEUE,
     response=QUEUE,
     errors=(400, 422),
+    also=((201, "Created"),),
 )
 async def put_queue(call: Call) -> Reply:
     """Priority (smaller is served first), assignment method, skill matching, operating hours,
@@ -67,11 +69,19 @@ async def put_queue(call: Call) -> Reply:
     "manage/queues/{queueId}", "GET", access=READERS, summary="Read a queue", response=QUEUE, errors=(404,)
 )
 async def get_queue(call: Call) -> Reply:
+    """The queue's settings as last written (for administrators and supervisors)."""
     return Reply(body=await _directory(call).get_queue(call.route("queueId")))
 
 
-@api.route("manage/queues", "GET", access=READERS, summary="List queues in priority order")
+@api.route(
+    "manage/queues",
+    "GET",
+    access=READERS,
+    summary="List queues in priority order",
+    response="shared.domain.queues:QueueList",
+)
 async def list_queues(call: Call) -> Reply:
+    """Every queue with its id and settings, smallest priority number (served first) first."""
     return Reply(body={"items": await _directory(call).list_queues()})
 
 
@@ -101,6 +111,8 @@ async def put_routing_rules(call: Call) -> Reply:
     errors=(404,),
 )
 async def get_routing_rules(call: Call) -> Reply:
+    """The ordered rules and the fallback queue; 404 before any rules are configured (every
+    escalation then goes to the built-in default queue)."""
     from shared.errors import NotFound
 
     rules = await _directory(call).rules()
@@ -117,6 +129,7 @@ async def get_routing_rules(call: Call) -> Reply:
     body=AGENT,
     response=AGENT,
     errors=(400, 422),
+    also=((201, "Created"),),
 )
 async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept."""
@@ -131,9 +144,12 @@ async def put_agent(call: Call) -> Reply:
     "GET",
     access=READERS,
     summary="Read an agent with presence and load",
+    response=AGENT_VIEW,
     errors=(404,),
 )
 async def get_agent(call: Call) -> Reply:
+    """The agent's profile with their effective and chosen presence, the capacity in use and
+    the conversations holding it."""
     from shared.errors import NotFound
     from shared.services.routing_admin import agent_view
 
@@ -150,6 +166,7 @@ async def get_agent(call: Call) -> Reply:
     access=READERS,
     summary="List agents with presence and load, by id",
     query="shared.domain.queues:AgentListQuery",
+    response="shared.domain.queues:AgentList",
 )
 async def list_agents(call: Call) -> Reply:
     """Paged with `maxItems` and `continuationToken` (absent on the last page)."""

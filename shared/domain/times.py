@@ -106,3 +106,7 @@ Day = Annotated[
     BeforeValidator(_day),
     WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-03-30"]}),
 ]
+# Stamps we serve as the text we stored (`2026-03-30T06:00:00.000Z`): typed as what they are for
+# clients, without re-parsing what we wrote ourselves.
+InstantText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+DayText = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.web.api import EXTERNAL_ID_PARAM, ID_PARAM, RouteSpec, resolve_model
+from shared.web.headers import (
+    CORRELATION_ID,
+    CORRELATION_ID_OUT,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+    Header,
+)
 from shared.web.problems import PROBLEM_JSON
 
 
@@ -31,6 +38,17 @@ class Problem(BaseModel):
     instance: str | None = None
     correlationId: str | None = None
     errors: list[FieldError] | None = None
+
+
+class OpenApiDocument(BaseModel):
+    """An OpenAPI 3.1 document (the fields every document has; the rest as the specification says)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str = Field(examples=["3.1.0"])
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
 
 
 _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
@@ -87,6 +105,27 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
     ]
 
 
+def _header_parameter(header: Header) -> dict[str, Any]:
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": header.required,
+        "description": header.description,
+        "schema": header.schema,
+    }
+
+
+def _response_headers(headers: Iterable[Header]) -> dict[str, Any]:
+    return {
+        h.name: {"description": h.description, "required": h.required, "schema": h.schema}
+        for h in (*headers, CORRELATION_ID_OUT)
+    }
+
+
+def _error_headers(status: int) -> dict[str, Any]:
+    return _response_headers({401: (WWW_AUTHENTICATE,), 429: (RETRY_AFTER,)}.get(status, ()))
+
+
 def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> dict[str, Any]:
     routes = list(routes)
     models: set[type[BaseModel]] = {Problem}
@@ -110,6 +149,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         operation: dict[str, Any] = {
             "operationId": spec.name,
             "summary": spec.summary,
+            "description": spec.description,
             "tags": [spec.tag],
             "parameters": [
                 {
@@ -121,19 +161,21 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
                 for name in params
             ],
         }
-        if spec.description:
-            operation["description"] = spec.description
         if spec.query is not None:
             query = resolve_model(spec.query)
             operation["parameters"] += _query_parameters(query, query.model_json_schema())
+        operation["parameters"] += [_header_parameter(h) for h in (*spec.request_headers(), CORRELATION_ID)]
         if spec.body is not None:
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": ref(resolve_model(spec.body))}},
             }
-        success: dict[str, Any] = {"description": "Success"}
+        success: dict[str, Any] = {
+            "description": "Success",
+            "headers": _response_headers(spec.response_headers),
+        }
         if spec.response is not None:
-            success["content"] = {"application/json": {"schema": ref(resolve_model(spec.response))}}
+            success["content"] = {spec.media_type: {"schema": ref(resolve_model(spec.response))}}
         responses: dict[str, Any] = {str(spec.status): success}
         for status, meaning in spec.also:
             responses[str(status)] = {**success, "description": meaning}
@@ -155,6 +197,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),
+                "headers": _error_headers(code),
                 "content": {PROBLEM_JSON: {"schema": ref(Problem)}},
             }
         operation["responses"] = responses
