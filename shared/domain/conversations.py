@@ -93,7 +93,17 @@ class TranscriptLine(BaseModel):
 
 # What a conversation's history records: its opening, then each transition.
 HistoryEvent = Literal[
-    "open", "queue", "requeue", "offer", "accept", "decline", "wrapup", "close", "abandon", "end", "force-close"
+    "open",
+    "queue",
+    "requeue",
+    "offer",
+    "accept",
+    "decline",
+    "wrapup",
+    "close",
+    "abandon",
+    "end",
+    "force-close",
 ]
 
 

@@ -67,7 +67,7 @@ WEBHOOK_TIMESTAMP = Header(
 )
 WEBHOOK_SIGNATURE = Header(
     "webhook-signature",
-    "Standard Webhooks: `v1,<base64 HMAC-SHA256(key, \"{id}.{timestamp}.{raw body}\")>` with the "
+    'Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{raw body}")>` with the '
     "key of PSC_WEBHOOK_SECRET; several space-separated while a sender rotates keys.",
     {"type": "string", "minLength": 1, "examples": ["v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="]},
 )

@@ -105,6 +105,23 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
     ]
 
 
+def _key_rules(node: Any) -> Any:
+    """pydantic writes a dict whose key type has a pattern as `patternProperties`, which leaves
+    other keys unconstrained; the edge refuses them, so say it as `propertyNames`."""
+    if isinstance(node, list):
+        return [_key_rules(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _key_rules(value) for key, value in node.items()}
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        ((pattern, values),) = patterns.items()
+        del node["patternProperties"]
+        node["additionalProperties"] = values
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+    return node
+
+
 def _header_parameter(header: Header) -> dict[str, Any]:
     return {
         "name": header.name,
@@ -137,7 +154,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
     )
-    schemas: dict[str, Any] = defs.get("$defs", {})
+    schemas: dict[str, Any] = _key_rules(defs.get("$defs", {}))
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -163,7 +180,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         }
         if spec.query is not None:
             query = resolve_model(spec.query)
-            operation["parameters"] += _query_parameters(query, query.model_json_schema())
+            operation["parameters"] += _query_parameters(query, _key_rules(query.model_json_schema()))
         operation["parameters"] += [_header_parameter(h) for h in (*spec.request_headers(), CORRELATION_ID)]
         if spec.body is not None:
             operation["requestBody"] = {
