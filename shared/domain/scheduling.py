@@ -405,7 +405,13 @@ class FhirSlotQuery(_Strict):
     the default prefix. `status=free|busy` filters."""
 
     schedule: str = Field(min_length=1, max_length=100)
-    start: str = Field(min_length=10, max_length=60)
+    start: str = Field(
+        min_length=10,
+        max_length=60,
+        json_schema_extra={"pattern": _FHIR_DATE.pattern},
+        description="A date (the provider's local day) or `ge` and an instant with an offset.",
+        examples=["2026-03-30", "ge2026-03-30T06:00:00Z"],
+    )
     status: Literal["free", "busy"] | None = None
 
     @field_validator("schedule")
