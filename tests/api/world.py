@@ -72,8 +72,8 @@ class World:
             "providerId": list(DEMO_PROVIDERS),
             "queueId": list(DEMO_QUEUES),
             "agentId": list(DEMO_AGENTS),
-            "conversationId": sorted(self.conversations.values()),
-            "appointmentId": sorted(self.appointments.values()),
+            "conversationId": list(self.conversations.values()),
+            "appointmentId": list(self.appointments.values()),  # by name: the ids are random
         }
         return known.get(parameter, [])
 
