@@ -12,6 +12,7 @@ import azure.functions as func
 
 from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
+from shared.web.headers import IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LOCATION
 
 if TYPE_CHECKING:
     from shared.services.scheduling import Scheduling
@@ -50,6 +51,8 @@ def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | No
     response=APPOINTMENT,
     status=201,
     errors=(404, 409, 422, 503),
+    headers=(IDEMPOTENCY_KEY,),
+    response_headers=(LOCATION, IDEMPOTENT_REPLAYED),
     etag=True,
 )
 async def book_appointment(call: Call) -> Reply:
@@ -79,6 +82,7 @@ async def book_appointment(call: Call) -> Reply:
     etag=True,
 )
 async def get_appointment(call: Call) -> Reply:
+    """A patient reads only their own appointments (another's answers 404). Audited."""
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
     return _reply(item)
 
@@ -150,6 +154,8 @@ async def set_appointment_status(call: Call) -> Reply:
     response="shared.domain.scheduling:AppointmentList",
 )
 async def my_appointments(call: Call) -> Reply:
+    """Every status, ordered by start; paged with `limit` and `continuationToken` (a page may
+    hold fewer items than asked: only a missing token means the end). Audited."""
     from shared.services.schedule_lists import patient_appointments
 
     items, token = await patient_appointments(

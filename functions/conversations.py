@@ -54,14 +54,17 @@ def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
     access=AGENT,
     summary="Set my presence",
     body="shared.domain.queues:PresenceChange",
+    response="shared.domain.queues:AgentView",
     errors=(404,),
     if_match=True,
 )
 async def put_my_presence(call: Call) -> Reply:
     """`available`, `busy`, `dnd`, `away` or `offline`. Routing then adjusts it by load (full →
     dnd, partial → busy, empty → available) but never overrides a chosen away, offline or dnd.
-    The ETag versions the presence you chose: send it in `If-Match` so that a change made in
-    another of your sessions is not overwritten (412); routing's load changes never fail it."""
+    Answers your agent record with the effective presence; 404 when no agent is registered
+    under your id (`GET /api/agents/me` tells it). The ETag versions the presence you chose: send
+    it in `If-Match` so that a change made in another of your sessions is not overwritten (412);
+    routing's load changes never fail it."""
     from shared.services.assignment import Assignment
     from shared.services.routing_admin import agent_view, presence_etag
 
@@ -77,6 +80,7 @@ async def put_my_presence(call: Call) -> Reply:
     "GET",
     access=AGENT,
     summary="My presence, load and profile",
+    response="shared.domain.queues:AgentView",
     errors=(404,),
     etag=True,
 )
@@ -100,6 +104,8 @@ async def get_my_presence(call: Call) -> Reply:
     response=LIST,
 )
 async def my_conversations(call: Call) -> Reply:
+    """Conversations offered to you (accept or decline them before the offer expires), active
+    with you, or in wrap-up after you closed them. Transcripts included; oldest first."""
     from shared.domain.conversations import ConversationList
 
     docs = await _lifecycle(call).mine(call.user)
@@ -130,6 +136,8 @@ async def get_conversation(call: Call) -> Reply:
     errors=(404, 409),
 )
 async def accept_conversation(call: Call) -> Reply:
+    """Only the agent it is offered to, before the offer expires (409 otherwise: it went back to
+    the queue). It becomes active; accepting it again is 409."""
     return _answer(
         await _lifecycle(call).accept(call.user, call.route("conversationId"), call.correlation_id)
     )
@@ -164,6 +172,8 @@ async def decline_conversation(call: Call) -> Reply:
     etag=True,
 )
 async def send_message(call: Call) -> Reply:
+    """Only on an active conversation of yours (409 otherwise). The message is added to the
+    conversation, which is answered whole (201)."""
     doc = await _lifecycle(call).send_message(
         call.user, call.route("conversationId"), call.body.text, call.correlation_id
     )
@@ -216,10 +226,13 @@ async def close_conversation(call: Call) -> Reply:
     "POST",
     access=allow(Role.BOT, Role.PATIENT, Role.SUPERVISOR),
     summary="The patient left: end a waiting or offered conversation",
-    response=VIEW,
+    response=M + "AbandonAnswer",
     errors=(404, 409),
 )
 async def abandon_conversation(call: Call) -> Reply:
+    """For the bot, the patient the conversation is about, or a supervisor. A conversation
+    already with an agent (active, wrap-up) or closed is 409. Answers only the id, the status and
+    when it was abandoned: no transcript (a patient may call this)."""
     doc = await _lifecycle(call).abandon(call.user, call.route("conversationId"), call.correlation_id)
     return Reply(body={"id": doc["id"], "status": doc["status"], "abandonedAt": doc.get("abandonedAt")})
 
@@ -230,10 +243,16 @@ async def abandon_conversation(call: Call) -> Reply:
     access=SUPERVISOR,
     summary="Live board: conversations, queue depth and longest wait, agents with presence and load",
     query=M + "BoardQuery",
+    response=M + "Board",
     errors=(400,),
 )
 async def supervisor_board(call: Call) -> Reply:
-    """A waiting row carries `"outOfHours": true` when its queue is closed by its operating hours,
+    """`status` filters (comma-separated live statuses: open, waiting, offered, active, wrapup).
+    Conversations come queue by queue in priority order, each queue's oldest first; `queues`
+    gives every queue's depth and longest wait; `agents` lists agents by id with presence and
+    load. Paged with `maxItems` (each of `items` and `agents`) and `continuationToken`. No PHI:
+    ids and routing attributes only.
+    A waiting row carries `"outOfHours": true` when its queue is closed by its operating hours,
     else `"unassignable": {"reason": …}` when no agent of its queue may ever take it as things
     stand (all excluded by declines, nobody with its language, capacity or required skills, or
     nobody in the queue); a conversation whose agents are merely busy or offline carries neither."""
@@ -258,6 +277,8 @@ async def supervisor_board(call: Call) -> Reply:
     errors=(400, 404, 409, 422),
 )
 async def supervisor_assign(call: Call) -> Reply:
+    """The conversation must be waiting (409 otherwise); the agent must exist (422) and is
+    offered it even when away or full. Audited."""
     doc = await _lifecycle(call).assign(
         call.user, call.route("conversationId"), call.body.agent_id, call.correlation_id
     )
@@ -275,6 +296,8 @@ async def supervisor_assign(call: Call) -> Reply:
     errors=(404, 409),
 )
 async def supervisor_force_close(call: Call) -> Reply:
+    """Ends any live conversation at once (no wrap-up), with an optional reason; a closed one is
+    409. The agent's capacity is released. Audited."""
     doc = await _lifecycle(call).force_close(
         call.user, call.route("conversationId"), call.body.reason, call.correlation_id
     )

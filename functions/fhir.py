@@ -38,6 +38,8 @@ def _base_url(call: Call) -> str:
     "GET",
     access=allow(Role.PATIENT, Role.AGENT, Role.SUPERVISOR),
     summary="An appointment as a FHIR R4 Appointment",
+    response="shared.domain.scheduling:FhirAppointment",
+    media_type=FHIR_JSON,
     errors=(404,),
 )
 async def fhir_appointment(call: Call) -> Reply:
@@ -45,7 +47,7 @@ async def fhir_appointment(call: Call) -> Reply:
     from shared.domain.scheduling import fhir_appointment as to_fhir
 
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
-    return Reply(body=to_fhir(item), content_type=FHIR_JSON)
+    return Reply(body=to_fhir(item))
 
 
 @api.route(
@@ -54,6 +56,8 @@ async def fhir_appointment(call: Call) -> Reply:
     access=allow(*Role),
     summary="FHIR R4 Slot search (searchset Bundle) for one schedule (provider) and day",
     query="shared.domain.scheduling:FhirSlotQuery",
+    response="shared.domain.scheduling:FhirBundle",
+    media_type=FHIR_JSON,
     errors=(404,),
 )
 async def fhir_slots(call: Call) -> Reply:
@@ -71,4 +75,4 @@ async def fhir_slots(call: Call) -> Reply:
         for s, e, status in resources
         if query.status in (None, status)
     ]
-    return Reply(body=fhir_searchset(chosen, _base_url(call)), content_type=FHIR_JSON)
+    return Reply(body=fhir_searchset(chosen, _base_url(call)))

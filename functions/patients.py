@@ -12,6 +12,7 @@ import azure.functions as func
 
 from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
+from shared.web.headers import ETAG, IF_MATCH
 
 if TYPE_CHECKING:
     from shared.domain.patients import PatientProfile, PatientRecord
@@ -43,9 +44,11 @@ def _reply(stored: Stored, body: PatientProfile | PatientRecord) -> Reply:
     summary="Read my profile",
     response=PROFILE,
     errors=(404,),
+    response_headers=(ETAG,),
     etag=True,
 )
 async def get_my_profile(call: Call) -> Reply:
+    """The profile of the patient your sign-in is linked to, with its `ETag`. Audited."""
     from shared.services.patients import profile_of
 
     stored = await _registry(call).read(call.user, call.own_patient_id(), call.correlation_id)
@@ -59,6 +62,10 @@ async def get_my_profile(call: Call) -> Reply:
     summary="Create or replace my profile",
     body=PROFILE,
     response=PROFILE,
+    errors=(412,),
+    also=((201, "Created"),),
+    headers=(IF_MATCH,),
+    response_headers=(ETAG,),
     if_match=True,
 )
 async def put_my_profile(call: Call) -> Reply:
@@ -82,9 +89,12 @@ async def put_my_profile(call: Call) -> Reply:
     summary="Read a patient (clinical fields only for ClinicalUser)",
     response=RECORD,
     errors=(404,),
+    response_headers=(ETAG,),
     etag=True,
 )
 async def get_patient(call: Call) -> Reply:
+    """Staff read any patient; a patient only themselves (another id answers 404). Clinical
+    fields (dateOfBirth, clinicalNotes) only for ClinicalUser. With its `ETag`. Audited."""
     from shared.services.patients import record_of
 
     stored = await _registry(call).read(call.user, call.route("patientId"), call.correlation_id)
@@ -98,6 +108,10 @@ async def get_patient(call: Call) -> Reply:
     summary="Create or replace a patient (clinical fields only for ClinicalUser)",
     body=RECORD,
     response=RECORD,
+    errors=(412,),
+    also=((201, "Created"),),
+    headers=(IF_MATCH,),
+    response_headers=(ETAG,),
     if_match=True,
 )
 async def put_patient(call: Call) -> Reply:

@@ -11,6 +11,7 @@ import azure.functions as func
 
 from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
+from shared.web.headers import ETAG
 
 if TYPE_CHECKING:
     from shared.services.scheduling import Scheduling
@@ -37,6 +38,8 @@ def _scheduling(call: Call) -> Scheduling:
     body="shared.domain.scheduling:Provider",
     response="shared.domain.scheduling:ProviderView",
     params=PROVIDER_ID,
+    also=((201, "Created"),),
+    response_headers=(ETAG,),
     if_match=True,
 )
 async def put_provider(call: Call) -> Reply:
@@ -62,9 +65,11 @@ async def put_provider(call: Call) -> Reply:
     response="shared.domain.scheduling:ProviderView",
     errors=(404,),
     params=PROVIDER_ID,
-    etag=True,
+    response_headers=(ETAG,),
 )
 async def get_provider(call: Call) -> Reply:
+    """A provider's calendar (time zone, slot length, weekly hours, exceptions, booking rules),
+    with its `ETag`."""
     from shared.etags import stored_etag
     from shared.services.scheduling import provider_view
 
@@ -81,6 +86,8 @@ async def get_provider(call: Call) -> Reply:
     response="shared.domain.scheduling:ProviderList",
 )
 async def list_providers(call: Call) -> Reply:
+    """By id; `specialty` filters (case does not matter). Paged with `limit` and
+    `continuationToken` (absent on the last page)."""
     from shared.domain.scheduling import ProviderList
     from shared.services.schedule_lists import list_providers
     from shared.services.scheduling import provider_view

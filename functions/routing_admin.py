@@ -23,6 +23,7 @@ READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
 QUEUE = "shared.domain.queues:QueueSettings"
 RULES = "shared.domain.queues:RoutingRules"
 AGENT = "shared.domain.queues:AgentProfile"
+AGENT_VIEW = "shared.domain.queues:AgentView"
 
 
 def _directory(call: Call) -> RoutingDirectory:
@@ -53,6 +54,7 @@ async def _audit(call: Call, action: str, resource: str) -> None:
     body=QUEUE,
     response=QUEUE,
     errors=(400, 422),
+    also=((201, "Created"),),
     if_match=True,
 )
 async def put_queue(call: Call) -> Reply:
@@ -79,6 +81,7 @@ async def put_queue(call: Call) -> Reply:
     etag=True,
 )
 async def get_queue(call: Call) -> Reply:
+    """The queue's settings as last written (for administrators and supervisors)."""
     from shared.errors import NotFound
     from shared.etags import stored_etag
     from shared.services.routing_admin import queue_settings_of
@@ -89,8 +92,15 @@ async def get_queue(call: Call) -> Reply:
     return Reply(body=queue_settings_of(doc), headers={"ETag": stored_etag(doc)})
 
 
-@api.route("manage/queues", "GET", access=READERS, summary="List queues in priority order")
+@api.route(
+    "manage/queues",
+    "GET",
+    access=READERS,
+    summary="List queues in priority order",
+    response="shared.domain.queues:QueueList",
+)
 async def list_queues(call: Call) -> Reply:
+    """Every queue with its id and settings, smallest priority number (served first) first."""
     return Reply(body={"items": await _directory(call).list_queues()})
 
 
@@ -124,6 +134,8 @@ async def put_routing_rules(call: Call) -> Reply:
     etag=True,
 )
 async def get_routing_rules(call: Call) -> Reply:
+    """The ordered rules and the fallback queue; 404 before any rules are configured (every
+    escalation then goes to the built-in default queue)."""
     from shared.domain.queues import RoutingRules
     from shared.errors import NotFound
     from shared.etags import stored_etag
@@ -142,6 +154,7 @@ async def get_routing_rules(call: Call) -> Reply:
     body=AGENT,
     response=AGENT,
     errors=(400, 422),
+    also=((201, "Created"),),
     if_match=True,
 )
 async def put_agent(call: Call) -> Reply:
@@ -163,11 +176,14 @@ async def put_agent(call: Call) -> Reply:
     "GET",
     access=READERS,
     summary="Read an agent with presence and load",
+    response=AGENT_VIEW,
     errors=(404,),
     etag=True,
 )
 async def get_agent(call: Call) -> Reply:
-    """The ETag is the profile's (see `PUT`)."""
+    """The agent's profile with their effective and chosen presence, the capacity in use and
+    the conversations holding it. The ETag is the profile's (see `PUT`): routing's own load and
+    presence changes never move it."""
     from shared.errors import NotFound
     from shared.services.routing_admin import agent_view, profile_etag
 
@@ -184,6 +200,7 @@ async def get_agent(call: Call) -> Reply:
     access=READERS,
     summary="List agents with presence and load, by id",
     query="shared.domain.queues:AgentListQuery",
+    response="shared.domain.queues:AgentList",
 )
 async def list_agents(call: Call) -> Reply:
     """Paged with `maxItems` and `continuationToken` (absent on the last page)."""

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.ids import Id
+from shared.domain.queues import Presence, Urgency
 from shared.domain.text import Line, Text
+from shared.domain.times import InstantText
 from shared.errors import Conflict
 
 
@@ -112,15 +114,32 @@ class TranscriptLine(BaseModel):
 
     from_: Literal["bot", "patient", "agent", "system"] = Field(alias="from")
     text: str
-    timestamp: str | None = None
+    timestamp: InstantText | None = None
     agent_id: str | None = Field(None, alias="agentId")
+
+
+# What a conversation's history records: its opening, then each transition.
+HistoryEvent = Literal[
+    "open",
+    "queue",
+    "requeue",
+    "offer",
+    "accept",
+    "decline",
+    "expire",
+    "wrapup",
+    "close",
+    "abandon",
+    "end",
+    "force-close",
+]
 
 
 class HistoryEntry(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
-    at: str
-    event: str
+    at: InstantText
+    event: HistoryEvent
 
 
 class ConversationView(BaseModel):
@@ -141,7 +160,7 @@ class ConversationView(BaseModel):
     bot_conversation_id: str | None = Field(None, alias="botConversationId")
     channel: str | None = None
     language: str | None = None
-    urgency: str | None = None
+    urgency: Urgency | None = None
     specialty: str | None = None
     skills: dict[str, int] = Field(default_factory=dict)
     context: dict[str, str | int] = Field(default_factory=dict)
@@ -154,16 +173,16 @@ class ConversationView(BaseModel):
     transfers: int = 0
     declines: dict[str, int] = Field(default_factory=dict)
     offer_timeouts: dict[str, int] = Field(default_factory=dict, alias="offerTimeouts")
-    created_at: str = Field(alias="createdAt")
-    escalated_at: str | None = Field(None, alias="escalatedAt")
-    offered_at: str | None = Field(None, alias="offeredAt")
-    accepted_at: str | None = Field(None, alias="acceptedAt")
-    first_agent_response_at: str | None = Field(None, alias="firstAgentResponseAt")
-    wrapup_at: str | None = Field(None, alias="wrapupAt")
-    closed_at: str | None = Field(None, alias="closedAt")
-    abandoned_at: str | None = Field(None, alias="abandonedAt")
-    offer_expires_at: str | None = Field(None, alias="offerExpiresAt")
-    updated_at: str | None = Field(None, alias="updatedAt")
+    created_at: InstantText = Field(alias="createdAt")
+    escalated_at: InstantText | None = Field(None, alias="escalatedAt")
+    offered_at: InstantText | None = Field(None, alias="offeredAt")
+    accepted_at: InstantText | None = Field(None, alias="acceptedAt")
+    first_agent_response_at: InstantText | None = Field(None, alias="firstAgentResponseAt")
+    wrapup_at: InstantText | None = Field(None, alias="wrapupAt")
+    closed_at: InstantText | None = Field(None, alias="closedAt")
+    abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
+    offer_expires_at: InstantText | None = Field(None, alias="offerExpiresAt")
+    updated_at: InstantText | None = Field(None, alias="updatedAt")
     history: list[HistoryEntry] = Field(default_factory=list)
 
 
@@ -266,3 +285,88 @@ class ConversationList(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, defer_build=True)
 
     items: list[ConversationView]
+
+
+class AbandonAnswer(BaseModel):
+    """What the side that left learns (no transcript or agent-only summary: a patient may ask)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    id: str
+    status: Status
+    abandonedAt: InstantText | None = None
+
+
+# ---- the supervisor's live board (shapes of Lifecycle.board; documented, served as built) -------
+
+
+class _BoardModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class Unassignable(_BoardModel):
+    reason: Literal[
+        "all-agents-declined",
+        "no-agent-with-language",
+        "no-agent-with-capacity",
+        "no-agent-with-skills",
+        "no-agents",
+        "no-eligible-agent",
+    ] = Field(description="Why no agent of the queue may ever take it as things stand")
+
+
+class BoardConversation(_BoardModel):
+    """A live conversation on the board: ids, routing attributes and stamps, never PHI."""
+
+    id: Id
+    status: Status
+    queueId: Id | None = None
+    agentId: Id | None = None
+    priority: int | None = None
+    patientId: Id | None = None
+    urgency: Urgency | None = None
+    specialty: str | None = None
+    language: str | None = None
+    channel: str | None = None
+    transfers: int | None = None
+    createdAt: InstantText | None = None
+    escalatedAt: InstantText | None = None
+    queuedAt: InstantText | None = None
+    offeredAt: InstantText | None = None
+    acceptedAt: InstantText | None = None
+    firstAgentResponseAt: InstantText | None = None
+    wrapupAt: InstantText | None = None
+    closedAt: InstantText | None = None
+    abandonedAt: InstantText | None = None
+    offerExpiresAt: InstantText | None = None
+    unassignable: Unassignable | None = Field(
+        None, description="A waiting conversation no agent of its queue may take (see the operation)."
+    )
+    outOfHours: bool | None = Field(None, description="Waiting in a queue closed by its operating hours.")
+
+
+class QueueSummary(_BoardModel):
+    queueId: Id
+    depth: int = Field(description="Conversations waiting (up to 1000 counted).")
+    depthIsLowerBound: bool = Field(description="More than `depth` are waiting.")
+    longestWaitSeconds: float = Field(description="How long the oldest waiting conversation has waited.")
+
+
+class BoardAgent(_BoardModel):
+    id: Id
+    name: str | None = None
+    presence: Presence | None = None
+    chosenPresence: Presence | None = None
+    used: int = Field(description="Capacity units in use.")
+    capacity: int | None = None
+    queues: list[str] = Field(default_factory=list)
+
+
+class Board(_BoardModel):
+    """Live conversations queue by queue (priority order, each oldest first), every queue's depth
+    and longest wait, and agents by id; `items` and `agents` page together."""
+
+    items: list[BoardConversation]
+    queues: list[QueueSummary]
+    agents: list[BoardAgent]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.domain.conversations import iso
+from shared.domain.conversations import Status, iso
 from shared.domain.ids import ID_RULE, ExternalId, Id, is_id
 from shared.domain.json_reader import JsonRejected, read_json
 from shared.domain.queues import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
@@ -329,5 +329,5 @@ class EscalationAnswer(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     conversationId: str
-    status: str = Field(description="The conversation's status as of the answer, usually `waiting`.")
+    status: Status = Field(description="The conversation's status as of the answer, usually `waiting`.")
     queueId: str | None = None

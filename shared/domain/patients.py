@@ -74,8 +74,12 @@ EmailAddress = Annotated[
     str, Field(examples=["name@example.org"], json_schema_extra={"format": "email"}), AfterValidator(_email)
 ]
 PhoneNumber = Annotated[str, Field(examples=["+48601234567"]), AfterValidator(_phone)]
-ClockTime = Annotated[str, Field(examples=["21:00"]), AfterValidator(_hhmm)]
-LanguageTag = Annotated[str, Field(examples=["en"]), AfterValidator(_language)]
+ClockTime = Annotated[
+    str, Field(examples=["21:00"], json_schema_extra={"pattern": _HHMM.pattern}), AfterValidator(_hhmm)
+]
+LanguageTag = Annotated[
+    str, Field(examples=["en"], json_schema_extra={"pattern": _LANGUAGE.pattern}), AfterValidator(_language)
+]
 Channel = Literal["sms", "email", "portal"]
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.domain.ids import Id
 from shared.domain.patients import TimeZoneName
 from shared.domain.text import Line, Text
+from shared.domain.times import InstantText
 from shared.domain.week import ClockTime, Weekday
 
 FALLBACK_LANGUAGE = "en"
@@ -153,6 +154,44 @@ ROUTABLE = frozenset({Presence.AVAILABLE, Presence.BUSY})
 
 class PresenceChange(_Model):
     status: Presence
+
+
+class QueueView(QueueSettings):
+    """A queue as `GET /api/manage/queues` lists it: its id and settings."""
+
+    id: str
+
+
+class QueueList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    items: list[QueueView] = Field(description="Every queue, smallest priority number first.")
+
+
+class AgentView(BaseModel):
+    """An agent as consoles see it: the profile, presence and load (routing's bookkeeping left out)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    id: str
+    name: str
+    skills: dict[str, int] = Field(default_factory=dict)
+    languages: list[str] = Field(default_factory=list)
+    capacity: int
+    queues: list[str] = Field(default_factory=list)
+    presence: Presence | None = Field(None, description="Effective presence (load adjusts it).")
+    chosenPresence: Presence | None = Field(None, description="What the agent chose.")
+    used: int = Field(0, description="Capacity units in use.")
+    conversations: list[str] = Field(default_factory=list, description="Conversations holding capacity.")
+    lastAssignedAt: InstantText | None = None
+    idleSince: InstantText | None = None
+
+
+class AgentList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    items: list[AgentView]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")
 
 
 class RoutingAttributes(_Model):

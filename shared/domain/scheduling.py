@@ -36,7 +36,7 @@ from pydantic import (
 from shared.domain.ids import Id, check_id
 from shared.domain.patients import TimeZoneName
 from shared.domain.text import Line, Text
-from shared.domain.times import Day, Instant, parse_day, parse_instant
+from shared.domain.times import Day, Instant, InstantText, parse_day, parse_instant
 from shared.domain.week import WEEKDAYS, ClockTime, Weekday, minutes_of
 
 MAX_SEARCH_DAYS = 62
@@ -176,13 +176,13 @@ class SlotQuery(_Strict):
 
 
 class Slot(BaseModel):
-    start: str
-    end: str
+    start: InstantText
+    end: InstantText
 
 
 class FreeSlots(BaseModel):
     providerId: str
-    timeZone: str
+    timeZone: str = Field(description="The provider's IANA time zone (slot times are UTC).")
     slots: list[Slot]
     continuationToken: str | None = Field(
         default=None, description="More free slots in the window: pass it back to get them."
@@ -211,16 +211,16 @@ class StatusRequest(_Strict):
 
 class Appointment(BaseModel):
     id: str
-    status: str
+    status: Status
     providerId: str
     patientId: str
-    start: str
-    end: str
+    start: InstantText
+    end: InstantText
     reason: str | None = None
     conversationId: str | None = None
     bookedBy: str | None = None
-    created: str | None = None
-    updated: str | None = None
+    created: InstantText | None = None
+    updated: InstantText | None = None
 
 
 class AppointmentList(BaseModel):
@@ -405,7 +405,13 @@ class FhirSlotQuery(_Strict):
     the default prefix. `status=free|busy` filters."""
 
     schedule: str = Field(min_length=1, max_length=100)
-    start: str = Field(min_length=10, max_length=60)
+    start: str = Field(
+        min_length=10,
+        max_length=60,
+        json_schema_extra={"pattern": _FHIR_DATE.pattern},
+        description="A date (the provider's local day) or `ge` and an instant with an offset.",
+        examples=["2026-03-30", "ge2026-03-30T06:00:00Z"],
+    )
     status: Literal["free", "busy"] | None = None
 
     @field_validator("schedule")
@@ -432,6 +438,81 @@ class FhirSlotQuery(_Strict):
         if isinstance(bound, datetime):
             return SlotQuery.model_validate({"from": bound, "to": bound + timedelta(days=1)})
         return SlotQuery.model_validate({"from": bound, "to": bound})
+
+
+class _Fhir(BaseModel):
+    # FHIR resources may carry more than we write; the schema lists what we do write.
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+
+class FhirReference(_Fhir):
+    reference: str
+
+
+class FhirParticipant(_Fhir):
+    actor: FhirReference
+    required: Literal["required", "optional", "information-only"]
+    status: Literal["accepted", "declined", "tentative", "needs-action"]
+
+
+class FhirIdentifier(_Fhir):
+    system: str
+    value: str
+
+
+class FhirText(_Fhir):
+    text: str
+
+
+class FhirMeta(_Fhir):
+    lastUpdated: InstantText
+
+
+class FhirAppointment(_Fhir):
+    """A FHIR R4 Appointment (the fields this service fills)."""
+
+    resourceType: Literal["Appointment"]
+    id: str
+    status: Status
+    start: InstantText
+    end: InstantText
+    minutesDuration: int
+    slot: list[FhirReference]
+    participant: list[FhirParticipant]
+    meta: FhirMeta | None = None
+    created: InstantText | None = None
+    reasonCode: list[FhirText] | None = None
+    identifier: list[FhirIdentifier] | None = None
+
+
+class FhirSlot(_Fhir):
+    """A FHIR R4 Slot: a free (bookable) or busy slot of a provider's schedule."""
+
+    resourceType: Literal["Slot"]
+    id: str
+    schedule: FhirReference
+    status: Literal["free", "busy"]
+    start: InstantText
+    end: InstantText
+
+
+class FhirSearch(_Fhir):
+    mode: Literal["match", "include", "outcome"]
+
+
+class FhirBundleEntry(_Fhir):
+    fullUrl: str
+    resource: FhirSlot
+    search: FhirSearch
+
+
+class FhirBundle(_Fhir):
+    """A FHIR R4 searchset Bundle of Slots, by start."""
+
+    resourceType: Literal["Bundle"]
+    type: Literal["searchset"]
+    total: int
+    entry: list[FhirBundleEntry]
 
 
 def fhir_appointment(item: dict[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,15 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORBIDDEN_IN_LINE = re.compile("[\t\n\r\u2028\u2029]")
+# The same rules as JSON-schema patterns, so the OpenAPI document says them (ECMA-262 syntax; lone
+# surrogates cannot be written in one, and JSON text cannot carry them to us anyway).
+_TEXT_CLASS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+TEXT_PATTERN = f"^[^{_TEXT_CLASS}]*$"
+LINE_PATTERN = f"^[^{_TEXT_CLASS}\\t\\n\\r\\u2028\\u2029]*$"
 TEXT_RULE = "must not contain control characters or bidirectional overrides"
 LINE_RULE = "must be a single line (no control characters, line breaks or tabs)"
 
@@ -41,5 +46,5 @@ def check_line(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(check_text)]
-Line = Annotated[str, AfterValidator(check_line)]
+Text = Annotated[str, AfterValidator(check_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+Line = Annotated[str, AfterValidator(check_line), Field(json_schema_extra={"pattern": LINE_PATTERN})]

@@ -99,10 +99,23 @@ def _day(value: Any) -> date:
 Instant = Annotated[
     datetime,
     BeforeValidator(_instant),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-03-30T06:00:00Z"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "With an offset or Z; years 1900-2199.",
+            "examples": ["2026-03-30T06:00:00Z"],
+        }
+    ),
 ]
 Day = Annotated[
     date,
     BeforeValidator(_day),
-    WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-03-30"]}),
+    WithJsonSchema(
+        {"type": "string", "format": "date", "description": "Years 1900-2199.", "examples": ["2026-03-30"]}
+    ),
 ]
+# Stamps we serve as the text we stored (`2026-03-30T06:00:00.000Z`): typed as what they are for
+# clients, without re-parsing what we wrote ourselves.
+InstantText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+DayText = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]

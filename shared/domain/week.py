@@ -24,4 +24,6 @@ def minutes_of(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-ClockTime = Annotated[str, Field(examples=["08:00"]), AfterValidator(_hhmm)]
+ClockTime = Annotated[
+    str, Field(examples=["08:00"], json_schema_extra={"pattern": _HHMM.pattern}), AfterValidator(_hhmm)
+]

@@ -31,6 +31,7 @@ always judged by its bearer token (wrong role: 403).
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import re
@@ -56,6 +57,7 @@ from shared.errors import (
 )
 from shared.observability import correlation_id_var, new_correlation_id, request_scope
 from shared.runtime import Runtime, get_runtime
+from shared.web.headers import ETAG, IF_MATCH, WEBHOOK_HEADERS, Header
 from shared.web.problems import problem_response, validation_failed
 
 if TYPE_CHECKING:
@@ -116,7 +118,13 @@ class Reply:
     body: BaseModel | dict[str, Any] | list[Any] | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
+    # None: the route's declared media type.
+    content_type: str | None = None
+
+
+class UndeclaredHeader(LookupError):
+    """A handler read a header its route does not declare (a programming error: the OpenAPI
+    document would not say the route reads it)."""
 
 
 @dataclass
@@ -129,6 +137,8 @@ class Call:
     query: Any = None
     # Set when the caller authenticated with a webhook signature (its `webhook-id` and time).
     webhook: WebhookDelivery | None = None
+    # The request headers the route declares (lower-case names): the only ones `header` reads.
+    declared_headers: frozenset[str] = frozenset()
 
     @property
     def user(self) -> Principal:
@@ -139,6 +149,10 @@ class Call:
         return self.request.route_params[name]
 
     def header(self, name: str) -> str | None:
+        """A request header the route declares in `Api.route(headers=...)`; reading any other
+        raises UndeclaredHeader, so the OpenAPI document lists every header a route reads."""
+        if name.lower() not in self.declared_headers:
+            raise UndeclaredHeader(f"the route does not declare the request header {name!r}")
         return self.request.headers.get(name)
 
     @property
@@ -190,9 +204,15 @@ class RouteSpec:
     also: tuple[tuple[int, str], ...] = ()
     # Every path parameter with the checker it must pass ("module:function").
     params: tuple[tuple[str, str], ...] = ()
-    # The answer carries an `ETag`; `if_match`: the route also honours `If-Match` (412).
-    etag: bool = False
-    if_match: bool = False
+    # Request headers the handler reads, and headers its success answers carry (shared/web/headers.py).
+    headers: tuple[Header, ...] = ()
+    response_headers: tuple[Header, ...] = ()
+    # Media type of the success body.
+    media_type: str = "application/json"
+
+    def request_headers(self) -> tuple[Header, ...]:
+        """Every request header the route reads: its own, and the webhook signature's."""
+        return self.headers + (WEBHOOK_HEADERS if self.access.signed_webhook else ())
 
 
 ROUTES: list[RouteSpec] = []
@@ -219,16 +239,29 @@ class Api:
         errors: tuple[int, ...] = (),
         also: tuple[tuple[int, str], ...] = (),
         params: dict[str, str] | None = None,
+        headers: tuple[Header, ...] = (),
+        response_headers: tuple[Header, ...] = (),
+        media_type: str = "application/json",
         etag: bool = False,
         if_match: bool = False,
     ) -> Callable[[Handler], Any]:
         """`params` overrides the checker of a path parameter (every one is an `Id` otherwise):
-        e.g. `{"botConversationId": EXTERNAL_ID_PARAM}`."""
+        e.g. `{"botConversationId": EXTERNAL_ID_PARAM}`. `headers` are the request headers the
+        handler reads (`call.header`), `response_headers` those its success answers carry, both
+        from shared/web/headers.py: `headers=(IF_MATCH,), response_headers=(ETAG,)`.
+        The handler's docstring is the operation's description in the OpenAPI document."""
         names = _ROUTE_PARAM.findall(route)
         unknown = set(params or {}) - set(names)
         if unknown:
             raise ValueError(f"route {route!r} has no parameter {sorted(unknown)}")
         checked = tuple((name, (params or {}).get(name, ID_PARAM)) for name in names)
+        # `etag`: the answer carries the document's ETag; `if_match`: the route also honours
+        # If-Match (412 on mismatch). Both only add to the declared headers and answers.
+        if if_match:
+            headers = _with(headers, IF_MATCH)
+            errors = errors if 412 in errors else (*errors, 412)
+        if etag or if_match:
+            response_headers = _with(response_headers, ETAG)
 
         def decorate(handler: Handler) -> Any:
             spec = RouteSpec(
@@ -243,11 +276,12 @@ class Api:
                 response=response,
                 status=status,
                 errors=errors,
-                description=(handler.__doc__ or "").strip(),
+                description=inspect.cleandoc(handler.__doc__ or ""),
                 also=also,
                 params=checked,
-                etag=etag or if_match,
-                if_match=if_match,
+                headers=headers,
+                response_headers=response_headers,
+                media_type=media_type,
             )
 
             # The worker binds by parameter name (`req`), so this must not use functools.wraps:
@@ -263,6 +297,10 @@ class Api:
             )(entry)
 
         return decorate
+
+
+def _with(declared: tuple[Header, ...], header: Header) -> tuple[Header, ...]:
+    return declared if header in declared else (*declared, header)
 
 
 def _correlation_id(req: func.HttpRequest) -> str:
@@ -410,7 +448,10 @@ def _to_response(spec: RouteSpec, result: BaseModel | Reply | None, correlation_
     else:
         payload = reply.body
     return func.HttpResponse(
-        json.dumps(payload), status_code=reply.status, mimetype=reply.content_type, headers=headers
+        json.dumps(payload),
+        status_code=reply.status,
+        mimetype=reply.content_type or spec.media_type,
+        headers=headers,
     )
 
 
@@ -442,6 +483,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 body=_parse_body(spec, req, raw),
                 query=_parse_query(spec, req),
                 webhook=webhook,
+                declared_headers=frozenset(h.key for h in spec.request_headers()),
             )
             result = await handler(call)
             return _to_response(spec, result, correlation_id)

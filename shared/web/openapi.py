@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.web.api import EXTERNAL_ID_PARAM, ID_PARAM, RouteSpec, resolve_model
+from shared.web.headers import (
+    CORRELATION_ID,
+    CORRELATION_ID_OUT,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+    Header,
+)
 from shared.web.problems import PROBLEM_JSON
 
 
@@ -33,6 +40,17 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class OpenApiDocument(BaseModel):
+    """An OpenAPI 3.1 document (the fields every document has; the rest as the specification says)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str = Field(examples=["3.1.0"])
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
 _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
 
 _ERROR_TEXT = {
@@ -47,20 +65,6 @@ _ERROR_TEXT = {
     422: "The body names a record that does not exist (problem lists the fields)",
     429: "Too many attempts; retry after the Retry-After header's seconds",
     503: "A dependency is unavailable; retry later",
-}
-
-
-_ETAG_HEADER = {
-    "description": "Strong entity tag of the document; send it back in If-Match to write only over it",
-    "schema": {"type": "string"},
-}
-_IF_MATCH_PARAMETER = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "description": "Write only if the document's ETag is still one of these (`*`: if it exists); 412 "
-    "otherwise. Without it the write is unconditional.",
-    "schema": {"type": "string"},
 }
 
 
@@ -101,6 +105,44 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
     ]
 
 
+def _key_rules(node: Any) -> Any:
+    """pydantic writes a dict whose key type has a pattern as `patternProperties`, which leaves
+    other keys unconstrained; the edge refuses them, so say it as `propertyNames`."""
+    if isinstance(node, list):
+        return [_key_rules(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _key_rules(value) for key, value in node.items()}
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        ((pattern, values),) = patterns.items()
+        del node["patternProperties"]
+        node["additionalProperties"] = values
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+    return node
+
+
+def _header_parameter(header: Header) -> dict[str, Any]:
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": header.required,
+        "description": header.description,
+        "schema": header.schema,
+    }
+
+
+def _response_headers(headers: Iterable[Header]) -> dict[str, Any]:
+    return {
+        h.name: {"description": h.description, "required": h.required, "schema": h.schema}
+        for h in (*headers, CORRELATION_ID_OUT)
+    }
+
+
+def _error_headers(status: int) -> dict[str, Any]:
+    return _response_headers({401: (WWW_AUTHENTICATE,), 429: (RETRY_AFTER,)}.get(status, ()))
+
+
 def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> dict[str, Any]:
     routes = list(routes)
     models: set[type[BaseModel]] = {Problem}
@@ -112,7 +154,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
     )
-    schemas: dict[str, Any] = defs.get("$defs", {})
+    schemas: dict[str, Any] = _key_rules(defs.get("$defs", {}))
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -124,6 +166,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         operation: dict[str, Any] = {
             "operationId": spec.name,
             "summary": spec.summary,
+            "description": spec.description,
             "tags": [spec.tag],
             "parameters": [
                 {
@@ -135,28 +178,25 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
                 for name in params
             ],
         }
-        if spec.description:
-            operation["description"] = spec.description
         if spec.query is not None:
             query = resolve_model(spec.query)
-            operation["parameters"] += _query_parameters(query, query.model_json_schema())
+            operation["parameters"] += _query_parameters(query, _key_rules(query.model_json_schema()))
+        operation["parameters"] += [_header_parameter(h) for h in (*spec.request_headers(), CORRELATION_ID)]
         if spec.body is not None:
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": ref(resolve_model(spec.body))}},
             }
-        success: dict[str, Any] = {"description": "Success"}
+        success: dict[str, Any] = {
+            "description": "Success",
+            "headers": _response_headers(spec.response_headers),
+        }
         if spec.response is not None:
-            success["content"] = {"application/json": {"schema": ref(resolve_model(spec.response))}}
-        if spec.etag:
-            success["headers"] = {"ETag": dict(_ETAG_HEADER)}
+            success["content"] = {spec.media_type: {"schema": ref(resolve_model(spec.response))}}
         responses: dict[str, Any] = {str(spec.status): success}
         for status, meaning in spec.also:
             responses[str(status)] = {**success, "description": meaning}
         codes = set(spec.errors)
-        if spec.if_match:
-            operation["parameters"].append(dict(_IF_MATCH_PARAMETER))
-            codes |= {412}
         if spec.body is not None or spec.query is not None or spec.params:
             codes |= {400}
         if spec.body is not None:
@@ -174,6 +214,7 @@ def build_openapi(routes: Iterable[RouteSpec], *, title: str, version: str) -> d
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),
+                "headers": _error_headers(code),
                 "content": {PROBLEM_JSON: {"schema": ref(Problem)}},
             }
         operation["responses"] = responses

@@ -226,6 +226,7 @@ async def test_offers_that_expire_never_exclude_the_agent(runtime: Runtime, cloc
     declined = await invoke(
         "decline_conversation", method="POST", bearer=A1, route_params={"conversationId": "c-1"}
     )
+    assert declined.status == 200, declined.json
     assert declined.json["declines"] == {"a-1": 1}  # only explicit declines count
     assert declined.json["offerTimeouts"] == {"a-1": 4}
 

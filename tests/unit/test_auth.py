@@ -108,8 +108,9 @@ async def test_without_an_app_id_uri_only_the_client_id_is_an_audience(
         {"aud": "api://someone-else"},
         {"iss": "https://login.microsoftonline.com/22222222-0000-0000-0000-000000000000/v2.0"},
         {"iss": "https://sts.windows.net/22222222-0000-0000-0000-000000000000/"},
-        {"exp": int(time.time()) - 61},  # beyond the minute of leeway
-        {"nbf": int(time.time()) + 120},
+        # Times relative to when the test runs, not to collection (a long suite ran past nbf - 60).
+        {"exp": lambda: int(time.time()) - 61},  # beyond the minute of leeway
+        {"nbf": lambda: int(time.time()) + 120},
         {"exp": None},
         {"oid": None},
         {"azp": None},  # an ID token: it names no client
@@ -119,8 +120,9 @@ async def test_without_an_app_id_uri_only_the_client_id_is_an_audience(
 async def test_staff_tokens_with_wrong_claims_are_rejected(
     tmp_path: Path, clock: ManualClock, staff: FakeTenant, overrides: dict[str, Any]
 ) -> None:
+    claims = {name: value() if callable(value) else value for name, value in overrides.items()}
     with pytest.raises(Unauthorized):
-        await validator(tmp_path, clock, staff).validate(bearer(staff_token(staff, **overrides)))
+        await validator(tmp_path, clock, staff).validate(bearer(staff_token(staff, **claims)))
 
 
 async def test_a_v1_token_must_name_its_client_too(

@@ -176,3 +176,12 @@ def test_a_key_that_is_not_a_name_is_not_repeated_back() -> None:
 def test_plain_json_reads_as_the_standard_library_reads_it() -> None:
     text = '{"a": [1, 2.5, true, null, "x\\ny"], "b": {"c": "\u05e9\u200f"}}'
     assert read_json(text) == {"a": [1, 2.5, True, None, "x\ny"], "b": {"c": "\u05e9\u200f"}}
+
+
+def test_the_documented_history_events_are_exactly_the_lifecycle_moves() -> None:
+    """The served enum of history events must follow the lifecycle graph, or a new move answers 500."""
+    from typing import get_args
+
+    from shared.domain.conversations import TRANSITIONS, HistoryEvent
+
+    assert set(get_args(HistoryEvent)) == {"open", *TRANSITIONS}
