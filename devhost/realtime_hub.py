@@ -64,7 +64,6 @@ Queued = Frame | None
 @dataclass(eq=False)
 class Connection:
     id: str
-    hub: str
     user_id: str | None
     roles: frozenset[str]
     pubsub: bool
@@ -188,7 +187,6 @@ class HubServer:
         pubsub = SUBPROTOCOL in requested
         connection = Connection(
             id=secrets.token_urlsafe(16),
-            hub=hub_name.lower(),
             user_id=claims.user_id,
             roles=claims.roles,
             pubsub=pubsub,
