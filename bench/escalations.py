@@ -186,6 +186,8 @@ async def main_async(args: argparse.Namespace) -> None:
             str(port),
             "--data-dir",
             str(data_dir),
+            "--realtime-port",
+            "0",
         ]
         proc = subprocess.Popen(
             [*command, "--app", "bench.e2e_app:app"],

@@ -1,4 +1,6 @@
-"""`python -m devhost`: serve the function app locally; `python -m devhost token`: print a dev token.
+"""`python -m devhost`: serve the function app locally (with the embedded real-time hub beside it);
+`python -m devhost token`: print a dev token; `python -m devhost hub`: run only the real-time hub (for
+`func start`, whose functions then reach it through PSC_REALTIME_PORT and PSC_REALTIME_KEY).
 
 Exit codes: 0 after a normal stop, 2 when settings or the app cannot be used (the message says
 which setting or function), 1 for anything unexpected.
@@ -8,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +34,7 @@ from devhost.errors import StartError
 from devhost.host import DevHost, run_server
 from devhost.http_host import request_body_limit
 from devhost.invocation import Invoker
+from devhost.realtime_server import EmbeddedHub, describe, start_beside_host
 from shared.auth.dev_tokens import issue_dev_token
 from shared.config import Settings, get_settings
 from shared.errors import ConfigError
@@ -50,6 +55,8 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None) -> int:
     root = root or Path.cwd()
     if args[:1] == ["token"]:
         return token_command(args[1:], root=root)
+    if args[:1] == ["hub"]:
+        return hub_command(args[1:], root=root)
     return serve_command(args, root=root)
 
 
@@ -64,7 +71,17 @@ def serve_command(argv: Sequence[str], *, root: Path) -> int:
             sys.path.insert(0, str(root))
         discovered = discover(load_app(args.app), os.environ)
         port = args.port or local.local_http_port or DEFAULT_PORT
-        asyncio.run(_serve(settings, discovered, host_config, bind=args.host, port=port, demo=args.demo))
+        asyncio.run(
+            _serve(
+                settings,
+                discovered,
+                host_config,
+                bind=args.host,
+                port=port,
+                realtime_port=args.realtime_port,
+                demo=args.demo,
+            )
+        )
     except (StartError, ConfigError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -98,6 +115,40 @@ def token_command(argv: Sequence[str], *, root: Path, out: TextIO | None = None)
     return EXIT_OK
 
 
+def hub_command(argv: Sequence[str], *, root: Path) -> int:
+    args = _hub_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        prepare_environment(args.settings, None, root=root)
+        settings = validated_settings()
+        if not settings.realtime_key:
+            raise StartError(
+                "PSC_REALTIME_KEY must be set: the function host signs its calls with the same key"
+            )
+        asyncio.run(_serve_hub(settings, bind=args.host, port=args.port))
+    except (StartError, ConfigError) as exc:
+        print(f"devhost: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+async def _serve_hub(settings: Settings, *, bind: str, port: int | None) -> None:
+    assert settings.realtime_key is not None
+    chosen = settings.realtime_port if port is None else port
+    hub = EmbeddedHub(settings.realtime_key, hub=settings.webpubsub_hub, bind=bind, port=chosen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with hub:
+        print(describe(settings, hub), flush=True)
+        print("Real-time hub listening (Ctrl+C to stop)", flush=True)
+        await stop.wait()
+
+
 def prepare_environment(settings_file: Path | None, data_dir: Path | None, *, root: Path) -> LocalSettings:
     """Load local settings into os.environ (the environment wins); `--data-dir` wins over both."""
     local = read_local_settings(find_settings_file(settings_file, root))
@@ -120,10 +171,30 @@ async def _serve(
     *,
     bind: str,
     port: int,
+    realtime_port: int | None,
     demo: bool,
 ) -> None:
     if settings.store == "embedded" or settings.bus == "embedded":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The hub first: the runtime's adapter needs its port and key.
+    hub, settings = await start_beside_host(settings, bind=bind, port=realtime_port)
+    try:
+        await _serve_app(settings, discovered, host_config, bind=bind, port=port, demo=demo, hub=hub)
+    finally:
+        if hub is not None:
+            await hub.stop()
+
+
+async def _serve_app(
+    settings: Settings,
+    discovered: DiscoveredApp,
+    host_config: HostConfig,
+    *,
+    bind: str,
+    port: int,
+    demo: bool,
+    hub: EmbeddedHub | None,
+) -> None:
     runtime = await build_runtime(settings, SystemClock())
     # Installed here so every task the host creates from now on inherits it.
     with use_runtime(runtime):
@@ -146,6 +217,7 @@ async def _serve(
 
             def announce(base_url: str) -> None:
                 print(host.banner(base_url), flush=True)
+                print(describe(settings, hub), flush=True)
                 print(f"Dev host listening on {base_url} (Ctrl+C to stop)", flush=True)
 
             await run_server(host, bind=bind, port=port, ready=announce)
@@ -212,7 +284,31 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="settings file (default local.settings.json, else the sample)",
     )
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument(
+        "--realtime-port",
+        type=_port,
+        default=None,
+        help="port of the embedded real-time hub (default PSC_REALTIME_PORT, 7072; 0: any free port)",
+    )
     return parser
+
+
+def _hub_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost hub",
+        description="Run only the embedded real-time hub (Web PubSub protocols), e.g. beside `func start`.",
+    )
+    parser.add_argument("--port", type=_port, default=None, help="port (default PSC_REALTIME_PORT, 7072)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--settings", type=Path, default=None, help="settings file")
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0-65535")
+    return value
 
 
 def _token_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 metadata name = 'Patient Service Center'
-metadata description = 'Resource group, identity, monitoring, storage, Cosmos DB, Service Bus, Key Vault, optional private networking and the Flex Consumption function app.'
+metadata description = 'Resource group, identity, monitoring, storage, Cosmos DB, Service Bus, Key Vault, Web PubSub, optional private networking and the Flex Consumption function app.'
 
 targetScope = 'subscription'
 
@@ -66,6 +66,18 @@ param cosmosDatabaseName string = 'psc'
   'Premium'
 ])
 param serviceBusSku string = 'Standard'
+
+@description('Optional. Web PubSub tier: Free_F1 (20 connections, no SLA: dev only) or Standard_S1; private networking needs Standard and forces it.')
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+])
+param webPubSubSku string = 'Standard_S1'
+
+@description('Optional. Web PubSub units on Standard_S1 (1,000 concurrent connections each).')
+@minValue(1)
+@maxValue(100)
+param webPubSubCapacity int = 1
 
 @description('Optional. Storage redundancy.')
 @allowed([
@@ -135,6 +147,9 @@ var tags = {
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var effectiveServiceBusSku = enablePrivateNetworking ? 'Premium' : serviceBusSku
+var effectiveWebPubSubSku = enablePrivateNetworking ? 'Standard_S1' : webPubSubSku
+// The hub real-time clients connect to (PSC_WEBPUBSUB_HUB); the code's default is the same.
+var webPubSubHub = 'psc'
 // One app setting per queue, topic and subscription: triggers read the names as %SETTING%.
 var queueSettings = [
   for queue in catalog.queues: {
@@ -253,6 +268,23 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+module webPubSub 'modules/webpubsub.bicep' = {
+  name: 'webpubsub'
+  scope: rg
+  params: {
+    name: '${abbrs.signalRServiceWebPubSub}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: effectiveWebPubSubSku
+    capacity: webPubSubCapacity
+    hubName: webPubSubHub
+    appPrincipalId: identity.outputs.principalId
+    developerPrincipalId: developerPrincipalId
+    workspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
 module network 'modules/network.bicep' = if (enablePrivateNetworking) {
   name: 'network'
   scope: rg
@@ -303,12 +335,19 @@ var privateEndpoints = [
     groupId: 'vault'
     zone: 'keyVault'
   }
+  {
+    key: 'webpubsub'
+    service: 'webPubSub'
+    groupId: 'webpubsub'
+    zone: 'webPubSub'
+  }
 ]
 var privateEndpointServices = {
   storage: storage.outputs.resourceId
   cosmos: cosmos.outputs.resourceId
   serviceBus: serviceBus.outputs.resourceId
   keyVault: keyVault.outputs.resourceId
+  webPubSub: webPubSub.outputs.resourceId
 }
 
 module endpoints 'modules/private-endpoint.bicep' = [
@@ -373,6 +412,10 @@ module api 'modules/function-app.bicep' = {
       ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
       ServiceBusConnection__credential: 'managedidentity'
       ServiceBusConnection__clientId: identity.outputs.clientId
+      // Real-time push through the identity (role Web PubSub Service Owner); no access key exists.
+      PSC_REALTIME: 'webpubsub'
+      PSC_WEBPUBSUB_ENDPOINT: webPubSub.outputs.endpoint
+      PSC_WEBPUBSUB_HUB: webPubSub.outputs.hubName
       // Transcripts and KPI exports go to the archive container, through the identity.
       PSC_ARCHIVE: 'blob'
       ARCHIVE_CONTAINER: storage.outputs.archiveContainerName
@@ -404,3 +447,5 @@ output COSMOS_ACCOUNT_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmos.outputs.databaseName
 output SERVICEBUS_FULLY_QUALIFIED_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output WEBPUBSUB_ENDPOINT string = webPubSub.outputs.endpoint
+output WEBPUBSUB_HUB string = webPubSub.outputs.hubName

@@ -19,6 +19,7 @@ param keyVaultPurgeProtection = false
 param enablePrivateNetworking = false
 param cosmosThroughputMode = 'serverless'
 param serviceBusSku = 'Standard'
+param webPubSubSku = 'Free_F1'
 param storageSku = 'Standard_LRS'
 param alwaysReadyHttpInstances = 0
 param httpPerInstanceConcurrency = 16

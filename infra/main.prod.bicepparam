@@ -18,6 +18,7 @@ param enablePrivateNetworking = true
 param cosmosThroughputMode = 'autoscale'
 param cosmosAutoscaleMaxThroughput = 4000
 param serviceBusSku = 'Premium'
+param webPubSubSku = 'Standard_S1'
 param storageSku = 'Standard_ZRS'
 param alwaysReadyHttpInstances = 1
 param httpPerInstanceConcurrency = 16

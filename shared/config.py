@@ -19,6 +19,9 @@ from shared.errors import ConfigError
 
 # Present in every Azure App Service / Functions worker environment, never on a laptop.
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+DEFAULT_REALTIME_PORT = 7072
+# Web PubSub's hub-name rule, as the SDK validates it before any request.
+_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}")
 
 
 def _setting(name: str, default: object = None, description: str = "", **kw: object) -> object:
@@ -139,6 +142,35 @@ class Settings(BaseSettings):
     appinsights_connection_string: str | None = _setting(  # type: ignore[assignment]
         "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables OpenTelemetry export when set."
     )
+    realtime: Literal["embedded", "webpubsub"] = _setting(  # type: ignore[assignment]
+        "PSC_REALTIME",
+        "embedded",
+        "Real-time push: `embedded` (the dev host's hub, which speaks Web PubSub's protocols) or "
+        "`webpubsub` (Azure Web PubSub through the managed identity).",
+    )
+    webpubsub_endpoint: str | None = _setting(  # type: ignore[assignment]
+        "PSC_WEBPUBSUB_ENDPOINT",
+        None,
+        "Azure Web PubSub endpoint https://<name>.webpubsub.azure.com (identity-based), used with "
+        "PSC_REALTIME=webpubsub.",
+    )
+    webpubsub_hub: str = _setting(  # type: ignore[assignment]
+        "PSC_WEBPUBSUB_HUB", "psc", "Web PubSub hub the app's clients connect to (embedded hub too)."
+    )
+    realtime_port: int = _setting(  # type: ignore[assignment]
+        "PSC_REALTIME_PORT",
+        DEFAULT_REALTIME_PORT,
+        "Port of the embedded hub on 127.0.0.1 (the dev host listens there; 0: any free port).",
+        ge=0,
+        le=65535,
+    )
+    realtime_key: str | None = _setting(  # type: ignore[assignment]
+        "PSC_REALTIME_KEY",
+        None,
+        "Access key of the embedded hub, >= 32 characters; blank: the dev host makes one per run. "
+        "Never used in Azure.",
+        repr=False,
+    )
     cors_origins: str | None = _setting(  # type: ignore[assignment]
         "PSC_CORS_ORIGINS",
         None,
@@ -190,6 +222,19 @@ class Settings(BaseSettings):
                 + ", ".join(missing)
                 + " as well, or none of the PSC_PATIENT_* settings"
             )
+        if not _HUB_NAME.fullmatch(self.webpubsub_hub):
+            raise ValueError(
+                "PSC_WEBPUBSUB_HUB: a hub name is a letter, then up to 127 letters, digits or _ ` , . [ ]"
+            )
+        if self.realtime == "webpubsub":
+            endpoint = self.webpubsub_endpoint or ""
+            if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint):
+                raise ValueError(
+                    "PSC_WEBPUBSUB_ENDPOINT: https://<name>.webpubsub.azure.com is required when"
+                    " PSC_REALTIME=webpubsub"
+                )
+        if self.realtime_key is not None and len(self.realtime_key) < 32:
+            raise ValueError("PSC_REALTIME_KEY: the embedded hub's key has at least 32 characters")
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
         if self.bus == "servicebus" and not (self.servicebus_namespace or self.servicebus_connection):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.ports.archive import Archive
     from shared.ports.documents import DocumentStore
     from shared.ports.messages import MessageBus
+    from shared.ports.realtime import Realtime
     from shared.services.health import HealthCache
 
 
@@ -39,11 +40,24 @@ class Runtime:
     validator: TokenValidator
     # The last health probe, shared by every request to this worker (shared/services/health.py).
     health: HealthCache | None = field(default=None, repr=False)
+    # Built on first use (`realtime`): most invocations push nothing, and the Web PubSub SDK
+    # loads only when one does. The dev host and tests may install one built against their hub.
+    realtime_adapter: Realtime | None = field(default=None, repr=False)
+
+    @property
+    def realtime(self) -> Realtime:
+        if self.realtime_adapter is None:
+            from shared.adapters.webpubsub_realtime import WebPubSubRealtime
+
+            self.realtime_adapter = WebPubSubRealtime.from_settings(self.settings)
+        return self.realtime_adapter
 
     async def close(self) -> None:
         await self.store.close()
         await self.bus.close()
         await self.archive.close()
+        if self.realtime_adapter is not None:
+            await self.realtime_adapter.close()
 
 
 _override: ContextVar[Runtime | None] = ContextVar("psc_runtime_override", default=None)

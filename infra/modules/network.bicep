@@ -31,6 +31,7 @@ var privateDnsZones = {
   cosmos: 'privatelink.documents.azure.com'
   serviceBus: 'privatelink.servicebus.windows.net'
   keyVault: 'privatelink.vaultcore.azure.net'
+  webPubSub: 'privatelink.webpubsub.azure.com'
 }
 var privateDnsZoneKeys = [
   'blob'
@@ -39,6 +40,7 @@ var privateDnsZoneKeys = [
   'cosmos'
   'serviceBus'
   'keyVault'
+  'webPubSub'
 ]
 
 resource appNsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = {
@@ -134,7 +136,7 @@ output appSubnetId string = vnet.properties.subnets[0].id
 @description('Subnet id for private endpoints.')
 output privateEndpointSubnetId string = vnet.properties.subnets[1].id
 
-@description('Private DNS zone ids by service key: blob, queue, table, cosmos, serviceBus, keyVault.')
+@description('Private DNS zone ids by service key: blob, queue, table, cosmos, serviceBus, keyVault, webPubSub.')
 output dnsZoneIds object = {
   blob: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.blob)
   queue: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.queue)
@@ -142,4 +144,5 @@ output dnsZoneIds object = {
   cosmos: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.cosmos)
   serviceBus: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.serviceBus)
   keyVault: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.keyVault)
+  webPubSub: resourceId('Microsoft.Network/privateDnsZones', privateDnsZones.webPubSub)
 }

@@ -16,7 +16,7 @@ param subnetId string
 @description('Required. Resource id of the service behind the endpoint.')
 param serviceResourceId string
 
-@description('Required. Private Link group id: blob, queue, table, Sql, namespace, vault.')
+@description('Required. Private Link group id: blob, queue, table, Sql, namespace, vault, webpubsub.')
 param groupId string
 
 @description('Required. Private DNS zone id the endpoint registers its A record in.')

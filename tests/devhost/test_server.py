@@ -21,6 +21,7 @@ from shared.ports.clock import SystemClock
 from tests.devhost.conftest import discovered, new_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEVHOST = [sys.executable, "-m", "devhost"]
 
 
 def loopback_socket() -> socket.socket:
@@ -89,7 +90,18 @@ def test_python_m_devhost_starts_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSC_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     process = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "--app", "tiny_app:app", "--port", str(port), "--data-dir", "data"],
+        # --realtime-port 0: the embedded hub on any free port, never a fixed one another run holds.
+        [
+            *DEVHOST,
+            "--app",
+            "tiny_app:app",
+            "--port",
+            str(port),
+            "--realtime-port",
+            "0",
+            "--data-dir",
+            "data",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

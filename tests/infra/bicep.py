@@ -33,6 +33,7 @@ KNOWN_ROLES = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "00000000-0000-0000-0000-000000000002": "Cosmos DB Built-in Data Contributor",
+    "12cf5a90-567b-43ae-8102-96cf46c7d9b4": "Web PubSub Service Owner",
 }
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -58,7 +59,12 @@ def module_path(name: str) -> Path:
 
 
 # main.bicep's symbol for each module file (by file stem).
-MODULE_SYMBOLS = {"servicebus": "serviceBus", "keyvault": "keyVault", "function-app": "api"}
+MODULE_SYMBOLS = {
+    "servicebus": "serviceBus",
+    "keyvault": "keyVault",
+    "function-app": "api",
+    "webpubsub": "webPubSub",
+}
 
 
 def main_params_for(stem: str) -> dict[str, Any]:

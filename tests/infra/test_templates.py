@@ -234,6 +234,7 @@ LOCAL_ONLY = {
     "COSMOS_EMULATOR_KEY": "Cosmos DB emulator key",
     "ServiceBusConnection": "Service Bus emulator connection string",
     "ARCHIVE_CONNECTION_STRING": "Azurite connection string",
+    "PSC_REALTIME_KEY": "the embedded hub's access key; Web PubSub has local auth disabled",
 }
 # Settings that do not apply in Azure or whose code default is right there.
 NOT_NEEDED_IN_AZURE = {
@@ -241,6 +242,7 @@ NOT_NEEDED_IN_AZURE = {
     "PSC_ENTRA_AUTHORITY": "the code's default is the public-cloud authority",
     "AzureWebJobsStorage__blobServiceUri": "archive fallback; ARCHIVE__blobServiceUri is set",
     "PSC_CORS_ORIGINS": "dev host only; in Azure the platform's CORS (siteConfig.cors) decides",
+    "PSC_REALTIME_PORT": "the embedded hub's port; Azure uses PSC_WEBPUBSUB_ENDPOINT",
 }
 
 
@@ -499,6 +501,7 @@ def role_ids(path: Path) -> set[str]:
         ("keyvault", {"Key Vault Secrets User"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
+        ("webpubsub", {"Web PubSub Service Owner"}),
     ],
 )
 def test_the_identity_gets_exactly_the_built_in_roles_it_needs(module: str, expected: set[str]) -> None:
@@ -579,6 +582,7 @@ def test_no_infra_file_holds_or_fetches_a_key() -> None:
         ("storage", "blobService"),
         ("storage", "storage"),
         ("keyvault", "vault"),
+        ("webpubsub", "webPubSub"),
     ],
 )
 def test_every_resource_sends_diagnostics_to_log_analytics(module: str, target: str) -> None:
@@ -610,7 +614,15 @@ def test_private_endpoints_cover_every_data_service_and_the_app_joins_the_vnet()
     assert mods["network"].condition == PRIVATE
     assert mods["endpoints"].loop_over == f"{PRIVATE} ? privateEndpoints : []"
     endpoints = variable(MAIN, "privateEndpoints")
-    assert {e["groupId"] for e in endpoints} == {"blob", "queue", "table", "Sql", "namespace", "vault"}
+    assert {e["groupId"] for e in endpoints} == {
+        "blob",
+        "queue",
+        "table",
+        "Sql",
+        "namespace",
+        "vault",
+        "webpubsub",
+    }
     # A loop's array must be known when the deployment starts: no module outputs in it.
     assert "outputs" not in json.dumps(endpoints)
     services = variable(MAIN, "privateEndpointServices")
@@ -675,3 +687,73 @@ def test_loops_iterate_over_values_known_when_the_deployment_starts(path: Path) 
                 over += " " + render(declared["variables"][name]["value"])
         assert ".outputs." not in over, f"{path.name}: {loop.symbol} loops over module outputs"
         assert ".properties." not in over, f"{path.name}: {loop.symbol} loops over runtime properties"
+
+
+# --- real time: Azure Web PubSub -----------------------------------------------------------------
+
+
+def test_web_pubsub_exists_entra_only_with_the_apps_hub_and_no_anonymous_client() -> None:
+    service = resource(module_path("webpubsub"), "Microsoft.SignalRService/webPubSub")
+    p = props(service)
+    assert p["disableLocalAuth"] is True  # no access key: tokens come from :generateToken
+    assert p["disableAadAuth"] is False
+    assert render(service.body["sku"]["name"]) == "skuName"
+    assert decorator(parameters(MAIN)["webPubSubSku"], "allowed") == ["Free_F1", "Standard_S1"]
+    assert decorator(parameters(module_path("webpubsub"))["skuName"], "allowed") == ["Free_F1", "Standard_S1"]
+    # Private endpoints need Standard.
+    assert render(variable(MAIN, "effectiveWebPubSubSku")) == f"{PRIVATE} ? Standard_S1 : webPubSubSku"
+    assert modules()["webPubSub"].body["params"]["skuName"] == "effectiveWebPubSubSku"
+    hub = resource(module_path("webpubsub"), "Microsoft.SignalRService/webPubSub/hubs")
+    assert props(hub)["anonymousConnectPolicy"] == "deny"
+    assert props(hub)["eventHandlers"] == []
+    assert render(variable(MAIN, "webPubSubHub")) == "psc"
+    assert modules()["webPubSub"].body["params"]["hubName"] == "webPubSubHub"
+
+
+def test_the_app_identity_is_web_pubsub_service_owner_on_the_resource() -> None:
+    path = module_path("webpubsub")
+    assert render(variable(path, "serviceOwner")) == "12cf5a90-567b-43ae-8102-96cf46c7d9b4"
+    (app,) = [a for a in resources(path, "Microsoft.Authorization/roleAssignments") if a.condition is None]
+    assert render(app.body["scope"]) == "webPubSub"
+    assert app.body["properties"]["principalId"] == "appPrincipalId"
+    assert app.body["properties"]["principalType"] == "ServicePrincipal"
+    assert "serviceOwner" in render(app.body["properties"]["roleDefinitionId"])
+
+
+def test_the_app_reaches_web_pubsub_by_its_endpoint_through_the_identity() -> None:
+    s = app_settings()
+    assert s["PSC_REALTIME"] == "webpubsub"
+    assert s["PSC_WEBPUBSUB_ENDPOINT"] == "webPubSub.outputs.endpoint"
+    assert s["PSC_WEBPUBSUB_HUB"] == "webPubSub.outputs.hubName"
+    outputs = parse(module_path("webpubsub"))["outputs"]
+    assert render(outputs["endpoint"]["value"]) == "https://${webPubSub.properties.hostName}"
+    assert "PSC_REALTIME_KEY" not in s
+
+
+def test_browsers_connect_publicly_while_the_rest_api_is_private_with_private_networking() -> None:
+    p = props(resource(module_path("webpubsub"), "Microsoft.SignalRService/webPubSub"))
+    assert p["publicNetworkAccess"] == "Enabled"  # clients are patients' and agents' browsers
+    acl = p["networkACLs"]
+    assert render(acl["defaultAction"]) == f"{PRIVATE} ? Allow : Deny"
+    assert render(acl["publicNetwork"]["allow"]) == (
+        f"{PRIVATE} ? [ClientConnection] : [ClientConnection, RESTAPI]"
+    )
+    assert render(acl["publicNetwork"]["deny"]) == (
+        f"{PRIVATE} ? [RESTAPI, ServerConnection, Trace] : [ServerConnection, Trace]"
+    )
+    assert main_params_for("webpubsub")[PRIVATE] == PRIVATE
+    zones = variable(module_path("network"), "privateDnsZones")
+    assert zones["webPubSub"] == "privatelink.webpubsub.azure.com"
+    endpoint = next(e for e in variable(MAIN, "privateEndpoints") if e["key"] == "webpubsub")
+    assert endpoint == {
+        "key": "webpubsub",
+        "service": "webPubSub",
+        "groupId": "webpubsub",
+        "zone": "webPubSub",
+    }
+
+
+def test_dev_uses_the_free_tier_and_prod_standard() -> None:
+    dev, prod = bicepparam("main.dev.bicepparam"), bicepparam("main.prod.bicepparam")
+    assert dev["webPubSubSku"] == "'Free_F1'"
+    assert prod["webPubSubSku"] == "'Standard_S1'"
