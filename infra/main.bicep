@@ -40,6 +40,13 @@ param patientClientId string = ''
 @minLength(32)
 param webhookSecret string
 
+@description('Optional. Hosts bot callback URLs may name, comma-separated (PSC_BOT_CALLBACK_HOSTS): `host`, `host:port`, `*.domain`. Empty: callbacks are refused. Needs botCallbackSecret.')
+param botCallbackHosts string = ''
+
+@description('Optional. Standard Webhooks secret `whsec_<base64>` that signs callbacks to bots (PSC_BOT_CALLBACK_SECRET); stored in Key Vault only. Required with botCallbackHosts.')
+@secure()
+param botCallbackSecret string = ''
+
 @description('Optional. Put Cosmos DB, Service Bus (Premium), storage and Key Vault behind private endpoints, disable their public access and integrate the function app with the VNet.')
 param enablePrivateNetworking bool = false
 
@@ -261,6 +268,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     webhookSecret: webhookSecret
+    botCallbackSecret: botCallbackSecret
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
@@ -404,6 +412,8 @@ module api 'modules/function-app.bicep' = {
       PSC_PATIENT_TENANT_ID: patientTenantId
       PSC_PATIENT_CLIENT_ID: patientClientId
       PSC_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})'
+      PSC_BOT_CALLBACK_HOSTS: botCallbackHosts
+      PSC_BOT_CALLBACK_SECRET: empty(botCallbackSecret) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.botCallbackKeyVaultUri})'
       AZURE_CLIENT_ID: identity.outputs.clientId
       COSMOS__accountEndpoint: cosmos.outputs.endpoint
       COSMOS__credential: 'managedidentity'

@@ -10,6 +10,9 @@ param patientAuthority = readEnvironmentVariable('PSC_PATIENT_AUTHORITY', '')
 param patientTenantId = readEnvironmentVariable('PSC_PATIENT_TENANT_ID', '')
 param patientClientId = readEnvironmentVariable('PSC_PATIENT_CLIENT_ID', '')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
+// Bot callbacks (optional): the hosts bots' callback URLs may name, and the secret that signs them.
+param botCallbackHosts = readEnvironmentVariable('PSC_BOT_CALLBACK_HOSTS', '')
+param botCallbackSecret = readEnvironmentVariable('PSC_BOT_CALLBACK_SECRET', '')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')

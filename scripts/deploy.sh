@@ -31,6 +31,9 @@ Environment:
                        (optional, all three or none) patient sign-in with Entra External ID
   PSC_WEBHOOK_SECRET   Standard Webhooks secret whsec_<base64> (required for infrastructure;
                        stored in Key Vault, never in app settings or outputs)
+  PSC_BOT_CALLBACK_HOSTS, PSC_BOT_CALLBACK_SECRET
+                       (optional, the hosts need the secret) hosts bots' callback URLs may name,
+                       and the whsec_<base64> secret that signs callbacks (stored in Key Vault)
   AZURE_PRINCIPAL_ID   (dev) your object id, to get data roles for local debugging against Azure
 
 Prerequisites: az (2.60+) signed in (`az login`) to the target subscription; python3.
@@ -120,6 +123,10 @@ if [[ "$SKIP_INFRA" == 0 ]]; then
     done
   fi
   : "${PSC_WEBHOOK_SECRET:?set PSC_WEBHOOK_SECRET (whsec_<base64>)}"
+  if [[ -n "${PSC_BOT_CALLBACK_HOSTS:-}" && -z "${PSC_BOT_CALLBACK_SECRET:-}" ]]; then
+    echo "set PSC_BOT_CALLBACK_SECRET too: bot callbacks to PSC_BOT_CALLBACK_HOSTS are signed with it" >&2
+    exit 2
+  fi
   # The Bicep reads containers and queues from infra/catalog.json: refuse a stale copy.
   "$PYTHON" "$ROOT/scripts/gen_infra_catalog.py" --check
 

@@ -93,6 +93,18 @@ class Settings(BaseSettings):
         "Standard Webhooks secret `whsec_<base64>` for bot escalations.",
         repr=False,
     )
+    bot_callback_hosts: str | None = _setting(  # type: ignore[assignment]
+        "PSC_BOT_CALLBACK_HOSTS",
+        None,
+        "Comma-separated hosts bot callback URLs may name (`host`, `host:port`, `*.domain`); "
+        "blank allows none.",
+    )
+    bot_callback_secret: str | None = _setting(  # type: ignore[assignment]
+        "PSC_BOT_CALLBACK_SECRET",
+        None,
+        "Standard Webhooks secret `whsec_<base64>` that signs bot callbacks.",
+        repr=False,
+    )
     cosmos_endpoint: str | None = _setting(  # type: ignore[assignment]
         "COSMOS__accountEndpoint", None, "Cosmos DB account endpoint (identity-based connection)."
     )
@@ -184,6 +196,21 @@ class Settings(BaseSettings):
         parse_origins(value or "")
         return value
 
+    @field_validator("bot_callback_hosts")
+    @classmethod
+    def _callback_hosts_parse(cls, value: str | None) -> str | None:
+        from shared.domain.callbacks import parse_allowed_hosts
+
+        parse_allowed_hosts(value or "")
+        return value
+
+    @field_validator("bot_callback_secret")
+    @classmethod
+    def _callback_secret_signs(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_webhook_secret(value)
+        return value
+
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
         return parse_origins(self.cors_origins or "")
@@ -235,6 +262,9 @@ class Settings(BaseSettings):
                 )
         if self.realtime_key is not None and len(self.realtime_key) < 32:
             raise ValueError("PSC_REALTIME_KEY: the embedded hub's key has at least 32 characters")
+        callback_hosts = [part for part in (self.bot_callback_hosts or "").split(",") if part.strip()]
+        if callback_hosts and not self.bot_callback_secret:
+            raise ValueError("PSC_BOT_CALLBACK_SECRET is required when PSC_BOT_CALLBACK_HOSTS is set")
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
         if self.bus == "servicebus" and not (self.servicebus_namespace or self.servicebus_connection):
@@ -269,6 +299,31 @@ def parse_origins(text: str) -> tuple[str, ...]:
         if port is not None and int(port) == {"http": 80, "https": 443}[scheme]:
             raise ValueError(f"{origin!r}: drop the default port; browsers never send it")
     return origins
+
+
+def check_webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret we sign with: `whsec_` and strict base64 of a 24-64 byte key
+    (the spec's size), which the reference library accepts. ValueError says which part is wrong,
+    never the value."""
+    import base64
+    import binascii
+
+    from standardwebhooks.webhooks import Webhook
+
+    if not value.startswith("whsec_"):
+        raise ValueError("must start with whsec_")
+    encoded = value.removeprefix("whsec_")
+    try:
+        # The library's decoder skips characters outside base64; strict here, so a typo is caught.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("the key after whsec_ must be 24 to 64 bytes")
+    try:
+        Webhook(value)
+    except Exception as exc:
+        raise ValueError(f"is refused by the Standard Webhooks library ({type(exc).__name__})") from None
 
 
 def running_in_azure() -> bool:

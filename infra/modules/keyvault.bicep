@@ -1,5 +1,5 @@
 metadata name = 'Key Vault'
-metadata description = 'RBAC-mode vault (purge protection optional, on in production) holding the Standard Webhooks secret; Key Vault Secrets User for the app identity.'
+metadata description = 'RBAC-mode vault (purge protection optional, on in production) holding the Standard Webhooks secrets (bot escalations in, bot callbacks out); Key Vault Secrets User for the app identity.'
 
 @description('Required. Vault name (3-24 characters).')
 @minLength(3)
@@ -17,7 +17,11 @@ param tags object
 @minLength(32)
 param webhookSecret string
 
-@description('Optional. Days until the stored webhook secret expires; every deployment writes the value again and restarts the clock.')
+@description('Optional. Standard Webhooks secret (`whsec_<base64>`) that signs callbacks to bots; empty: no callback secret is stored (callbacks stay off).')
+@secure()
+param botCallbackSecret string = ''
+
+@description('Optional. Days until the stored webhook secrets expire; every deployment writes the values again and restarts the clock.')
 @minValue(30)
 @maxValue(730)
 param webhookSecretValidityDays int = 365
@@ -80,6 +84,21 @@ resource webhookSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = 
   }
 }
 
+resource botCallbackSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(botCallbackSecret)) {
+  // checkov:skip=CKV_AZURE_41: checkov does not read the properties of a conditional resource (= if); attributes.exp is set below, as for psc-webhook-secret (tests/infra asserts it).
+  // checkov:skip=CKV_AZURE_114: Same blindness to a conditional resource; contentType is set below (tests/infra asserts it).
+  parent: vault
+  name: 'psc-bot-callback-secret'
+  properties: {
+    value: botCallbackSecret
+    contentType: 'text/plain; format=standard-webhooks'
+    attributes: {
+      enabled: true
+      exp: dateTimeToEpoch(dateTimeAdd(deployedAt, 'P${webhookSecretValidityDays}D'))
+    }
+  }
+}
+
 resource secretsUserAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, appPrincipalId, secretsUser)
   scope: vault
@@ -118,3 +137,6 @@ output resourceId string = vault.id
 
 @description('Versionless URI of the webhook secret (the Key Vault reference follows rotations).')
 output webhookKeyVaultUri string = webhookSecretResource.properties.secretUri
+
+@description('Versionless URI of the bot callback secret (built from the vault URI, so it never refers to a secret left undeployed); empty when none is stored.')
+output botCallbackKeyVaultUri string = empty(botCallbackSecret) ? '' : '${vault.properties.vaultUri}secrets/psc-bot-callback-secret'

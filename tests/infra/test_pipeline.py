@@ -124,3 +124,27 @@ def test_the_deploy_script_refuses_a_partial_patient_provider(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "PSC_PATIENT_TENANT_ID" in done.stderr
+
+
+def test_deployments_pass_bot_callback_settings_and_refuse_hosts_without_the_secret(tmp_path: Path) -> None:
+    workflow = (WORKFLOWS / "deploy.yml").read_text()
+    assert "PSC_BOT_CALLBACK_HOSTS: ${{ vars.PSC_BOT_CALLBACK_HOSTS }}" in workflow
+    assert "PSC_BOT_CALLBACK_SECRET: ${{ secrets.PSC_BOT_CALLBACK_SECRET }}" in workflow
+    fake = tmp_path / "az"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "PSC_ENTRA_CLIENT_ID": "client",
+        "PSC_WEBHOOK_SECRET": "whsec_x",
+        "PSC_BOT_CALLBACK_HOSTS": "bots.example.org",
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy.sh"), "--what-if-only", "dev", "swedencentral"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "PSC_BOT_CALLBACK_SECRET" in done.stderr

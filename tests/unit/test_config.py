@@ -45,6 +45,13 @@ def test_every_setting_is_in_the_sample_and_the_readme() -> None:
         ({**DEV, "PSC_STORE": "cosmos"}, "COSMOS__accountEndpoint"),
         ({**DEV, "PSC_BUS": "servicebus"}, "ServiceBusConnection__fullyQualifiedNamespace"),
         ({"PSC_AUTH_MODE": "sometimes"}, "PSC_AUTH_MODE"),
+        ({**DEV, "PSC_BOT_CALLBACK_HOSTS": "bots.example.org"}, "PSC_BOT_CALLBACK_SECRET"),
+        ({**DEV, "PSC_BOT_CALLBACK_HOSTS": "*"}, "PSC_BOT_CALLBACK_HOSTS"),
+        ({**DEV, "PSC_BOT_CALLBACK_HOSTS": "*.org"}, "PSC_BOT_CALLBACK_HOSTS"),
+        ({**DEV, "PSC_BOT_CALLBACK_HOSTS": "https://bots.example.org/cb"}, "PSC_BOT_CALLBACK_HOSTS"),
+        ({**DEV, "PSC_BOT_CALLBACK_SECRET": "not-a-whsec"}, "PSC_BOT_CALLBACK_SECRET"),
+        ({**DEV, "PSC_BOT_CALLBACK_SECRET": "whsec_!!!not-base64!!!"}, "PSC_BOT_CALLBACK_SECRET"),
+        ({**DEV, "PSC_BOT_CALLBACK_SECRET": "whsec_c2hvcnQ="}, "PSC_BOT_CALLBACK_SECRET"),  # 5 bytes
     ],
 )
 def test_a_bad_or_missing_setting_fails_naming_it(
@@ -128,3 +135,42 @@ def test_no_cors_origin_is_allowed_by_default(monkeypatch: pytest.MonkeyPatch) -
     assert load_settings().cors_allowed_origins == ()
     monkeypatch.setenv("PSC_CORS_ORIGINS", "")
     assert load_settings().cors_allowed_origins == ()
+
+
+def test_bot_callbacks_are_off_until_hosts_are_listed_and_the_sample_turns_them_on_for_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.domain.callbacks import CallbackPolicy
+
+    for key, value in DEV.items():
+        monkeypatch.setenv(key, value)
+    assert CallbackPolicy.from_settings(load_settings()).allowed == ()
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    for name in ("PSC_BOT_CALLBACK_HOSTS", "PSC_BOT_CALLBACK_SECRET"):
+        monkeypatch.setenv(name, sample[name])
+    settings = load_settings()
+    policy = CallbackPolicy.from_settings(settings)
+    assert policy.dev_mode
+    assert {h.host for h in policy.allowed} == {"127.0.0.1", "localhost"}
+    assert policy.check_url("http://localhost:3978/api/callback") == "http://localhost:3978/api/callback"
+    assert sample["PSC_BOT_CALLBACK_SECRET"] not in repr(settings)
+
+
+def test_a_callback_secret_of_the_specs_smallest_size_signs_its_test_vector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's key
+    for key, value in {**DEV, "PSC_BOT_CALLBACK_SECRET": secret}.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert settings.bot_callback_secret == secret
+    assert (
+        Webhook(secret).sign(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek", datetime.fromtimestamp(1614265330, UTC), '{"test": 2432232314}'
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
