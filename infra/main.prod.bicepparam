@@ -12,6 +12,8 @@ param patientClientId = readEnvironmentVariable('PSC_PATIENT_CLIENT_ID', '')
 param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
+// SMS sender bought for the Communication Services resource (E.164) or an alphanumeric id; empty: no SMS.
+param acsSmsSender = readEnvironmentVariable('PSC_ACS_SMS_FROM', '')
 
 param keyVaultPurgeProtection = true
 param enablePrivateNetworking = true

@@ -499,6 +499,8 @@ def role_ids(path: Path) -> set[str]:
         ("keyvault", {"Key Vault Secrets User"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
+        # The app sends through ACS; the Event Grid system topic sends reports to their queue.
+        ("communication", {"Communication and Email Service Owner", "Azure Service Bus Data Sender"}),
     ],
 )
 def test_the_identity_gets_exactly_the_built_in_roles_it_needs(module: str, expected: set[str]) -> None:
@@ -579,6 +581,8 @@ def test_no_infra_file_holds_or_fetches_a_key() -> None:
         ("storage", "blobService"),
         ("storage", "storage"),
         ("keyvault", "vault"),
+        ("communication", "communication"),
+        ("communication", "systemTopic"),
     ],
 )
 def test_every_resource_sends_diagnostics_to_log_analytics(module: str, target: str) -> None:
