@@ -1,5 +1,5 @@
 metadata name = 'Patient Service Center'
-metadata description = 'Resource group, identity, monitoring, storage, Cosmos DB, Service Bus, Key Vault, Web PubSub, optional private networking and the Flex Consumption function app.'
+metadata description = 'Resource group, identity, monitoring, storage, Cosmos DB, Service Bus, Communication Services with its e-mail domain and report subscription, Key Vault, Web PubSub, optional private networking and the Flex Consumption function app.'
 
 targetScope = 'subscription'
 
@@ -121,6 +121,18 @@ param instanceMemoryMB int = 2048
 @minLength(11)
 param routingSweepSchedule string = '0 */5 * * * *'
 
+@description('Optional. Where Azure Communication Services keeps SMS and e-mail data at rest (United States, Europe, UK, Switzerland, Norway, Germany, France, Australia, Japan, Canada, ...).')
+param communicationDataLocation string = 'United States'
+
+@description('Optional. SMS sender (ACS_SMS_FROM): a phone number bought for the Communication Services resource (E.164) or a registered alphanumeric sender id. Numbers cannot be bought from a template; empty: no SMS until set.')
+param acsSmsSender string = ''
+
+@description('Optional. A custom e-mail domain for the sender; empty: the Azure-managed domain (DoNotReply@<id>.azurecomm.net).')
+param customEmailDomain string = ''
+
+@description('Optional. The custom e-mail domain\'s DNS records (output ACS_EMAIL_DOMAIN_RECORDS) are in place: link it and send from it.')
+param customEmailDomainVerified bool = false
+
 @description('Optional. Log Analytics retention in days.')
 @minValue(30)
 @maxValue(730)
@@ -170,6 +182,8 @@ var topicSettings = [
     value: topic.name
   }
 ]
+// Event Grid delivers ACS reports and inbound SMS to this catalogue queue.
+var reportsQueueName = filter(catalog.queues, queue => queue.setting == 'NOTIFICATION_REPORTS_QUEUE')[0].name
 var subscriptionSettings = [
   for subscription in catalog.subscriptions: {
     name: subscription.setting
@@ -257,6 +271,24 @@ module serviceBus 'modules/servicebus.bicep' = {
     opsPrincipalType: opsPrincipalType
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module communication 'modules/communication.bicep' = {
+  name: 'communication'
+  scope: rg
+  params: {
+    name: '${abbrs.communicationCommunicationServices}${resourceToken}'
+    emailServiceName: '${abbrs.communicationEmailServices}${resourceToken}'
+    systemTopicName: '${abbrs.eventGridSystemTopics}acs-${resourceToken}'
+    tags: tags
+    dataLocation: communicationDataLocation
+    customEmailDomain: customEmailDomain
+    customEmailDomainVerified: customEmailDomainVerified
+    appPrincipalId: identity.outputs.principalId
+    serviceBusNamespaceName: serviceBus.outputs.name
+    reportsQueueName: reportsQueueName
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -437,6 +469,11 @@ module api 'modules/function-app.bicep' = {
       // the worker carries the host's trace context into each invocation.
       PYTHON_ENABLE_OPENTELEMETRY: 'true'
       PSC_SWEEP_SCHEDULE: routingSweepSchedule
+      // SMS and e-mail through ACS with the identity (Communication and Email Service Owner).
+      PSC_NOTIFY: 'acs'
+      ACS__endpoint: communication.outputs.endpoint
+      ACS_SMS_FROM: acsSmsSender
+      ACS_EMAIL_SENDER: communication.outputs.emailSender
       // The host's request body limit (default 100 MB) set to the API's own 256 KiB: a bigger
       // body is refused (413) while it arrives instead of being buffered for the code to refuse.
       FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '262144'
@@ -459,3 +496,6 @@ output SERVICEBUS_FULLY_QUALIFIED_NAMESPACE string = serviceBus.outputs.fullyQua
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output WEBPUBSUB_ENDPOINT string = webPubSub.outputs.endpoint
 output WEBPUBSUB_HUB string = webPubSub.outputs.hubName
+output ACS_ENDPOINT string = communication.outputs.endpoint
+output ACS_EMAIL_SENDER string = communication.outputs.emailSender
+output ACS_EMAIL_DOMAIN_RECORDS object = communication.outputs.customDomainVerificationRecords

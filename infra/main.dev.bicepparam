@@ -16,6 +16,8 @@ param botCallbackSecret = readEnvironmentVariable('PSC_BOT_CALLBACK_SECRET', '')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
+// SMS sender bought for the Communication Services resource (E.164) or an alphanumeric id; empty: no SMS.
+param acsSmsSender = readEnvironmentVariable('PSC_ACS_SMS_FROM', '')
 
 // Purge protection off: `azd down --purge && azd up` can recreate the environment.
 param keyVaultPurgeProtection = false

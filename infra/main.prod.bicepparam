@@ -15,6 +15,8 @@ param botCallbackHosts = readEnvironmentVariable('PSC_BOT_CALLBACK_HOSTS', '')
 param botCallbackSecret = readEnvironmentVariable('PSC_BOT_CALLBACK_SECRET', '')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
+// SMS sender bought for the Communication Services resource (E.164) or an alphanumeric id; empty: no SMS.
+param acsSmsSender = readEnvironmentVariable('PSC_ACS_SMS_FROM', '')
 
 param keyVaultPurgeProtection = true
 param enablePrivateNetworking = true

@@ -78,6 +78,14 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "and a sortKey, no PHI; readers re-read the members (shared/services/lists.py).",
         ),
         ContainerSpec(
+            "outbox",
+            "/patientId",
+            default_ttl=30 * 24 * 3600,
+            description="The embedded notification channel's record of every SMS and e-mail it "
+            "would have sent (PSC_NOTIFY=embedded: the dev host and tests), one document per "
+            "notification and channel; stays empty in Azure, where ACS sends.",
+        ),
+        ContainerSpec(
             "leases",
             "/id",
             description="Change-feed leases: where each change-feed-triggered function has read up "
@@ -106,6 +114,18 @@ QUEUES: dict[str, QueueSpec] = {
             duplicate_detection_window=timedelta(minutes=10),
             description="Appointment booked / rescheduled / cancelled / no-show events (deterministic "
             "message ids) for reminders and surveys.",
+        ),
+        QueueSpec(
+            "notification-reports",
+            "NOTIFICATION_REPORTS_QUEUE",
+            max_delivery_count=10,
+            # Event Grid retries a delivery for up to 24 h with the same MessageId (the event id):
+            # the window covers all of it, as Event Grid's Service Bus handler page recommends.
+            duplicate_detection_window=timedelta(days=1),
+            description="ACS delivery reports and inbound SMS from the communication service's Event "
+            "Grid system topic (one event per message, Event Grid schema, MessageId = event id); "
+            "the embedded channel sends the same events. No sessions: Event Grid cannot deliver to "
+            "a session-enabled queue.",
         ),
     )
 }

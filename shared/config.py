@@ -183,6 +183,28 @@ class Settings(BaseSettings):
         "Never used in Azure.",
         repr=False,
     )
+    notify: Literal["embedded", "acs"] = _setting(  # type: ignore[assignment]
+        "PSC_NOTIFY",
+        "embedded",
+        "Notification channel: `embedded` (records messages in the store, sends nothing) or `acs` "
+        "(SMS and e-mail through Azure Communication Services).",
+    )
+    acs_endpoint: str | None = _setting(  # type: ignore[assignment]
+        "ACS__endpoint",
+        None,
+        "Azure Communication Services endpoint (identity-based), required with PSC_NOTIFY=acs.",
+    )
+    acs_sms_from: str | None = _setting(  # type: ignore[assignment]
+        "ACS_SMS_FROM",
+        None,
+        "SMS sender: an E.164 number of the communication service or an alphanumeric sender id; "
+        "unset: no SMS.",
+    )
+    acs_email_sender: str | None = _setting(  # type: ignore[assignment]
+        "ACS_EMAIL_SENDER",
+        None,
+        "E-mail sender address on a domain linked to the communication service; unset: no e-mail.",
+    )
     cors_origins: str | None = _setting(  # type: ignore[assignment]
         "PSC_CORS_ORIGINS",
         None,
@@ -210,6 +232,21 @@ class Settings(BaseSettings):
         if value is not None:
             check_webhook_secret(value)
         return value
+
+    @field_validator("acs_sms_from")
+    @classmethod
+    def _sms_sender(cls, value: str | None) -> str | None:
+        # E.164, or an alphanumeric sender id: 1-11 letters, digits and spaces, at least one letter.
+        if value is None or re.fullmatch(r"\+[1-9]\d{6,14}", value) or _ALPHANUMERIC_SENDER.fullmatch(value):
+            return value
+        raise ValueError("must be an E.164 number such as +18005550100 or an alphanumeric sender id")
+
+    @field_validator("acs_email_sender")
+    @classmethod
+    def _email_sender(cls, value: str | None) -> str | None:
+        if value is None or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            return value
+        raise ValueError("must be an address such as DoNotReply@<domain>")
 
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
@@ -267,6 +304,8 @@ class Settings(BaseSettings):
             raise ValueError("PSC_BOT_CALLBACK_SECRET is required when PSC_BOT_CALLBACK_HOSTS is set")
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
+        if self.notify == "acs" and not self.acs_endpoint:
+            raise ValueError("ACS__endpoint is required when PSC_NOTIFY=acs")
         if self.bus == "servicebus" and not (self.servicebus_namespace or self.servicebus_connection):
             raise ValueError(
                 "ServiceBusConnection__fullyQualifiedNamespace is required when PSC_BUS=servicebus"
@@ -279,6 +318,7 @@ class Settings(BaseSettings):
         return bool(self.patient_authority and self.patient_tenant_id and self.patient_client_id)
 
 
+_ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 _ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$")
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.ports.archive import Archive
     from shared.ports.documents import DocumentStore
     from shared.ports.messages import MessageBus
+    from shared.ports.notify import Notifier
     from shared.ports.realtime import Realtime
     from shared.services.health import HealthCache
 
@@ -52,12 +53,36 @@ class Runtime:
             self.realtime_adapter = WebPubSubRealtime.from_settings(self.settings)
         return self.realtime_adapter
 
+    # Built by the first notification (`notifier`), so other invocations never load the ACS SDKs.
+    _notifier: Notifier | None = field(default=None, repr=False)
+
+    @property
+    def notifier(self) -> Notifier:
+        """The channel `PSC_NOTIFY` names, built on first use and kept for the worker's life."""
+        if self._notifier is None:
+            self._notifier = build_notifier(self.settings, self.store, self.bus, self.clock)
+        return self._notifier
+
     async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
         await self.store.close()
         await self.bus.close()
         await self.archive.close()
         if self.realtime_adapter is not None:
             await self.realtime_adapter.close()
+
+
+def build_notifier(settings: Settings, store: DocumentStore, bus: MessageBus, clock: Clock) -> Notifier:
+    if settings.notify == "acs":
+        from shared.adapters.acs_notify import AcsNotifier
+
+        return AcsNotifier.from_settings(settings, clock)
+    from shared.adapters.embedded_notify import EmbeddedNotifier
+
+    return EmbeddedNotifier(
+        store, bus, clock, sms_from=settings.acs_sms_from, email_sender=settings.acs_email_sender
+    )
 
 
 _override: ContextVar[Runtime | None] = ContextVar("psc_runtime_override", default=None)

@@ -168,7 +168,8 @@ class Spy(dict):
 os.environ = Spy(os.environ)
 import function_app
 heavy = [m for m in ('azure.cosmos', 'azure.servicebus', 'azure.identity', 'azure.storage.blob',
-                     'uvicorn', 'starlette', 'devhost', 'sqlite3', 'pydantic', 'jwt') if m in sys.modules]
+                     'azure.communication', 'babel', 'uvicorn', 'starlette', 'devhost', 'sqlite3',
+                     'pydantic', 'jwt') if m in sys.modules]
 assert not heavy, heavy
 print('ok', len(function_app.app.get_functions()))
 """

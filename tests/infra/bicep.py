@@ -34,6 +34,7 @@ KNOWN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "00000000-0000-0000-0000-000000000002": "Cosmos DB Built-in Data Contributor",
     "12cf5a90-567b-43ae-8102-96cf46c7d9b4": "Web PubSub Service Owner",
+    "09976791-48a7-449e-bb21-39d1a415f350": "Communication and Email Service Owner",
 }
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)

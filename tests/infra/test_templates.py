@@ -543,6 +543,8 @@ def role_ids(path: Path) -> set[str]:
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
         ("webpubsub", {"Web PubSub Service Owner"}),
+        # The app sends through ACS; the Event Grid system topic sends reports to their queue.
+        ("communication", {"Communication and Email Service Owner", "Azure Service Bus Data Sender"}),
     ],
 )
 def test_the_identity_gets_exactly_the_built_in_roles_it_needs(module: str, expected: set[str]) -> None:
@@ -624,6 +626,8 @@ def test_no_infra_file_holds_or_fetches_a_key() -> None:
         ("storage", "storage"),
         ("keyvault", "vault"),
         ("webpubsub", "webPubSub"),
+        ("communication", "communication"),
+        ("communication", "systemTopic"),
     ],
 )
 def test_every_resource_sends_diagnostics_to_log_analytics(module: str, target: str) -> None:

@@ -52,6 +52,11 @@ def test_every_setting_is_in_the_sample_and_the_readme() -> None:
         ({**DEV, "PSC_BOT_CALLBACK_SECRET": "not-a-whsec"}, "PSC_BOT_CALLBACK_SECRET"),
         ({**DEV, "PSC_BOT_CALLBACK_SECRET": "whsec_!!!not-base64!!!"}, "PSC_BOT_CALLBACK_SECRET"),
         ({**DEV, "PSC_BOT_CALLBACK_SECRET": "whsec_c2hvcnQ="}, "PSC_BOT_CALLBACK_SECRET"),  # 5 bytes
+        ({**DEV, "PSC_NOTIFY": "acs"}, "ACS__endpoint"),
+        ({**DEV, "PSC_NOTIFY": "carrier-pigeon"}, "PSC_NOTIFY"),
+        ({**DEV, "ACS_SMS_FROM": "0601000001"}, "ACS_SMS_FROM"),
+        ({**DEV, "ACS_SMS_FROM": "ClinicName123"}, "ACS_SMS_FROM"),  # an alphanumeric id has 11 at most
+        ({**DEV, "ACS_EMAIL_SENDER": "DoNotReply"}, "ACS_EMAIL_SENDER"),
     ],
 )
 def test_a_bad_or_missing_setting_fails_naming_it(
