@@ -29,7 +29,7 @@ EXTERNAL_ID_RULE = f"must be 1-{MAX_EXTERNAL_ID} printable characters"
 
 
 def is_id(value: object) -> bool:
-    return isinstance(value, str) and _ID.match(value) is not None and value not in (".", "..")
+    return isinstance(value, str) and _ID.fullmatch(value) is not None and value not in (".", "..")
 
 
 def check_id(value: str) -> str:

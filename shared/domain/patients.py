@@ -58,13 +58,13 @@ def _email(value: str) -> str:
 
 
 def _hhmm(value: str) -> str:
-    if not _HHMM.match(value):
+    if not _HHMM.fullmatch(value):
         raise ValueError("must be a time HH:MM (24-hour)")
     return value
 
 
 def _language(value: str) -> str:
-    if not _LANGUAGE.match(value):
+    if not _LANGUAGE.fullmatch(value):
         raise ValueError("must be a language tag such as en, pl or pt-BR")
     return value
 

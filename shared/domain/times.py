@@ -37,7 +37,7 @@ RANGE_RULE = f"must lie between {FIRST_DAY} and {LAST_DAY}"
 
 def parse_day(text: str) -> date:
     """A `YYYY-MM-DD` date within the supported years, else ValueError."""
-    if not _DAY.match(text):
+    if not _DAY.fullmatch(text):
         raise ValueError(DAY_RULE)
     try:
         day = date.fromisoformat(text)
@@ -54,7 +54,7 @@ def check_day(day: date) -> date:
 
 def parse_instant(text: str) -> datetime:
     """An aware date-time within the supported years, as UTC; else ValueError."""
-    match = _INSTANT.match(text)
+    match = _INSTANT.fullmatch(text)
     if not match:
         raise ValueError(INSTANT_RULE)
     if not match.group("offset"):

@@ -14,7 +14,7 @@ _HHMM = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
 def _hhmm(value: str) -> str:
-    if not _HHMM.match(value):
+    if not _HHMM.fullmatch(value):
         raise ValueError("must be a time HH:MM (24-hour; 24:00 ends a day)")
     return value
 

@@ -185,3 +185,11 @@ def test_the_documented_history_events_are_exactly_the_lifecycle_moves() -> None
     from shared.domain.conversations import TRANSITIONS, HistoryEvent
 
     assert set(get_args(HistoryEvent)) == {"open", *TRANSITIONS}
+
+
+def test_an_id_with_a_trailing_newline_is_not_an_id() -> None:
+    """`$` in a regex also matches before a final newline: ids are checked whole."""
+    from shared.domain.ids import is_id
+
+    assert is_id("abc")
+    assert not is_id("abc\n")
