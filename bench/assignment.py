@@ -23,13 +23,13 @@ from pathlib import Path
 from bench.counting import CountingStore, summary
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.catalog import CONTAINERS, QUEUES
-from shared.domain.conversations import iso, move, new_conversation
-from shared.domain.queues import AgentProfile, Presence, QueueSettings
-from shared.ports.clock import ManualClock
-from shared.ports.documents import BatchOperation
-from shared.services.assignment import Assignment, seat_document, waiting_entry
-from shared.services.routing_admin import RoutingDirectory, new_agent_doc
+from shared.conversations.model import iso, move, new_conversation
+from shared.kernel.catalog import CONTAINERS, QUEUES
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import BatchOperation
+from shared.routing.assignment import Assignment, seat_document, waiting_entry
+from shared.routing.directory import RoutingDirectory, new_agent_doc
+from shared.routing.model import AgentProfile, Presence, QueueSettings
 
 QUEUE = "bench"
 

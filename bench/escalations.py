@@ -122,9 +122,9 @@ async def fire(count: int, concurrency: int, call: Any, rate: float = 0) -> tupl
 
 async def routed(data_dir: Path, run: str, count: int, timeout: float) -> list[dict[str, Any]]:
     from shared.adapters.sqlite_documents import SqliteDocumentStore
-    from shared.catalog import CONTAINERS
-    from shared.ports.clock import SystemClock
-    from shared.ports.documents import Query, where
+    from shared.kernel.catalog import CONTAINERS
+    from shared.kernel.clock import SystemClock
+    from shared.kernel.documents import Query, where
 
     store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
     conversations = store.container("conversations")

@@ -15,7 +15,7 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.services.conversations import Lifecycle
+    from shared.conversations.lifecycle import Lifecycle
 
 bp = func.Blueprint()
 api = Api(bp, tag="conversations")
@@ -23,27 +23,27 @@ api = Api(bp, tag="conversations")
 AGENT = allow(Role.AGENT)
 AGENT_OR_SUPERVISOR = allow(Role.AGENT, Role.SUPERVISOR)
 SUPERVISOR = allow(Role.SUPERVISOR)
-VIEW = "shared.domain.conversations:ConversationView"
-LIST = "shared.domain.conversations:ConversationList"
-M = "shared.domain.conversations:"
+VIEW = "shared.conversations.model:ConversationView"
+LIST = "shared.conversations.model:ConversationList"
+M = "shared.conversations.model:"
 
 
 def _lifecycle(call: Call) -> Lifecycle:
-    from shared.services.conversations import Lifecycle
+    from shared.conversations.lifecycle import Lifecycle
 
     rt = call.runtime
     return Lifecycle(rt.store, rt.bus, rt.clock)
 
 
 def _view(doc: dict[str, Any]) -> Any:
-    from shared.domain.conversations import ConversationView
+    from shared.conversations.model import ConversationView
 
     return ConversationView.model_validate(doc)
 
 
 def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
     """A conversation with its ETag (by the stored version: every change is one somebody sees)."""
-    from shared.etags import stored_etag
+    from shared.kernel.etags import stored_etag
 
     return Reply(body=_view(doc), status=status, headers={"ETag": stored_etag(doc)})
 
@@ -53,8 +53,8 @@ def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
     "PUT",
     access=AGENT,
     summary="Set my presence",
-    body="shared.domain.queues:PresenceChange",
-    response="shared.domain.queues:AgentView",
+    body="shared.routing.model:PresenceChange",
+    response="shared.routing.model:AgentView",
     errors=(404,),
     if_match=True,
 )
@@ -65,8 +65,8 @@ async def put_my_presence(call: Call) -> Reply:
     under your id (`GET /api/agents/me` tells it). The ETag versions the presence you chose: send
     it in `If-Match` so that a change made in another of your sessions is not overwritten (412);
     routing's load changes never fail it."""
-    from shared.services.assignment import Assignment
-    from shared.services.routing_admin import agent_view, presence_etag
+    from shared.routing.assignment import Assignment
+    from shared.routing.directory import agent_view, presence_etag
 
     rt = call.runtime
     doc = await Assignment(rt.store, rt.bus, rt.clock).set_presence(
@@ -80,14 +80,14 @@ async def put_my_presence(call: Call) -> Reply:
     "GET",
     access=AGENT,
     summary="My presence, load and profile",
-    response="shared.domain.queues:AgentView",
+    response="shared.routing.model:AgentView",
     errors=(404,),
     etag=True,
 )
 async def get_my_presence(call: Call) -> Reply:
     """What `PUT` answers, with the ETag to send back in its `If-Match`."""
-    from shared.errors import NotFound
-    from shared.services.routing_admin import RoutingDirectory, agent_view, presence_etag
+    from shared.kernel.errors import NotFound
+    from shared.routing.directory import RoutingDirectory, agent_view, presence_etag
 
     try:
         doc = await RoutingDirectory(call.runtime.store).agent_doc(call.user.subject)
@@ -106,7 +106,7 @@ async def get_my_presence(call: Call) -> Reply:
 async def my_conversations(call: Call) -> Reply:
     """Conversations offered to you (accept or decline them before the offer expires), active
     with you, or in wrap-up after you closed them. Transcripts included; oldest first."""
-    from shared.domain.conversations import ConversationList
+    from shared.conversations.model import ConversationList
 
     docs = await _lifecycle(call).mine(call.user)
     return Reply(body=ConversationList(items=[_view(d) for d in docs]))
@@ -256,7 +256,7 @@ async def supervisor_board(call: Call) -> Reply:
     else `"unassignable": {"reason": …}` when no agent of its queue may ever take it as things
     stand (all excluded by declines, nobody with its language, capacity or required skills, or
     nobody in the queue); a conversation whose agents are merely busy or offline carries neither."""
-    from shared.errors import ValidationFailed
+    from shared.kernel.errors import ValidationFailed
 
     try:
         statuses = call.query.statuses()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.auth.dev_tokens import issue_dev_token
-from shared.errors import Conflict
+from shared.kernel.errors import Conflict
 from shared.runtime import Runtime
 
 DEMO_PATIENTS: list[dict[str, Any]] = [
@@ -114,10 +114,10 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
 async def seed_routing_demo(runtime: Runtime) -> list[str]:
     """Queues, rules and agents, each created only if absent: seeding again never overwrites what
     a user changed since (a queue's settings, the rules, an agent's profile or presence)."""
-    from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
-    from shared.errors import NotFound
-    from shared.services.assignment import Assignment
-    from shared.services.routing_admin import RoutingDirectory
+    from shared.kernel.errors import NotFound
+    from shared.routing.assignment import Assignment
+    from shared.routing.directory import RoutingDirectory
+    from shared.routing.model import AgentProfile, Presence, QueueSettings, RoutingRules
 
     directory = RoutingDirectory(runtime.store)
     now = runtime.clock.now()
@@ -150,7 +150,7 @@ class DemoInfo:
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
     patients = runtime.store.container("patients")
     now = runtime.clock.now().isoformat().replace("+00:00", "Z")
-    from shared.services.patient_matching import index_patient
+    from shared.patients.matching import index_patient
 
     for patient in DEMO_PATIENTS:
         with contextlib.suppress(Conflict):  # already seeded
@@ -160,7 +160,7 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
         await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
-    from shared.services.scheduling import seed_scheduling_demo
+    from shared.scheduling.booking import seed_scheduling_demo
 
     info.lines += await seed_scheduling_demo(runtime, base_url=base_url)
     secret = runtime.settings.dev_jwt_secret

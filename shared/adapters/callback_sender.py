@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.domain.callbacks import (
+from shared.callbacks.policy import (
     AddressRefusal,
     CallbackPolicy,
     CallbackType,
@@ -51,8 +51,8 @@ from shared.domain.callbacks import (
     classify_status,
     normalise_host,
 )
-from shared.errors import ConfigError
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
+from shared.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     from aiohappyeyeballs import AddrInfoType

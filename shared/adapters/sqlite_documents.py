@@ -68,10 +68,8 @@ from typing import Any
 
 from shared.adapters import sqlite_change_feed as change_feed
 from shared.adapters.sqlite_file import SqliteFile
-from shared.domain.json_reader import read_json
-from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
-from shared.ports.clock import Clock
-from shared.ports.documents import (
+from shared.kernel.clock import Clock
+from shared.kernel.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
@@ -84,6 +82,8 @@ from shared.ports.documents import (
     refuse_unpageable,
     too_many_to_order,
 )
+from shared.kernel.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
+from shared.kernel.json_reader import read_json
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from shared.errors import Unavailable
+from shared.kernel.errors import Unavailable
 
 log = logging.getLogger(__name__)
 

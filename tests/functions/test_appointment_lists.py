@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.ports.documents import Query
+from shared.kernel import lists
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.services import lists
 from tests.conftest import Answer, invoke, seed_patients
 from tests.functions.test_appointments import (
     ADMIN,
@@ -227,8 +227,8 @@ async def test_listed_reasons_never_reach_the_logs_of_the_request(
     import logging
 
     from shared.auth.principal import Principal
-    from shared.observability import request_scope
-    from shared.services import schedule_lists
+    from shared.kernel.observability import request_scope
+    from shared.scheduling import lists as schedule_lists
 
     reason = "Penicillin-rash"  # id-shaped: only marking it as PHI keeps it out of a log line
     await book(reason=reason)

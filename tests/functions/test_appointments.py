@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
 from tests.conftest import Answer, invoke, seed_conversation, seed_patients, token
 
@@ -512,7 +512,7 @@ async def test_no_phi_reaches_the_logs(
 ) -> None:
     import logging
 
-    from shared.observability import install_logging
+    from shared.kernel.observability import install_logging
 
     caplog.set_level(logging.DEBUG)
     install_logging(logging.DEBUG)

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings, seed_patients, token
 from tests.functions.test_appointments import AGENT, SLOT, all_items, book, drain_events, put_provider

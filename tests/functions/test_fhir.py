@@ -108,7 +108,7 @@ def test_fhir_resources_stays_out_of_the_production_import_path() -> None:
     probe = """
 import sys, asyncio
 import function_app
-import functions.fhir, shared.services.scheduling, shared.domain.scheduling
+import functions.fhir, shared.scheduling.booking, shared.scheduling.model
 assert not [m for m in sys.modules if m.startswith('fhir.')], 'fhir.resources imported'
 print('ok')
 """

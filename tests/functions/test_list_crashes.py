@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel import lists
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.services import lists
 from tests.conftest import invoke, seed_patients, token
 from tests.functions.test_appointment_lists import every_page
 from tests.functions.test_appointments import OTHER_SLOT, PATIENT, SLOT, book, put_provider
@@ -31,7 +31,7 @@ WORKER = textwrap.dedent(
     """
     import asyncio, json, os, sys
 
-    from shared.ports.clock import ManualClock
+    from shared.kernel.clock import ManualClock
     from shared.runtime import build_runtime, use_runtime
     from tests.conftest import invoke, make_settings, token
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
 from tests.conftest import invoke, seed_patients
 from tests.functions.test_appointments import (

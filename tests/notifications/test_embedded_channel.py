@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from shared.adapters.embedded_notify import OUTBOX, REPORTS_QUEUE, EmbeddedNotifier
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.notify import Envelope, SendResult, email_operation_id, split_tag
 from shared.notifications.reports import DeliveryReport, parse_report
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
-from shared.ports.notify import Envelope, SendResult, email_operation_id, split_tag
 from shared.runtime import Runtime, build_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -226,7 +226,7 @@ WORKER = textwrap.dedent(
     import asyncio, os, sys
     from datetime import datetime
 
-    from shared.ports.clock import ManualClock
+    from shared.kernel.clock import ManualClock
     from shared.runtime import build_runtime
     from tests.conftest import make_settings
     from tests.notifications.test_embedded_channel import envelope, notifier

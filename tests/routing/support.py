@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.conversations import iso, move, new_conversation
-from shared.domain.queues import RoutingAttributes
-from shared.messaging import json_message
-from shared.ports.documents import Query
+from shared.conversations.model import iso, move, new_conversation
+from shared.kernel.documents import Query
+from shared.kernel.messaging import json_message
+from shared.routing.model import RoutingAttributes
 from shared.runtime import Runtime
 from tests.conftest import invoke, registered_functions, token
 
@@ -72,7 +72,7 @@ async def enqueue(
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the webhook does after authentication: classify, store `waiting`, send the request."""
-    from shared.services.routing_admin import place
+    from shared.routing.directory import place
 
     attrs = RoutingAttributes(urgency=urgency, language=language, specialty=specialty, context=context or {})
     placement = await place(runtime.store, attrs)
@@ -103,7 +103,7 @@ async def enqueue(
         priority=placement.priority,
         queuedAt=iso(now),
     )
-    from shared.services import lists
+    from shared.kernel import lists
 
     await lists.add(runtime.store, lists.live_entry(doc, placement.queue_id))
     stored = await runtime.store.container("conversations").create(doc)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.domain.conversations import iso
-from shared.ports.clock import ManualClock
+from shared.conversations.model import iso
+from shared.kernel.clock import ManualClock
+from shared.routing.assignment import handle_routing_message
 from shared.runtime import Runtime
-from shared.services.assignment import handle_routing_message
 from tests.routing.support import conversation, deliver, enqueue, presence, put_agent, put_queue, put_rules
 
 

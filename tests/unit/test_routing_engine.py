@@ -8,16 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.domain.queues import (
-    AssignmentMethod,
-    OperatingHours,
-    Presence,
-    QueueSettings,
-    RoutingAttributes,
-    RoutingRules,
-    SkillMatch,
-)
-from shared.domain.routing import (
+from shared.routing.engine import (
     Dispatcher,
     Placement,
     Seat,
@@ -38,6 +29,15 @@ from shared.domain.routing import (
     speaks,
     waiting_key,
     waiting_sort_key,
+)
+from shared.routing.model import (
+    AssignmentMethod,
+    OperatingHours,
+    Presence,
+    QueueSettings,
+    RoutingAttributes,
+    RoutingRules,
+    SkillMatch,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -33,8 +33,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.domain.queues import ROUTABLE, AssignmentMethod, Presence, QueueSettings, SkillMatch
-from shared.domain.routing import (
+from shared.routing.engine import (
     Dispatcher,
     Seat,
     Waiting,
@@ -49,6 +48,7 @@ from shared.domain.routing import (
     waiting_key,
     waiting_sort_key,
 )
+from shared.routing.model import ROUTABLE, AssignmentMethod, Presence, QueueSettings, SkillMatch
 
 AGENT_IDS = ("a0", "a1", "a2", "a3", "a4", "a5")
 QUEUE_IDS = ("q0", "q1", "q2")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.domain.scheduling import (
+from shared.scheduling.model import (
     Calendar,
     FhirSlotQuery,
     Provider,

@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.catalog import CONTAINERS
-from shared.domain.scheduling import WEEKDAYS, BookingRequest, Calendar, Provider, parse_z
-from shared.errors import Conflict, NotFound, PreconditionFailed
-from shared.etags import IfMatch
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
-from shared.ports.messages import OutgoingMessage
-from shared.services.scheduling import Scheduling, appointment_etag
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.etags import IfMatch
+from shared.kernel.messages import OutgoingMessage
+from shared.scheduling.booking import Scheduling, appointment_etag
+from shared.scheduling.model import WEEKDAYS, BookingRequest, Calendar, Provider, parse_z
 
 ZONES = [
     "Europe/Warsaw",

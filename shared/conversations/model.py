@@ -1,0 +1,372 @@
+"""A conversation's life: open (bot) → waiting → offered → active → wrapup → closed, with abandon,
+decline, offer expiry, transfer and forced ends. One home for which move is legal and which stamp it sets; the
+KPIs are computed from the stamps, so every transition writes one.
+
+Conversations are stored as plain JSON documents (camelCase, as served); the services change them
+only through `move`, which refuses illegal transitions with a 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.kernel.errors import Conflict
+from shared.kernel.ids import Id
+from shared.kernel.text import Line, Text
+from shared.kernel.times import InstantText
+from shared.routing.model import Presence, Urgency
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ACTIVE = "active"
+    WRAPUP = "wrapup"
+    CLOSED = "closed"
+
+
+LIVE = frozenset({Status.OPEN, Status.WAITING, Status.OFFERED, Status.ACTIVE, Status.WRAPUP})
+# Statuses in which an agent holds capacity for the conversation.
+HOLDS_CAPACITY = frozenset({Status.OFFERED, Status.ACTIVE, Status.WRAPUP})
+
+# event -> (statuses it may start from, status it leads to, stamp it sets the first time)
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
+    "queue": (frozenset({Status.OPEN}), Status.WAITING, "escalatedAt"),
+    "requeue": (frozenset({Status.WAITING, Status.OFFERED, Status.ACTIVE}), Status.WAITING, None),
+    "offer": (frozenset({Status.WAITING}), Status.OFFERED, "offeredAt"),
+    "accept": (frozenset({Status.OFFERED}), Status.ACTIVE, "acceptedAt"),
+    "decline": (frozenset({Status.OFFERED}), Status.WAITING, None),
+    # An offer not accepted in time: back to the queue, and no decline (routing ranks the agent
+    # last for this conversation instead of excluding them).
+    "expire": (frozenset({Status.OFFERED}), Status.WAITING, None),
+    "wrapup": (frozenset({Status.ACTIVE}), Status.WRAPUP, "wrapupAt"),
+    "close": (frozenset({Status.WRAPUP}), Status.CLOSED, "closedAt"),
+    "abandon": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "abandonedAt"),
+    "end": (frozenset({Status.OPEN, Status.WAITING, Status.OFFERED}), Status.CLOSED, "closedAt"),
+    "force-close": (frozenset(LIVE), Status.CLOSED, "closedAt"),
+}
+
+
+def iso(when: datetime) -> str:
+    """UTC, milliseconds, `Z`: how conversations and escalations stamp time (a naive time is UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def move(
+    doc: dict[str, Any],
+    event: str,
+    now: datetime,
+    *,
+    by: str | None = None,
+    cause: str | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status.
+
+    `changes` are new values of the document's own fields (the queue, agent and disposition
+    among them are also noted in the history entry). `by` (who moved it) and `cause` (why:
+    `declined`, `timeout`, `transfer`, `overflow-arrival`…) describe the move itself and go into
+    its history entry only: a move never touches a field it does not name, and never the fields
+    the escalation fixed (`reason`, the bot's own words, among them)."""
+    fixed = changes.keys() & _FIXED
+    if fixed:
+        raise TypeError(f"a move cannot change {sorted(fixed)}")
+    sources, target, stamp = TRANSITIONS[event]
+    status = Status(doc["status"])
+    if status not in sources:
+        raise Conflict(f"cannot {event} a conversation that is {status}")
+    moved = dict(doc)
+    moved["status"] = str(target)
+    at = iso(now)
+    if stamp and not moved.get(stamp):
+        moved[stamp] = at
+    if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
+        moved.setdefault("abandonedAt", None)
+    moved["updatedAt"] = at
+    entry: dict[str, Any] = {"at": at, "event": event}
+    entry.update({k: v for k, v in changes.items() if k in _NOTED})
+    if by is not None:
+        entry["by"] = by
+    if cause is not None:
+        entry["cause"] = cause
+    moved["history"] = [*moved.get("history", ()), entry][-200:]
+    moved.update(changes)
+    return moved
+
+
+# Document fields a move also notes in its history entry.
+_NOTED = frozenset({"queueId", "agentId", "disposition"})
+# Set once by the escalation (or by `move` itself): no move may overwrite them.
+_FIXED = frozenset({"id", "status", "history", "reason", "patientId", "botConversationId", "createdAt"})
+
+
+class TranscriptLine(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
+
+    from_: Literal["bot", "patient", "agent", "system"] = Field(alias="from")
+    text: str
+    timestamp: InstantText | None = None
+    agent_id: str | None = Field(None, alias="agentId")
+
+
+# What a conversation's history records: its opening, then each transition.
+HistoryEvent = Literal[
+    "open",
+    "queue",
+    "requeue",
+    "offer",
+    "accept",
+    "decline",
+    "expire",
+    "wrapup",
+    "close",
+    "abandon",
+    "end",
+    "force-close",
+]
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+    at: InstantText
+    event: HistoryEvent
+
+
+class ConversationView(BaseModel):
+    """A conversation as agents and supervisors read it (the transcript and summary are PHI and
+    agent-only: never logged, never on the board)."""
+
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
+
+    id: str
+    status: Status
+    queue_id: str | None = Field(None, alias="queueId")
+    agent_id: str | None = Field(None, alias="agentId")
+    priority: int = 1
+    patient_id: str = Field(alias="patientId")
+    patient_match: str | None = Field(None, alias="patientMatch")
+    bot_conversation_id: str | None = Field(None, alias="botConversationId")
+    channel: str | None = None
+    language: str | None = None
+    urgency: Urgency | None = None
+    specialty: str | None = None
+    skills: dict[str, int] = Field(default_factory=dict)
+    context: dict[str, str | int] = Field(default_factory=dict)
+    reason: str | None = None
+    summary: str | None = None
+    transcript: list[TranscriptLine] = Field(default_factory=list)
+    messages: list[TranscriptLine] = Field(default_factory=list)
+    disposition: str | None = None
+    end_reason: str | None = Field(None, alias="endReason")
+    transfers: int = 0
+    declines: dict[str, int] = Field(default_factory=dict)
+    offer_timeouts: dict[str, int] = Field(default_factory=dict, alias="offerTimeouts")
+    created_at: InstantText = Field(alias="createdAt")
+    escalated_at: InstantText | None = Field(None, alias="escalatedAt")
+    offered_at: InstantText | None = Field(None, alias="offeredAt")
+    accepted_at: InstantText | None = Field(None, alias="acceptedAt")
+    first_agent_response_at: InstantText | None = Field(None, alias="firstAgentResponseAt")
+    wrapup_at: InstantText | None = Field(None, alias="wrapupAt")
+    closed_at: InstantText | None = Field(None, alias="closedAt")
+    abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
+    offer_expires_at: InstantText | None = Field(None, alias="offerExpiresAt")
+    updated_at: InstantText | None = Field(None, alias="updatedAt")
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+def new_conversation(
+    *,
+    conversation_id: str,
+    bot_conversation_id: str,
+    patient_id: str,
+    patient_match: str,
+    now: datetime,
+    reason: str | None,
+    summary: str | None,
+    transcript: list[dict[str, Any]],
+    urgency: str,
+    specialty: str | None,
+    language: str,
+    context: dict[str, str | int],
+    channel: str | None,
+    locale: str | None,
+    body_format: str,
+) -> dict[str, Any]:
+    """The document the escalation webhook stores, in status `open` until routing queues it."""
+    at = iso(now)
+    return {
+        "id": conversation_id,
+        "type": "conversation",
+        "status": str(Status.OPEN),
+        "botConversationId": bot_conversation_id,
+        "patientId": patient_id,
+        "patientMatch": patient_match,
+        "queueId": None,
+        "agentId": None,
+        "priority": 1,
+        "reason": reason,
+        "summary": summary,
+        "transcript": transcript,
+        "messages": [],
+        "urgency": urgency,
+        "specialty": specialty,
+        "language": language,
+        "context": context,
+        "channel": channel,
+        "locale": locale,
+        "format": body_format,
+        "skills": {},
+        "declines": {},
+        "transfers": 0,
+        "createdAt": at,
+        "updatedAt": at,
+        "history": [{"at": at, "event": "open"}],
+    }
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
+class MessageRequest(_Request):
+    text: Text = Field(min_length=1, max_length=4000)
+
+
+class TransferRequest(_Request):
+    """Give exactly one: a queue (the conversation waits there) or an agent (offered to them)."""
+
+    queue_id: Id | None = Field(None, alias="queueId")
+    agent_id: Id | None = Field(None, alias="agentId")
+
+
+class CloseRequest(_Request):
+    disposition: Line | None = Field(None, max_length=200)
+
+
+class ForceCloseRequest(_Request):
+    reason: Text | None = Field(None, max_length=200)
+
+
+class AssignRequest(_Request):
+    agent_id: Id = Field(alias="agentId")
+
+
+class BoardQuery(_Request):
+    status: str | None = Field(None, description="Comma-separated live statuses; default: every live status")
+    max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=4000)
+
+    def statuses(self) -> list[str] | None:
+        if not self.status:
+            return None
+        wanted = [s.strip() for s in self.status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in Status.__members__.values()]
+        if unknown:
+            raise ValueError(f"unknown status {unknown[0]!r}")
+        ended = [s for s in wanted if s not in LIVE]
+        if ended:
+            raise ValueError(f"{ended[0]!r} is not a live status: the board lists live conversations")
+        return wanted
+
+
+class ConversationList(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, defer_build=True)
+
+    items: list[ConversationView]
+
+
+class AbandonAnswer(BaseModel):
+    """What the side that left learns (no transcript or agent-only summary: a patient may ask)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    id: str
+    status: Status
+    abandonedAt: InstantText | None = None
+
+
+# ---- the supervisor's live board (shapes of Lifecycle.board; documented, served as built) -------
+
+
+class _BoardModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class Unassignable(_BoardModel):
+    reason: Literal[
+        "all-agents-declined",
+        "no-agent-with-language",
+        "no-agent-with-capacity",
+        "no-agent-with-skills",
+        "no-agents",
+        "no-eligible-agent",
+    ] = Field(description="Why no agent of the queue may ever take it as things stand")
+
+
+class BoardConversation(_BoardModel):
+    """A live conversation on the board: ids, routing attributes and stamps, never PHI."""
+
+    id: Id
+    status: Status
+    queueId: Id | None = None
+    agentId: Id | None = None
+    priority: int | None = None
+    patientId: Id | None = None
+    urgency: Urgency | None = None
+    specialty: str | None = None
+    language: str | None = None
+    channel: str | None = None
+    transfers: int | None = None
+    createdAt: InstantText | None = None
+    escalatedAt: InstantText | None = None
+    queuedAt: InstantText | None = None
+    offeredAt: InstantText | None = None
+    acceptedAt: InstantText | None = None
+    firstAgentResponseAt: InstantText | None = None
+    wrapupAt: InstantText | None = None
+    closedAt: InstantText | None = None
+    abandonedAt: InstantText | None = None
+    offerExpiresAt: InstantText | None = None
+    unassignable: Unassignable | None = Field(
+        None, description="A waiting conversation no agent of its queue may take (see the operation)."
+    )
+    outOfHours: bool | None = Field(None, description="Waiting in a queue closed by its operating hours.")
+
+
+class QueueSummary(_BoardModel):
+    queueId: Id
+    depth: int = Field(description="Conversations waiting (up to 1000 counted).")
+    depthIsLowerBound: bool = Field(description="More than `depth` are waiting.")
+    longestWaitSeconds: float = Field(description="How long the oldest waiting conversation has waited.")
+
+
+class BoardAgent(_BoardModel):
+    id: Id
+    name: str | None = None
+    presence: Presence | None = None
+    chosenPresence: Presence | None = None
+    used: int = Field(description="Capacity units in use.")
+    capacity: int | None = None
+    queues: list[str] = Field(default_factory=list)
+
+
+class Board(_BoardModel):
+    """Live conversations queue by queue (priority order, each oldest first), every queue's depth
+    and longest wait, and agents by id; `items` and `agents` page together."""
+
+    items: list[BoardConversation]
+    queues: list[QueueSummary]
+    agents: list[BoardAgent]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")

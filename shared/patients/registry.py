@@ -1,0 +1,195 @@
+"""Patient registry: read and write a patient's profile and (for clinical staff) clinical fields.
+
+One document per patient in `patients` (partition key `/id`, so every access is a point
+operation). Writes are optimistic: with `If-Match` the caller's ETag must still be current (412
+otherwise); without it the service re-reads and retries a lost race itself, so two concurrent
+writers never silently drop each other's clinical fields.
+
+Every write keeps the contact index in `lookups` current (see shared/patients/matching.py):
+new e-mail/phone keys are added before the patient document is written and old ones removed after
+it, so the index is a superset of the truth even when a process dies in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from shared.audit.trail import record_access
+from shared.auth.principal import Principal
+from shared.kernel.clock import Clock
+from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from shared.kernel.etags import IfMatch, check_if_match, stored_etag
+from shared.kernel.ids import ID_RULE, is_id
+from shared.kernel.observability import mark_phi
+from shared.patients.matching import ContactIndex, contacts_of
+from shared.patients.model import (
+    CLINICAL_FIELDS,
+    PROFILE_FIELDS,
+    PatientProfile,
+    PatientRecord,
+)
+
+log = logging.getLogger("psc.patients")
+
+PATIENTS = "patients"
+_RETRIES = 12
+
+
+@dataclass(frozen=True)
+class Stored:
+    item: Item
+    created: bool = False
+
+    @property
+    def etag(self) -> str:
+        return stored_etag(self.item)
+
+
+def check_patient_id(patient_id: str) -> str:
+    if not is_id(patient_id):
+        raise ValidationFailed([{"field": "patientId", "message": ID_RULE}])
+    return patient_id
+
+
+async def patient_exists(store: DocumentStore, patient_id: str) -> bool:
+    """Whether a patient record exists (one point read; not audited: it reveals no patient data,
+    and callers that go on to use the record audit that use)."""
+    try:
+        await store.container(PATIENTS).read(patient_id, patient_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _phi_of(item: Item) -> None:
+    mark_phi(*(item.get(name) for name in (*PROFILE_FIELDS, *CLINICAL_FIELDS) if name != "consent"))
+
+
+def profile_of(item: Item) -> PatientProfile:
+    return PatientProfile.model_validate({k: item[k] for k in PROFILE_FIELDS if k in item})
+
+
+def record_of(item: Item, *, clinical: bool) -> PatientRecord:
+    fields = (*PROFILE_FIELDS, *CLINICAL_FIELDS) if clinical else PROFILE_FIELDS
+    data = {k: item[k] for k in fields if k in item}
+    return PatientRecord.model_validate(
+        {**data, "id": item["id"], "provisional": bool(item.get("provisional", False))}
+    )
+
+
+class PatientRegistry:
+    def __init__(self, store: DocumentStore, clock: Clock) -> None:
+        self._patients = store.container(PATIENTS)
+        self._store = store
+        self._clock = clock
+        self._contacts = ContactIndex(store)
+
+    async def _index_added(self, new: Item, old: Item | None) -> None:
+        """Before a write: index the contacts the new version adds (ETag-checked per key)."""
+        patient_id = str(new["id"])
+        for key in contacts_of(new).keys() - contacts_of(old or {}).keys():
+            await self._contacts.add(key, patient_id)
+
+    async def _unindex_removed(self, new: Item, old: Item) -> None:
+        """After a write: drop the contacts it removed. Best effort: the write and its audit
+        record already happened, and matching ignores stale entries (it re-reads the patient)."""
+        for key in contacts_of(old).keys() - contacts_of(new).keys():
+            try:
+                await self._contacts.remove(key, str(new["id"]))
+            except Exception as error:
+                log.warning(
+                    "contact index entry left stale",
+                    extra={"patient_id": new["id"], "error_type": type(error).__name__},
+                )
+
+    async def _audit(self, actor: Principal, action: Any, patient_id: str, correlation_id: str) -> None:
+        await record_access(
+            self._store,
+            self._clock,
+            actor=actor,
+            action=action,
+            resource=f"patients/{patient_id}",
+            patient_id=patient_id,
+            correlation_id=correlation_id,
+        )
+
+    async def read(self, actor: Principal, patient_id: str, correlation_id: str) -> Stored:
+        check_patient_id(patient_id)
+        try:
+            item = await self._patients.read(patient_id, patient_id)
+        except NotFound:
+            raise NotFound("No such patient.") from None
+        _phi_of(item)
+        await self._audit(actor, "read", patient_id, correlation_id)
+        return Stored(item)
+
+    async def write(
+        self,
+        actor: Principal,
+        patient_id: str,
+        changes: dict[str, Any],
+        *,
+        if_match: IfMatch | None,
+        correlation_id: str,
+    ) -> Stored:
+        """Apply `changes` (field → JSON value) to the patient's document, creating it if absent.
+        With `if_match` only over the version the caller read (`*`: only if it exists)."""
+        check_patient_id(patient_id)
+        mark_phi(*changes.values())
+        for attempt in range(_RETRIES):
+            if attempt:
+                # Jittered backoff: concurrent writers that all lost the same race must not
+                # retry in lockstep. Real time, not the business clock.
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
+            now = self._clock.now().isoformat().replace("+00:00", "Z")
+            try:
+                current: Item | None = await self._patients.read(patient_id, patient_id)
+            except NotFound:
+                current = None
+            check_if_match(if_match, None if current is None else stored_etag(current), "patient record")
+            if current is None:
+                item = {"id": patient_id, "type": "patient", "provisional": False, "createdAt": now}
+                item.update(changes)
+                item["updatedAt"] = now
+                await self._index_added(item, None)
+                try:
+                    created = await self._patients.create(item)
+                except Conflict:
+                    continue  # created concurrently: apply on top of it
+                await self._audit(actor, "create", patient_id, correlation_id)
+                return Stored(created, created=True)
+            updated = {k: v for k, v in current.items() if not k.startswith("_")}
+            updated.update(changes)
+            updated["updatedAt"] = now
+            await self._index_added(updated, current)
+            try:
+                replaced = await self._patients.replace(updated, etag=current["_etag"])
+            except PreconditionFailed:
+                continue  # a concurrent write: with If-Match the next round's check answers 412
+            except NotFound:
+                continue
+            await self._audit(actor, "update", patient_id, correlation_id)
+            await self._unindex_removed(updated, current)
+            return Stored(replaced)
+        raise Conflict("The patient record is being changed concurrently; retry.")
+
+
+def profile_changes(profile: PatientProfile) -> dict[str, Any]:
+    """A PUT replaces every profile field (absent optional ones are cleared)."""
+    data = profile.model_dump(mode="json")
+    return {name: data.get(name) for name in PROFILE_FIELDS}
+
+
+def record_changes(record: PatientRecord, *, clinical: bool) -> dict[str, Any]:
+    """Profile fields are replaced wholesale; clinical fields change only when the body carries
+    them, and only for ClinicalUser (a non-clinical agent cannot see them, so cannot send them)."""
+    sent_clinical = [name for name in CLINICAL_FIELDS if name in record.model_fields_set]
+    if sent_clinical and not clinical:
+        raise Forbidden("Clinical fields need the ClinicalUser role.")
+    data = record.model_dump(mode="json")  # already validated as a profile: PatientRecord extends it
+    return {name: data.get(name) for name in (*PROFILE_FIELDS, *sent_clinical)}

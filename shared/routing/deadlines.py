@@ -1,0 +1,119 @@
+"""Timed routing rules fire at their deadlines, from scheduled routing messages.
+
+When routing leaves a conversation waiting in a queue, `schedule_deadlines` schedules one message
+on the `routing` queue per timed rule the queue has:
+
+- `exact-timeout` at queuedAt + `exactMatchTimeoutSeconds` (skill match exact-then-closest, for a
+  conversation that needs skills): from then on the closest agents may take it, so routing tries
+  again at once instead of waiting for an agent to change presence;
+- `wait-timeout` at queuedAt + `overflow.maxWaitSeconds`: overflow by wait (transfer or end).
+
+(Offer expiry and the end of wrap-up have their own scheduled messages, sent when they start.)
+
+Message ids are derived from the conversation and the deadline, so a repeated schedule (the
+conversation routed again, a redelivery) is dropped by duplicate detection, and a queue setting
+that moves the deadline gives a new id. Nothing is ever cancelled: the message re-reads the
+conversation and does nothing unless it is still waiting in the same queue since the same time
+(an offer, a transfer, an end or a new queueing made it stale), so a late, stale or redelivered
+message changes nothing. The sweep timer remains the backstop for a message that was lost and for
+a setting changed to an earlier deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.conversations.model import Status, iso
+from shared.kernel.clock import Clock
+from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.errors import NotFound
+from shared.kernel.messages import MessageBus
+from shared.routing.assignment import CONVERSATIONS, ROUTING_QUEUE, Assignment, routing_message, waiting_of
+from shared.routing.directory import ROUTING
+from shared.routing.engine import (
+    Waiting,
+    exact_match_deadline,
+    overflow_deadline,
+    overflow_while_waiting,
+)
+from shared.routing.model import QueueSettings
+
+log = logging.getLogger(__name__)
+
+EXACT_TIMEOUT = "exact-timeout"
+WAIT_TIMEOUT = "wait-timeout"
+DEADLINES: dict[str, Callable[[QueueSettings, Waiting], datetime | None]] = {
+    EXACT_TIMEOUT: exact_match_deadline,
+    WAIT_TIMEOUT: overflow_deadline,
+}
+# Service Bus enqueues a scheduled message by its own clock; ours may be this much behind.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+async def schedule_deadlines(bus: MessageBus, entry: Item, settings: QueueSettings, now: datetime) -> None:
+    """Schedule the timed rules of a conversation left waiting (`entry`: its `wait:` document)."""
+    item = waiting_of(entry)
+    for kind, deadline in DEADLINES.items():
+        due = deadline(settings, item)
+        if due is None or (kind == EXACT_TIMEOUT and due <= now):
+            continue  # no such rule here, or matching is relaxed already (routing just used it)
+        await _schedule(bus, kind, entry, due, now)
+
+
+async def _schedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now: datetime) -> None:
+    conversation_id = entry["conversationId"]
+    message = routing_message(
+        kind,
+        f"{kind}:{conversation_id}:{iso(due)}",
+        conversationId=conversation_id,
+        queueId=entry["queueId"],
+        queuedAt=entry["enqueuedAt"],
+    )
+    await bus.schedule(ROUTING_QUEUE, message, max(due, now))
+
+
+async def on_deadline(store: DocumentStore, bus: MessageBus, clock: Clock, body: dict[str, Any]) -> str:
+    """A timed rule's message came: apply the rule if the conversation still waits where and since
+    when the message says; returns what happened (`stale`, `rescheduled`, `overflowed`, `routed`)."""
+    kind = str(body["kind"])
+    conversation_id = str(body["conversationId"])
+    queue_id = str(body["queueId"])
+    try:
+        conversation = await store.container(CONVERSATIONS).read(conversation_id, conversation_id)
+        entry = await store.container(ROUTING).read(f"wait:{conversation_id}", queue_id)
+    except NotFound:
+        return "stale"
+    if (
+        conversation["status"] != Status.WAITING
+        or conversation["queueId"] != queue_id
+        or entry["enqueuedAt"] != body.get("queuedAt")
+    ):
+        return "stale"
+    assignment = Assignment(store, bus, clock)
+    settings = await assignment.directory.queue(queue_id)
+    item = waiting_of(entry)
+    due = DEADLINES[kind](settings, item)
+    if due is None:
+        return "stale"  # the queue no longer has this rule
+    now = clock.now()
+    if due > now + CLOCK_SKEW:
+        # The queue's setting moved the deadline later since this was scheduled.
+        await _schedule(bus, kind, entry, due, now)
+        return "rescheduled"
+    if due > now:
+        await clock.sleep((due - now).total_seconds())
+    if kind == WAIT_TIMEOUT:
+        if not overflow_while_waiting(settings, item, clock.now()):
+            return "stale"
+        await assignment.overflow(conversation, settings, "wait")
+        log.info("routing: overflow by wait", extra={"conversation_id": conversation_id, "queue": queue_id})
+        return "overflowed"
+    result = await assignment.assign_waiting(item, settings)
+    log.info(
+        "routing: exact match timed out",
+        extra={"conversation_id": conversation_id, "queue": queue_id, "outcome": result},
+    )
+    return "routed"
