@@ -23,10 +23,11 @@ from pathlib import Path
 from bench.counting import CountingStore, summary
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.conversations.model import iso, move, new_conversation
+from shared.conversations.model import move, new_conversation
 from shared.kernel.catalog import CONTAINERS, QUEUES
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import BatchOperation
+from shared.kernel.times import stamp
 from shared.routing.assignment import Assignment, seat_document, waiting_entry
 from shared.routing.directory import RoutingDirectory, new_agent_doc
 from shared.routing.model import AgentProfile, Presence, QueueSettings
@@ -52,7 +53,7 @@ def conversation_doc(n: int, at: datetime) -> dict:
         locale=None,
         body_format="native",
     )
-    return move(doc, "queue", at, queueId=QUEUE, priority=1 + n % 3, queuedAt=iso(at))
+    return move(doc, "queue", at, queueId=QUEUE, priority=1 + n % 3, queuedAt=stamp(at))
 
 
 async def seed(

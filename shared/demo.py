@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.auth.dev_tokens import issue_dev_token
 from shared.kernel.errors import Conflict
+from shared.kernel.times import stamp
 from shared.runtime import Runtime
 
 DEMO_PATIENTS: list[dict[str, Any]] = [
@@ -149,7 +150,7 @@ class DemoInfo:
 
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
     patients = runtime.store.container("patients")
-    now = runtime.clock.now().isoformat().replace("+00:00", "Z")
+    now = stamp(runtime.clock.now())
     from shared.patients.matching import index_patient
 
     for patient in DEMO_PATIENTS:

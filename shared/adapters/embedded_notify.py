@@ -45,6 +45,7 @@ from shared.kernel.notify import (
     is_email_address,
     sms_repeatability_id,
 )
+from shared.kernel.times import stamp
 
 OUTBOX = "outbox"
 REPORTS_QUEUE = QUEUES["notification-reports"].name
@@ -220,4 +221,4 @@ def email_report(sent: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return stamp(moment)

@@ -13,6 +13,7 @@ from typing import Literal
 from shared.auth.principal import Principal
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
+from shared.kernel.times import stamp
 
 AUDIT_CONTAINER = "audit"
 NO_PATIENT = "-"
@@ -40,7 +41,7 @@ async def record_access(
             "action": action,
             "resource": resource,
             "outcome": outcome,
-            "at": clock.now().isoformat().replace("+00:00", "Z"),
+            "at": stamp(clock.now()),
             "correlationId": correlation_id,
         }
     )

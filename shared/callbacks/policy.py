@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.conversations.model import iso
+from shared.kernel.times import stamp
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -326,7 +326,7 @@ def callback_body(event_type: str, data: Mapping[str, Any], timestamp: datetime)
     for key in ("conversationId", "botConversationId"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise ValueError(f"callback data needs {key}")
-    body = {"type": event_type, "timestamp": iso(timestamp), "data": dict(data)}
+    body = {"type": event_type, "timestamp": stamp(timestamp), "data": dict(data)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from shared.audit.trail import record_access
 from shared.auth.principal import Principal, Role
-from shared.conversations.model import HOLDS_CAPACITY, Status, iso, move
+from shared.conversations.model import HOLDS_CAPACITY, Status, move
 from shared.kernel import lists
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item
 from shared.kernel.errors import Conflict, NotFound, UnprocessableContent, ValidationFailed
 from shared.kernel.messages import MessageBus
+from shared.kernel.times import stamp
 from shared.routing.assignment import (
     CONVERSATIONS,
     IN_FLIGHT_GRACE,
@@ -229,7 +230,7 @@ class Lifecycle:
     async def _requeue_entry(self, doc: Item) -> None:
         """Back into the waiting order at its original place (it keeps its waiting time)."""
         settings = await self.assignment.directory.queue(doc["queueId"])
-        entry = waiting_entry(doc, doc.get("queuedAt") or iso(self._clock.now()), settings.capacity_units)
+        entry = waiting_entry(doc, doc.get("queuedAt") or stamp(self._clock.now()), settings.capacity_units)
         await self._store.container("routing").upsert(entry)
 
     async def _route(self, doc: Item, why: str) -> None:
@@ -249,12 +250,12 @@ class Lifecycle:
             if len(messages) >= MAX_MESSAGES:
                 raise Conflict("the conversation has too many messages")
             messages.append(
-                {"from": "agent", "agentId": principal.subject, "text": text, "timestamp": iso(now)}
+                {"from": "agent", "agentId": principal.subject, "text": text, "timestamp": stamp(now)}
             )
-            fresh = {**doc, "messages": messages, "updatedAt": iso(now)}
+            fresh = {**doc, "messages": messages, "updatedAt": stamp(now)}
             fresh.setdefault("firstAgentResponseAt", None)
             if not fresh["firstAgentResponseAt"]:
-                fresh["firstAgentResponseAt"] = iso(now)
+                fresh["firstAgentResponseAt"] = stamp(now)
             return fresh
 
         doc = await self._change(conversation_id, change)
@@ -325,7 +326,7 @@ class Lifecycle:
                 "requeue",
                 now,
                 queueId=target_queue,
-                queuedAt=iso(now),
+                queuedAt=stamp(now),
                 agentId=None,
                 offerExpiresAt=None,
                 transfers=int(doc.get("transfers", 0)) + 1,
@@ -367,7 +368,7 @@ class Lifecycle:
         def change(doc: Item) -> Item:
             self._own(doc, principal, Status.ACTIVE)
             return move(
-                doc, "wrapup", now, disposition=disposition, wrapupEndsAt=iso(ends), by=principal.subject
+                doc, "wrapup", now, disposition=disposition, wrapupEndsAt=stamp(ends), by=principal.subject
             )
 
         doc = await self._change(conversation_id, change)

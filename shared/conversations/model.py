@@ -8,7 +8,7 @@ only through `move`, which refuses illegal transitions with a 409.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.kernel.errors import Conflict
 from shared.kernel.ids import Id
 from shared.kernel.text import Line, Text
-from shared.kernel.times import InstantText
+from shared.kernel.times import InstantText, stamp
 from shared.routing.model import Presence, Urgency
 
 
@@ -52,13 +52,6 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
 }
 
 
-def iso(when: datetime) -> str:
-    """UTC, milliseconds, `Z`: how conversations and escalations stamp time (a naive time is UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def move(
     doc: dict[str, Any],
     event: str,
@@ -78,15 +71,15 @@ def move(
     fixed = changes.keys() & _FIXED
     if fixed:
         raise TypeError(f"a move cannot change {sorted(fixed)}")
-    sources, target, stamp = TRANSITIONS[event]
+    sources, target, field = TRANSITIONS[event]
     status = Status(doc["status"])
     if status not in sources:
         raise Conflict(f"cannot {event} a conversation that is {status}")
     moved = dict(doc)
     moved["status"] = str(target)
-    at = iso(now)
-    if stamp and not moved.get(stamp):
-        moved[stamp] = at
+    at = stamp(now)
+    if field and not moved.get(field):
+        moved[field] = at
     if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
         moved.setdefault("abandonedAt", None)
     moved["updatedAt"] = at
@@ -205,7 +198,7 @@ def new_conversation(
     body_format: str,
 ) -> dict[str, Any]:
     """The document the escalation webhook stores, in status `open` until routing queues it."""
-    at = iso(now)
+    at = stamp(now)
     return {
         "id": conversation_id,
         "type": "conversation",

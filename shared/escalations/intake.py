@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from shared.audit.trail import record_access
 from shared.auth.principal import Principal
-from shared.conversations.model import Status, iso, move, new_conversation
+from shared.conversations.model import Status, move, new_conversation
 from shared.escalations.model import Escalation
 from shared.kernel import lists
 from shared.kernel.clock import Clock
@@ -47,6 +47,7 @@ from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavail
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
 from shared.kernel.observability import mark_phi
+from shared.kernel.times import stamp
 from shared.patients.matching import PatientMatcher
 
 log = logging.getLogger("psc.escalations")
@@ -135,7 +136,7 @@ class EscalationIntake:
                 {
                     "id": record_id,
                     "type": "webhook-delivery",
-                    "receivedAt": iso(now),
+                    "receivedAt": stamp(now),
                     "ttl": WEBHOOK_TTL_SECONDS,
                 }
             )
@@ -157,7 +158,7 @@ class EscalationIntake:
                 {
                     "id": record_id,
                     "type": "webhook-delivery",
-                    "receivedAt": iso(now),
+                    "receivedAt": stamp(now),
                     "answer": answer,
                     "ttl": WEBHOOK_TTL_SECONDS,
                 }
@@ -234,7 +235,7 @@ class EscalationIntake:
             queueId=placement.queue_id,
             skills=dict(placement.skills),
             priority=placement.priority,
-            queuedAt=iso(now),
+            queuedAt=stamp(now),
         )
         # On its queue's board list before it exists (shared/kernel/lists.py): a delivery that
         # dies here leaves an entry the board skips, never a live conversation off the board.

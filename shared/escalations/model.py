@@ -28,11 +28,11 @@ from pydantic import (
     model_validator,
 )
 
-from shared.conversations.model import Status, iso
+from shared.conversations.model import Status
 from shared.kernel.ids import ID_RULE, ExternalId, Id, is_id
 from shared.kernel.json_reader import JsonRejected, read_json
 from shared.kernel.text import Line, Text
-from shared.kernel.times import Day, Instant
+from shared.kernel.times import Day, Instant, stamp
 from shared.routing.model import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
 
 BodyFormat = Literal["native", "activity"]
@@ -275,7 +275,7 @@ def _from_native(body: NativeEscalation) -> Escalation:
         reason=body.reason,
         summary=None,
         transcript=[
-            {"from": line.from_, "text": line.text, "timestamp": iso(line.timestamp)}
+            {"from": line.from_, "text": line.text, "timestamp": stamp(line.timestamp)}
             for line in body.transcript
         ],
         attributes=RoutingAttributes(

@@ -1,4 +1,8 @@
-"""Dates and instants from outside: one bounded family for every date and date-time we accept.
+"""Time: the one time-stamp format, and the bounded dates and instants we accept from outside.
+
+**Time stamps.** Every time we store or emit is `stamp(when)`: RFC 3339 in UTC with milliseconds
+and `Z` (`2026-03-30T06:00:00.000Z`). Fixed width, so stamps sort as strings (the store's indexed
+`sortKey`s and range queries rely on it), and `parse_stamp` reads them back.
 
 `Day` is a calendar date `YYYY-MM-DD`; `Instant` an ISO-8601 date-time **with** an offset (or `Z`),
 normalised to UTC. Both are held to the years 1900-2199: wide enough for any date of birth, any
@@ -33,6 +37,22 @@ _INSTANT = re.compile(
 DAY_RULE = f"must be a date YYYY-MM-DD between {FIRST_DAY} and {LAST_DAY}"
 INSTANT_RULE = "must be an ISO-8601 date-time with a UTC offset or Z, such as 2026-03-30T06:00:00Z"
 RANGE_RULE = f"must lie between {FIRST_DAY} and {LAST_DAY}"
+
+
+def stamp(when: datetime) -> str:
+    """`when` as RFC 3339 UTC with milliseconds and `Z` (a naive time is taken as UTC)."""
+    at = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    # By hand, not strftime: "%Y" is not zero-padded below year 1000 on every platform.
+    return (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}"
+        f".{at.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_stamp(text: str) -> datetime:
+    """A stamp we wrote (any RFC 3339 time with an offset is read too), as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_day(text: str) -> date:

@@ -38,7 +38,6 @@ from typing import Any
 
 from shared.audit.trail import record_access
 from shared.auth.principal import Principal
-from shared.conversations.model import iso
 from shared.kernel.clock import Clock
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import (
@@ -50,6 +49,7 @@ from shared.kernel.errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from shared.kernel.times import parse_stamp, stamp
 
 LOOKUPS = "lookups"
 PATIENTS = "patients"
@@ -156,8 +156,8 @@ class PatientLinks:
                         "type": "patient-link-code",
                         "patientId": patient_id,
                         "createdBy": actor.subject,
-                        "createdAt": iso(now),
-                        "expiresAt": iso(expires),
+                        "createdAt": stamp(now),
+                        "expiresAt": stamp(expires),
                         "ttl": int(CODE_TTL.total_seconds()),
                     }
                 )
@@ -203,7 +203,7 @@ class PatientLinks:
         for attempt in range(_RETRIES):
             await _backoff(attempt)
             doc = await _read(self._lookups, code_id(code))
-            if doc is None or datetime.fromisoformat(doc["expiresAt"]) <= self._clock.now():
+            if doc is None or parse_stamp(doc["expiresAt"]) <= self._clock.now():
                 raise InvalidLinkCode()
             used_by = doc.get("usedBy")
             if used_by is not None and used_by != account:
@@ -216,7 +216,7 @@ class PatientLinks:
             body = {k: v for k, v in doc.items() if not k.startswith("_")}
             try:
                 await self._lookups.replace(
-                    {**body, "usedBy": account, "usedAt": iso(self._clock.now())}, etag=doc["_etag"]
+                    {**body, "usedBy": account, "usedAt": stamp(self._clock.now())}, etag=doc["_etag"]
                 )
                 return patient_id
             except (PreconditionFailed, NotFound):
@@ -231,7 +231,7 @@ class PatientLinks:
             "patientId": patient_id,
             "issuer": principal.issuer,
             "subject": principal.subject,
-            "linkedAt": iso(self._clock.now()),
+            "linkedAt": stamp(self._clock.now()),
         }
         try:
             await self._lookups.create(doc)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.conversations.model import iso
 from shared.escalations.model import PatientIdentity
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.times import stamp
 
 log = logging.getLogger("psc.patients.matching")
 
@@ -230,7 +230,7 @@ class PatientMatcher:
         """A provisional patient with a deterministic id, so a retried delivery reuses it. It is
         not put in the contact index: only a record staff confirm (a PatientRegistry write) is."""
         patient_id = provisional_patient_id(bot_conversation_id)
-        at = iso(now)
+        at = stamp(now)
         item: Item = {
             "id": patient_id,
             "type": "patient",

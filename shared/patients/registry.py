@@ -26,6 +26,7 @@ from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFail
 from shared.kernel.etags import IfMatch, check_if_match, stored_etag
 from shared.kernel.ids import ID_RULE, is_id
 from shared.kernel.observability import mark_phi
+from shared.kernel.times import stamp
 from shared.patients.matching import ContactIndex, contacts_of
 from shared.patients.model import (
     CLINICAL_FIELDS,
@@ -146,7 +147,7 @@ class PatientRegistry:
                 # Jittered backoff: concurrent writers that all lost the same race must not
                 # retry in lockstep. Real time, not the business clock.
                 await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
-            now = self._clock.now().isoformat().replace("+00:00", "Z")
+            now = stamp(self._clock.now())
             try:
                 current: Item | None = await self._patients.read(patient_id, patient_id)
             except NotFound:

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.conversations.model import HOLDS_CAPACITY, Status, iso, move
+from shared.conversations.model import HOLDS_CAPACITY, Status, move
 from shared.kernel import lists
 from shared.kernel.clock import Clock
 from shared.kernel.documents import Container, DocumentStore, Item, Query, where
@@ -37,6 +37,7 @@ from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
+from shared.kernel.times import parse_stamp, stamp
 from shared.routing.directory import (
     AGENTS,
     DEFAULT_QUEUE,
@@ -81,7 +82,7 @@ _SEAT_RANGE = (where("sortKey", ">=", "s|"), where("sortKey", "<", "s}"))
 
 
 def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return parse_stamp(value) if value else None
 
 
 # Documents <-> engine values --------------------------------------------------------------------
@@ -141,7 +142,7 @@ def waiting_of(entry: Item) -> Waiting:
         conversation_id=entry["conversationId"],
         queue_id=entry["queueId"],
         priority=int(entry["priority"]),
-        enqueued_at=datetime.fromisoformat(entry["enqueuedAt"]),
+        enqueued_at=parse_stamp(entry["enqueuedAt"]),
         language=entry.get("language") or "en",
         skills=dict(entry.get("skills", {})),
         excluded=frozenset(entry.get("excluded", ())),
@@ -155,7 +156,7 @@ def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
         conversation_id=conversation["id"],
         queue_id=conversation["queueId"],
         priority=int(conversation.get("priority", 1)),
-        enqueued_at=datetime.fromisoformat(enqueued_at),
+        enqueued_at=parse_stamp(enqueued_at),
         language=conversation.get("language") or "en",
         skills=dict(conversation.get("skills", {})),
         excluded=frozenset(excluded_agents(conversation)),
@@ -267,7 +268,7 @@ class Assignment:
         settings = await self.directory.queue(queue_id)
         entry_id = f"wait:{conversation_id}"
         arrival = waiting_entry(
-            conversation, conversation.get("queuedAt") or iso(self._clock.now()), settings.capacity_units
+            conversation, conversation.get("queuedAt") or stamp(self._clock.now()), settings.capacity_units
         )
         overflow_rules = settings.overflow.max_waiting is not None or settings.operating_hours is not None
         if overflow_rules:
@@ -351,7 +352,7 @@ class Assignment:
     async def _mark_routed(self, conversation: Item) -> None:
         try:
             await self._conversations.replace(
-                {**conversation, "routedAt": iso(self._clock.now())}, etag=conversation["_etag"]
+                {**conversation, "routedAt": stamp(self._clock.now())}, etag=conversation["_etag"]
             )
             return
         except PreconditionFailed:
@@ -361,7 +362,9 @@ class Assignment:
             doc = await self._conversations.read(conversation["id"], conversation["id"])
             if doc.get("routedAt"):
                 return
-            await self._conversations.replace({**doc, "routedAt": iso(self._clock.now())}, etag=doc["_etag"])
+            await self._conversations.replace(
+                {**doc, "routedAt": stamp(self._clock.now())}, etag=doc["_etag"]
+            )
 
         await retry_on_conflict(step)
 
@@ -396,7 +399,7 @@ class Assignment:
                     "requeue",
                     now,
                     queueId=transfer_to,
-                    queuedAt=iso(now),
+                    queuedAt=stamp(now),
                     overflowedFrom=doc["queueId"],
                     by="routing",
                     cause=f"overflow-{when}",
@@ -408,7 +411,7 @@ class Assignment:
                 )
                 moved["messages"] = [
                     *doc.get("messages", []),
-                    {"from": "system", "text": text, "timestamp": iso(now)},
+                    {"from": "system", "text": text, "timestamp": stamp(now)},
                 ]
             return await self._conversations.replace(moved, etag=doc["_etag"])
 
@@ -473,7 +476,7 @@ class Assignment:
             "queueId": queue_id,
             "type": "lease",
             "holder": uuid.uuid4().hex,
-            "until": iso(now + LEASE_DURATION),
+            "until": stamp(now + LEASE_DURATION),
         }
         try:
             if current is None:
@@ -604,12 +607,12 @@ class Assignment:
                 "offer",
                 now,
                 agentId=agent_id,
-                offerExpiresAt=iso(now + timedelta(seconds=settings.accept_timeout_seconds)),
+                offerExpiresAt=stamp(now + timedelta(seconds=settings.accept_timeout_seconds)),
                 offerSeq=int(doc.get("offerSeq", 0)) + 1,
                 by=by,
             )
             moved.setdefault("routedAt", None)
-            moved["routedAt"] = moved["routedAt"] or iso(now)
+            moved["routedAt"] = moved["routedAt"] or stamp(now)
             return await self._conversations.replace(moved, etag=doc["_etag"])
 
         try:
@@ -657,7 +660,7 @@ class Assignment:
             if not force and not can_take(seat_of(doc), item):
                 return None
             held[item.conversation_id] = item.units
-            fresh = agent_after(doc, now, held=held, lastAssignedAt=iso(now))
+            fresh = agent_after(doc, now, held=held, lastAssignedAt=stamp(now))
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
@@ -691,7 +694,7 @@ class Assignment:
             if conversation_id not in held:
                 return None
             del held[conversation_id]
-            idle = iso(now) if not held else doc.get("idleSince")
+            idle = stamp(now) if not held else doc.get("idleSince")
             return await self._agents.replace(
                 agent_after(doc, now, held=held, idleSince=idle), etag=doc["_etag"]
             )
@@ -720,7 +723,7 @@ class Assignment:
         async def step() -> Item:
             doc = await self._agents.read(agent_id, agent_id)
             check_if_match(if_match, presence_etag(doc), "presence")
-            idle = doc.get("idleSince") or (iso(now) if not doc.get("conversations") else None)
+            idle = doc.get("idleSince") or (stamp(now) if not doc.get("conversations") else None)
             version = int(doc.get("presenceVersion", 0)) + 1
             fresh = agent_after(doc, now, chosen=chosen, idleSince=idle, presenceVersion=version)
             return await self._agents.replace(fresh, etag=doc["_etag"])
@@ -788,7 +791,7 @@ class Assignment:
             settings = await self.directory.queue(queue_id)
             limit = settings.overflow.max_wait_seconds
             if limit is not None:
-                cutoff = iso(now - timedelta(seconds=limit))
+                cutoff = stamp(now - timedelta(seconds=limit))
                 page = await self._routing.query(
                     Query((where("type", "=", "waiting"), where("enqueuedAt", "<=", cutoff))),
                     partition_key=queue_id,
@@ -812,7 +815,7 @@ class Assignment:
             (Status.WRAPUP, "wrapupEndsAt", lifecycle.end_wrapup),
         ):
             page = await self._conversations.query_cross_partition(
-                Query((where("status", "=", str(status)), where(field, "<=", iso(now)))), max_items=200
+                Query((where("status", "=", str(status)), where(field, "<=", stamp(now)))), max_items=200
             )
             for doc in page.items:
                 if await action(doc["id"], doc.get("offerSeq")):
@@ -867,7 +870,7 @@ def agent_after(
         "chosenPresence": str(chosen),
         "presence": str(presence_for_load(chosen, used, _capacity(agent))),
         "rev": int(agent.get("rev", 0)) + 1,
-        "updatedAt": iso(now),
+        "updatedAt": stamp(now),
     }
 
 

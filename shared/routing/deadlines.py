@@ -26,11 +26,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.conversations.model import Status, iso
+from shared.conversations.model import Status
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item
 from shared.kernel.errors import NotFound
 from shared.kernel.messages import MessageBus
+from shared.kernel.times import stamp
 from shared.routing.assignment import CONVERSATIONS, ROUTING_QUEUE, Assignment, routing_message, waiting_of
 from shared.routing.directory import ROUTING
 from shared.routing.engine import (
@@ -67,7 +68,7 @@ async def _schedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now:
     conversation_id = entry["conversationId"]
     message = routing_message(
         kind,
-        f"{kind}:{conversation_id}:{iso(due)}",
+        f"{kind}:{conversation_id}:{stamp(due)}",
         conversationId=conversation_id,
         queueId=entry["queueId"],
         queuedAt=entry["enqueuedAt"],

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from shared.conversations.model import iso
 from shared.kernel import lists
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import (
@@ -31,6 +30,7 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match, stored_etag, version_etag
+from shared.kernel.times import stamp
 from shared.routing.model import (
     AgentProfile,
     Presence,
@@ -158,7 +158,7 @@ class RoutingDirectory:
             "queueId": queue_id,
             "type": "queue",
             "settings": settings.model_dump(mode="json", by_alias=True),
-            "updatedAt": iso(now),
+            "updatedAt": stamp(now),
         }
         stored = await self._write_config(doc, existing if if_match else None, "queue")
         _forget(self._routing)
@@ -253,7 +253,7 @@ class RoutingDirectory:
             "queueId": CONFIG_PARTITION,
             "type": "rules",
             "rules": rules.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "updatedAt": iso(now),
+            "updatedAt": stamp(now),
         }
         stored = await self._write_config(doc, existing, "routing rules document")
         _forget(self._routing)
@@ -300,7 +300,7 @@ class RoutingDirectory:
             old_queues = list(doc["profile"].get("queues", []))
             version = int(doc.get("profileVersion", 0)) + 1
             return await self._agents.replace(
-                {**doc, "profile": profile_json, "profileVersion": version, "updatedAt": iso(now)},
+                {**doc, "profile": profile_json, "profileVersion": version, "updatedAt": stamp(now)},
                 etag=doc["_etag"],
             )
 
@@ -349,7 +349,7 @@ def new_agent_doc(agent_id: str, profile: dict[str, Any], now: datetime) -> Item
         "conversations": {},
         "lastAssignedAt": None,
         "idleSince": None,
-        "updatedAt": iso(now),
+        "updatedAt": stamp(now),
     }
 
 

@@ -65,6 +65,7 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from shared.kernel.times import stamp
 from shared.routing.model import (
     ROUTABLE,
     URGENCY_PRIORITY,
@@ -81,7 +82,7 @@ from shared.routing.model import (
 # Fixed widths of the sort keys: a key is compared as a plain string by the store.
 _UNITS_WIDTH = 3
 _MAX_UNITS = 10**_UNITS_WIDTH - 1
-_NO_TIME = "0000-00-00T00:00:00.000000Z"
+_NO_TIME = "0000-00-00T00:00:00.000Z"  # before every stamp
 _WEEKDAYS: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
     "mon",
     "tue",
@@ -432,14 +433,7 @@ def exact_match_deadline(queue: QueueSettings, item: Waiting) -> datetime | None
 
 
 def _time_key(when: datetime | None) -> str:
-    if when is None:
-        return _NO_TIME
-    at = _utc(when)
-    # By hand, not strftime: "%Y" is not zero-padded below year 1000 on every platform.
-    return (
-        f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}"
-        f".{at.microsecond:06d}Z"
-    )
+    return _NO_TIME if when is None else stamp(when)
 
 
 def _units_key(units: int) -> str:

@@ -61,6 +61,7 @@ from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
 from shared.kernel.observability import mark_phi
+from shared.kernel.times import parse_stamp, stamp
 from shared.scheduling.model import (
     TRANSITIONS,
     Appointment,
@@ -71,8 +72,6 @@ from shared.scheduling.model import (
     ProviderView,
     Slot,
     SlotQuery,
-    iso_z,
-    parse_z,
     search_window,
     slot_id,
 )
@@ -100,7 +99,7 @@ IN_FLIGHT = "The appointment is being changed by another request (If-Match): rea
 
 
 def _now_z(clock: Clock) -> str:
-    return iso_z(clock.now())
+    return stamp(clock.now())
 
 
 def _public(item: Item) -> dict[str, Any]:
@@ -226,7 +225,7 @@ class Scheduling:
     async def taken(self, provider_id: str, start: datetime, end: datetime) -> list[TakenSlot]:
         """Slot documents overlapping [start, end): one query inside the provider's partition."""
         query = Query(
-            (where("start", "<", iso_z(end)), where("end", ">", iso_z(start))),
+            (where("start", "<", stamp(end)), where("end", ">", stamp(start))),
             order_by=(("start", False),),
         )
         found: list[TakenSlot] = []
@@ -236,7 +235,7 @@ class Scheduling:
                 query, partition_key=provider_id, max_items=1000, continuation=continuation
             )
             found += [
-                TakenSlot(i["id"], parse_z(i["start"]), parse_z(i["end"]), i.get("status", "busy"))
+                TakenSlot(i["id"], parse_stamp(i["start"]), parse_stamp(i["end"]), i.get("status", "busy"))
                 for i in page.items
             ]
             continuation = page.continuation
@@ -259,7 +258,7 @@ class Scheduling:
         return FreeSlots(
             providerId=provider_id,
             timeZone=provider["timeZone"],
-            slots=[Slot(start=iso_z(s), end=iso_z(e)) for s, e in free],
+            slots=[Slot(start=stamp(s), end=stamp(e)) for s, e in free],
             continuationToken=page_token(provider_id, window, free[-1][0]) if more else None,
         )
 
@@ -297,7 +296,7 @@ class Scheduling:
         start = request.start
         lookup: Item | None = None
         fingerprint = _sha256(
-            request.providerId, iso_z(start), patient_id, request.reason, conversation_id or ""
+            request.providerId, stamp(start), patient_id, request.reason, conversation_id or ""
         )
         if idempotency_key is not None:
             if not _IDEMPOTENCY_KEY.match(idempotency_key):
@@ -350,7 +349,7 @@ class Scheduling:
         # readers skip (no appointment, or a tombstone), never an appointment missing from lists.
         await lists.add(
             self._store,
-            *lists.appointment_entries(appointment_id, patient_id, request.providerId, iso_z(slot[0])),
+            *lists.appointment_entries(appointment_id, patient_id, request.providerId, stamp(slot[0])),
         )
         now = _now_z(self._clock)
         document = {
@@ -359,8 +358,8 @@ class Scheduling:
             "status": "booked",
             "providerId": request.providerId,
             "patientId": patient_id,
-            "start": iso_z(slot[0]),
-            "end": iso_z(slot[1]),
+            "start": stamp(slot[0]),
+            "end": stamp(slot[1]),
             "reason": request.reason,
             "conversationId": conversation_id,
             "bookedBy": actor.subject,
@@ -376,7 +375,7 @@ class Scheduling:
             item = await self._appointments.read(appointment_id, appointment_id)
             if item.get("tombstone"):
                 await lists.remove_appointment(
-                    self._store, patient_id, request.providerId, iso_z(slot[0]), appointment_id
+                    self._store, patient_id, request.providerId, stamp(slot[0]), appointment_id
                 )
                 raise Conflict(
                     "The hold on the slot expired before the booking completed; book again."
@@ -452,8 +451,8 @@ class Scheduling:
             "id": slot_id(provider_id, slot[0]),
             "type": "slot",
             "providerId": provider_id,
-            "start": iso_z(slot[0]),
-            "end": iso_z(slot[1]),
+            "start": stamp(slot[0]),
+            "end": stamp(slot[1]),
             "appointmentId": appointment_id,
             "status": "busy-tentative",
             "heldAt": _now_z(self._clock),
@@ -475,7 +474,7 @@ class Scheduling:
     async def _reclaim(self, slot: Item) -> bool:
         """Delete a slot document that no live appointment will ever stand on; True if it is gone."""
         now = self._clock.now()
-        if slot.get("status") == "busy-tentative" and parse_z(slot["heldAt"]) + HOLD > now:
+        if slot.get("status") == "busy-tentative" and parse_stamp(slot["heldAt"]) + HOLD > now:
             return False  # a booking in flight
         holder_id = slot["appointmentId"]
         for _ in range(_RETRIES):
@@ -491,7 +490,7 @@ class Scheduling:
                             "tombstone": True,
                             "providerId": slot["providerId"],
                             "start": slot["start"],
-                            "created": iso_z(now),
+                            "created": stamp(now),
                         }
                     )
                 except Conflict:
@@ -504,7 +503,7 @@ class Scheduling:
                     await self._confirm(slot)  # the writer died after booking: finish its work
                 return False
             pending = holder.get("pending")
-            if pending and pending.get("slot") == slot["id"] and parse_z(pending["at"]) + HOLD > now:
+            if pending and pending.get("slot") == slot["id"] and parse_stamp(pending["at"]) + HOLD > now:
                 return False  # a reschedule onto this slot in flight
             # An appointment that stands elsewhere: its move here died, or its old slot was not
             # released. Rewriting it changes its ETag, so a slow move can no longer land here.
@@ -532,7 +531,7 @@ class Scheduling:
 
     async def _release(self, provider_id: str, start: str, appointment_id: str) -> None:
         """Delete the slot document at `start` if it still names this appointment."""
-        sid = slot_id(provider_id, parse_z(start))
+        sid = slot_id(provider_id, parse_stamp(start))
         current = await self._read_or_none(self._slots, sid, provider_id)
         if current is None or current.get("appointmentId") != appointment_id:
             return
@@ -569,7 +568,7 @@ class Scheduling:
         read it and no other change of it is in flight (412 otherwise; without `if_match` a change
         in flight is a 409), unless it already starts there: a retry whose first answer was lost
         succeeds (RFC 9110 §13.1.1 allows a 2xx for a change already made)."""
-        wanted = iso_z(start)
+        wanted = stamp(start)
         for _ in range(_RETRIES):
             item = await self._owned(actor, appointment_id)
             if item["start"] != wanted or item["status"] != "booked":
@@ -603,12 +602,12 @@ class Scheduling:
             if violation:
                 raise Conflict(violation)
             pending = item.get("pending")
-            if pending and parse_z(pending["at"]) + HOLD > now:
+            if pending and parse_stamp(pending["at"]) + HOLD > now:
                 if if_match is not None:
                     raise IfMatchFailed(IN_FLIGHT)  # what the caller read is being replaced
                 raise Conflict("Another change of this appointment is in progress; retry shortly.")
             new_slot = slot_id(provider_id, slot[0])
-            lease = {"id": uuid.uuid4().hex, "slot": new_slot, "at": iso_z(now)}
+            lease = {"id": uuid.uuid4().hex, "slot": new_slot, "at": stamp(now)}
             try:
                 leased = await self._appointments.replace(
                     {**_public(item), "pending": lease}, etag=item["_etag"]
@@ -631,12 +630,12 @@ class Scheduling:
             # keep only the entry whose start matches the appointment's (lists.py).
             await lists.add(
                 self._store,
-                *lists.appointment_entries(appointment_id, item["patientId"], provider_id, iso_z(slot[0])),
+                *lists.appointment_entries(appointment_id, item["patientId"], provider_id, stamp(slot[0])),
             )
             moved = {k: v for k, v in _public(leased).items() if k != "pending"}
             moved.update(
-                start=iso_z(slot[0]),
-                end=iso_z(slot[1]),
+                start=stamp(slot[0]),
+                end=stamp(slot[1]),
                 version=int(item.get("version", 0)) + 1,
                 updated=_now_z(self._clock),
                 previousStart=item["start"],
@@ -647,7 +646,7 @@ class Scheduling:
                 current = await self._read_or_none(self._appointments, appointment_id, appointment_id)
                 if current is not None and current["status"] != "booked":
                     # Cancelled or checked in meanwhile: it will never move here, free the hold.
-                    await self._release(provider_id, iso_z(slot[0]), appointment_id)
+                    await self._release(provider_id, stamp(slot[0]), appointment_id)
                 # Otherwise the lease was revoked or taken over; the hold is the new owner's to
                 # keep or the reclaim rules' to free. Freeing it here could free a live booking.
                 raise Conflict(
@@ -705,10 +704,10 @@ class Scheduling:
             if status not in TRANSITIONS.get(item["status"], ()):
                 raise Conflict(f"A {item['status']} appointment cannot become {status}.")
             now = self._clock.now()
-            if status == "noshow" and now < parse_z(item["start"]):
+            if status == "noshow" and now < parse_stamp(item["start"]):
                 raise Conflict("An appointment cannot be a no-show before it starts.")
             changed = {k: v for k, v in _public(item).items() if k != "pending"}
-            changed.update(status=status, updated=iso_z(now))
+            changed.update(status=status, updated=stamp(now))
             try:
                 result = await self._appointments.replace(changed, etag=item["_etag"])
             except PreconditionFailed:
@@ -865,7 +864,7 @@ DEMO_PROVIDERS: dict[str, dict[str, Any]] = {
 async def seed_scheduling_demo(runtime: Any, base_url: str = "http://127.0.0.1:7071/api") -> list[str]:
     """Create the demo providers if absent (idempotent); lines for the dev host banner."""
     providers = runtime.store.container(PROVIDERS)
-    now = iso_z(runtime.clock.now())
+    now = stamp(runtime.clock.now())
     for provider_id, data in DEMO_PROVIDERS.items():
         body = Provider.model_validate(data).model_dump(mode="json")
         # Listed every time: a store seeded before provider lists existed gets its entries too.

@@ -18,8 +18,9 @@ from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item, where
 from shared.kernel.errors import NotFound
 from shared.kernel.observability import mark_phi
+from shared.kernel.times import stamp
 from shared.scheduling.booking import APPOINTMENTS, PROVIDERS, check_provider_id
-from shared.scheduling.model import Calendar, iso_z
+from shared.scheduling.model import Calendar
 
 Loader = Callable[[Item, lists.Segment], Awaitable[Item | None]]
 
@@ -100,7 +101,7 @@ def day_bounds(calendar: Calendar, day: date) -> tuple[str, str]:
     provider's wall clock: 23, 24 or 25 hours apart across DST changes."""
     begin = datetime.combine(day, time(0), tzinfo=calendar.zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=calendar.zone).astimezone(UTC)
-    return iso_z(begin), iso_z(end)
+    return stamp(begin), stamp(end)
 
 
 async def provider_day(

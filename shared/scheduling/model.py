@@ -35,7 +35,7 @@ from pydantic import (
 
 from shared.kernel.ids import Id, check_id
 from shared.kernel.text import Line, Text
-from shared.kernel.times import Day, Instant, InstantText, parse_day, parse_instant
+from shared.kernel.times import Day, Instant, InstantText, parse_day, parse_instant, parse_stamp, stamp
 from shared.kernel.week import WEEKDAYS, ClockTime, Weekday, minutes_of
 from shared.patients.model import TimeZoneName
 
@@ -380,14 +380,6 @@ def search_window(query: SlotQuery, zone: ZoneInfo) -> tuple[datetime, datetime]
     return start, end
 
 
-def iso_z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_z(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(UTC)
-
-
 def slot_id(provider_id: str, start: datetime) -> str:
     """Deterministic id of the slot document (also the FHIR Slot id): provider + UTC start."""
     return f"{provider_id}.{start.astimezone(UTC):%Y%m%dT%H%M}Z"
@@ -517,7 +509,7 @@ class FhirBundle(_Fhir):
 
 def fhir_appointment(item: dict[str, Any]) -> dict[str, Any]:
     """An appointment document as a FHIR R4 Appointment resource."""
-    start, end = parse_z(item["start"]), parse_z(item["end"])
+    start, end = parse_stamp(item["start"]), parse_stamp(item["end"])
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": item["id"],
@@ -556,8 +548,8 @@ def fhir_slot(provider_id: str, start: datetime, end: datetime, status: str) -> 
         "id": slot_id(provider_id, start),
         "schedule": {"reference": f"Schedule/{provider_id}"},
         "status": status,
-        "start": iso_z(start),
-        "end": iso_z(end),
+        "start": stamp(start),
+        "end": stamp(end),
     }
 
 

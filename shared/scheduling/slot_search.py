@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from shared.kernel.errors import ValidationFailed
 from shared.kernel.json_reader import JsonRejected, read_json
-from shared.kernel.times import parse_instant
-from shared.scheduling.model import Calendar, iso_z
+from shared.kernel.times import parse_instant, stamp
+from shared.scheduling.model import Calendar
 
 MIN_CHUNK = 64
 _TOKEN_VERSION = 1
@@ -97,12 +97,12 @@ async def free_page(
 
 
 def _fingerprint(provider_id: str, window: Span) -> str:
-    text = "\n".join((provider_id, iso_z(window[0]), iso_z(window[1])))
+    text = "\n".join((provider_id, stamp(window[0]), stamp(window[1])))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def page_token(provider_id: str, window: Span, last: datetime) -> str:
-    payload = {"v": _TOKEN_VERSION, "q": _fingerprint(provider_id, window), "a": iso_z(last)}
+    payload = {"v": _TOKEN_VERSION, "q": _fingerprint(provider_id, window), "a": stamp(last)}
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -67,11 +67,11 @@ async def providers(runtime: Runtime) -> None:
 async def test_staff_page_through_a_patients_appointments_in_start_order(
     runtime: Runtime, providers: None
 ) -> None:
-    late = (await book(start="2026-01-06T09:00:00Z")).json
+    late = (await book(start="2026-01-06T09:00:00.000Z")).json
     first = (await book(start=SLOT)).json
     second = (await book(start=OTHER_SLOT)).json
-    evening = (await book(provider_id="dr-evening", start="2026-01-06T00:00:00Z")).json
-    await book(bearer=AGENT, start="2026-01-06T08:00:00Z", patientId="p-2")
+    evening = (await book(provider_id="dr-evening", start="2026-01-06T00:00:00.000Z")).json
+    await book(bearer=AGENT, start="2026-01-06T08:00:00.000Z", patientId="p-2")
 
     items, pages = await every_page({"patientId": "p-1", "maxItems": "2"})
     assert [a["id"] for a in items] == [evening["id"], first["id"], second["id"], late["id"]]
@@ -80,7 +80,7 @@ async def test_staff_page_through_a_patients_appointments_in_start_order(
 
     # Moving an appointment moves it in the list (listed once); a cancelled one stays listed.
     assert (
-        await act("reschedule_appointment", first["id"], body={"start": "2026-01-06T10:00:00Z"})
+        await act("reschedule_appointment", first["id"], body={"start": "2026-01-06T10:00:00.000Z"})
     ).status == 200
     assert (await act("cancel_appointment", second["id"])).status == 200
     items, _ = await every_page({"patientId": "p-1", "maxItems": "3"}, bearer=SUPERVISOR)
@@ -108,19 +108,19 @@ async def test_a_providers_day_is_the_day_on_the_providers_wall_clock(
     monday = [
         (await book(provider_id="dr-evening", start=start, **extra)).json
         for start, extra in [
-            ("2026-01-06T01:30:00Z", {}),
-            ("2026-01-05T23:00:00Z", {}),
-            ("2026-01-06T00:00:00Z", {"bearer": AGENT, "patientId": "p-2"}),
+            ("2026-01-06T01:30:00.000Z", {}),
+            ("2026-01-05T23:00:00.000Z", {}),
+            ("2026-01-06T00:00:00.000Z", {"bearer": AGENT, "patientId": "p-2"}),
         ]
     ]
-    tuesday = (await book(provider_id="dr-evening", start="2026-01-06T23:00:00Z")).json
+    tuesday = (await book(provider_id="dr-evening", start="2026-01-06T23:00:00.000Z")).json
     await book(start=SLOT)  # another provider, same UTC day
 
     items, pages = await every_page({"providerId": "dr-evening", "date": "2026-01-05", "maxItems": "1"})
     assert [a["start"] for a in items] == [
-        "2026-01-05T23:00:00Z",
-        "2026-01-06T00:00:00Z",
-        "2026-01-06T01:30:00Z",
+        "2026-01-05T23:00:00.000Z",
+        "2026-01-06T00:00:00.000Z",
+        "2026-01-06T01:30:00.000Z",
     ]
     assert {a["id"] for a in items} == {a["id"] for a in monday}
     assert pages >= 3
@@ -190,7 +190,7 @@ async def test_a_token_fits_only_the_list_that_handed_it_out(runtime: Runtime, p
     await book(start=SLOT)
     await book(start=OTHER_SLOT)
     await book(bearer=AGENT, start=SLOT, provider_id="dr-evening", patientId="p-2")
-    await book(bearer=AGENT, start="2026-01-06T07:30:00Z", provider_id="dr-evening", patientId="p-2")
+    await book(bearer=AGENT, start="2026-01-06T07:30:00.000Z", provider_id="dr-evening", patientId="p-2")
     page = await search({"patientId": "p-1", "maxItems": "1"})
     handed = page.json["continuationToken"]
     day = await search({"providerId": "dr-warsaw", "date": "2026-01-06", "maxItems": "1"})

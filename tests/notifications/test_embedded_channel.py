@@ -77,7 +77,7 @@ async def test_an_sms_is_recorded_for_the_dev_outbox_and_reported_delivered(
     }
     assert item["links"] == LINKS
     assert item["status"] == "sent"
-    assert item["createdAt"] == "2026-01-05T09:00:00Z"
+    assert item["createdAt"] == "2026-01-05T09:00:00.000Z"
     (report,) = await reports(runtime)
     assert isinstance(report, DeliveryReport)
     assert (report.channel, report.outcome, report.provider_message_id) == (

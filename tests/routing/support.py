@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.conversations.model import iso, move, new_conversation
+from shared.conversations.model import move, new_conversation
 from shared.kernel.documents import Query
 from shared.kernel.messaging import json_message
+from shared.kernel.times import stamp
 from shared.routing.model import RoutingAttributes
 from shared.runtime import Runtime
 from tests.conftest import invoke, registered_functions, token
@@ -85,7 +86,7 @@ async def enqueue(
         now=now,
         reason="Needs help",
         summary="Summary for the agent",
-        transcript=[{"from": "patient", "text": "I feel unwell", "timestamp": iso(now)}],
+        transcript=[{"from": "patient", "text": "I feel unwell", "timestamp": stamp(now)}],
         urgency=urgency,
         specialty=specialty,
         language=language,
@@ -101,7 +102,7 @@ async def enqueue(
         queueId=placement.queue_id,
         skills=placement.skills,
         priority=placement.priority,
-        queuedAt=iso(now),
+        queuedAt=stamp(now),
     )
     from shared.kernel import lists
 
