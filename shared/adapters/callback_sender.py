@@ -42,15 +42,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from shared.callbacks.policy import (
     AddressRefusal,
     CallbackPolicy,
-    CallbackType,
     CallbackUrlRefused,
-    DeliveryReason,
-    DeliveryResult,
     address_refusal,
     callback_body,
     classify_status,
     normalise_host,
 )
+from shared.kernel.callbacks import CallbackType, DeliveryReason, DeliveryResult
 from shared.kernel.clock import Clock
 from shared.kernel.errors import ConfigError
 

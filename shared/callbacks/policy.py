@@ -25,19 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from shared.kernel.callbacks import (
+    CALLBACK_TYPES,
+    DeliveryResult,
+)
 from shared.kernel.times import stamp
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-CallbackType = Literal[
-    "queue.position", "agent.joined", "message", "conversation.transferred", "conversation.closed"
-]
-CALLBACK_TYPES: tuple[str, ...] = get_args(CallbackType)
 
 MAX_URL_LENGTH = 2048
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -330,62 +328,7 @@ def callback_body(event_type: str, data: Mapping[str, Any], timestamp: datetime)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-DeliveryReason = Literal[
-    "delivered",
-    # retried with backoff
-    "server-error",
-    "rate-limited",
-    "request-timeout",
-    "timeout",
-    "connect-error",
-    "dns-error",
-    "tls-error",
-    "protocol-error",
-    # dead-lettered at once
-    "redirect",
-    "client-error",
-    "url-refused",
-    "address-refused",
-    # the endpoint is gone (410): this conversation's callbacks stop
-    "gone",
-]
-RETRYABLE: frozenset[str] = frozenset(
-    {
-        "server-error",
-        "rate-limited",
-        "request-timeout",
-        "timeout",
-        "connect-error",
-        "dns-error",
-        "tls-error",
-        "protocol-error",
-    }
-)
 MAX_RETRY_AFTER = 3600.0  # seconds; a longer Retry-After is read as this
-
-
-class DeliveryResult(BaseModel):
-    """What one delivery attempt came to. `retry_after` (seconds) only when the answer asked for
-    it (429, 503); `status` only when an HTTP answer arrived."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ok: bool
-    reason: DeliveryReason
-    status: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def retryable(self) -> bool:
-        return self.reason in RETRYABLE
-
-    @property
-    def gone(self) -> bool:
-        return self.reason == "gone"
-
-    @classmethod
-    def failed(cls, reason: DeliveryReason) -> DeliveryResult:
-        return cls(ok=False, reason=reason)
 
 
 def classify_status(status: int, retry_after: str | None, now: datetime) -> DeliveryResult:

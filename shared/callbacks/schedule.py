@@ -39,7 +39,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field, JsonValue
 
-from shared.callbacks.policy import CallbackType, DeliveryReason, DeliveryResult
+from shared.kernel.callbacks import CallbackType, DeliveryReason, DeliveryResult
 
 FIRST_RETRY_BASE = 20.0  # seconds; with equal jitter the first retry comes 10-20 s after a failure
 BACKOFF_FACTOR = 3.0

@@ -21,6 +21,7 @@ from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item
 from shared.kernel.errors import Conflict, NotFound, UnprocessableContent, ValidationFailed
 from shared.kernel.messages import MessageBus
+from shared.kernel.retry import retry
 from shared.kernel.times import stamp
 from shared.routing.assignment import (
     CONVERSATIONS,
@@ -33,7 +34,7 @@ from shared.routing.assignment import (
     waiting_entry,
     waiting_of,
 )
-from shared.routing.directory import DEFAULT_QUEUE, retry_on_conflict
+from shared.routing.directory import DEFAULT_QUEUE
 from shared.routing.engine import Waiting, can_take
 from shared.routing.model import QueueSettings
 
@@ -129,7 +130,7 @@ class Lifecycle:
                 return doc
             return await self._conversations.replace(fresh, etag=doc["_etag"])
 
-        result: Item = await retry_on_conflict(step)
+        result: Item = await retry(step)
         return result
 
     def _own(self, doc: Item, principal: Principal, *statuses: Status) -> None:

@@ -33,6 +33,7 @@ from shared.kernel.ids import ID_RULE, ExternalId, Id, is_id
 from shared.kernel.json_reader import JsonRejected, read_json
 from shared.kernel.text import Line, Text
 from shared.kernel.times import Day, Instant, stamp
+from shared.patients.api import PatientIdentity
 from shared.routing.model import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
 
 BodyFormat = Literal["native", "activity"]
@@ -202,16 +203,6 @@ class EscalationRequest(RootModel[NativeEscalation | BotActivity]):
         if isinstance(root, NativeEscalation):
             return _from_native(root)
         return _from_activity(root)
-
-
-@dataclass(frozen=True)
-class PatientIdentity:
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    date_of_birth: str | None = None
-    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,70 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from shared.callbacks.policy import CallbackType, DeliveryResult
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["CallbackSender", "DeliveryResult"]
+CallbackType = Literal[
+    "queue.position", "agent.joined", "message", "conversation.transferred", "conversation.closed"
+]
+CALLBACK_TYPES: tuple[str, ...] = get_args(CallbackType)
+
+DeliveryReason = Literal[
+    "delivered",
+    # retried with backoff
+    "server-error",
+    "rate-limited",
+    "request-timeout",
+    "timeout",
+    "connect-error",
+    "dns-error",
+    "tls-error",
+    "protocol-error",
+    # dead-lettered at once
+    "redirect",
+    "client-error",
+    "url-refused",
+    "address-refused",
+    # the endpoint is gone (410): this conversation's callbacks stop
+    "gone",
+]
+RETRYABLE: frozenset[str] = frozenset(
+    {
+        "server-error",
+        "rate-limited",
+        "request-timeout",
+        "timeout",
+        "connect-error",
+        "dns-error",
+        "tls-error",
+        "protocol-error",
+    }
+)
+
+
+class DeliveryResult(BaseModel):
+    """What one delivery attempt came to. `retry_after` (seconds) only when the answer asked for
+    it (429, 503); `status` only when an HTTP answer arrived."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    reason: DeliveryReason
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRYABLE
+
+    @property
+    def gone(self) -> bool:
+        return self.reason == "gone"
+
+    @classmethod
+    def failed(cls, reason: DeliveryReason) -> DeliveryResult:
+        return cls(ok=False, reason=reason)
 
 
 @runtime_checkable

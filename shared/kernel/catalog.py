@@ -12,22 +12,40 @@ from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec
 
 SIX_YEARS = 6 * 365 * 24 * 3600  # HIPAA keeps audit documentation six years
 
+# The names, written once: code refers to these constants, never to the strings.
+PATIENTS = "patients"
+AUDIT = "audit"
+LOOKUPS = "lookups"
+CONVERSATIONS = "conversations"
+AGENTS = "agents"
+ROUTING = "routing"
+PROVIDERS = "providers"
+SLOTS = "slots"
+APPOINTMENTS = "appointments"
+LISTS = "lists"
+OUTBOX = "outbox"
+LEASES = "leases"
+ROUTING_QUEUE = "routing"
+APPOINTMENT_EVENTS_QUEUE = "appointment-events"
+NOTIFICATION_REPORTS_QUEUE = "notification-reports"
+EVENTS_TOPIC = "events"
+
 CONTAINERS: dict[str, ContainerSpec] = {
     spec.name: spec
     for spec in (
         ContainerSpec(
-            "patients",
+            PATIENTS,
             "/id",
             description="One document per patient (the registry); id = the token's patient_id.",
         ),
         ContainerSpec(
-            "audit",
+            AUDIT,
             "/patientId",
             default_ttl=SIX_YEARS,
             description="Append-only audit trail of every read or change of patient data.",
         ),
         ContainerSpec(
-            "lookups",
+            LOOKUPS,
             "/id",
             default_ttl=-1,
             description="Deterministic-id lookup documents, point reads only: idempotency keys "
@@ -36,49 +54,49 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "(hashed issuer + oid -> patient id), link codes (hashed, 24 h) and link attempts (1 h).",
         ),
         ContainerSpec(
-            "conversations",
+            CONVERSATIONS,
             "/id",
             description="One document per escalated conversation: state, time stamps, transcript.",
         ),
         ContainerSpec(
-            "agents",
+            AGENTS,
             "/id",
             description="One document per agent (id = the staff member's oid; sub in dev mode): "
             "profile, presence, load; "
             "the ETag on it is what keeps an agent within capacity.",
         ),
         ContainerSpec(
-            "routing",
+            ROUTING,
             "/queueId",
             description="Per queue partition: the queue's settings, a seat per member agent (a copy "
             "of the agent's presence and load) and a waiting entry per queued conversation; "
             "the `_config` partition holds the routing rules and the queue index.",
         ),
         ContainerSpec(
-            "providers",
+            PROVIDERS,
             "/id",
             description="One document per provider: calendar settings (hours, exceptions, rules).",
         ),
         ContainerSpec(
-            "slots",
+            SLOTS,
             "/providerId",
             description="Taken slots with a deterministic id per provider and start: created only "
             "if absent, so a slot can never be booked twice.",
         ),
         ContainerSpec(
-            "appointments",
+            APPOINTMENTS,
             "/id",
             description="One document per appointment (FHIR R4 Appointment semantics).",
         ),
         ContainerSpec(
-            "lists",
+            LISTS,
             "/list",
             description="Paged-list indexes, one partition per list (a patient's or a provider's "
             "appointments, providers, agents, a queue's live conversations): small entries of ids "
             "and a sortKey, no PHI; readers re-read the members (shared/kernel/lists.py).",
         ),
         ContainerSpec(
-            "outbox",
+            OUTBOX,
             "/patientId",
             default_ttl=30 * 24 * 3600,
             description="The embedded notification channel's record of every SMS and e-mail it "
@@ -86,7 +104,7 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "notification and channel; stays empty in Azure, where ACS sends.",
         ),
         ContainerSpec(
-            "leases",
+            LEASES,
             "/id",
             description="Change-feed leases: where each change-feed-triggered function has read up "
             "to (the Cosmos DB trigger's lease container; the dev host keeps its leases here too). "
@@ -99,7 +117,7 @@ QUEUES: dict[str, QueueSpec] = {
     spec.name: spec
     for spec in (
         QueueSpec(
-            "routing",
+            ROUTING_QUEUE,
             "ROUTING_QUEUE",
             max_delivery_count=5,
             lock_duration=timedelta(seconds=60),
@@ -108,7 +126,7 @@ QUEUES: dict[str, QueueSpec] = {
             "whose capacity or presence changed. Handlers are idempotent.",
         ),
         QueueSpec(
-            "appointment-events",
+            APPOINTMENT_EVENTS_QUEUE,
             "APPOINTMENT_EVENTS_QUEUE",
             max_delivery_count=10,
             duplicate_detection_window=timedelta(minutes=10),
@@ -116,7 +134,7 @@ QUEUES: dict[str, QueueSpec] = {
             "message ids) for reminders and surveys.",
         ),
         QueueSpec(
-            "notification-reports",
+            NOTIFICATION_REPORTS_QUEUE,
             "NOTIFICATION_REPORTS_QUEUE",
             max_delivery_count=10,
             # Event Grid retries a delivery for up to 24 h with the same MessageId (the event id):
@@ -138,7 +156,7 @@ TOPICS: dict[str, TopicSpec] = {
     spec.name: spec
     for spec in (
         TopicSpec(
-            "events",
+            EVENTS_TOPIC,
             "EVENTS_TOPIC",
             # Longer than a relay can take to re-send after a crash (lease expiry 60 s, a restart,
             # a deployment) with room to spare; short enough that ops can resubmit a dead letter

@@ -41,7 +41,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from shared.notifications.model import Purpose
+# What a notification is for (the `purpose` of an envelope, an outbox item, a notification event).
+Purpose = Literal["reminder", "confirmation", "survey"]
+
 
 SendChannel = Literal["sms", "email"]
 FailureReason = Literal[

@@ -27,9 +27,8 @@ never moved by a code (staff would unlink first — not built yet).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
-import random
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -49,7 +48,9 @@ from shared.kernel.errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
+from shared.patients.model import check_patient_id
 
 LOOKUPS = "lookups"
 PATIENTS = "patients"
@@ -102,11 +103,6 @@ async def _read(container: Container, id: str) -> Item | None:
         return None
 
 
-async def _backoff(attempt: int) -> None:
-    if attempt:
-        await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311 - jitter
-
-
 async def linked_patient(store: DocumentStore, principal: Principal) -> str | None:
     """The patient `principal`'s sign-in is linked to (one point read), or None."""
     doc = await _read(store.container(LOOKUPS), link_id(principal))
@@ -140,8 +136,6 @@ class PatientLinks:
 
     async def create_code(self, actor: Principal, patient_id: str, correlation_id: str) -> IssuedCode:
         """A new one-time code for an existing patient (404 otherwise); audited."""
-        from shared.patients.registry import check_patient_id
-
         check_patient_id(patient_id)
         if await _read(self._store.container(PATIENTS), patient_id) is None:
             raise NotFound("No such patient.")
@@ -200,8 +194,8 @@ class PatientLinks:
 
     async def _consume(self, code: str, account: str, existing: Item | None) -> str:
         """Mark the code used by `account` (ETag-checked) and return its patient id."""
-        for attempt in range(_RETRIES):
-            await _backoff(attempt)
+
+        async def step() -> str:
             doc = await _read(self._lookups, code_id(code))
             if doc is None or parse_stamp(doc["expiresAt"]) <= self._clock.now():
                 raise InvalidLinkCode()
@@ -220,8 +214,13 @@ class PatientLinks:
                 )
                 return patient_id
             except (PreconditionFailed, NotFound):
-                continue  # someone redeemed it (or it expired) meanwhile: look again
-        raise Conflict("The code is being redeemed concurrently; retry.")
+                raise Again() from None  # someone redeemed it (or it expired) meanwhile: look again
+
+        return await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The code is being redeemed concurrently; retry."),
+        )
 
     async def _link(self, principal: Principal, patient_id: str) -> None:
         doc_id = link_id(principal)
@@ -248,8 +247,8 @@ class PatientLinks:
 
     async def _reserve_attempt(self, account: str) -> str:
         doc_id = "link-attempts:" + account
-        for attempt in range(_RETRIES):
-            await _backoff(attempt)
+
+        async def step() -> str:
             now = self._clock.now()
             doc = await _read(self._lookups, doc_id)
             recent = self._recent(doc, now)
@@ -273,14 +272,17 @@ class PatientLinks:
                     await self._lookups.replace(body, etag=doc["_etag"])
                 return str(entry["id"])
             except (Conflict, PreconditionFailed, NotFound):
-                continue
-        raise Conflict("Too many concurrent attempts; retry.")
+                raise Again() from None
+
+        return await retry(
+            step, attempts=_RETRIES, give_up=lambda: Conflict("Too many concurrent attempts; retry.")
+        )
 
     async def _give_back(self, account: str, attempt_id: str) -> None:
         """Best effort: a lost give-back costs the patient one of five attempts for an hour."""
         doc_id = "link-attempts:" + account
-        for attempt in range(_RETRIES):
-            await _backoff(attempt)
+
+        async def step() -> None:
             doc = await _read(self._lookups, doc_id)
             if doc is None:
                 return
@@ -288,6 +290,8 @@ class PatientLinks:
             body = {k: v for k, v in doc.items() if not k.startswith("_")}
             try:
                 await self._lookups.replace({**body, "attempts": attempts}, etag=doc["_etag"])
-                return
             except (PreconditionFailed, NotFound):
-                continue
+                raise Again() from None
+
+        with contextlib.suppress(Again):
+            await retry(step, attempts=_RETRIES)

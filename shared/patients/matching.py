@@ -15,19 +15,18 @@ Index documents change with ETag-checked replaces (several instances write at on
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.escalations.model import PatientIdentity
 from shared.kernel.documents import Container, DocumentStore, Item
-from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.kernel.retry import Again, retry
 from shared.kernel.times import stamp
+from shared.patients.model import PatientIdentity, check_patient_id
 
 log = logging.getLogger("psc.patients.matching")
 
@@ -97,9 +96,7 @@ class ContactIndex:
         return [str(p) for p in doc.get("patientIds", [])]
 
     async def _change(self, key: str, patient_id: str, *, add: bool) -> None:
-        for attempt in range(_RETRIES):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311 - jitter
+        async def step() -> None:
             try:
                 doc: Item | None = await self._lookups.read(key, key)
             except NotFound:
@@ -113,7 +110,7 @@ class ContactIndex:
                     )
                     return
                 except Conflict:
-                    continue
+                    raise Again() from None
             ids = [str(p) for p in doc.get("patientIds", [])]
             if (patient_id in ids) == add:
                 return  # already as wanted
@@ -124,10 +121,14 @@ class ContactIndex:
                     await self._lookups.replace({**body, "patientIds": ids}, etag=doc["_etag"])
                 else:
                     await self._lookups.delete(key, key, etag=doc["_etag"])
-                return
             except (PreconditionFailed, NotFound):
-                continue
-        raise Conflict("The contact index is being changed concurrently; retry.")
+                raise Again() from None
+
+        await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The contact index is being changed concurrently; retry."),
+        )
 
     async def add(self, key: str, patient_id: str) -> None:
         await self._change(key, patient_id, add=True)
@@ -215,9 +216,6 @@ class PatientMatcher:
         return await self._provisional(identity, bot_conversation_id, now)
 
     async def _exists_safely(self, patient_id: str) -> bool:
-        from shared.kernel.errors import ValidationFailed
-        from shared.patients.registry import check_patient_id
-
         try:
             check_patient_id(patient_id)
         except ValidationFailed:

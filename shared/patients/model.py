@@ -4,12 +4,14 @@ only clinical staff see."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.kernel.ids import Id
+from shared.kernel.errors import ValidationFailed
+from shared.kernel.ids import ID_RULE, Id, is_id
 from shared.kernel.text import Line, Text
 from shared.kernel.times import Day
 
@@ -137,3 +139,21 @@ class PatientRecord(PatientProfile):
 
 PROFILE_FIELDS = tuple(PatientProfile.model_fields)
 CLINICAL_FIELDS = tuple(ClinicalFields.model_fields)
+
+
+def check_patient_id(patient_id: str) -> str:
+    if not is_id(patient_id):
+        raise ValidationFailed([{"field": "patientId", "message": ID_RULE}])
+    return patient_id
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """Who a bot believes the patient is (every field optional): what matching starts from."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    date_of_birth: str | None = None
+    language: str | None = None

@@ -12,9 +12,7 @@ it, so the index is a superset of the truth even when a process dies in between.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +20,10 @@ from shared.audit.trail import record_access
 from shared.auth.principal import Principal
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item
-from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, check_if_match, stored_etag
-from shared.kernel.ids import ID_RULE, is_id
 from shared.kernel.observability import mark_phi
+from shared.kernel.retry import Again, retry
 from shared.kernel.times import stamp
 from shared.patients.matching import ContactIndex, contacts_of
 from shared.patients.model import (
@@ -33,6 +31,7 @@ from shared.patients.model import (
     PROFILE_FIELDS,
     PatientProfile,
     PatientRecord,
+    check_patient_id,
 )
 
 log = logging.getLogger("psc.patients")
@@ -49,12 +48,6 @@ class Stored:
     @property
     def etag(self) -> str:
         return stored_etag(self.item)
-
-
-def check_patient_id(patient_id: str) -> str:
-    if not is_id(patient_id):
-        raise ValidationFailed([{"field": "patientId", "message": ID_RULE}])
-    return patient_id
 
 
 async def patient_exists(store: DocumentStore, patient_id: str) -> bool:
@@ -142,11 +135,8 @@ class PatientRegistry:
         With `if_match` only over the version the caller read (`*`: only if it exists)."""
         check_patient_id(patient_id)
         mark_phi(*changes.values())
-        for attempt in range(_RETRIES):
-            if attempt:
-                # Jittered backoff: concurrent writers that all lost the same race must not
-                # retry in lockstep. Real time, not the business clock.
-                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
+
+        async def step() -> Stored:
             now = stamp(self._clock.now())
             try:
                 current: Item | None = await self._patients.read(patient_id, patient_id)
@@ -161,7 +151,7 @@ class PatientRegistry:
                 try:
                     created = await self._patients.create(item)
                 except Conflict:
-                    continue  # created concurrently: apply on top of it
+                    raise Again() from None  # created concurrently: apply on top of it
                 await self._audit(actor, "create", patient_id, correlation_id)
                 return Stored(created, created=True)
             updated = {k: v for k, v in current.items() if not k.startswith("_")}
@@ -170,14 +160,18 @@ class PatientRegistry:
             await self._index_added(updated, current)
             try:
                 replaced = await self._patients.replace(updated, etag=current["_etag"])
-            except PreconditionFailed:
-                continue  # a concurrent write: with If-Match the next round's check answers 412
-            except NotFound:
-                continue
+            except (PreconditionFailed, NotFound):
+                # A concurrent write: with If-Match the next round's check answers 412.
+                raise Again() from None
             await self._audit(actor, "update", patient_id, correlation_id)
             await self._unindex_removed(updated, current)
             return Stored(replaced)
-        raise Conflict("The patient record is being changed concurrently; retry.")
+
+        return await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The patient record is being changed concurrently; retry."),
+        )
 
 
 def profile_changes(profile: PatientProfile) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
+from shared.kernel.retry import retry
 from shared.kernel.times import parse_stamp, stamp
 from shared.routing.directory import (
     AGENTS,
@@ -46,7 +47,6 @@ from shared.routing.directory import (
     by_priority,
     presence_etag,
     queue_settings,
-    retry_on_conflict,
 )
 from shared.routing.engine import (
     Seat,
@@ -222,7 +222,7 @@ async def _write_seat(routing: Container, fresh: Item) -> None:
             return
         await routing.replace(fresh, etag=current["_etag"])
 
-    await retry_on_conflict(step)
+    await retry(step)
 
 
 async def refresh_queue_seats(
@@ -366,7 +366,7 @@ class Assignment:
                 {**doc, "routedAt": stamp(self._clock.now())}, etag=doc["_etag"]
             )
 
-        await retry_on_conflict(step)
+        await retry(step)
 
     async def _overflows_on_arrival(self, queue_id: str, settings: QueueSettings) -> bool:
         now = self._clock.now()
@@ -415,7 +415,7 @@ class Assignment:
                 ]
             return await self._conversations.replace(moved, etag=doc["_etag"])
 
-        moved = await retry_on_conflict(step)
+        moved = await retry(step)
         if moved is None:
             return
         with contextlib.suppress(NotFound):
@@ -616,7 +616,7 @@ class Assignment:
             return await self._conversations.replace(moved, etag=doc["_etag"])
 
         try:
-            offered = await retry_on_conflict(step)
+            offered = await retry(step)
         except NotFound:
             offered = None
         if offered is None:
@@ -664,7 +664,7 @@ class Assignment:
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
-            result: Item | None = await retry_on_conflict(step, retries=RESERVE_RETRIES)
+            result: Item | None = await retry(step, attempts=RESERVE_RETRIES)
         except PreconditionFailed:
             # Other workers keep winning this agent: let the caller try the next best one
             # rather than queue behind them (under load every worker ranks the same agent first).
@@ -699,7 +699,7 @@ class Assignment:
                 agent_after(doc, now, held=held, idleSince=idle), etag=doc["_etag"]
             )
 
-        fresh = await retry_on_conflict(step)
+        fresh = await retry(step)
         if fresh is None:
             return
         await sync_seats(self._routing, fresh)
@@ -729,7 +729,7 @@ class Assignment:
             return await self._agents.replace(fresh, etag=doc["_etag"])
 
         try:
-            fresh: Item = await retry_on_conflict(step)
+            fresh: Item = await retry(step)
         except NotFound:
             if if_match is not None:
                 raise IfMatchFailed("You are not registered as an agent (If-Match).") from None

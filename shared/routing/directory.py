@@ -12,11 +12,9 @@ load); an admin write never resets the live state.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +28,7 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match, stored_etag, version_etag
+from shared.kernel.retry import retry
 from shared.kernel.times import stamp
 from shared.routing.model import (
     AgentProfile,
@@ -46,22 +45,6 @@ RULES_ID = "rules"
 QUEUE_INDEX_ID = "queues"
 QUEUE_DOC_ID = "queue"
 DEFAULT_QUEUE = "default"
-_RETRIES = 20
-
-
-async def retry_on_conflict(step: Callable[[], Awaitable[Any]], retries: int = _RETRIES) -> Any:
-    """Run an optimistic read-modify-write until its ETag holds: a lost race re-reads and retries
-    after a short jittered pause (several function instances write the same documents)."""
-    for attempt in range(retries):
-        try:
-            return await step()
-        except IfMatchFailed:
-            raise  # the client's precondition, not a lost race
-        except PreconditionFailed:
-            if attempt == retries - 1:
-                raise
-            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
-    raise AssertionError("unreachable")
 
 
 # Queue settings and rules change rarely and are read by every decision: each worker keeps them
@@ -199,7 +182,7 @@ class RoutingDirectory:
             else:
                 await self._routing.replace(fresh, etag=etag)
 
-        await retry_on_conflict(step)
+        await retry(step)
 
     async def list_queues(self) -> list[dict[str, Any]]:
         index = await self.queue_index()
@@ -306,7 +289,7 @@ class RoutingDirectory:
 
         # Listed before it is written, every time (lists.py: a dangling entry is skipped).
         await lists.add(self._store, lists.entry(lists.agents_list(), agent_id, agent_id))
-        doc = await retry_on_conflict(step)
+        doc = await retry(step)
         from shared.routing.assignment import sync_seats
 
         await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))

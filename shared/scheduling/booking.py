@@ -61,6 +61,7 @@ from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
 from shared.kernel.observability import mark_phi
+from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
 from shared.scheduling.model import (
     TRANSITIONS,
@@ -181,7 +182,8 @@ class Scheduling:
         specialty_key = provider.specialty.casefold()
         # Listed before it is written (shared/kernel/lists.py: a dangling entry is skipped).
         await lists.add(self._store, *lists.provider_entries(provider_id, specialty_key))
-        for _ in range(_RETRIES):
+
+        async def step() -> tuple[Item, bool]:
             now = _now_z(self._clock)
             current = await self._read_or_none(self._providers, provider_id, provider_id)
             check_if_match(if_match, None if current is None else stored_etag(current), "provider")
@@ -199,7 +201,7 @@ class Scheduling:
                 else:
                     stored = await self._providers.replace(item, etag=current["_etag"])
             except (Conflict, PreconditionFailed, NotFound):
-                continue  # a concurrent write: apply on top of it
+                raise Again() from None  # a concurrent write: apply on top of it
             if current is not None and current.get("specialtyKey") != specialty_key:
                 old_list = lists.specialty_list(str(current.get("specialtyKey")))
                 await lists.remove(self._store, old_list, provider_id)
@@ -211,7 +213,12 @@ class Scheduling:
                 correlation_id,
             )
             return stored, current is None
-        raise Conflict("The provider is being changed concurrently; retry.")
+
+        return await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The provider is being changed concurrently; retry."),
+        )
 
     async def provider(self, provider_id: str) -> Item:
         check_provider_id(provider_id)
@@ -457,19 +464,22 @@ class Scheduling:
             "status": "busy-tentative",
             "heldAt": _now_z(self._clock),
         }
-        for _ in range(3):
+
+        async def step() -> Item:
             try:
                 return await self._slots.create(hold)
             except Conflict:
                 pass
             current = await self._read_or_none(self._slots, hold["id"], provider_id)
             if current is None:
-                continue  # released in between: try again
+                raise Again()  # released in between: try again
             if current.get("appointmentId") == appointment_id:
                 return current  # ours: a retry of the same operation resumes
             if not await self._reclaim(current):
                 raise Conflict(TAKEN)
-        raise Conflict(TAKEN)
+            raise Again()  # reclaimed: take it now
+
+        return await retry(step, attempts=3, give_up=lambda: Conflict(TAKEN))
 
     async def _reclaim(self, slot: Item) -> bool:
         """Delete a slot document that no live appointment will ever stand on; True if it is gone."""
@@ -477,7 +487,9 @@ class Scheduling:
         if slot.get("status") == "busy-tentative" and parse_stamp(slot["heldAt"]) + HOLD > now:
             return False  # a booking in flight
         holder_id = slot["appointmentId"]
-        for _ in range(_RETRIES):
+
+        async def step() -> bool:
+            """True when no live appointment will ever stand on the slot."""
             holder = await self._read_or_none(self._appointments, holder_id, holder_id)
             if holder is None:
                 # Its booking died between hold and appointment: make the late create impossible.
@@ -494,10 +506,10 @@ class Scheduling:
                         }
                     )
                 except Conflict:
-                    continue  # it was written after all: look at it
-                break
+                    raise Again() from None  # it was written after all: look at it
+                return True
             if not _is_active(holder):
-                break  # cancelled or entered-in-error: it stands on no slot
+                return True  # cancelled or entered-in-error: it stands on no slot
             if holder["start"] == slot["start"] and holder["providerId"] == slot["providerId"]:
                 if slot.get("status") == "busy-tentative":
                     await self._confirm(slot)  # the writer died after booking: finish its work
@@ -511,9 +523,14 @@ class Scheduling:
             try:
                 await self._appointments.replace(revoked, etag=holder["_etag"])
             except (PreconditionFailed, NotFound):
-                continue
-            break
-        else:
+                raise Again() from None
+            return True
+
+        try:
+            free = await retry(step, attempts=_RETRIES)
+        except Again:
+            return False  # still contended: the caller treats the slot as taken
+        if not free:
             return False
         # NotFound / 412: released or reclaimed by someone else meanwhile; the caller looks again.
         with contextlib.suppress(NotFound, PreconditionFailed):
@@ -569,7 +586,8 @@ class Scheduling:
         in flight is a 409), unless it already starts there: a retry whose first answer was lost
         succeeds (RFC 9110 §13.1.1 allows a 2xx for a change already made)."""
         wanted = stamp(start)
-        for _ in range(_RETRIES):
+
+        async def step() -> Item:
             item = await self._owned(actor, appointment_id)
             if item["start"] != wanted or item["status"] != "booked":
                 check_if_match(if_match, appointment_etag(item), "appointment")
@@ -615,7 +633,7 @@ class Scheduling:
             except PreconditionFailed:
                 if if_match is not None:
                     raise IfMatchFailed(IN_FLIGHT) from None
-                continue
+                raise Again() from None
             try:
                 await self._check_overlap(provider_id, slot, appointment_id)
                 held = await self._claim(provider_id, slot, appointment_id)
@@ -663,7 +681,12 @@ class Scheduling:
             await self._publish("rescheduled", result)
             log.info("appointment rescheduled", extra={"appointment_id": appointment_id})
             return result
-        raise Conflict("The appointment is being changed concurrently; retry.")
+
+        return await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The appointment is being changed concurrently; retry."),
+        )
 
     async def cancel(
         self, actor: Principal, appointment_id: str, correlation_id: str, *, if_match: IfMatch | None = None
@@ -691,7 +714,8 @@ class Scheduling:
     ) -> Item:
         """With `if_match` only if the appointment has not changed since the caller read it (412
         otherwise), unless it already has this status (a retry: 200, as for a reschedule)."""
-        for _ in range(_RETRIES):
+
+        async def step() -> Item:
             item = await self._owned(actor, appointment_id)
             resource = f"appointments/{appointment_id}"
             if item["status"] != status:
@@ -711,14 +735,19 @@ class Scheduling:
             try:
                 result = await self._appointments.replace(changed, etag=item["_etag"])
             except PreconditionFailed:
-                continue
+                raise Again() from None
             if status == "cancelled":
                 await self._release(item["providerId"], item["start"], appointment_id)
             await self._audit(actor, "update", resource, item["patientId"], correlation_id)
             await self._publish(status, result)
             log.info("appointment status changed", extra={"appointment_id": appointment_id, "status": status})
             return result
-        raise Conflict("The appointment is being changed concurrently; retry.")
+
+        return await retry(
+            step,
+            attempts=_RETRIES,
+            give_up=lambda: Conflict("The appointment is being changed concurrently; retry."),
+        )
 
     # ---- plumbing -------------------------------------------------------------------------------
 

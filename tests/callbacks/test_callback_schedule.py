@@ -14,7 +14,6 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.callbacks.policy import RETRYABLE, DeliveryResult
 from shared.callbacks.schedule import (
     MAX_PENDING,
     CallbackQueue,
@@ -26,6 +25,7 @@ from shared.callbacks.schedule import (
     retry_delay,
     wake_at,
 )
+from shared.kernel.callbacks import RETRYABLE, DeliveryResult
 
 START = datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
 MAX_ATTEMPTS = 13  # derived in the schedule's docstring from its constants
