@@ -28,9 +28,11 @@ from shared.kernel.catalog import CONTAINERS, QUEUES
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import BatchOperation
 from shared.kernel.times import stamp
-from shared.routing.assignment import Assignment, seat_document, waiting_entry
+from shared.routing.assignment import Assignment
+from shared.routing.backlog import Backlog
 from shared.routing.directory import RoutingDirectory, new_agent_doc
 from shared.routing.model import AgentProfile, Presence, QueueSettings
+from shared.routing.seats import seat_document, waiting_entry
 
 QUEUE = "bench"
 
@@ -108,7 +110,7 @@ async def run_size(waiting: int, agents: int, decisions: int) -> dict[str, objec
         store.take()
         for _ in range(decisions):
             t = time.perf_counter()
-            done = await assignment.assign_queue(QUEUE, limit=1)
+            done = await Backlog(assignment).assign_queue(QUEUE, limit=1)
             times.append(time.perf_counter() - t)
             assert len(done) == 1, "every decision should assign"
         ops = summary(store.take(), per=decisions)

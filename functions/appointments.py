@@ -15,7 +15,7 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LOCATION
 
 if TYPE_CHECKING:
-    from shared.scheduling.booking import Scheduling
+    from shared.scheduling.api import Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
@@ -26,14 +26,14 @@ OWNER_OR_STAFF = allow(Role.PATIENT, *STAFF)
 
 
 def _scheduling(call: Call) -> Scheduling:
-    from shared.scheduling.booking import Scheduling
+    from shared.scheduling.api import Scheduling
 
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
 
 def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     """An appointment with its ETag (send it back in `If-Match` on reschedule, cancel, status)."""
-    from shared.scheduling.booking import appointment_etag, appointment_view
+    from shared.scheduling.api import appointment_etag, appointment_view
 
     return Reply(
         body=appointment_view(item),
@@ -156,7 +156,7 @@ async def set_appointment_status(call: Call) -> Reply:
 async def my_appointments(call: Call) -> Reply:
     """Every status, ordered by start; paged with `limit` and `continuationToken` (a page may
     hold fewer items than asked: only a missing token means the end). Audited."""
-    from shared.scheduling.lists import patient_appointments
+    from shared.scheduling.api import patient_appointments
 
     items, token = await patient_appointments(
         call.runtime.store,
@@ -185,7 +185,7 @@ async def search_appointments(call: Call) -> Reply:
     clock; 404 for an unknown provider); exactly one of the two. Paged with `maxItems` and
     `continuationToken`; a page may hold fewer items than asked, only the token says more.
     Audited per patient read. Patients use `GET /api/me/appointments`."""
-    from shared.scheduling import lists as schedule_lists
+    from shared.scheduling import api as schedule_lists
 
     query = call.query
     if query.patientId is not None:
@@ -214,7 +214,6 @@ async def search_appointments(call: Call) -> Reply:
 
 
 def _list(items: list[dict[str, Any]], token: str | None) -> Reply:
-    from shared.scheduling.booking import appointment_view
-    from shared.scheduling.model import AppointmentList
+    from shared.scheduling.api import AppointmentList, appointment_view
 
     return Reply(body=AppointmentList(items=[appointment_view(i) for i in items], continuationToken=token))

@@ -34,7 +34,7 @@ async def escalate(call: Call) -> Reply:
     `channelData.tags` is the JSON string `{"type":"Escalate","context":{...}}`. A new
     escalation answers 202; the same bot conversation id (or a replayed `webhook-id`) answers 200
     with the same body and changes nothing. 503 means nothing was kept: retry."""
-    from shared.escalations.intake import EscalationIntake
+    from shared.escalations.api import EscalationIntake
 
     runtime = call.runtime
     result = await EscalationIntake(runtime.store, runtime.bus, runtime.clock).escalate(

@@ -14,7 +14,7 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import ETAG
 
 if TYPE_CHECKING:
-    from shared.scheduling.booking import Scheduling
+    from shared.scheduling.api import Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
@@ -25,7 +25,7 @@ SIGNED_IN = tuple(Role)
 
 
 def _scheduling(call: Call) -> Scheduling:
-    from shared.scheduling.booking import Scheduling
+    from shared.scheduling.api import Scheduling
 
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
@@ -47,7 +47,7 @@ async def put_provider(call: Call) -> Reply:
     date's hours (`[]` closes it). Existing appointments keep their times. Send `If-Match` with
     the ETag you read to avoid overwriting a concurrent change (412)."""
     from shared.kernel.etags import stored_etag
-    from shared.scheduling.booking import provider_view
+    from shared.scheduling.api import provider_view
 
     stored, created = await _scheduling(call).put_provider(
         call.user, call.route("providerId"), call.body, call.correlation_id, if_match=call.if_match
@@ -71,7 +71,7 @@ async def get_provider(call: Call) -> Reply:
     """A provider's calendar (time zone, slot length, weekly hours, exceptions, booking rules),
     with its `ETag`."""
     from shared.kernel.etags import stored_etag
-    from shared.scheduling.booking import provider_view
+    from shared.scheduling.api import provider_view
 
     stored = await _scheduling(call).provider(call.route("providerId"))
     return Reply(body=provider_view(stored), headers={"ETag": stored_etag(stored)})
@@ -88,9 +88,7 @@ async def get_provider(call: Call) -> Reply:
 async def list_providers(call: Call) -> Reply:
     """By id; `specialty` filters (case does not matter). Paged with `limit` and
     `continuationToken` (absent on the last page)."""
-    from shared.scheduling.booking import provider_view
-    from shared.scheduling.lists import list_providers
-    from shared.scheduling.model import ProviderList
+    from shared.scheduling.api import ProviderList, list_providers, provider_view
 
     items, token = await list_providers(
         call.runtime.store, call.query.specialty, call.query.limit, call.query.continuationToken

@@ -13,7 +13,7 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.routing.directory import RoutingDirectory
+    from shared.routing.api import RoutingDirectory
 
 bp = func.Blueprint()
 api = Api(bp, tag="routing administration")
@@ -27,13 +27,13 @@ AGENT_VIEW = "shared.routing.model:AgentView"
 
 
 def _directory(call: Call) -> RoutingDirectory:
-    from shared.routing.directory import RoutingDirectory
+    from shared.routing.api import RoutingDirectory
 
     return RoutingDirectory(call.runtime.store)
 
 
 async def _audit(call: Call, action: str, resource: str) -> None:
-    from shared.audit.trail import record_access
+    from shared.audit.api import record_access
 
     await record_access(
         call.runtime.store,
@@ -84,7 +84,7 @@ async def get_queue(call: Call) -> Reply:
     """The queue's settings as last written (for administrators and supervisors)."""
     from shared.kernel.errors import NotFound
     from shared.kernel.etags import stored_etag
-    from shared.routing.directory import queue_settings_of
+    from shared.routing.api import queue_settings_of
 
     doc = await _directory(call).queue_doc(call.route("queueId"))
     if doc is None:
@@ -138,7 +138,7 @@ async def get_routing_rules(call: Call) -> Reply:
     escalation then goes to the built-in default queue)."""
     from shared.kernel.errors import NotFound
     from shared.kernel.etags import stored_etag
-    from shared.routing.model import RoutingRules
+    from shared.routing.api import RoutingRules
 
     doc = await _directory(call).rules_doc()
     if doc is None:
@@ -161,7 +161,7 @@ async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept. The ETag
     versions the profile only (what this replaces): the agent's presence and load change all
     the time without changing it, so `If-Match` fails only on another profile change (412)."""
-    from shared.routing.directory import profile_etag
+    from shared.routing.api import profile_etag
 
     agent_id = call.route("agentId")
     doc, created = await _directory(call).put_agent(
@@ -185,7 +185,7 @@ async def get_agent(call: Call) -> Reply:
     the conversations holding it. The ETag is the profile's (see `PUT`): routing's own load and
     presence changes never move it."""
     from shared.kernel.errors import NotFound
-    from shared.routing.directory import agent_view, profile_etag
+    from shared.routing.api import agent_view, profile_etag
 
     try:
         doc = await _directory(call).agent_doc(call.route("agentId"))
@@ -204,7 +204,7 @@ async def get_agent(call: Call) -> Reply:
 )
 async def list_agents(call: Call) -> Reply:
     """Paged with `maxItems` and `continuationToken` (absent on the last page)."""
-    from shared.routing.directory import agent_view
+    from shared.routing.api import agent_view
 
     docs, token = await _directory(call).list_agents(call.query.max_items, call.query.continuation_token)
     body: dict[str, object] = {"items": [agent_view(doc) for doc in docs]}

@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     @field_validator("bot_callback_hosts")
     @classmethod
     def _callback_hosts_parse(cls, value: str | None) -> str | None:
-        from shared.callbacks.policy import parse_allowed_hosts
+        from shared.callbacks.api import parse_allowed_hosts
 
         parse_allowed_hosts(value or "")
         return value

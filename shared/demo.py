@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.auth.dev_tokens import issue_dev_token
+from shared.kernel.catalog import PATIENTS
 from shared.kernel.errors import Conflict
 from shared.kernel.times import stamp
 from shared.runtime import Runtime
@@ -116,9 +117,14 @@ async def seed_routing_demo(runtime: Runtime) -> list[str]:
     """Queues, rules and agents, each created only if absent: seeding again never overwrites what
     a user changed since (a queue's settings, the rules, an agent's profile or presence)."""
     from shared.kernel.errors import NotFound
-    from shared.routing.assignment import Assignment
-    from shared.routing.directory import RoutingDirectory
-    from shared.routing.model import AgentProfile, Presence, QueueSettings, RoutingRules
+    from shared.routing.api import (
+        AgentProfile,
+        Assignment,
+        Presence,
+        QueueSettings,
+        RoutingDirectory,
+        RoutingRules,
+    )
 
     directory = RoutingDirectory(runtime.store)
     now = runtime.clock.now()
@@ -149,9 +155,9 @@ class DemoInfo:
 
 
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
-    patients = runtime.store.container("patients")
+    patients = runtime.store.container(PATIENTS)
     now = stamp(runtime.clock.now())
-    from shared.patients.matching import index_patient
+    from shared.patients.api import index_patient
 
     for patient in DEMO_PATIENTS:
         with contextlib.suppress(Conflict):  # already seeded
@@ -161,7 +167,7 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
         await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
-    from shared.scheduling.booking import seed_scheduling_demo
+    from shared.scheduling.api import seed_scheduling_demo
 
     info.lines += await seed_scheduling_demo(runtime, base_url=base_url)
     secret = runtime.settings.dev_jwt_secret

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.callbacks.policy import (
+from shared.callbacks.api import (
     AddressRefusal,
     CallbackPolicy,
     CallbackUrlRefused,

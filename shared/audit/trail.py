@@ -11,11 +11,11 @@ import uuid
 from typing import Literal
 
 from shared.auth.principal import Principal
+from shared.kernel.catalog import AUDIT as AUDIT_CONTAINER
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
 from shared.kernel.times import stamp
 
-AUDIT_CONTAINER = "audit"
 NO_PATIENT = "-"
 
 Action = Literal["read", "create", "update", "delete", "list", "export", "assign", "transfer", "close"]

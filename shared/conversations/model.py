@@ -18,7 +18,14 @@ from shared.kernel.errors import Conflict
 from shared.kernel.ids import Id
 from shared.kernel.text import Line, Text
 from shared.kernel.times import InstantText, stamp
-from shared.routing.model import Presence, Urgency
+
+
+class Urgency(StrEnum):
+    """The bot's triage of how soon a human must answer (routing turns it into a priority)."""
+
+    EMERGENCY = "emergency"
+    URGENT = "urgent"
+    ROUTINE = "routine"
 
 
 class Status(StrEnum):
@@ -256,24 +263,6 @@ class AssignRequest(_Request):
     agent_id: Id = Field(alias="agentId")
 
 
-class BoardQuery(_Request):
-    status: str | None = Field(None, description="Comma-separated live statuses; default: every live status")
-    max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
-    continuation_token: str | None = Field(None, alias="continuationToken", max_length=4000)
-
-    def statuses(self) -> list[str] | None:
-        if not self.status:
-            return None
-        wanted = [s.strip() for s in self.status.split(",") if s.strip()]
-        unknown = [s for s in wanted if s not in Status.__members__.values()]
-        if unknown:
-            raise ValueError(f"unknown status {unknown[0]!r}")
-        ended = [s for s in wanted if s not in LIVE]
-        if ended:
-            raise ValueError(f"{ended[0]!r} is not a live status: the board lists live conversations")
-        return wanted
-
-
 class ConversationList(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, defer_build=True)
 
@@ -288,78 +277,3 @@ class AbandonAnswer(BaseModel):
     id: str
     status: Status
     abandonedAt: InstantText | None = None
-
-
-# ---- the supervisor's live board (shapes of Lifecycle.board; documented, served as built) -------
-
-
-class _BoardModel(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
-
-class Unassignable(_BoardModel):
-    reason: Literal[
-        "all-agents-declined",
-        "no-agent-with-language",
-        "no-agent-with-capacity",
-        "no-agent-with-skills",
-        "no-agents",
-        "no-eligible-agent",
-    ] = Field(description="Why no agent of the queue may ever take it as things stand")
-
-
-class BoardConversation(_BoardModel):
-    """A live conversation on the board: ids, routing attributes and stamps, never PHI."""
-
-    id: Id
-    status: Status
-    queueId: Id | None = None
-    agentId: Id | None = None
-    priority: int | None = None
-    patientId: Id | None = None
-    urgency: Urgency | None = None
-    specialty: str | None = None
-    language: str | None = None
-    channel: str | None = None
-    transfers: int | None = None
-    createdAt: InstantText | None = None
-    escalatedAt: InstantText | None = None
-    queuedAt: InstantText | None = None
-    offeredAt: InstantText | None = None
-    acceptedAt: InstantText | None = None
-    firstAgentResponseAt: InstantText | None = None
-    wrapupAt: InstantText | None = None
-    closedAt: InstantText | None = None
-    abandonedAt: InstantText | None = None
-    offerExpiresAt: InstantText | None = None
-    unassignable: Unassignable | None = Field(
-        None, description="A waiting conversation no agent of its queue may take (see the operation)."
-    )
-    outOfHours: bool | None = Field(None, description="Waiting in a queue closed by its operating hours.")
-
-
-class QueueSummary(_BoardModel):
-    queueId: Id
-    depth: int = Field(description="Conversations waiting (up to 1000 counted).")
-    depthIsLowerBound: bool = Field(description="More than `depth` are waiting.")
-    longestWaitSeconds: float = Field(description="How long the oldest waiting conversation has waited.")
-
-
-class BoardAgent(_BoardModel):
-    id: Id
-    name: str | None = None
-    presence: Presence | None = None
-    chosenPresence: Presence | None = None
-    used: int = Field(description="Capacity units in use.")
-    capacity: int | None = None
-    queues: list[str] = Field(default_factory=list)
-
-
-class Board(_BoardModel):
-    """Live conversations queue by queue (priority order, each oldest first), every queue's depth
-    and longest wait, and agents by id; `items` and `agents` page together."""
-
-    items: list[BoardConversation]
-    queues: list[QueueSummary]
-    agents: list[BoardAgent]
-    continuationToken: str | None = Field(None, description="Absent on the last page.")

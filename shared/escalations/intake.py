@@ -33,30 +33,28 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
-from shared.audit.trail import record_access
+from shared.audit.api import record_access
 from shared.auth.principal import Principal
-from shared.conversations.model import Status, move, new_conversation
+from shared.conversations.api import LIVE, Status, conversations, move, new_conversation
 from shared.escalations.model import Escalation
-from shared.kernel import lists
+from shared.kernel.catalog import ROUTING_QUEUE
 from shared.kernel.clock import Clock
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import DocumentStore, Item
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from shared.kernel.idempotency import Idempotency, Scope, answer_of
 from shared.kernel.messages import MessageBus
-from shared.kernel.messaging import json_message
 from shared.kernel.observability import mark_phi
 from shared.kernel.times import stamp
-from shared.patients.matching import PatientMatcher
+from shared.patients.api import PatientMatcher
+from shared.routing.api import place, route_request
 
 log = logging.getLogger("psc.escalations")
 
-CONVERSATIONS = "conversations"
-LOOKUPS = "lookups"
-ROUTING_QUEUE = "routing"
-WEBHOOK_TTL_SECONDS = 3600
-WEBHOOK_PREFIX = "webhook:"
+# A webhook-id is remembered for an hour: more than the ±5 min signature window lets a replay live.
+WEBHOOK = Scope("webhook", "webhook-delivery", timedelta(hours=1))
 
 
 def _sha(text: str) -> str:
@@ -68,15 +66,7 @@ def conversation_id_for(bot_conversation_id: str) -> str:
 
 
 def webhook_record_id(webhook_id: str) -> str:
-    return WEBHOOK_PREFIX + _sha(webhook_id)
-
-
-def routing_request(conversation_id: str) -> Any:
-    return json_message(
-        {"kind": "conversation", "conversationId": conversation_id},
-        message_id=f"route:{conversation_id}:queued",
-        subject="route-conversation",
-    )
+    return WEBHOOK.record_id(webhook_id)
 
 
 @dataclass(frozen=True)
@@ -89,16 +79,12 @@ class IntakeResult:
         return 202 if self.created else 200
 
 
-Claim = Literal["new", "pending", "answered"]
-
-
 class EscalationIntake:
     def __init__(self, store: DocumentStore, bus: MessageBus, clock: Clock) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
-        self._conversations: Container = store.container(CONVERSATIONS)
-        self._lookups: Container = store.container(LOOKUPS)
+        self._webhooks = Idempotency(store, clock, WEBHOOK)
 
     async def escalate(
         self,
@@ -110,90 +96,53 @@ class EscalationIntake:
     ) -> IntakeResult:
         mark_phi(*escalation.phi())
         now = self._clock.now()
-        claim: Claim | None = None
+        claimed = False
         if webhook_id is not None:
-            claim, answer = await self._claim_webhook(webhook_id, now)
-            if answer is not None:
-                log.info("webhook replay answered", extra={"conversation_id": answer.get("conversationId")})
-                return IntakeResult(answer, created=False)
+            claimed = await self._webhooks.claim(webhook_id) is not None
+            if not claimed:
+                answer = answer_of(await self._webhooks.read(webhook_id))
+                if answer is not None:
+                    log.info(
+                        "webhook replay answered", extra={"conversation_id": answer.get("conversationId")}
+                    )
+                    return IntakeResult(answer, created=False)
+                # No answer yet: the first delivery is running or died mid-way; this one goes on
+                # through the bot-conversation-id path, which cannot create a second conversation.
         try:
             result = await self._intake(escalation, now, actor, correlation_id)
         except BaseException:
-            if claim == "new":
+            if claimed:
                 assert webhook_id is not None
                 await self._forget_webhook(webhook_id)
             raise
         if webhook_id is not None:
-            await self._remember_answer(webhook_id, result.answer, now)
+            await self._remember_answer(webhook_id, result.answer)
         return result
 
     # webhook-id ------------------------------------------------------------------------------
 
-    async def _claim_webhook(self, webhook_id: str, now: datetime) -> tuple[Claim, dict[str, Any] | None]:
-        record_id = webhook_record_id(webhook_id)
-        try:
-            await self._lookups.create(
-                {
-                    "id": record_id,
-                    "type": "webhook-delivery",
-                    "receivedAt": stamp(now),
-                    "ttl": WEBHOOK_TTL_SECONDS,
-                }
-            )
-            return "new", None
-        except Conflict:
-            pass
-        try:
-            seen = await self._lookups.read(record_id, record_id)
-        except NotFound:
-            return "pending", None  # expired in between: the bot-conversation-id path decides
-        answer = seen.get("answer")
-        return ("answered", dict(answer)) if isinstance(answer, dict) else ("pending", None)
-
-    async def _remember_answer(self, webhook_id: str, answer: dict[str, Any], now: datetime) -> None:
+    async def _remember_answer(self, webhook_id: str, answer: dict[str, Any]) -> None:
         """Best effort: without it a replay goes through the (idempotent) bot-conversation path."""
-        record_id = webhook_record_id(webhook_id)
         try:
-            await self._lookups.upsert(
-                {
-                    "id": record_id,
-                    "type": "webhook-delivery",
-                    "receivedAt": stamp(now),
-                    "answer": answer,
-                    "ttl": WEBHOOK_TTL_SECONDS,
-                }
-            )
+            await self._webhooks.settle(webhook_id, answer=answer)
         except Exception as error:
             log.warning("webhook answer not recorded", extra={"error_type": type(error).__name__})
 
     async def _forget_webhook(self, webhook_id: str) -> None:
-        record_id = webhook_record_id(webhook_id)
         try:
-            await self._lookups.delete(record_id, record_id)
-        except NotFound:
-            pass
+            await self._webhooks.release(webhook_id)
         except Exception as error:
             # Left behind it only makes a retry take the bot-conversation-id path: still safe.
             log.warning("webhook claim not released", extra={"error_type": type(error).__name__})
 
     # the escalation ---------------------------------------------------------------------------
 
-    async def _existing(self, conversation_id: str) -> Item | None:
-        try:
-            return await self._conversations.read(conversation_id, conversation_id)
-        except NotFound:
-            return None
-
     async def _intake(
         self, escalation: Escalation, now: datetime, actor: Principal, correlation_id: str
     ) -> IntakeResult:
-        from shared.routing.directory import place
-
         conversation_id = conversation_id_for(escalation.bot_conversation_id)
-        existing = await self._existing(conversation_id)
-        if existing is not None:
-            return await self._repeated(existing)
-
+        # No read first: the create below is the check (a repeat meets its Conflict), which keeps
+        # the webhook at 8 point operations (python -m bench.store_ops).
         match = await PatientMatcher(self._store).match(
             escalation.patient, escalation.bot_conversation_id, now
         )
@@ -237,16 +186,17 @@ class EscalationIntake:
             priority=placement.priority,
             queuedAt=stamp(now),
         )
-        # On its queue's board list before it exists (shared/kernel/lists.py): a delivery that
-        # dies here leaves an entry the board skips, never a live conversation off the board.
-        await lists.add(self._store, lists.live_entry(doc, placement.queue_id))
+        # On its queue's board list before it exists (shared/conversations/store.py): a delivery
+        # that dies here leaves an entry the board skips, never a live conversation off the board.
+        await conversations.list_live(self._store, doc, placement.queue_id)
         try:
-            stored = await self._conversations.create(doc)
+            stored = await conversations.create(self._store, doc)
         except Conflict:
-            # The same bot conversation, delivered concurrently: the other delivery created it.
-            existing = await self._existing(conversation_id)
+            # The same bot conversation again (a repeat, or a concurrent delivery): its answer.
+            existing = await conversations.read_or_none(self._store, conversation_id)
             if existing is None:
                 raise Unavailable("The escalation is being processed; retry.") from None
+            await self._relist(existing, placement.queue_id)
             return await self._repeated(existing)
 
         try:
@@ -259,7 +209,7 @@ class EscalationIntake:
                 patient_id=match.patient_id,
                 correlation_id=correlation_id,
             )
-            await self._bus.send(ROUTING_QUEUE, routing_request(conversation_id))
+            await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
         except Exception as error:
             await self._roll_back(stored, actor, match.patient_id, correlation_id)
             log.warning(
@@ -281,13 +231,21 @@ class EscalationIntake:
             created=True,
         )
 
+    async def _relist(self, existing: Item, queue_id: str) -> None:
+        """A repeat wrote its own entry on `queue_id`'s list: put back the first delivery's (its
+        place on the board), or take it away when the conversation is not live there."""
+        if existing.get("queueId") == queue_id and existing.get("status") in LIVE:
+            await conversations.list_live(self._store, existing, queue_id)
+        else:
+            await conversations.unlist_live(self._store, queue_id, str(existing["id"]))
+
     async def _repeated(self, existing: Item) -> IntakeResult:
         """The same bot conversation again: the first answer, and a routing request resent if the
         conversation may never have reached the router."""
         conversation_id = str(existing["id"])
         if existing.get("status") == Status.WAITING and not existing.get("routedAt"):
             try:
-                await self._bus.send(ROUTING_QUEUE, routing_request(conversation_id))
+                await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
             except Exception as error:
                 log.warning(
                     "routing request not resent",
@@ -307,7 +265,7 @@ class EscalationIntake:
     async def _roll_back(self, stored: Item, actor: Principal, patient_id: str, correlation_id: str) -> None:
         conversation_id = str(stored["id"])
         try:
-            await self._conversations.delete(conversation_id, conversation_id, etag=stored["_etag"])
+            await conversations.delete(self._store, conversation_id, etag=stored["_etag"])
         except (NotFound, PreconditionFailed):
             return  # already gone, or routing picked it up (then it is not half-written)
         except Exception as error:
@@ -317,9 +275,7 @@ class EscalationIntake:
             )
             return
         try:
-            await lists.remove(
-                self._store, lists.live_conversations_list(str(stored.get("queueId"))), conversation_id
-            )
+            await conversations.unlist_live(self._store, str(stored.get("queueId")), conversation_id)
         except Exception as error:  # the board skips an entry without a conversation: harmless
             log.warning("rollback left a board entry", extra={"error_type": type(error).__name__})
         try:

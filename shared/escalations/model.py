@@ -28,13 +28,13 @@ from pydantic import (
     model_validator,
 )
 
-from shared.conversations.model import Status
+from shared.conversations.api import Status, Urgency
 from shared.kernel.ids import ID_RULE, ExternalId, Id, is_id
 from shared.kernel.json_reader import JsonRejected, read_json
 from shared.kernel.text import Line, Text
 from shared.kernel.times import Day, Instant, stamp
 from shared.patients.api import PatientIdentity
-from shared.routing.model import FALLBACK_LANGUAGE, RoutingAttributes, Urgency
+from shared.routing.api import FALLBACK_LANGUAGE, RoutingAttributes
 
 BodyFormat = Literal["native", "activity"]
 MAX_CONTEXT_KEYS = 50

@@ -6,16 +6,10 @@ conversations: point reads and ETag writes on every command; a later issue keeps
 partition with its outbox). So every paged list reads one partition of the `lists` container,
 partitioned by `/list`: one small entry per member, ordered by the indexed `sortKey`.
 
-Lists (`list` key → members, ordered by `sortKey`; the entry's id is its sortKey unless noted):
-
-* `providers` → every provider (provider id);
-* `providers-by-specialty:<specialtyKey>` → providers of one (casefolded) specialty (provider id);
-* `patient-appointments:<patientId>` → a patient's appointments (`<start>|<appointmentId>`);
-* `provider-appointments:<providerId>` → a provider's appointments, a day being a `sortKey` range
-  (`<start>|<appointmentId>`);
-* `agents` → every registered agent (agent id);
-* `live-conversations:<queueId>` → the queue's live conversations (`<createdAt>|<conversationId>`;
-  id: the conversation id).
+This module is the generic walker and token envelope; each capability names its own lists and
+entries (`list` key → members, ordered by `sortKey`): scheduling's providers and appointments
+(shared/scheduling/index.py), routing's agents (shared/routing/directory.py), conversations' live
+conversations per queue (shared/conversations/store.py).
 
 Entries carry ids and the sort key, never PHI. A reader re-reads each member (point reads, a few at
 a time) and keeps it only if it still belongs where the entry says (`load` returns None
@@ -40,10 +34,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared.kernel.catalog import LISTS
 from shared.kernel.documents import Condition, DocumentStore, Item, Query
 from shared.kernel.errors import NotFound, ValidationFailed
 
-LISTS = "lists"
 TOKEN_CHARS = 2000  # what the list query models accept; the board's two cursors get twice that
 # A page re-reads its members a few at a time: enough to hide Cosmos latency, few enough to keep
 # a burst of list calls from starving the hot paths of RU.
@@ -58,74 +52,12 @@ _TOKEN_VERSION = 1
 _ORDER = Query(order_by=(("sortKey", False),))
 
 
-# List keys -----------------------------------------------------------------------------------------
-
-
-def providers_list() -> str:
-    return "providers"
-
-
-def specialty_list(specialty_key: str) -> str:
-    return f"providers-by-specialty:{specialty_key}"
-
-
-def patient_appointments_list(patient_id: str) -> str:
-    return f"patient-appointments:{patient_id}"
-
-
-def provider_appointments_list(provider_id: str) -> str:
-    return f"provider-appointments:{provider_id}"
-
-
-def agents_list() -> str:
-    return "agents"
-
-
-def live_conversations_list(queue_id: str) -> str:
-    return f"live-conversations:{queue_id}"
-
-
 # Entries -----------------------------------------------------------------------------------------
 
 
 def entry(list_key: str, ref: str, sort_key: str, *, id: str | None = None, **fields: Any) -> Item:
     """A list entry: `ref` is the member's id (its own partition key), `sortKey` its place."""
     return {"id": id or ref, "list": list_key, "sortKey": sort_key, "ref": ref, **fields}
-
-
-def appointment_entry(list_key: str, appointment_id: str, start: str) -> Item:
-    # The start is part of the id: a reschedule adds the new entry before it moves the appointment
-    # and removes the old one after, and readers keep only the entry matching the stored start.
-    key = f"{start}|{appointment_id}"
-    return entry(list_key, appointment_id, key, id=key, start=start)
-
-
-def provider_entries(provider_id: str, specialty_key: str) -> list[Item]:
-    return [
-        entry(providers_list(), provider_id, provider_id),
-        entry(specialty_list(specialty_key), provider_id, provider_id),
-    ]
-
-
-def appointment_entries(appointment_id: str, patient_id: str, provider_id: str, start: str) -> list[Item]:
-    return [
-        appointment_entry(patient_appointments_list(patient_id), appointment_id, start),
-        appointment_entry(provider_appointments_list(provider_id), appointment_id, start),
-    ]
-
-
-async def remove_appointment(
-    store: DocumentStore, patient_id: str, provider_id: str, start: str, id: str
-) -> None:
-    for item in appointment_entries(id, patient_id, provider_id, start):
-        await remove(store, item["list"], item["id"])
-
-
-def live_entry(conversation: Item, queue_id: str) -> Item:
-    cid = str(conversation["id"])
-    return entry(
-        live_conversations_list(queue_id), cid, f"{conversation['createdAt']}|{cid}", queueId=queue_id
-    )
 
 
 async def add(store: DocumentStore, *entries: Item) -> None:

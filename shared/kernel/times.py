@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2199, 12, 31)
@@ -139,3 +140,23 @@ Day = Annotated[
 # clients, without re-parsing what we wrote ourselves.
 InstantText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 DayText = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]
+
+
+def _time_zone(value: str) -> str:
+    # Membership in the zone catalogue, not ZoneInfo(value): ZoneInfo also accepts paths like "../etc".
+    if value not in _zones():
+        raise ValueError("must be an IANA time zone such as Europe/Warsaw")
+    return value
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+TimeZoneName = Annotated[str, Field(examples=["Europe/Warsaw"]), AfterValidator(_time_zone)]

@@ -1,14 +1,13 @@
 """The patients capability's public module: the registry, matching a bot's patient to a record,
 and patients' sign-in links. Other packages import from here only."""
 
-from shared.patients.identity import Link, LinkCode, LinkRequest, Me
+from shared.patients.identity import Link, LinkCode, LinkRequest
 from shared.patients.links import IssuedCode, PatientLinks, linked_patient
 from shared.patients.matching import PatientMatch, PatientMatcher, index_patient
 from shared.patients.model import (
     PatientIdentity,
     PatientProfile,
     PatientRecord,
-    TimeZoneName,
     check_patient_id,
 )
 from shared.patients.registry import (
@@ -26,7 +25,6 @@ __all__ = [
     "Link",
     "LinkCode",
     "LinkRequest",
-    "Me",
     "PatientIdentity",
     "PatientLinks",
     "PatientMatch",
@@ -35,7 +33,6 @@ __all__ = [
     "PatientRecord",
     "PatientRegistry",
     "Stored",
-    "TimeZoneName",
     "check_patient_id",
     "index_patient",
     "linked_patient",

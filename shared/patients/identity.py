@@ -1,5 +1,5 @@
-"""Who the caller is and how a patient's sign-in is linked to their record: the HTTP shapes of
-`GET /api/agents/me`, `POST /api/patients/{patientId}/link-codes` and `POST /api/me/link`."""
+"""How a patient's sign-in is linked to their record: the HTTP shapes of
+`POST /api/patients/{patientId}/link-codes` and `POST /api/me/link`."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ from shared.kernel.text import Line
 class _Model(BaseModel):
     # defer_build: validators are compiled on first use, not while the worker indexes functions.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
-
-
-class Me(_Model):
-    """The signed-in staff member as the API knows them."""
-
-    id: str = Field(description="The id administrators register you under: `oid` (Entra) or `sub` (dev).")
-    name: str | None = None
-    roles: list[str]
-    registered: bool = Field(description="Whether an agent is registered under `id`.")
 
 
 class LinkCode(_Model):

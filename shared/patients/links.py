@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audit.trail import record_access
+from shared.audit.api import record_access
 from shared.auth.principal import Principal
+from shared.kernel.catalog import LOOKUPS, PATIENTS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import (
@@ -52,8 +53,6 @@ from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
 from shared.patients.model import check_patient_id
 
-LOOKUPS = "lookups"
-PATIENTS = "patients"
 CODE_TTL = timedelta(hours=24)
 ATTEMPT_WINDOW = timedelta(hours=1)
 MAX_FAILED_ATTEMPTS = 5

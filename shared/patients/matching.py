@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.kernel.catalog import LOOKUPS, PATIENTS
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from shared.kernel.retry import Again, retry
@@ -30,8 +31,6 @@ from shared.patients.model import PatientIdentity, check_patient_id
 
 log = logging.getLogger("psc.patients.matching")
 
-PATIENTS = "patients"
-LOOKUPS = "lookups"
 PROVISIONAL_PREFIX = "prov-"
 # Reading more candidates than this per contact is pointless: two verified ones already make the
 # match ambiguous.

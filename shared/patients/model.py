@@ -6,35 +6,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
-from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.kernel.errors import ValidationFailed
 from shared.kernel.ids import ID_RULE, Id, is_id
 from shared.kernel.text import Line, Text
-from shared.kernel.times import Day
+from shared.kernel.times import Day, TimeZoneName
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # BCP 47 language tag, the common subset: language, optional script, optional region.
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|\d{3}))?$")
-
-
-def _time_zone(value: str) -> str:
-    # Membership in the zone catalogue, not ZoneInfo(value): ZoneInfo also accepts paths like "../etc".
-    if value not in _zones():
-        raise ValueError("must be an IANA time zone such as Europe/Warsaw")
-    return value
-
-
-_ZONES: frozenset[str] | None = None
-
-
-def _zones() -> frozenset[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    return _ZONES
 
 
 def _phone(value: str) -> str:
@@ -71,7 +53,6 @@ def _language(value: str) -> str:
     return value
 
 
-TimeZoneName = Annotated[str, Field(examples=["Europe/Warsaw"]), AfterValidator(_time_zone)]
 EmailAddress = Annotated[
     str, Field(examples=["name@example.org"], json_schema_extra={"format": "email"}), AfterValidator(_email)
 ]

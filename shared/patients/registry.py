@@ -16,8 +16,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from shared.audit.trail import record_access
+from shared.audit.api import record_access
 from shared.auth.principal import Principal
+from shared.kernel.catalog import PATIENTS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item
 from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFailed
@@ -36,7 +37,6 @@ from shared.patients.model import (
 
 log = logging.getLogger("psc.patients")
 
-PATIENTS = "patients"
 _RETRIES = 12
 
 

@@ -1,5 +1,6 @@
-"""The supervisor's live board (`GET /api/supervisor/conversations`): live conversations queue by
-queue, the queues' depth and longest wait, and the agents with presence and load.
+"""What consoles read of routing's state: the supervisor's live board (`GET
+/api/supervisor/conversations`: live conversations queue by queue, the queues' depth and longest
+wait, and the agents with presence and load) and an agent's own work (`my_conversations`).
 
 A waiting row says why it waits when the answer is not just "nobody is free right now":
 
@@ -25,21 +26,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shared.conversations.model import LIVE, Status
+from shared.auth.principal import Principal
+from shared.conversations.api import DEFAULT_QUEUE, HOLDS_CAPACITY, LIVE, Status, conversations
 from shared.kernel import lists
+from shared.kernel.catalog import ROUTING
 from shared.kernel.clock import Clock
 from shared.kernel.documents import Container, DocumentStore, Item, Query, where
-from shared.kernel.errors import ValidationFailed
-from shared.routing.assignment import CONVERSATIONS, parse_time, seat_from_doc, waiting_entry, waiting_of
-from shared.routing.directory import (
-    AGENT_SEGMENTS,
-    DEFAULT_QUEUE,
-    ROUTING,
-    RoutingDirectory,
-    by_priority,
-)
+from shared.kernel.errors import NotFound, ValidationFailed
+from shared.routing.directory import AGENT_SEGMENTS, RoutingDirectory, by_priority
 from shared.routing.engine import Seat, Waiting, is_open, unassignable_reason
 from shared.routing.model import QueueSettings
+from shared.routing.seats import parse_time, seat_from_doc, waiting_entry, waiting_of
 
 _AFTER_EVERY_PRIORITY = 10_001  # queue priorities are 0-10,000: the default queue walks last
 MEMBER_PAGE = 200
@@ -99,7 +96,7 @@ class _Members:
                 self._read_all = page.continuation is None
 
 
-class Board:
+class SupervisorBoard:
     def __init__(self, store: DocumentStore, clock: Clock, directory: RoutingDirectory) -> None:
         self._store = store
         self._clock = clock
@@ -127,7 +124,7 @@ class Board:
         if state is None or state["cv"] is not None:
 
             async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
-                doc = await lists.read_or_none(self._store, CONVERSATIONS, entry["ref"])
+                doc = await conversations.read_or_none(self._store, entry["ref"])
                 # Skip what the entry no longer says: closed, moved to another queue, filtered out.
                 if doc is None or (doc.get("queueId") or DEFAULT_QUEUE) != entry.get("queueId"):
                     return None
@@ -197,12 +194,14 @@ def _queue_segments(index: dict[str, int]) -> list[lists.Segment]:
     """The board's walk: queues by priority number then id (what `by_priority` serves), the
     built-in default last; the position keeps that order as a string inside tokens."""
     segments = [
-        lists.Segment(f"{index[q]:05d}|{q}", lists.live_conversations_list(q)) for q in by_priority(index)
+        lists.Segment(f"{index[q]:05d}|{q}", conversations.live_conversations_list(q))
+        for q in by_priority(index)
     ]
     if DEFAULT_QUEUE not in index:
         segments.append(
             lists.Segment(
-                f"{_AFTER_EVERY_PRIORITY:05d}|{DEFAULT_QUEUE}", lists.live_conversations_list(DEFAULT_QUEUE)
+                f"{_AFTER_EVERY_PRIORITY:05d}|{DEFAULT_QUEUE}",
+                conversations.live_conversations_list(DEFAULT_QUEUE),
             )
         )
     return segments
@@ -218,3 +217,20 @@ def _board_agent(agent: Item) -> dict[str, Any]:
         "capacity": agent["profile"].get("capacity"),
         "queues": agent["profile"].get("queues", []),
     }
+
+
+async def my_conversations(
+    store: DocumentStore, directory: RoutingDirectory, principal: Principal
+) -> list[Item]:
+    """An agent's offered, active and wrap-up conversations, oldest offer first: point reads of
+    the conversations the agent's document holds capacity for."""
+    try:
+        agent = await directory.agent_doc(principal.subject)
+    except NotFound:
+        raise NotFound("you are not registered as an agent") from None
+    out = []
+    for conversation_id in agent.get("conversations", {}):
+        doc = await conversations.read_or_none(store, conversation_id)
+        if doc is not None and doc.get("agentId") == principal.subject and doc["status"] in HOLDS_CAPACITY:
+            out.append(doc)
+    return sorted(out, key=lambda d: d.get("offeredAt") or "")

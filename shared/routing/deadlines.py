@@ -24,23 +24,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from shared.conversations.model import Status
-from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item
-from shared.kernel.errors import NotFound
+from shared.kernel.catalog import ROUTING_QUEUE
+from shared.kernel.documents import Item
 from shared.kernel.messages import MessageBus
 from shared.kernel.times import stamp
-from shared.routing.assignment import CONVERSATIONS, ROUTING_QUEUE, Assignment, routing_message, waiting_of
-from shared.routing.directory import ROUTING
 from shared.routing.engine import (
     Waiting,
     exact_match_deadline,
     overflow_deadline,
-    overflow_while_waiting,
 )
 from shared.routing.model import QueueSettings
+from shared.routing.seats import routing_message, waiting_of
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +56,10 @@ async def schedule_deadlines(bus: MessageBus, entry: Item, settings: QueueSettin
         due = deadline(settings, item)
         if due is None or (kind == EXACT_TIMEOUT and due <= now):
             continue  # no such rule here, or matching is relaxed already (routing just used it)
-        await _schedule(bus, kind, entry, due, now)
+        await reschedule(bus, kind, entry, due, now)
 
 
-async def _schedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now: datetime) -> None:
+async def reschedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now: datetime) -> None:
     conversation_id = entry["conversationId"]
     message = routing_message(
         kind,
@@ -74,47 +69,3 @@ async def _schedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now:
         queuedAt=entry["enqueuedAt"],
     )
     await bus.schedule(ROUTING_QUEUE, message, max(due, now))
-
-
-async def on_deadline(store: DocumentStore, bus: MessageBus, clock: Clock, body: dict[str, Any]) -> str:
-    """A timed rule's message came: apply the rule if the conversation still waits where and since
-    when the message says; returns what happened (`stale`, `rescheduled`, `overflowed`, `routed`)."""
-    kind = str(body["kind"])
-    conversation_id = str(body["conversationId"])
-    queue_id = str(body["queueId"])
-    try:
-        conversation = await store.container(CONVERSATIONS).read(conversation_id, conversation_id)
-        entry = await store.container(ROUTING).read(f"wait:{conversation_id}", queue_id)
-    except NotFound:
-        return "stale"
-    if (
-        conversation["status"] != Status.WAITING
-        or conversation["queueId"] != queue_id
-        or entry["enqueuedAt"] != body.get("queuedAt")
-    ):
-        return "stale"
-    assignment = Assignment(store, bus, clock)
-    settings = await assignment.directory.queue(queue_id)
-    item = waiting_of(entry)
-    due = DEADLINES[kind](settings, item)
-    if due is None:
-        return "stale"  # the queue no longer has this rule
-    now = clock.now()
-    if due > now + CLOCK_SKEW:
-        # The queue's setting moved the deadline later since this was scheduled.
-        await _schedule(bus, kind, entry, due, now)
-        return "rescheduled"
-    if due > now:
-        await clock.sleep((due - now).total_seconds())
-    if kind == WAIT_TIMEOUT:
-        if not overflow_while_waiting(settings, item, clock.now()):
-            return "stale"
-        await assignment.overflow(conversation, settings, "wait")
-        log.info("routing: overflow by wait", extra={"conversation_id": conversation_id, "queue": queue_id})
-        return "overflowed"
-    result = await assignment.assign_waiting(item, settings)
-    log.info(
-        "routing: exact match timed out",
-        extra={"conversation_id": conversation_id, "queue": queue_id, "outcome": result},
-    )
-    return "routed"

@@ -12,13 +12,12 @@ load); an admin write never resets the live state.
 
 from __future__ import annotations
 
-import time
-import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from shared.kernel import lists
+from shared.kernel.catalog import AGENTS, ROUTING
 from shared.kernel.documents import Container, DocumentStore, Item
 from shared.kernel.errors import (
     Conflict,
@@ -37,62 +36,25 @@ from shared.routing.model import (
     RoutingAttributes,
     RoutingRules,
 )
-
-ROUTING = "routing"
-AGENTS = "agents"
-CONFIG_PARTITION = "_config"
-RULES_ID = "rules"
-QUEUE_INDEX_ID = "queues"
-QUEUE_DOC_ID = "queue"
-DEFAULT_QUEUE = "default"
-
-
-# Queue settings and rules change rarely and are read by every decision: each worker keeps them
-# for a few seconds (a change made through this worker applies at once, elsewhere within this).
-CONFIG_CACHE_SECONDS = 5.0
-_CONFIG_CACHE: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
-_NO_RULES = object()
-
-
-def _cached(container: Any, key: str) -> Any:
-    entry = _CONFIG_CACHE.get(container, {}).get(key)
-    if entry is None or entry[0] < time.monotonic():
-        return None
-    return entry[1]
+from shared.routing.seats import refresh_queue_seats, sync_seats
+from shared.routing.settings import (
+    CONFIG_PARTITION,
+    DEFAULT_QUEUE,
+    NO_RULES,
+    QUEUE_DOC_ID,
+    QUEUE_INDEX_ID,
+    RULES_ID,
+    by_priority,
+    cache_clear,
+    cache_get,
+    cache_put,
+    queue_settings,
+)
 
 
-def _remember(container: Any, key: str, value: Any) -> Any:
-    _CONFIG_CACHE.setdefault(container, {})[key] = (time.monotonic() + CONFIG_CACHE_SECONDS, value)
-    return value
-
-
-def _forget(container: Any) -> None:
-    _CONFIG_CACHE.pop(container, None)
-
-
-def queue_settings_of(doc: Item | None) -> QueueSettings:
-    if doc is None:
-        return QueueSettings(name="Default queue")
-    return QueueSettings.model_validate(doc["settings"])
-
-
-async def queue_settings(routing: Container, queue_id: str) -> QueueSettings:
-    """A queue's settings; an unknown id (e.g. the built-in `default`) gets the defaults.
-    Cached for CONFIG_CACHE_SECONDS per worker: every routing decision and seat sync reads them."""
-    key = f"queue:{queue_id}"
-    hit = _cached(routing, key)
-    if hit is not None:
-        return hit
-    try:
-        doc: Item | None = await routing.read(QUEUE_DOC_ID, queue_id)
-    except NotFound:
-        doc = None
-    return _remember(routing, key, queue_settings_of(doc))
-
-
-def by_priority(index: dict[str, int]) -> list[str]:
-    """Queue ids in serving order: priority number (smaller first), then id."""
-    return sorted(index, key=lambda q: (index[q], q))
+def agents_list() -> str:
+    """The `agents` list: every registered agent by id (shared/kernel/lists.py walks it)."""
+    return "agents"
 
 
 class RoutingDirectory:
@@ -119,6 +81,10 @@ class RoutingDirectory:
     async def queue(self, queue_id: str) -> QueueSettings:
         return await queue_settings(self._routing, queue_id)
 
+    async def wrapup_seconds(self, queue_id: str) -> int:
+        """The queue's wrap-up block (conversations' `WrapupPolicy`: closing asks it)."""
+        return (await self.queue(queue_id)).wrapup_seconds
+
     async def put_queue(
         self, queue_id: str, settings: QueueSettings, now: datetime, *, if_match: IfMatch | None = None
     ) -> tuple[Item, bool]:
@@ -144,13 +110,11 @@ class RoutingDirectory:
             "updatedAt": stamp(now),
         }
         stored = await self._write_config(doc, existing if if_match else None, "queue")
-        _forget(self._routing)
+        cache_clear(self._routing)
         await self._update_index(lambda queues: queues.__setitem__(queue_id, settings.priority))
         if existing is not None and existing["settings"].get("assignmentMethod") != doc["settings"].get(
             "assignmentMethod"
         ):
-            from shared.routing.assignment import refresh_queue_seats
-
             await refresh_queue_seats(self._routing, self._agents, queue_id, settings)
         return stored, existing is None
 
@@ -199,14 +163,14 @@ class RoutingDirectory:
         """The rules; `cached` (every escalation classifies) allows a copy up to
         CONFIG_CACHE_SECONDS old."""
         if cached:
-            hit = _cached(self._routing, RULES_ID)
+            hit = cache_get(self._routing, RULES_ID)
             if hit is not None:
                 return hit if isinstance(hit, RoutingRules) else None
         doc = await self.rules_doc()
         if doc is None:
-            _remember(self._routing, RULES_ID, _NO_RULES)
+            cache_put(self._routing, RULES_ID, NO_RULES)
             return None
-        return _remember(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))
+        return cache_put(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))
 
     async def rules_doc(self) -> Item | None:
         try:
@@ -239,7 +203,7 @@ class RoutingDirectory:
             "updatedAt": stamp(now),
         }
         stored = await self._write_config(doc, existing, "routing rules document")
-        _forget(self._routing)
+        cache_clear(self._routing)
         return stored
 
     # Agents ---------------------------------------------------------------------------------
@@ -288,10 +252,8 @@ class RoutingDirectory:
             )
 
         # Listed before it is written, every time (lists.py: a dangling entry is skipped).
-        await lists.add(self._store, lists.entry(lists.agents_list(), agent_id, agent_id))
+        await lists.add(self._store, lists.entry(agents_list(), agent_id, agent_id))
         doc = await retry(step)
-        from shared.routing.assignment import sync_seats
-
         await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))
         return doc, created
 
@@ -304,7 +266,7 @@ class RoutingDirectory:
         return await lists.read_page(self._store, "agents", AGENT_SEGMENTS, token, max_items, self.load_agent)
 
 
-AGENT_SEGMENTS = (lists.Segment("0", lists.agents_list()),)
+AGENT_SEGMENTS = (lists.Segment("0", agents_list()),)
 
 
 def profile_etag(agent: Item) -> str:

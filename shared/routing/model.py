@@ -7,15 +7,15 @@ The request shapes are fixed by the consoles (issue 4); every field but a queue'
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.conversations.api import LIVE, Status, Urgency
 from shared.kernel.ids import Id
 from shared.kernel.text import Line, Text
-from shared.kernel.times import InstantText
+from shared.kernel.times import InstantText, TimeZoneName
 from shared.kernel.week import ClockTime, Weekday
-from shared.patients.model import TimeZoneName
 
 FALLBACK_LANGUAGE = "en"
 
@@ -30,12 +30,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, serialize_by_alias=True, defer_build=True
     )
-
-
-class Urgency(StrEnum):
-    EMERGENCY = "emergency"
-    URGENT = "urgent"
-    ROUTINE = "routine"
 
 
 # Conversation priority inside a queue: higher is served first.
@@ -206,3 +200,107 @@ class RoutingAttributes(_Model):
 class AgentListQuery(_Model):
     max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
     continuation_token: str | None = Field(None, alias="continuationToken", max_length=2000)
+
+
+class BoardQuery(_Model):
+    status: str | None = Field(None, description="Comma-separated live statuses; default: every live status")
+    max_items: int = Field(100, alias="maxItems", ge=1, le=1000)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=4000)
+
+    def statuses(self) -> list[str] | None:
+        if not self.status:
+            return None
+        wanted = [s.strip() for s in self.status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in Status.__members__.values()]
+        if unknown:
+            raise ValueError(f"unknown status {unknown[0]!r}")
+        ended = [s for s in wanted if s not in LIVE]
+        if ended:
+            raise ValueError(f"{ended[0]!r} is not a live status: the board lists live conversations")
+        return wanted
+
+
+# ---- the supervisor's live board (shapes of Board.page; documented, served as built) ----------
+
+
+class _BoardModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class Unassignable(_BoardModel):
+    reason: Literal[
+        "all-agents-declined",
+        "no-agent-with-language",
+        "no-agent-with-capacity",
+        "no-agent-with-skills",
+        "no-agents",
+        "no-eligible-agent",
+    ] = Field(description="Why no agent of the queue may ever take it as things stand")
+
+
+class BoardConversation(_BoardModel):
+    """A live conversation on the board: ids, routing attributes and stamps, never PHI."""
+
+    id: Id
+    status: Status
+    queueId: Id | None = None
+    agentId: Id | None = None
+    priority: int | None = None
+    patientId: Id | None = None
+    urgency: Urgency | None = None
+    specialty: str | None = None
+    language: str | None = None
+    channel: str | None = None
+    transfers: int | None = None
+    createdAt: InstantText | None = None
+    escalatedAt: InstantText | None = None
+    queuedAt: InstantText | None = None
+    offeredAt: InstantText | None = None
+    acceptedAt: InstantText | None = None
+    firstAgentResponseAt: InstantText | None = None
+    wrapupAt: InstantText | None = None
+    closedAt: InstantText | None = None
+    abandonedAt: InstantText | None = None
+    offerExpiresAt: InstantText | None = None
+    unassignable: Unassignable | None = Field(
+        None, description="A waiting conversation no agent of its queue may take (see the operation)."
+    )
+    outOfHours: bool | None = Field(None, description="Waiting in a queue closed by its operating hours.")
+
+
+class QueueSummary(_BoardModel):
+    queueId: Id
+    depth: int = Field(description="Conversations waiting (up to 1000 counted).")
+    depthIsLowerBound: bool = Field(description="More than `depth` are waiting.")
+    longestWaitSeconds: float = Field(description="How long the oldest waiting conversation has waited.")
+
+
+class BoardAgent(_BoardModel):
+    id: Id
+    name: str | None = None
+    presence: Presence | None = None
+    chosenPresence: Presence | None = None
+    used: int = Field(description="Capacity units in use.")
+    capacity: int | None = None
+    queues: list[str] = Field(default_factory=list)
+
+
+class Board(_BoardModel):
+    """Live conversations queue by queue (priority order, each oldest first), every queue's depth
+    and longest wait, and agents by id; `items` and `agents` page together."""
+
+    items: list[BoardConversation]
+    queues: list[QueueSummary]
+    agents: list[BoardAgent]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")
+
+
+class Me(BaseModel):
+    """The signed-in staff member as the API knows them (`GET /api/agents/me`)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+    id: str = Field(description="The id administrators register you under: `oid` (Entra) or `sub` (dev).")
+    name: str | None = None
+    roles: list[str]
+    registered: bool = Field(description="Whether an agent is registered under `id`.")

@@ -32,111 +32,48 @@ a cancelled appointment, a no-show of a no-show.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from shared.audit.trail import Action, record_access
 from shared.auth.principal import Principal
 from shared.kernel import lists
-from shared.kernel.catalog import QUEUES
-from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item, Query, where
+from shared.kernel.documents import Item
 from shared.kernel.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     PreconditionFailed,
-    Unavailable,
     UnprocessableContent,
-    ValidationFailed,
 )
-from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match, content_etag, stored_etag
-from shared.kernel.ids import is_id
-from shared.kernel.messages import MessageBus
-from shared.kernel.messaging import json_message
+from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
+from shared.kernel.idempotency import fingerprint
 from shared.kernel.observability import mark_phi
 from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
+from shared.scheduling import index
+from shared.scheduling.holds import SlotHolds
 from shared.scheduling.model import (
     TRANSITIONS,
-    Appointment,
     BookingRequest,
     Calendar,
-    FreeSlots,
-    Provider,
-    ProviderView,
-    Slot,
-    SlotQuery,
-    search_window,
     slot_id,
 )
-from shared.scheduling.model import (
-    check_provider_id as provider_id_problem,
+from shared.scheduling.providers import (
+    _IDEMPOTENCY_KEY,
+    _RETRIES,
+    HOLD,
+    IN_FLIGHT,
+    _booked_id,
+    _now_z,
+    _patient_for,
+    _public,
+    appointment_etag,
+    check_appointment_id,
 )
-from shared.scheduling.slot_search import after_of, free_of, free_page, page_token
 
 log = logging.getLogger("psc.scheduling")
-
-PROVIDERS = "providers"
-SLOTS = "slots"
-APPOINTMENTS = "appointments"
-LOOKUPS = "lookups"
-EVENTS_QUEUE = QUEUES["appointment-events"].name
-
-# How long a hold (or a reschedule lease) protects an operation in flight. Far longer than a
-# booking takes; short enough that a slot whose writer died comes back within minutes.
-HOLD = timedelta(seconds=60)
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_RETRIES = 8
-TAKEN = "The slot is not free."
-IN_FLIGHT = "The appointment is being changed by another request (If-Match): read it again."
-
-
-def _now_z(clock: Clock) -> str:
-    return stamp(clock.now())
-
-
-def _public(item: Item) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if not k.startswith("_")}
-
-
-def appointment_view(item: Item) -> Appointment:
-    return Appointment.model_validate({k: item.get(k) for k in Appointment.model_fields if k in item})
-
-
-def appointment_etag(item: Item) -> str:
-    """The entity-tag of an appointment: a hash of it as served (and its version), so the
-    reschedule lease and the reclaim rewrites, which leave it as it was, do not change it and a
-    client's If-Match from a read stays good until the appointment really changes."""
-    return content_etag(appointment_view(item).model_dump(mode="json"), item.get("version", 0))
-
-
-def provider_view(item: Item) -> ProviderView:
-    return ProviderView.model_validate({k: item[k] for k in ProviderView.model_fields if k in item})
-
-
-def check_provider_id(provider_id: str) -> str:
-    try:
-        return provider_id_problem(provider_id)
-    except ValueError as error:
-        raise ValidationFailed([{"field": "providerId", "message": str(error)}]) from None
-
-
-def check_appointment_id(appointment_id: str) -> str:
-    if not is_id(appointment_id):
-        raise ValidationFailed([{"field": "id", "message": "is not a valid appointment id"}])
-    return appointment_id
-
-
-def _sha256(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -145,147 +82,7 @@ class Booked:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
-class TakenSlot:
-    id: str
-    start: datetime
-    end: datetime
-    status: str
-
-
-class Scheduling:
-    def __init__(self, store: DocumentStore, bus: MessageBus, clock: Clock) -> None:
-        self._store = store
-        self._bus = bus
-        self._clock = clock
-        self._providers = store.container(PROVIDERS)
-        self._slots = store.container(SLOTS)
-        self._appointments = store.container(APPOINTMENTS)
-        self._lookups = store.container(LOOKUPS)
-
-    # ---- providers ------------------------------------------------------------------------------
-
-    async def put_provider(
-        self,
-        actor: Principal,
-        provider_id: str,
-        provider: Provider,
-        correlation_id: str,
-        *,
-        if_match: IfMatch | None = None,
-    ) -> tuple[Item, bool]:
-        """Create or replace a provider's calendar; returns (document, created). Existing
-        appointments keep their times even if the new hours no longer contain them. With
-        `if_match` only over the version the caller read (412 otherwise)."""
-        check_provider_id(provider_id)
-        body = provider.model_dump(mode="json")
-        specialty_key = provider.specialty.casefold()
-        # Listed before it is written (shared/kernel/lists.py: a dangling entry is skipped).
-        await lists.add(self._store, *lists.provider_entries(provider_id, specialty_key))
-
-        async def step() -> tuple[Item, bool]:
-            now = _now_z(self._clock)
-            current = await self._read_or_none(self._providers, provider_id, provider_id)
-            check_if_match(if_match, None if current is None else stored_etag(current), "provider")
-            item = {
-                **body,
-                "id": provider_id,
-                "type": "provider",
-                "specialtyKey": specialty_key,
-                "createdAt": current["createdAt"] if current else now,
-                "updatedAt": now,
-            }
-            try:
-                if current is None:
-                    stored = await self._providers.create(item)
-                else:
-                    stored = await self._providers.replace(item, etag=current["_etag"])
-            except (Conflict, PreconditionFailed, NotFound):
-                raise Again() from None  # a concurrent write: apply on top of it
-            if current is not None and current.get("specialtyKey") != specialty_key:
-                old_list = lists.specialty_list(str(current.get("specialtyKey")))
-                await lists.remove(self._store, old_list, provider_id)
-            await self._audit(
-                actor,
-                "create" if current is None else "update",
-                f"providers/{provider_id}",
-                None,
-                correlation_id,
-            )
-            return stored, current is None
-
-        return await retry(
-            step,
-            attempts=_RETRIES,
-            give_up=lambda: Conflict("The provider is being changed concurrently; retry."),
-        )
-
-    async def provider(self, provider_id: str) -> Item:
-        check_provider_id(provider_id)
-        try:
-            return await self._providers.read(provider_id, provider_id)
-        except NotFound:
-            raise NotFound("No such provider.") from None
-
-    # ---- slots ----------------------------------------------------------------------------------
-
-    async def taken(self, provider_id: str, start: datetime, end: datetime) -> list[TakenSlot]:
-        """Slot documents overlapping [start, end): one query inside the provider's partition."""
-        query = Query(
-            (where("start", "<", stamp(end)), where("end", ">", stamp(start))),
-            order_by=(("start", False),),
-        )
-        found: list[TakenSlot] = []
-        continuation = None
-        while True:
-            page = await self._slots.query(
-                query, partition_key=provider_id, max_items=1000, continuation=continuation
-            )
-            found += [
-                TakenSlot(i["id"], parse_stamp(i["start"]), parse_stamp(i["end"]), i.get("status", "busy"))
-                for i in page.items
-            ]
-            continuation = page.continuation
-            if not continuation:
-                return found
-
-    async def free_slots(self, provider_id: str, query: SlotQuery) -> FreeSlots:
-        """One page of bookable slots (shared/scheduling/slot_search.py)."""
-        provider = await self.provider(provider_id)
-        calendar = Calendar.of(provider)
-        window = _window(query, calendar)
-        after = after_of(query.continuationToken, provider_id, window) if query.continuationToken else None
-
-        async def taken_between(start: datetime, end: datetime) -> list[TakenSlot]:
-            return await self.taken(provider_id, start, end)
-
-        free, more = await free_page(
-            taken_between, calendar, window, now=self._clock.now(), after=after, limit=query.maxItems
-        )
-        return FreeSlots(
-            providerId=provider_id,
-            timeZone=provider["timeZone"],
-            slots=[Slot(start=stamp(s), end=stamp(e)) for s, e in free],
-            continuationToken=page_token(provider_id, window, free[-1][0]) if more else None,
-        )
-
-    async def slot_states(
-        self, provider_id: str, query: SlotQuery
-    ) -> tuple[list[tuple[datetime, datetime]], list[TakenSlot]]:
-        """Free (bookable) slots and taken slot documents in the window, for the FHIR view."""
-        provider = await self.provider(provider_id)
-        return await self._search(provider_id, Calendar.of(provider), query)
-
-    async def _search(
-        self, provider_id: str, calendar: Calendar, query: SlotQuery
-    ) -> tuple[list[tuple[datetime, datetime]], list[TakenSlot]]:
-        start, end = _window(query, calendar)
-        earliest, last_day = calendar.bookable_window(self._clock.now())
-        taken = await self.taken(provider_id, start, end + calendar.slot)
-        return free_of(calendar.slots_between(max(start, earliest), end), taken, calendar, last_day), [
-            t for t in taken if t.start < end and t.end > start
-        ]
-
+class Scheduling(SlotHolds):
     # ---- booking --------------------------------------------------------------------------------
 
     async def book(
@@ -302,16 +99,15 @@ class Scheduling:
         provider = await self._references(actor, request, patient_id, conversation_id)
         start = request.start
         lookup: Item | None = None
-        fingerprint = _sha256(
+        request_print = fingerprint(
             request.providerId, stamp(start), patient_id, request.reason, conversation_id or ""
         )
         if idempotency_key is not None:
             if not _IDEMPOTENCY_KEY.match(idempotency_key):
                 raise BadRequest("Idempotency-Key must be 1-255 visible ASCII characters.")
-            lookup_id = "appt-idem:" + _sha256(actor.subject, idempotency_key)
-            lookup = await self._read_or_none(self._lookups, lookup_id, lookup_id)
+            lookup = await self._bookings.read(actor.subject, idempotency_key)
             if lookup is not None:
-                replay = await self._replay(actor, lookup, fingerprint, correlation_id)
+                replay = await self._replay(actor, lookup, request_print, correlation_id)
                 if replay is not None:
                     return replay
         calendar = Calendar.of(provider)
@@ -324,39 +120,32 @@ class Scheduling:
 
         created_lookup = False
         if idempotency_key is not None and lookup is None:
-            lookup_id = "appt-idem:" + _sha256(actor.subject, idempotency_key)
-            try:
-                lookup = await self._lookups.create(
-                    {
-                        "id": lookup_id,
-                        "type": "appointment-idempotency",
-                        "appointmentId": uuid.uuid4().hex,
-                        "fingerprint": fingerprint,
-                        "createdAt": _now_z(self._clock),
-                        "ttl": IDEMPOTENCY_TTL_SECONDS,
-                    }
-                )
-                created_lookup = True
-            except Conflict:  # the same key, concurrently: continue the other request's booking
-                lookup = await self._lookups.read(lookup_id, lookup_id)
-                if lookup["fingerprint"] != fingerprint:
+            lookup = await self._bookings.claim(
+                actor.subject,
+                idempotency_key,
+                fingerprint=request_print,
+                answer={"appointmentId": uuid.uuid4().hex},
+            )
+            created_lookup = lookup is not None
+            if lookup is None:  # the same key, concurrently: continue the other request's booking
+                lookup = await self._bookings.read(actor.subject, idempotency_key)
+                if lookup is None or lookup.get("fingerprint") != request_print:
                     raise Conflict("This Idempotency-Key was used for a different request.") from None
-        appointment_id = lookup["appointmentId"] if lookup else uuid.uuid4().hex
+        appointment_id = _booked_id(lookup) or uuid.uuid4().hex
 
         try:
             await self._check_overlap(request.providerId, slot, appointment_id)
             held = await self._claim(request.providerId, slot, appointment_id)
         except Conflict:
-            if created_lookup and lookup is not None:
-                with contextlib.suppress(NotFound, PreconditionFailed):
-                    # The key bought nothing: a retry may try again from scratch.
-                    await self._lookups.delete(lookup["id"], lookup["id"], etag=lookup["_etag"])
+            if created_lookup and lookup is not None and idempotency_key is not None:
+                # The key bought nothing: a retry may try again from scratch.
+                await self._bookings.release(actor.subject, idempotency_key, etag=lookup["_etag"])
             raise
         # Listed before it exists, after the hold: a booking that dies here leaves entries that
         # readers skip (no appointment, or a tombstone), never an appointment missing from lists.
         await lists.add(
             self._store,
-            *lists.appointment_entries(appointment_id, patient_id, request.providerId, stamp(slot[0])),
+            *index.appointment_entries(appointment_id, patient_id, request.providerId, stamp(slot[0])),
         )
         now = _now_z(self._clock)
         document = {
@@ -381,7 +170,7 @@ class Scheduling:
             # went stale and a reclaimer tombstoned this id: then the slot is no longer ours.
             item = await self._appointments.read(appointment_id, appointment_id)
             if item.get("tombstone"):
-                await lists.remove_appointment(
+                await index.remove_appointment(
                     self._store, patient_id, request.providerId, stamp(slot[0]), appointment_id
                 )
                 raise Conflict(
@@ -399,8 +188,8 @@ class Scheduling:
         """Everything a booking names must exist before anything is written: the patient (a
         patient's own record missing is 404; a staff request naming a missing one is 422, as are
         an unknown provider and a conversation that is not this patient's). Returns the provider."""
-        from shared.conversations.lifecycle import conversation_patient
-        from shared.patients.registry import patient_exists
+        from shared.conversations.api import conversation_patient
+        from shared.patients.api import patient_exists
 
         errors = []
         if not await patient_exists(self._store, patient_id):
@@ -426,134 +215,15 @@ class Scheduling:
     async def _replay(
         self, actor: Principal, lookup: Item, fingerprint: str, correlation_id: str
     ) -> Booked | None:
-        if lookup["fingerprint"] != fingerprint:
+        appointment_id = _booked_id(lookup)
+        if lookup.get("fingerprint") != fingerprint or appointment_id is None:
             raise Conflict("This Idempotency-Key was used for a different request.")
-        appointment_id = lookup["appointmentId"]
         item = await self._read_or_none(self._appointments, appointment_id, appointment_id)
         if item is None or item.get("tombstone"):
             return None  # the first attempt never finished: carry on with its appointment id
         await self._audit(actor, "read", f"appointments/{appointment_id}", item["patientId"], correlation_id)
         await self._publish("booked", item)  # the same message id: a no-op unless the first send failed
         return Booked(item, replayed=True)
-
-    async def _check_overlap(
-        self, provider_id: str, slot: tuple[datetime, datetime], appointment_id: str
-    ) -> None:
-        """Refuse a slot overlapping a booking made on another grid (the provider changed
-        `slotMinutes` or hours since). The slot document's id is what guarantees exclusivity on
-        one grid; this is the booking path's only query, inside one partition."""
-        wanted = slot_id(provider_id, slot[0])
-        for other in await self.taken(provider_id, slot[0], slot[1]):
-            if other.id == wanted:
-                continue  # `_claim` decides about the slot itself
-            current = await self._read_or_none(self._slots, other.id, provider_id)
-            if current is None or current.get("appointmentId") == appointment_id:
-                continue
-            if not await self._reclaim(current):
-                raise Conflict(TAKEN)
-
-    async def _claim(self, provider_id: str, slot: tuple[datetime, datetime], appointment_id: str) -> Item:
-        """Create the slot's hold for `appointment_id`; 409 if another appointment holds it."""
-        hold = {
-            "id": slot_id(provider_id, slot[0]),
-            "type": "slot",
-            "providerId": provider_id,
-            "start": stamp(slot[0]),
-            "end": stamp(slot[1]),
-            "appointmentId": appointment_id,
-            "status": "busy-tentative",
-            "heldAt": _now_z(self._clock),
-        }
-
-        async def step() -> Item:
-            try:
-                return await self._slots.create(hold)
-            except Conflict:
-                pass
-            current = await self._read_or_none(self._slots, hold["id"], provider_id)
-            if current is None:
-                raise Again()  # released in between: try again
-            if current.get("appointmentId") == appointment_id:
-                return current  # ours: a retry of the same operation resumes
-            if not await self._reclaim(current):
-                raise Conflict(TAKEN)
-            raise Again()  # reclaimed: take it now
-
-        return await retry(step, attempts=3, give_up=lambda: Conflict(TAKEN))
-
-    async def _reclaim(self, slot: Item) -> bool:
-        """Delete a slot document that no live appointment will ever stand on; True if it is gone."""
-        now = self._clock.now()
-        if slot.get("status") == "busy-tentative" and parse_stamp(slot["heldAt"]) + HOLD > now:
-            return False  # a booking in flight
-        holder_id = slot["appointmentId"]
-
-        async def step() -> bool:
-            """True when no live appointment will ever stand on the slot."""
-            holder = await self._read_or_none(self._appointments, holder_id, holder_id)
-            if holder is None:
-                # Its booking died between hold and appointment: make the late create impossible.
-                try:
-                    await self._appointments.create(
-                        {
-                            "id": holder_id,
-                            "type": "appointment",
-                            "status": "entered-in-error",
-                            "tombstone": True,
-                            "providerId": slot["providerId"],
-                            "start": slot["start"],
-                            "created": stamp(now),
-                        }
-                    )
-                except Conflict:
-                    raise Again() from None  # it was written after all: look at it
-                return True
-            if not _is_active(holder):
-                return True  # cancelled or entered-in-error: it stands on no slot
-            if holder["start"] == slot["start"] and holder["providerId"] == slot["providerId"]:
-                if slot.get("status") == "busy-tentative":
-                    await self._confirm(slot)  # the writer died after booking: finish its work
-                return False
-            pending = holder.get("pending")
-            if pending and pending.get("slot") == slot["id"] and parse_stamp(pending["at"]) + HOLD > now:
-                return False  # a reschedule onto this slot in flight
-            # An appointment that stands elsewhere: its move here died, or its old slot was not
-            # released. Rewriting it changes its ETag, so a slow move can no longer land here.
-            revoked = {k: v for k, v in _public(holder).items() if k != "pending"}
-            try:
-                await self._appointments.replace(revoked, etag=holder["_etag"])
-            except (PreconditionFailed, NotFound):
-                raise Again() from None
-            return True
-
-        try:
-            free = await retry(step, attempts=_RETRIES)
-        except Again:
-            return False  # still contended: the caller treats the slot as taken
-        if not free:
-            return False
-        # NotFound / 412: released or reclaimed by someone else meanwhile; the caller looks again.
-        with contextlib.suppress(NotFound, PreconditionFailed):
-            await self._slots.delete(slot["id"], slot["providerId"], etag=slot["_etag"])
-        log.info("stale slot hold reclaimed", extra={"appointment_id": holder_id})
-        return True
-
-    async def _confirm(self, held: Item) -> None:
-        """busy-tentative → busy. Best effort: a hold whose appointment stands on it counts as
-        taken either way; the status only lets searches skip the appointment read."""
-        if held.get("status") == "busy":
-            return
-        with contextlib.suppress(PreconditionFailed, NotFound):
-            await self._slots.replace({**_public(held), "status": "busy"}, etag=held["_etag"])
-
-    async def _release(self, provider_id: str, start: str, appointment_id: str) -> None:
-        """Delete the slot document at `start` if it still names this appointment."""
-        sid = slot_id(provider_id, parse_stamp(start))
-        current = await self._read_or_none(self._slots, sid, provider_id)
-        if current is None or current.get("appointmentId") != appointment_id:
-            return
-        with contextlib.suppress(NotFound, PreconditionFailed):
-            await self._slots.delete(sid, provider_id, etag=current["_etag"])
 
     # ---- one appointment ------------------------------------------------------------------------
 
@@ -598,7 +268,7 @@ class Scheduling:
                 # old place, change nothing else.
                 if item.get("version", 0) > 0:
                     if item.get("previousStart"):
-                        await lists.remove_appointment(
+                        await index.remove_appointment(
                             self._store,
                             item["patientId"],
                             item["providerId"],
@@ -648,7 +318,7 @@ class Scheduling:
             # keep only the entry whose start matches the appointment's (lists.py).
             await lists.add(
                 self._store,
-                *lists.appointment_entries(appointment_id, item["patientId"], provider_id, stamp(slot[0])),
+                *index.appointment_entries(appointment_id, item["patientId"], provider_id, stamp(slot[0])),
             )
             moved = {k: v for k, v in _public(leased).items() if k != "pending"}
             moved.update(
@@ -672,7 +342,7 @@ class Scheduling:
                 ) from None
             await self._confirm(held)
             await self._release(provider_id, item["start"], appointment_id)
-            await lists.remove_appointment(
+            await index.remove_appointment(
                 self._store, item["patientId"], provider_id, item["start"], appointment_id
             )
             await self._audit(
@@ -748,174 +418,3 @@ class Scheduling:
             attempts=_RETRIES,
             give_up=lambda: Conflict("The appointment is being changed concurrently; retry."),
         )
-
-    # ---- plumbing -------------------------------------------------------------------------------
-
-    async def _publish(self, kind: str, item: Item) -> None:
-        message_id = {
-            "booked": f"appointment-booked:{item['id']}",
-            "rescheduled": f"appointment-rescheduled:{item['id']}:{item.get('version', 0)}",
-            "cancelled": f"appointment-cancelled:{item['id']}",
-            "noshow": f"appointment-noshow:{item['id']}",
-        }.get(kind)
-        if message_id is None:
-            return  # arrived / fulfilled: nothing consumes them yet
-        body = {
-            "type": f"appointment.{kind}",
-            "appointmentId": item["id"],
-            "providerId": item["providerId"],
-            "patientId": item["patientId"],
-            "status": item["status"],
-            "start": item["start"],
-            "end": item["end"],
-            "previousStart": item.get("previousStart") if kind == "rescheduled" else None,
-            "version": item.get("version", 0),
-            "occurredAt": item.get("updated"),
-        }
-        message = json_message(
-            {k: v for k, v in body.items() if v is not None},
-            message_id=message_id,
-            subject=f"appointment.{kind}",
-            type=f"appointment.{kind}",
-        )
-        try:
-            await self._bus.send(EVENTS_QUEUE, message)
-        except Exception as exc:
-            log.warning(
-                "appointment event not sent",
-                extra={
-                    "appointment_id": item["id"],
-                    "message_id": message_id,
-                    "error_type": type(exc).__name__,
-                },
-            )
-            raise Unavailable(
-                "The change is saved, but its notification could not be queued; "
-                "retry the same request to send it."
-            ) from None
-
-    async def _audit(
-        self, actor: Principal, action: Action, resource: str, patient_id: str | None, correlation_id: str
-    ) -> None:
-        await record_access(
-            self._store,
-            self._clock,
-            actor=actor,
-            action=action,
-            resource=resource,
-            patient_id=patient_id,
-            correlation_id=correlation_id,
-        )
-
-    @staticmethod
-    async def _read_or_none(container: Any, id: str, partition_key: str) -> Item | None:
-        try:
-            item: Item = await container.read(id, partition_key)
-        except NotFound:
-            return None
-        return item
-
-
-def _is_active(item: Item) -> bool:
-    return item.get("status") in {"booked", "arrived", "fulfilled", "noshow"}
-
-
-def _patient_for(actor: Principal, requested: str | None) -> str:
-    if actor.acts_as_patient_only:
-        own = actor.patient_id
-        if not own:
-            raise Forbidden("The token carries no patient_id claim.")
-        if requested is not None and requested != own:
-            raise NotFound("No such patient.")  # another patient's id: as if it did not exist
-        return own
-    if requested is None:
-        raise ValidationFailed([{"field": "body.patientId", "message": "is required when staff book"}])
-    return requested
-
-
-def _window(query: SlotQuery, calendar: Calendar) -> tuple[datetime, datetime]:
-    try:
-        return search_window(query, calendar.zone)
-    except ValueError as exc:
-        raise ValidationFailed([{"field": "query", "message": str(exc)}]) from None
-
-
-# ---- demo data ----------------------------------------------------------------------------------
-
-_WEEKDAYS_9_TO_5 = {d: [["09:00", "12:00"], ["13:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-
-DEMO_PROVIDERS: dict[str, dict[str, Any]] = {
-    "dr-nowak": {
-        "name": "Dr. Ewa Nowak (demo)",
-        "specialty": "cardiology",
-        "timeZone": "Europe/Warsaw",
-        "slotMinutes": 30,
-        "weeklyHours": {
-            **{d: [["08:00", "12:00"], ["13:00", "16:00"]] for d in ("mon", "tue", "wed", "thu")},
-            "fri": [["08:00", "13:00"]],
-        },
-        "exceptions": [
-            {"date": "2026-12-24", "hours": []},
-            {"date": "2026-12-31", "hours": [["08:00", "11:00"]]},
-        ],
-        "bookingRules": {"maxDaysAhead": 90, "minNoticeMinutes": 120},
-    },
-    "dr-carter": {
-        "name": "Dr. Sam Carter (demo)",
-        "specialty": "family-medicine",
-        "timeZone": "America/New_York",
-        "slotMinutes": 20,
-        "weeklyHours": {**_WEEKDAYS_9_TO_5, "sat": [["09:00", "12:00"]]},
-        "exceptions": [{"date": "2026-11-26", "hours": []}],
-        "bookingRules": {"maxDaysAhead": 60, "minNoticeMinutes": 60},
-    },
-    "dr-sato": {
-        "name": "Dr. Yui Sato (demo)",
-        "specialty": "dermatology",
-        "timeZone": "Asia/Tokyo",
-        "slotMinutes": 15,
-        "weeklyHours": _WEEKDAYS_9_TO_5,
-        "exceptions": [],
-        "bookingRules": {"maxDaysAhead": 30, "minNoticeMinutes": 240},
-    },
-    "dr-okafor": {
-        "name": "Dr. Ada Okafor (demo)",
-        "specialty": "family-medicine",
-        "timeZone": "Europe/London",
-        "slotMinutes": 30,
-        "weeklyHours": {d: [["08:30", "12:30"], ["14:00", "18:00"]] for d in ("mon", "wed", "fri")},
-        "exceptions": [],
-        "bookingRules": {"maxDaysAhead": 120, "minNoticeMinutes": 0},
-    },
-}
-
-
-async def seed_scheduling_demo(runtime: Any, base_url: str = "http://127.0.0.1:7071/api") -> list[str]:
-    """Create the demo providers if absent (idempotent); lines for the dev host banner."""
-    providers = runtime.store.container(PROVIDERS)
-    now = stamp(runtime.clock.now())
-    for provider_id, data in DEMO_PROVIDERS.items():
-        body = Provider.model_validate(data).model_dump(mode="json")
-        # Listed every time: a store seeded before provider lists existed gets its entries too.
-        await lists.add(runtime.store, *lists.provider_entries(provider_id, body["specialty"].casefold()))
-        with contextlib.suppress(Conflict):  # already seeded (or edited since): leave it
-            await providers.create(
-                {
-                    **body,
-                    "id": provider_id,
-                    "type": "provider",
-                    "specialtyKey": body["specialty"].casefold(),
-                    "createdAt": now,
-                    "updatedAt": now,
-                }
-            )
-    today = runtime.clock.now().astimezone(UTC).date()
-    until = today + timedelta(days=7)
-    return [
-        "Scheduling demo: "
-        + ", ".join(f"{pid} ({d['specialty']}, {d['timeZone']})" for pid, d in DEMO_PROVIDERS.items()),
-        f'  curl -H "Authorization: Bearer $PATIENT_TOKEN" "{base_url}/providers?specialty=family-medicine"',
-        f'  curl -H "Authorization: Bearer $PATIENT_TOKEN" '
-        f'"{base_url}/providers/dr-nowak/slots?from={today}&to={until}"',
-        f"  book one: POST {base_url}/appointments with providerId, start (a slot's start) and reason",
-    ]

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 
-from shared.audit.trail import record_access
+from shared.audit.api import record_access
 from shared.auth.principal import Principal
 from shared.kernel import lists
+from shared.kernel.catalog import APPOINTMENTS, PROVIDERS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item, where
 from shared.kernel.errors import NotFound
 from shared.kernel.observability import mark_phi
 from shared.kernel.times import stamp
-from shared.scheduling.booking import APPOINTMENTS, PROVIDERS, check_provider_id
+from shared.scheduling import index
 from shared.scheduling.model import Calendar
+from shared.scheduling.providers import check_provider_id
 
 Loader = Callable[[Item, lists.Segment], Awaitable[Item | None]]
 
@@ -30,7 +32,7 @@ async def list_providers(
 ) -> tuple[list[Item], str | None]:
     """Providers by id; with `specialty`, only that one (compared casefolded)."""
     key = specialty.casefold() if specialty else None
-    list_key = lists.specialty_list(key) if key is not None else lists.providers_list()
+    list_key = index.specialty_list(key) if key is not None else index.providers_list()
 
     async def load(entry: Item, _: lists.Segment) -> Item | None:
         item = await lists.read_or_none(store, PROVIDERS, entry["ref"])
@@ -68,7 +70,7 @@ async def patient_appointments(
     correlation_id: str,
 ) -> tuple[list[Item], str | None]:
     """A patient's appointments by start (every status), audited as one `list` of that patient."""
-    list_key = lists.patient_appointments_list(patient_id)
+    list_key = index.patient_appointments_list(patient_id)
     items, following = await lists.read_page(
         store,
         list_key,
@@ -124,7 +126,7 @@ async def provider_day(
     except NotFound:
         raise NotFound("No such provider.") from None
     begin, end = day_bounds(Calendar.of(provider), day)
-    list_key = lists.provider_appointments_list(provider_id)
+    list_key = index.provider_appointments_list(provider_id)
     segment = lists.Segment("0", list_key, (where("sortKey", ">=", begin), where("sortKey", "<", end)))
     items, following = await lists.read_page(
         store,

@@ -35,9 +35,17 @@ from pydantic import (
 
 from shared.kernel.ids import Id, check_id
 from shared.kernel.text import Line, Text
-from shared.kernel.times import Day, Instant, InstantText, parse_day, parse_instant, parse_stamp, stamp
+from shared.kernel.times import (
+    Day,
+    Instant,
+    InstantText,
+    TimeZoneName,
+    parse_day,
+    parse_instant,
+    parse_stamp,
+    stamp,
+)
 from shared.kernel.week import WEEKDAYS, ClockTime, Weekday, minutes_of
-from shared.patients.model import TimeZoneName
 
 MAX_SEARCH_DAYS = 62
 DEFAULT_SLOT_PAGE = 200

@@ -323,7 +323,7 @@ def _check_roles(spec: RouteSpec, principal: Principal) -> None:
 async def _with_link(runtime: Runtime, principal: Principal) -> Principal:
     """A patient whose token names no record: the record their sign-in is linked to, if any
     (one point read)."""
-    from shared.patients.links import linked_patient
+    from shared.patients.api import linked_patient
 
     patient_id = await linked_patient(runtime.store, principal)
     return replace(principal, patient_id=patient_id) if patient_id else principal

@@ -65,7 +65,7 @@ class World:
         """Real values for a path parameter: what a generated request may use instead of a
         random id, so fuzzing reaches records and not only 404s."""
         from shared.demo import DEMO_AGENTS, DEMO_PATIENTS, DEMO_QUEUES
-        from shared.scheduling.booking import DEMO_PROVIDERS
+        from shared.scheduling.api import DEMO_PROVIDERS
 
         known = {
             "patientId": [p["id"] for p in DEMO_PATIENTS],

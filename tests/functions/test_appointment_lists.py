@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from shared.kernel import lists
+from shared.kernel.catalog import LISTS
 from shared.kernel.documents import Query
 from shared.runtime import Runtime
+from shared.scheduling import index
 from tests.conftest import Answer, invoke, seed_patients
 from tests.functions.test_appointments import (
     ADMIN,
@@ -87,8 +89,8 @@ async def test_staff_page_through_a_patients_appointments_in_start_order(
     assert [a["id"] for a in items] == [evening["id"], second["id"], late["id"], first["id"]]
     assert items[1]["status"] == "cancelled"
     # The old place is unlisted after the move: one entry per appointment remains.
-    entries = await runtime.store.container(lists.LISTS).query(
-        Query(), partition_key=lists.patient_appointments_list("p-1")
+    entries = await runtime.store.container(LISTS).query(
+        Query(), partition_key=index.patient_appointments_list("p-1")
     )
     assert len(entries.items) == 4
 
@@ -147,8 +149,8 @@ async def test_entries_whose_appointment_is_gone_or_elsewhere_are_never_shown(
     # appointment stands elsewhere (here: another patient's, under p-1's list).
     await lists.add(
         runtime.store,
-        lists.appointment_entry(lists.patient_appointments_list("p-1"), "never-written", SLOT),
-        lists.appointment_entry(lists.patient_appointments_list("p-1"), theirs["id"], OTHER_SLOT),
+        index.appointment_entry(index.patient_appointments_list("p-1"), "never-written", SLOT),
+        index.appointment_entry(index.patient_appointments_list("p-1"), theirs["id"], OTHER_SLOT),
     )
     items, _ = await every_page({"patientId": "p-1", "maxItems": "1"})
     assert [a["id"] for a in items] == [mine["id"]]
@@ -179,11 +181,11 @@ async def test_bad_searches_are_400_and_write_nothing(
     runtime: Runtime, providers: None, params: dict[str, str]
 ) -> None:
     await book()
-    before = len(await all_items(runtime, "audit")), len(await all_items(runtime, lists.LISTS))
+    before = len(await all_items(runtime, "audit")), len(await all_items(runtime, LISTS))
     answer = await search(params)
     assert answer.status == 400, answer.json
     assert answer.headers["Content-Type"] == "application/problem+json"
-    assert (len(await all_items(runtime, "audit")), len(await all_items(runtime, lists.LISTS))) == before
+    assert (len(await all_items(runtime, "audit")), len(await all_items(runtime, LISTS))) == before
 
 
 async def test_a_token_fits_only_the_list_that_handed_it_out(runtime: Runtime, providers: None) -> None:

@@ -104,9 +104,9 @@ async def enqueue(
         priority=placement.priority,
         queuedAt=stamp(now),
     )
-    from shared.kernel import lists
+    from shared.conversations.api import conversations
 
-    await lists.add(runtime.store, lists.live_entry(doc, placement.queue_id))
+    await conversations.list_live(runtime.store, doc, placement.queue_id)
     stored = await runtime.store.container("conversations").create(doc)
     await runtime.bus.send(
         "routing",

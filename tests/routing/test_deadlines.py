@@ -12,7 +12,7 @@ import pytest
 
 from shared.kernel.clock import ManualClock
 from shared.kernel.times import stamp
-from shared.routing.assignment import handle_routing_message
+from shared.routing.api import handle_routing_message
 from shared.runtime import Runtime
 from tests.routing.support import conversation, deliver, enqueue, presence, put_agent, put_queue, put_rules
 

@@ -29,11 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.auth.principal import Principal, Role
-from shared.conversations.lifecycle import Lifecycle
+from shared.conversations.api import Lifecycle
 from shared.conversations.model import HOLDS_CAPACITY, TRANSITIONS, Status
 from shared.kernel.clock import ManualClock
 from shared.kernel.errors import PscError
-from shared.routing.assignment import Assignment
+from shared.routing.api import Assignment, Transfers
 from shared.routing.directory import RoutingDirectory
 from shared.routing.model import Presence
 from shared.runtime import Runtime, build_runtime, use_runtime
@@ -129,7 +129,8 @@ async def _in(runtime: Runtime, *statuses: Status) -> list[dict[str, Any]]:
 
 
 async def _apply(runtime: Runtime, clock: ManualClock, event: Event, number: int) -> None:
-    lifecycle = Lifecycle(runtime.store, runtime.bus, runtime.clock)
+    lifecycle = Lifecycle(runtime.store, runtime.bus, runtime.clock, RoutingDirectory(runtime.store))
+    transfers = Transfers(Assignment(runtime.store, runtime.bus, runtime.clock))
 
     async def pick(*statuses: Status) -> dict[str, Any] | None:
         docs = await _in(runtime, *statuses)
@@ -155,7 +156,7 @@ async def _apply(runtime: Runtime, clock: ManualClock, event: Event, number: int
             doc = await pick(Status.ACTIVE)
             if doc is not None:
                 queue_id = QUEUES[event.other % len(QUEUES)]
-                await lifecycle.transfer(
+                await transfers.transfer(
                     staff(doc["agentId"]), doc["id"], queue_id=queue_id, agent_id=None, correlation_id=None
                 )
         elif event.kind == "close":

@@ -10,10 +10,10 @@ import pytest
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.patients.api import PatientIdentity
 from shared.kernel.catalog import CONTAINERS
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import DocumentStore, Query
+from shared.patients.api import PatientIdentity
 from shared.patients.matching import (
     ContactIndex,
     PatientMatcher,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.conversations.api import Urgency
 from shared.escalations.model import EscalationRequest, primary_language
-from shared.routing.model import Urgency
 
 NATIVE: dict[str, Any] = {
     "botConversationId": "b-1",

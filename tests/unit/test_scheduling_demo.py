@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.scheduling.booking import DEMO_PROVIDERS, seed_scheduling_demo
+from shared.scheduling.api import DEMO_PROVIDERS, seed_scheduling_demo
 from tests.conftest import invoke, token
 
 
