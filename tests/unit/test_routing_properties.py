@@ -34,7 +34,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.routing.engine import (
-    Dispatcher,
     Seat,
     Waiting,
     best_agent,
@@ -49,6 +48,7 @@ from shared.routing.engine import (
     waiting_sort_key,
 )
 from shared.routing.model import ROUTABLE, AssignmentMethod, Presence, QueueSettings, SkillMatch
+from tests.routing.reference import Dispatcher
 
 AGENT_IDS = ("a0", "a1", "a2", "a3", "a4", "a5")
 QUEUE_IDS = ("q0", "q1", "q2")
