@@ -10,6 +10,7 @@ from typing import Any
 from shared.auth.dev_tokens import issue_dev_token
 from shared.kernel.catalog import PATIENTS
 from shared.kernel.errors import Conflict
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 from shared.runtime import Runtime
 
@@ -155,16 +156,18 @@ class DemoInfo:
 
 
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
-    patients = runtime.store.container(PATIENTS)
+    from shared.patients.api import PatientDocument, index_patient
+
+    patients = Stored(runtime.store, PATIENTS, PatientDocument)
     now = stamp(runtime.clock.now())
-    from shared.patients.api import index_patient
 
     for patient in DEMO_PATIENTS:
+        doc = PatientDocument.model_validate(
+            {**patient, "provisional": False, "createdAt": now, "updatedAt": now}
+        )
         with contextlib.suppress(Conflict):  # already seeded
-            await patients.create(
-                {**patient, "type": "patient", "provisional": False, "createdAt": now, "updatedAt": now}
-            )
-        await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
+            await patients.create(doc)
+        await index_patient(runtime.store, doc)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
     from shared.scheduling.api import seed_scheduling_demo

@@ -10,15 +10,15 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
+from shared.audit.model import NO_PATIENT, Action, AuditRecord
 from shared.auth.principal import Principal
 from shared.kernel.catalog import AUDIT as AUDIT_CONTAINER
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 
-NO_PATIENT = "-"
-
-Action = Literal["read", "create", "update", "delete", "list", "export", "assign", "transfer", "close"]
+__all__ = ["NO_PATIENT", "Action", "record_access"]
 
 
 async def record_access(
@@ -32,16 +32,15 @@ async def record_access(
     correlation_id: str | None,
     outcome: Literal["success", "denied"] = "success",
 ) -> None:
-    await store.container(AUDIT_CONTAINER).create(
-        {
-            "id": uuid.uuid4().hex,
-            "patientId": patient_id or NO_PATIENT,
-            "actor": actor.subject,
-            "roles": sorted(actor.roles),
-            "action": action,
-            "resource": resource,
-            "outcome": outcome,
-            "at": stamp(clock.now()),
-            "correlationId": correlation_id,
-        }
+    record = AuditRecord(
+        id=uuid.uuid4().hex,
+        patient_id=patient_id or NO_PATIENT,
+        actor=actor.subject,
+        roles=sorted(actor.roles),
+        action=action,
+        resource=resource,
+        outcome=outcome,
+        at=stamp(clock.now()),
+        correlation_id=correlation_id,
     )
+    await Stored(store, AUDIT_CONTAINER, AuditRecord).create(record)

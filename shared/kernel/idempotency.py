@@ -28,9 +28,18 @@ from typing import Any
 
 from shared.kernel.catalog import LOOKUPS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.stored import Document, Stored
 from shared.kernel.times import stamp
+
+
+class IdempotencyRecord(Document):
+    type: str
+    created_at: str | None = None
+    ttl: int
+    fingerprint: str | None = None
+    answer: dict[str, Any] | None = None
 
 
 def digest(*parts: str) -> str:
@@ -56,40 +65,41 @@ class Scope:
 
 class Idempotency:
     def __init__(self, store: DocumentStore, clock: Clock, scope: Scope) -> None:
-        self._lookups: Container = store.container(LOOKUPS)
+        self._records = Stored(store, LOOKUPS, IdempotencyRecord)
         self._clock = clock
         self.scope = scope
 
-    def _record(self, record_id: str, **fields: Any) -> Item:
-        return {
-            "id": record_id,
-            "type": self.scope.type,
-            "createdAt": stamp(self._clock.now()),
-            "ttl": int(self.scope.ttl.total_seconds()),
-            **{k: v for k, v in fields.items() if v is not None},
-        }
+    def _record(
+        self, record_id: str, *, fingerprint: str | None, answer: dict[str, Any] | None
+    ) -> IdempotencyRecord:
+        return IdempotencyRecord(
+            id=record_id,
+            type=self.scope.type,
+            created_at=stamp(self._clock.now()),
+            ttl=int(self.scope.ttl.total_seconds()),
+            fingerprint=fingerprint,
+            answer=answer,
+        )
 
     async def claim(
         self, *key: str, fingerprint: str | None = None, answer: dict[str, Any] | None = None
-    ) -> Item | None:
+    ) -> IdempotencyRecord | None:
         """Create the record; None when it exists already (another request holds the key)."""
         try:
-            return await self._lookups.create(
+            return await self._records.create(
                 self._record(self.scope.record_id(*key), fingerprint=fingerprint, answer=answer)
             )
         except Conflict:
             return None
 
-    async def read(self, *key: str) -> Item | None:
-        record_id = self.scope.record_id(*key)
-        try:
-            return await self._lookups.read(record_id, record_id)
-        except NotFound:
-            return None
+    async def read(self, *key: str) -> IdempotencyRecord | None:
+        return await self._records.read_or_none(self.scope.record_id(*key))
 
-    async def settle(self, *key: str, answer: dict[str, Any], fingerprint: str | None = None) -> Item:
+    async def settle(
+        self, *key: str, answer: dict[str, Any], fingerprint: str | None = None
+    ) -> IdempotencyRecord:
         """Record the first request's answer (a replay gets it from now on)."""
-        return await self._lookups.upsert(
+        return await self._records.upsert(
             self._record(self.scope.record_id(*key), fingerprint=fingerprint, answer=answer)
         )
 
@@ -98,9 +108,8 @@ class Idempotency:
         `etag`, only the version the caller created."""
         record_id = self.scope.record_id(*key)
         with contextlib.suppress(NotFound, PreconditionFailed):
-            await self._lookups.delete(record_id, record_id, etag=etag)
+            await self._records.delete(record_id, etag=etag)
 
 
-def answer_of(record: Item | None) -> dict[str, Any] | None:
-    answer = (record or {}).get("answer")
-    return dict(answer) if isinstance(answer, dict) else None
+def answer_of(record: IdempotencyRecord | None) -> dict[str, Any] | None:
+    return None if record is None or record.answer is None else dict(record.answer)

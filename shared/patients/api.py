@@ -1,6 +1,7 @@
 """The patients capability's public module: the registry, matching a bot's patient to a record,
 and patients' sign-in links. Other packages import from here only."""
 
+from shared.patients.documents import PatientDocument
 from shared.patients.identity import Link, LinkCode, LinkRequest
 from shared.patients.links import IssuedCode, PatientLinks, linked_patient
 from shared.patients.matching import PatientMatch, PatientMatcher, index_patient
@@ -25,6 +26,7 @@ __all__ = [
     "Link",
     "LinkCode",
     "LinkRequest",
+    "PatientDocument",
     "PatientIdentity",
     "PatientLinks",
     "PatientMatch",

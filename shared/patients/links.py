@@ -33,13 +33,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal
 from shared.kernel.catalog import LOOKUPS, PATIENTS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import (
     Conflict,
     Forbidden,
@@ -50,7 +49,9 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.retry import Again, retry
+from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
+from shared.patients.documents import Attempt, LinkAttempts, LinkCode, PatientDocument, PatientLink
 from shared.patients.model import check_patient_id
 
 CODE_TTL = timedelta(hours=24)
@@ -95,17 +96,10 @@ def normalise_code(text: str) -> str | None:
     return code
 
 
-async def _read(container: Container, id: str) -> Item | None:
-    try:
-        return await container.read(id, id)
-    except NotFound:
-        return None
-
-
 async def linked_patient(store: DocumentStore, principal: Principal) -> str | None:
     """The patient `principal`'s sign-in is linked to (one point read), or None."""
-    doc = await _read(store.container(LOOKUPS), link_id(principal))
-    return str(doc["patientId"]) if doc else None
+    link = await Stored(store, LOOKUPS, PatientLink).read_or_none(link_id(principal))
+    return link.patient_id if link else None
 
 
 @dataclass(frozen=True)
@@ -117,7 +111,9 @@ class IssuedCode:
 class PatientLinks:
     def __init__(self, store: DocumentStore, clock: Clock) -> None:
         self._store = store
-        self._lookups = store.container(LOOKUPS)
+        self._links = Stored(store, LOOKUPS, PatientLink)
+        self._codes = Stored(store, LOOKUPS, LinkCode)
+        self._attempts = Stored(store, LOOKUPS, LinkAttempts)
         self._clock = clock
 
     async def _audit(self, actor: Principal, resource: str, patient_id: str, correlation_id: str) -> None:
@@ -136,23 +132,22 @@ class PatientLinks:
     async def create_code(self, actor: Principal, patient_id: str, correlation_id: str) -> IssuedCode:
         """A new one-time code for an existing patient (404 otherwise); audited."""
         check_patient_id(patient_id)
-        if await _read(self._store.container(PATIENTS), patient_id) is None:
+        if await Stored(self._store, PATIENTS, PatientDocument).read_or_none(patient_id) is None:
             raise NotFound("No such patient.")
         now = self._clock.now()
         expires = now + CODE_TTL
         for _ in range(5):
             code = new_code()
             try:
-                await self._lookups.create(
-                    {
-                        "id": code_id(code),
-                        "type": "patient-link-code",
-                        "patientId": patient_id,
-                        "createdBy": actor.subject,
-                        "createdAt": stamp(now),
-                        "expiresAt": stamp(expires),
-                        "ttl": int(CODE_TTL.total_seconds()),
-                    }
+                await self._codes.create(
+                    LinkCode(
+                        id=code_id(code),
+                        patient_id=patient_id,
+                        created_by=actor.subject,
+                        created_at=stamp(now),
+                        expires_at=stamp(expires),
+                        ttl=int(CODE_TTL.total_seconds()),
+                    )
                 )
                 break
             except Conflict:  # 2^50 codes: a collision is a curiosity, but never reuse one
@@ -174,7 +169,7 @@ class PatientLinks:
                 [{"field": "body.code", "message": "must be 10 characters of Crockford base32"}]
             )
         account = account_key(principal)
-        existing = await _read(self._lookups, link_id(principal))
+        existing = await self._links.read_or_none(link_id(principal))
         if existing is None and principal.patient_id:
             raise Conflict("This token already names its patient record (patient_id claim).")
         attempt = await self._reserve_attempt(account)
@@ -191,27 +186,22 @@ class PatientLinks:
         await self._audit(principal, f"patients/{patient_id}/sign-in-link", patient_id, correlation_id)
         return patient_id
 
-    async def _consume(self, code: str, account: str, existing: Item | None) -> str:
+    async def _consume(self, code: str, account: str, existing: PatientLink | None) -> str:
         """Mark the code used by `account` (ETag-checked) and return its patient id."""
 
         async def step() -> str:
-            doc = await _read(self._lookups, code_id(code))
-            if doc is None or parse_stamp(doc["expiresAt"]) <= self._clock.now():
+            doc = await self._codes.read_or_none(code_id(code))
+            if doc is None or parse_stamp(doc.expires_at) <= self._clock.now():
                 raise InvalidLinkCode()
-            used_by = doc.get("usedBy")
-            if used_by is not None and used_by != account:
+            if doc.used_by is not None and doc.used_by != account:
                 raise InvalidLinkCode()
-            patient_id = str(doc["patientId"])
-            if existing is not None and existing["patientId"] != patient_id:
+            if existing is not None and existing.patient_id != doc.patient_id:
                 raise Conflict("This sign-in is already linked to another patient record.")
-            if used_by == account:
-                return patient_id  # a retry of our own redemption
-            body = {k: v for k, v in doc.items() if not k.startswith("_")}
+            if doc.used_by == account:
+                return doc.patient_id  # a retry of our own redemption
             try:
-                await self._lookups.replace(
-                    {**body, "usedBy": account, "usedAt": stamp(self._clock.now())}, etag=doc["_etag"]
-                )
-                return patient_id
+                await self._codes.replace(doc.changed(used_by=account, used_at=stamp(self._clock.now())))
+                return doc.patient_id
             except (PreconditionFailed, NotFound):
                 raise Again() from None  # someone redeemed it (or it expired) meanwhile: look again
 
@@ -223,53 +213,50 @@ class PatientLinks:
 
     async def _link(self, principal: Principal, patient_id: str) -> None:
         doc_id = link_id(principal)
-        doc = {
-            "id": doc_id,
-            "type": "patient-link",
-            "patientId": patient_id,
-            "issuer": principal.issuer,
-            "subject": principal.subject,
-            "linkedAt": stamp(self._clock.now()),
-        }
+        link = PatientLink(
+            id=doc_id,
+            patient_id=patient_id,
+            issuer=principal.issuer,
+            subject=principal.subject,
+            linked_at=stamp(self._clock.now()),
+        )
         try:
-            await self._lookups.create(doc)
+            await self._links.create(link)
         except Conflict:  # linked concurrently by another redemption of this account
-            current = await self._lookups.read(doc_id, doc_id)
-            if current["patientId"] != patient_id:
+            current = await self._links.read(doc_id)
+            if current.patient_id != patient_id:
                 raise Conflict("This sign-in is already linked to another patient record.") from None
 
     # Attempt limit -----------------------------------------------------------------------------
 
-    def _recent(self, doc: Item | None, now: datetime) -> list[dict[str, Any]]:
+    def _recent(self, doc: LinkAttempts | None, now: datetime) -> list[Attempt]:
         horizon = (now - ATTEMPT_WINDOW).timestamp()
-        return [a for a in (doc or {}).get("attempts", []) if a["at"] > horizon]
+        return [a for a in (doc.attempts if doc else []) if a.at > horizon]
 
     async def _reserve_attempt(self, account: str) -> str:
         doc_id = "link-attempts:" + account
 
         async def step() -> str:
             now = self._clock.now()
-            doc = await _read(self._lookups, doc_id)
+            doc = await self._attempts.read_or_none(doc_id)
             recent = self._recent(doc, now)
             if len(recent) >= MAX_FAILED_ATTEMPTS:
-                retry_after = min(a["at"] for a in recent) + ATTEMPT_WINDOW.total_seconds() - now.timestamp()
+                retry_after = min(a.at for a in recent) + ATTEMPT_WINDOW.total_seconds() - now.timestamp()
                 raise TooManyRequests(
                     "Too many wrong codes for this sign-in; try again later.",
                     retry_after=int(retry_after) + 1,
                 )
-            entry = {"id": uuid.uuid4().hex, "at": now.timestamp()}
-            body = {
-                "id": doc_id,
-                "type": "link-attempts",
-                "attempts": [*recent, entry],
-                "ttl": int(ATTEMPT_WINDOW.total_seconds()),
-            }
+            entry = Attempt(id=uuid.uuid4().hex, at=now.timestamp())
+            fresh = LinkAttempts(
+                id=doc_id, attempts=[*recent, entry], ttl=int(ATTEMPT_WINDOW.total_seconds())
+            )
             try:
                 if doc is None:
-                    await self._lookups.create(body)
+                    await self._attempts.create(fresh)
                 else:
-                    await self._lookups.replace(body, etag=doc["_etag"])
-                return str(entry["id"])
+                    fresh._etag = doc.etag
+                    await self._attempts.replace(fresh)
+                return entry.id
             except (Conflict, PreconditionFailed, NotFound):
                 raise Again() from None
 
@@ -282,13 +269,13 @@ class PatientLinks:
         doc_id = "link-attempts:" + account
 
         async def step() -> None:
-            doc = await _read(self._lookups, doc_id)
+            doc = await self._attempts.read_or_none(doc_id)
             if doc is None:
                 return
-            attempts = [a for a in doc.get("attempts", []) if a["id"] != attempt_id]
-            body = {k: v for k, v in doc.items() if not k.startswith("_")}
             try:
-                await self._lookups.replace({**body, "attempts": attempts}, etag=doc["_etag"])
+                await self._attempts.replace(
+                    doc.changed(attempts=[a for a in doc.attempts if a.id != attempt_id])
+                )
             except (PreconditionFailed, NotFound):
                 raise Again() from None
 

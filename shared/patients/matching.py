@@ -23,10 +23,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.kernel.catalog import LOOKUPS, PATIENTS
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from shared.kernel.retry import Again, retry
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
+from shared.patients.documents import ContactIndexEntry, PatientDocument
 from shared.patients.model import PatientIdentity, check_patient_id
 
 log = logging.getLogger("psc.patients.matching")
@@ -69,12 +71,15 @@ def contact_key(kind: ContactKind, normalized: str) -> str:
     return f"contact:{kind}:{_sha(normalized)}"
 
 
-def contacts_of(item: Mapping[str, Any]) -> dict[str, tuple[ContactKind, str]]:
+def contacts_of(doc: PatientDocument | Mapping[str, Any] | None) -> dict[str, tuple[ContactKind, str]]:
     """Index key → (kind, normalised value) for a patient document's e-mail and phone."""
     keys: dict[str, tuple[ContactKind, str]] = {}
-    if email := normalize_email(item.get("email")):
+    if doc is None:
+        return keys
+    found = doc.body() if isinstance(doc, PatientDocument) else doc
+    if email := normalize_email(found.get("email")):
         keys[contact_key("email", email)] = ("email", email)
-    if phone := normalize_phone(item.get("phone")):
+    if phone := normalize_phone(found.get("phone")):
         keys[contact_key("phone", phone)] = ("phone", phone)
     return keys
 
@@ -85,41 +90,32 @@ def provisional_patient_id(bot_conversation_id: str) -> str:
 
 class ContactIndex:
     def __init__(self, store: DocumentStore) -> None:
-        self._lookups: Container = store.container(LOOKUPS)
+        self._entries = Stored(store, LOOKUPS, ContactIndexEntry)
 
     async def patient_ids(self, key: str) -> list[str]:
-        try:
-            doc = await self._lookups.read(key, key)
-        except NotFound:
-            return []
-        return [str(p) for p in doc.get("patientIds", [])]
+        entry = await self._entries.read_or_none(key)
+        return [] if entry is None else list(entry.patient_ids)
 
     async def _change(self, key: str, patient_id: str, *, add: bool) -> None:
         async def step() -> None:
-            try:
-                doc: Item | None = await self._lookups.read(key, key)
-            except NotFound:
-                doc = None
-            if doc is None:
+            entry = await self._entries.read_or_none(key)
+            if entry is None:
                 if not add:
                     return
                 try:
-                    await self._lookups.create(
-                        {"id": key, "type": "contact-index", "patientIds": [patient_id]}
-                    )
+                    await self._entries.create(ContactIndexEntry(id=key, patient_ids=[patient_id]))
                     return
                 except Conflict:
                     raise Again() from None
-            ids = [str(p) for p in doc.get("patientIds", [])]
+            ids = list(entry.patient_ids)
             if (patient_id in ids) == add:
                 return  # already as wanted
             ids = [*ids, patient_id] if add else [p for p in ids if p != patient_id]
-            body = {k: v for k, v in doc.items() if not k.startswith("_")}
             try:
                 if ids:
-                    await self._lookups.replace({**body, "patientIds": ids}, etag=doc["_etag"])
+                    await self._entries.replace(entry.changed(patient_ids=ids))
                 else:
-                    await self._lookups.delete(key, key, etag=doc["_etag"])
+                    await self._entries.delete(key, etag=entry.etag)
             except (PreconditionFailed, NotFound):
                 raise Again() from None
 
@@ -136,12 +132,13 @@ class ContactIndex:
         await self._change(key, patient_id, add=False)
 
 
-async def index_patient(store: DocumentStore, item: Mapping[str, Any]) -> None:
+async def index_patient(store: DocumentStore, doc: PatientDocument | Mapping[str, Any]) -> None:
     """Add a patient document's e-mail and phone to the index (for seeds and imports that write
     patient documents directly rather than through PatientRegistry)."""
+    patient = doc if isinstance(doc, PatientDocument) else PatientDocument.model_validate(doc)
     index = ContactIndex(store)
-    for key in contacts_of(item):
-        await index.add(key, str(item["id"]))
+    for key in contacts_of(patient):
+        await index.add(key, patient.id)
 
 
 @dataclass(frozen=True)
@@ -177,12 +174,12 @@ def _registry_fields(identity: PatientIdentity) -> dict[str, Any]:
 
 class PatientMatcher:
     def __init__(self, store: DocumentStore) -> None:
-        self._patients: Container = store.container(PATIENTS)
+        self._patients = Stored(store, PATIENTS, PatientDocument)
         self._index = ContactIndex(store)
 
     async def _exists(self, patient_id: str) -> bool:
         try:
-            await self._patients.read(patient_id, patient_id)
+            await self._patients.read(patient_id)
         except NotFound:
             return False
         return True
@@ -193,9 +190,8 @@ class PatientMatcher:
             return set()
         found: set[str] = set()
         for patient_id in (await self._index.patient_ids(contact_key(kind, value)))[:MAX_CANDIDATES]:
-            try:
-                doc = await self._patients.read(patient_id, patient_id)
-            except NotFound:
+            doc = await self._patients.read_or_none(patient_id)
+            if doc is None:
                 continue
             if contacts_of(doc).get(contact_key(kind, value)) is not None:
                 found.add(patient_id)
@@ -228,17 +224,18 @@ class PatientMatcher:
         not put in the contact index: only a record staff confirm (a PatientRegistry write) is."""
         patient_id = provisional_patient_id(bot_conversation_id)
         at = stamp(now)
-        item: Item = {
-            "id": patient_id,
-            "type": "patient",
-            "provisional": True,
-            "source": "escalation",
-            "createdAt": at,
-            "updatedAt": at,
-        }
-        item.update(_registry_fields(identity))
+        doc = PatientDocument.model_validate(
+            {
+                "id": patient_id,
+                "provisional": True,
+                "source": "escalation",
+                "createdAt": at,
+                "updatedAt": at,
+                **_registry_fields(identity),
+            }
+        )
         try:
-            await self._patients.create(item)
+            await self._patients.create(doc)
         except Conflict:
             return PatientMatch(patient_id, "provisional")
         log.info("provisional patient created", extra={"patient_id": patient_id})

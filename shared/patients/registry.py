@@ -20,12 +20,14 @@ from shared.audit.api import record_access
 from shared.auth.principal import Principal
 from shared.kernel.catalog import PATIENTS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from shared.kernel.etags import IfMatch, check_if_match, stored_etag
+from shared.kernel.etags import IfMatch, check_if_match, entity_tag
 from shared.kernel.observability import mark_phi
 from shared.kernel.retry import Again, retry
+from shared.kernel.stored import Stored as Stored_
 from shared.kernel.times import stamp
+from shared.patients.documents import PatientDocument
 from shared.patients.matching import ContactIndex, contacts_of
 from shared.patients.model import (
     CLINICAL_FIELDS,
@@ -42,63 +44,57 @@ _RETRIES = 12
 
 @dataclass(frozen=True)
 class Stored:
-    item: Item
+    """A patient record as written or read, and whether this write created it."""
+
+    item: PatientDocument
     created: bool = False
 
     @property
     def etag(self) -> str:
-        return stored_etag(self.item)
+        return entity_tag(self.item.etag)
 
 
 async def patient_exists(store: DocumentStore, patient_id: str) -> bool:
     """Whether a patient record exists (one point read; not audited: it reveals no patient data,
     and callers that go on to use the record audit that use)."""
-    try:
-        await store.container(PATIENTS).read(patient_id, patient_id)
-    except NotFound:
-        return False
-    return True
+    return await Stored_(store, PATIENTS, PatientDocument).read_or_none(patient_id) is not None
 
 
-def _phi_of(item: Item) -> None:
-    mark_phi(*(item.get(name) for name in (*PROFILE_FIELDS, *CLINICAL_FIELDS) if name != "consent"))
+def _phi_of(doc: PatientDocument) -> None:
+    mark_phi(*(v for k, v in doc.fields((*PROFILE_FIELDS, *CLINICAL_FIELDS)).items() if k != "consent"))
 
 
-def profile_of(item: Item) -> PatientProfile:
-    return PatientProfile.model_validate({k: item[k] for k in PROFILE_FIELDS if k in item})
+def profile_of(doc: PatientDocument) -> PatientProfile:
+    return PatientProfile.model_validate(doc.fields(PROFILE_FIELDS))
 
 
-def record_of(item: Item, *, clinical: bool) -> PatientRecord:
-    fields = (*PROFILE_FIELDS, *CLINICAL_FIELDS) if clinical else PROFILE_FIELDS
-    data = {k: item[k] for k in fields if k in item}
-    return PatientRecord.model_validate(
-        {**data, "id": item["id"], "provisional": bool(item.get("provisional", False))}
-    )
+def record_of(doc: PatientDocument, *, clinical: bool) -> PatientRecord:
+    data = doc.fields((*PROFILE_FIELDS, *CLINICAL_FIELDS) if clinical else PROFILE_FIELDS)
+    return PatientRecord.model_validate({**data, "id": doc.id, "provisional": doc.provisional})
 
 
 class PatientRegistry:
     def __init__(self, store: DocumentStore, clock: Clock) -> None:
-        self._patients = store.container(PATIENTS)
+        self._patients = Stored_(store, PATIENTS, PatientDocument)
         self._store = store
         self._clock = clock
         self._contacts = ContactIndex(store)
 
-    async def _index_added(self, new: Item, old: Item | None) -> None:
+    async def _index_added(self, new: PatientDocument, old: PatientDocument | None) -> None:
         """Before a write: index the contacts the new version adds (ETag-checked per key)."""
-        patient_id = str(new["id"])
-        for key in contacts_of(new).keys() - contacts_of(old or {}).keys():
-            await self._contacts.add(key, patient_id)
+        for key in contacts_of(new).keys() - contacts_of(old).keys():
+            await self._contacts.add(key, new.id)
 
-    async def _unindex_removed(self, new: Item, old: Item) -> None:
+    async def _unindex_removed(self, new: PatientDocument, old: PatientDocument) -> None:
         """After a write: drop the contacts it removed. Best effort: the write and its audit
         record already happened, and matching ignores stale entries (it re-reads the patient)."""
         for key in contacts_of(old).keys() - contacts_of(new).keys():
             try:
-                await self._contacts.remove(key, str(new["id"]))
+                await self._contacts.remove(key, new.id)
             except Exception as error:
                 log.warning(
                     "contact index entry left stale",
-                    extra={"patient_id": new["id"], "error_type": type(error).__name__},
+                    extra={"patient_id": new.id, "error_type": type(error).__name__},
                 )
 
     async def _audit(self, actor: Principal, action: Any, patient_id: str, correlation_id: str) -> None:
@@ -114,13 +110,12 @@ class PatientRegistry:
 
     async def read(self, actor: Principal, patient_id: str, correlation_id: str) -> Stored:
         check_patient_id(patient_id)
-        try:
-            item = await self._patients.read(patient_id, patient_id)
-        except NotFound:
-            raise NotFound("No such patient.") from None
-        _phi_of(item)
+        doc = await self._patients.read_or_none(patient_id)
+        if doc is None:
+            raise NotFound("No such patient.")
+        _phi_of(doc)
         await self._audit(actor, "read", patient_id, correlation_id)
-        return Stored(item)
+        return Stored(doc)
 
     async def write(
         self,
@@ -138,28 +133,24 @@ class PatientRegistry:
 
         async def step() -> Stored:
             now = stamp(self._clock.now())
-            try:
-                current: Item | None = await self._patients.read(patient_id, patient_id)
-            except NotFound:
-                current = None
-            check_if_match(if_match, None if current is None else stored_etag(current), "patient record")
+            current = await self._patients.read_or_none(patient_id)
+            check_if_match(if_match, None if current is None else entity_tag(current.etag), "patient record")
             if current is None:
-                item = {"id": patient_id, "type": "patient", "provisional": False, "createdAt": now}
-                item.update(changes)
-                item["updatedAt"] = now
-                await self._index_added(item, None)
+                fresh = PatientDocument.model_validate(
+                    {"id": patient_id, "provisional": False, "createdAt": now, **changes, "updatedAt": now}
+                )
+                await self._index_added(fresh, None)
                 try:
-                    created = await self._patients.create(item)
+                    created = await self._patients.create(fresh)
                 except Conflict:
                     raise Again() from None  # created concurrently: apply on top of it
                 await self._audit(actor, "create", patient_id, correlation_id)
                 return Stored(created, created=True)
-            updated = {k: v for k, v in current.items() if not k.startswith("_")}
-            updated.update(changes)
-            updated["updatedAt"] = now
+            updated = PatientDocument.model_validate({**current.body(), **changes, "updatedAt": now})
+            updated._etag = current.etag
             await self._index_added(updated, current)
             try:
-                replaced = await self._patients.replace(updated, etag=current["_etag"])
+                replaced = await self._patients.replace(updated)
             except (PreconditionFailed, NotFound):
                 # A concurrent write: with If-Match the next round's check answers 412.
                 raise Again() from None

@@ -48,7 +48,7 @@ from shared.kernel.errors import (
     UnprocessableContent,
 )
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
-from shared.kernel.idempotency import fingerprint
+from shared.kernel.idempotency import IdempotencyRecord, fingerprint
 from shared.kernel.observability import mark_phi
 from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
@@ -98,7 +98,7 @@ class Scheduling(SlotHolds):
         conversation_id = None if actor.acts_as_patient_only else request.conversationId
         provider = await self._references(actor, request, patient_id, conversation_id)
         start = request.start
-        lookup: Item | None = None
+        lookup: IdempotencyRecord | None = None
         request_print = fingerprint(
             request.providerId, stamp(start), patient_id, request.reason, conversation_id or ""
         )
@@ -129,7 +129,7 @@ class Scheduling(SlotHolds):
             created_lookup = lookup is not None
             if lookup is None:  # the same key, concurrently: continue the other request's booking
                 lookup = await self._bookings.read(actor.subject, idempotency_key)
-                if lookup is None or lookup.get("fingerprint") != request_print:
+                if lookup is None or lookup.fingerprint != request_print:
                     raise Conflict("This Idempotency-Key was used for a different request.") from None
         appointment_id = _booked_id(lookup) or uuid.uuid4().hex
 
@@ -139,7 +139,7 @@ class Scheduling(SlotHolds):
         except Conflict:
             if created_lookup and lookup is not None and idempotency_key is not None:
                 # The key bought nothing: a retry may try again from scratch.
-                await self._bookings.release(actor.subject, idempotency_key, etag=lookup["_etag"])
+                await self._bookings.release(actor.subject, idempotency_key, etag=lookup.etag)
             raise
         # Listed before it exists, after the hold: a booking that dies here leaves entries that
         # readers skip (no appointment, or a tombstone), never an appointment missing from lists.
@@ -213,10 +213,10 @@ class Scheduling(SlotHolds):
         return provider
 
     async def _replay(
-        self, actor: Principal, lookup: Item, fingerprint: str, correlation_id: str
+        self, actor: Principal, lookup: IdempotencyRecord, fingerprint: str, correlation_id: str
     ) -> Booked | None:
         appointment_id = _booked_id(lookup)
-        if lookup.get("fingerprint") != fingerprint or appointment_id is None:
+        if lookup.fingerprint != fingerprint or appointment_id is None:
             raise Conflict("This Idempotency-Key was used for a different request.")
         item = await self._read_or_none(self._appointments, appointment_id, appointment_id)
         if item is None or item.get("tombstone"):

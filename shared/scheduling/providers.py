@@ -25,7 +25,7 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.etags import IfMatch, check_if_match, content_etag, stored_etag
-from shared.kernel.idempotency import Idempotency, Scope, answer_of
+from shared.kernel.idempotency import Idempotency, IdempotencyRecord, Scope, answer_of
 from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
@@ -98,7 +98,7 @@ def check_appointment_id(appointment_id: str) -> str:
     return appointment_id
 
 
-def _booked_id(lookup: Item | None) -> str | None:
+def _booked_id(lookup: IdempotencyRecord | None) -> str | None:
     """The appointment id an Idempotency-Key record holds."""
     answer = answer_of(lookup)
     return str(answer["appointmentId"]) if answer and answer.get("appointmentId") else None

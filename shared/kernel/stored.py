@@ -1,0 +1,132 @@
+"""Typed documents: every stored document kind is a pydantic model with its schema version, and
+services read and write models through `Stored`, a typed view of one container: validated on
+read, dumped on write (camelCase by alias, as stored), the store's ETag carried alongside
+(`doc.etag`), so a conditional write cannot forget it (`replace` uses it unless told
+`unconditional=True`). Serialisation happens here, at the store boundary; the document port and
+the adapters move JSON.
+
+A document written by an older release of the dev host may not validate: such data is recreated,
+not migrated (README). `schemaVersion` says which shape a document has, for the day one is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic.alias_generators import to_camel
+
+from shared.kernel.documents import DocumentStore, Item, Query
+from shared.kernel.errors import NotFound
+
+
+class Document(BaseModel):
+    """Base of every stored document: `id`, `schemaVersion`, fields camelCase as stored; unknown
+    fields are refused (a field a model forgot would otherwise be dropped by the next write)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
+    )
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    # Leave fields without a value out of the stored JSON (as the document was written before it
+    # had a model) rather than store them as null.
+    DROP_NONE: ClassVar[bool] = False
+
+    id: str
+    schema_version: int = Field(default=1, alias="schemaVersion")
+    _etag: str | None = PrivateAttr(default=None)
+
+    @property
+    def etag(self) -> str:
+        """The store's ETag of the version read or written (a document built here has none)."""
+        if self._etag is None:
+            raise ValueError(f"{type(self).__name__} {self.id!r} was not read from the store")
+        return self._etag
+
+    @property
+    def stored(self) -> bool:
+        return self._etag is not None
+
+    def changed(self, **changes: Any) -> Self:
+        """A copy with `changes` (field names, not aliases), keeping the ETag it was read with."""
+        fresh = self.model_copy(update=changes)
+        fresh._etag = self._etag
+        return fresh
+
+    def body(self) -> Item:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=self.DROP_NONE)
+
+
+D = TypeVar("D", bound=Document)
+
+
+@dataclass(frozen=True)
+class TypedPage(Generic[D]):
+    items: list[D]
+    continuation: str | None = None
+
+
+def load(model: type[D], item: Item) -> D:
+    """A stored item as its model (system fields such as `_etag`, `_ts` left out; the ETag kept)."""
+    doc = model.model_validate({k: v for k, v in item.items() if not k.startswith("_")})
+    doc._etag = item.get("_etag")
+    return doc
+
+
+class Stored(Generic[D]):
+    """The documents of kind `model` in one container."""
+
+    def __init__(self, store: DocumentStore, container: str, model: type[D]) -> None:
+        self._container = store.container(container)
+        self._model = model
+        self._pk = self._container.spec.partition_key_field
+
+    def _load(self, item: Item) -> D:
+        return load(self._model, item)
+
+    async def read(self, id: str, partition_key: str | None = None) -> D:
+        """`NotFound` if absent; `partition_key` defaults to the id (containers keyed by `/id`)."""
+        return self._load(await self._container.read(id, id if partition_key is None else partition_key))
+
+    async def read_or_none(self, id: str, partition_key: str | None = None) -> D | None:
+        try:
+            return await self.read(id, partition_key)
+        except NotFound:
+            return None
+
+    async def create(self, doc: D) -> D:
+        return self._load(await self._container.create(doc.body()))
+
+    async def replace(self, doc: D, *, unconditional: bool = False) -> D:
+        """Replace the version `doc` was read as (`PreconditionFailed` if it changed since)."""
+        etag = None if unconditional else doc.etag
+        return self._load(await self._container.replace(doc.body(), etag=etag))
+
+    async def upsert(self, doc: D) -> D:
+        return self._load(await self._container.upsert(doc.body()))
+
+    async def delete(self, id: str, partition_key: str | None = None, *, etag: str | None = None) -> None:
+        await self._container.delete(id, id if partition_key is None else partition_key, etag=etag)
+
+    async def query(
+        self, query: Query, *, partition_key: str, max_items: int = 100, continuation: str | None = None
+    ) -> TypedPage[D]:
+        page = await self._container.query(
+            query, partition_key=partition_key, max_items=max_items, continuation=continuation
+        )
+        return TypedPage([self._load(i) for i in page.items], page.continuation)
+
+    async def query_cross_partition(
+        self, query: Query, *, max_items: int = 100, continuation: str | None = None
+    ) -> TypedPage[D]:
+        page = await self._container.query_cross_partition(
+            query, max_items=max_items, continuation=continuation
+        )
+        return TypedPage([self._load(i) for i in page.items], page.continuation)
+
+
+def bodies(docs: Sequence[Document]) -> list[Item]:
+    return [d.body() for d in docs]
