@@ -73,22 +73,23 @@ async def seed(
         doc = conversation_doc(n, at)
         if n < decisions * 3:  # the head of the queue: the only conversations a decision reads
             await conversations.create(doc)
-        batch.append(BatchOperation.create(waiting_entry(doc, doc["queuedAt"], 1)))
+        batch.append(BatchOperation.create(waiting_entry(doc, doc["queuedAt"], 1).body()))
         if len(batch) == 100:
             await routing.batch(QUEUE, batch)
             batch = []
-    profile = AgentProfile(name="Agent", languages=["en"], capacity=100, queues=[QUEUE]).model_dump(
-        mode="json", by_alias=True
-    )
+    profile = AgentProfile(name="Agent", languages=["en"], capacity=100, queues=[QUEUE])
     agent_docs = store.container("agents")
     batch = []
     for n in range(agents):
-        doc = new_agent_doc(f"a-{n:05d}", profile, clock.now())
-        doc.update(chosenPresence=str(Presence.AVAILABLE), presence=str(Presence.AVAILABLE))
-        doc["used"] = n % 3  # unequal free capacity, so the ranking matters
-        doc["conversations"] = {f"x-{n}-{i}": 1 for i in range(doc["used"])}
-        await agent_docs.create(doc)
-        batch.append(BatchOperation.create(seat_document(doc, QUEUE, settings)))
+        used = n % 3  # unequal free capacity, so the ranking matters
+        agent = new_agent_doc(f"a-{n:05d}", profile, clock.now()).changed(
+            chosen_presence=Presence.AVAILABLE,
+            presence=Presence.AVAILABLE,
+            used=used,
+            conversations={f"x-{n}-{i}": 1 for i in range(used)},
+        )
+        await agent_docs.create(agent.body())
+        batch.append(BatchOperation.create(seat_document(agent, QUEUE, settings).body()))
         if len(batch) == 100:
             await routing.batch(QUEUE, batch)
             batch = []

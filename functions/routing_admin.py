@@ -138,12 +138,11 @@ async def get_routing_rules(call: Call) -> Reply:
     escalation then goes to the built-in default queue)."""
     from shared.kernel.errors import NotFound
     from shared.kernel.etags import stored_etag
-    from shared.routing.api import RoutingRules
 
     doc = await _directory(call).rules_doc()
     if doc is None:
         raise NotFound("No routing rules are configured: every escalation goes to the default queue.")
-    return Reply(body=RoutingRules.model_validate(doc["rules"]), headers={"ETag": stored_etag(doc)})
+    return Reply(body=doc.rules, headers={"ETag": stored_etag(doc)})
 
 
 @api.route(

@@ -42,9 +42,10 @@ def entity_tag(opaque: str) -> str:
     return f'"{opaque}"'
 
 
-def stored_etag(item: dict[str, Any]) -> str:
-    """The entity-tag of a document by the store's own version."""
-    return entity_tag(str(item["_etag"]))
+def stored_etag(item: Any) -> str:
+    """The entity-tag of a document by the store's own version (a stored JSON item, or a typed
+    document that carries its ETag: shared/kernel/stored.py)."""
+    return entity_tag(str(item["_etag"] if isinstance(item, dict) else item.etag))
 
 
 def version_etag(kind: str, version: int) -> str:

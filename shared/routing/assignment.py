@@ -34,10 +34,12 @@ from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.kernel.messages import MessageBus
 from shared.kernel.retry import retry
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 from shared.routing.backlog import WAITING_PAGE, Backlog
 from shared.routing.deadlines import schedule_deadlines
 from shared.routing.directory import RoutingDirectory, by_priority, presence_etag
+from shared.routing.documents import AgentDocument, SeatDocument, WaitingEntry
 from shared.routing.engine import (
     Seat,
     Waiting,
@@ -75,7 +77,9 @@ class Assignment:
         self.bus = bus
         self.clock = clock
         self.routing = store.container(ROUTING)
-        self.agents = store.container(AGENTS)
+        self.entries = Stored(store, ROUTING, WaitingEntry)
+        self.seats = Stored(store, ROUTING, SeatDocument)
+        self.agents = Stored(store, AGENTS, AgentDocument)
         self.directory = RoutingDirectory(store)
         self._arriving: Item | None = None  # the conversation `route_conversation` just read
 
@@ -99,7 +103,7 @@ class Assignment:
         overflow_rules = settings.overflow.max_waiting is not None or settings.operating_hours is not None
         if overflow_rules:
             try:
-                entry = await self.routing.read(entry_id, queue_id)
+                entry = await self.entries.read(entry_id, queue_id)
             except NotFound:
                 if await self._overflows_on_arrival(queue_id, settings):
                     await self.overflow(conversation, settings, "arrival")
@@ -117,11 +121,11 @@ class Assignment:
         if result != "offered" and not conversation.get("routedAt"):
             await self._mark_routed(conversation)
 
-    async def _create_entry(self, entry: Item) -> Item:
+    async def _create_entry(self, entry: WaitingEntry) -> WaitingEntry:
         try:
-            return await self.routing.create(entry)
+            return await self.entries.create(entry)
         except Conflict:  # a redelivery: it is queued already
-            return await self.routing.read(entry["id"], entry["queueId"])
+            return await self.entries.read(entry.id, entry.queue_id)
 
     async def assign_waiting(self, item: Waiting, settings: QueueSettings) -> str:
         """Find a waiting conversation an agent: one just arrived, or one whose exact match timed
@@ -130,7 +134,7 @@ class Assignment:
         flight (being routed by other workers at this moment) and racing them for the head of the
         queue would only multiply conflicts."""
         now = self.clock.now()
-        page = await self.routing.query(
+        page = await self.entries.query(
             Query(WAITING_RANGE, order_by=(("sortKey", False),)),
             partition_key=item.queue_id,
             max_items=WAITING_PAGE,
@@ -165,7 +169,7 @@ class Assignment:
         # Seats come best-first by the queue's method: with exact matching the first eligible one
         # is the answer, so a short first page suffices; closest matching ranks by fit first.
         first = FIRST_SEAT_PAGE if settings.skill_match is SkillMatch.EXACT else SEAT_PAGE
-        async for page in seat_pages(self.routing, item.queue_id, first):
+        async for page in seat_pages(self.seats, item.queue_id, first):
             seats.update(page)
             if (result := await offer(settle=False)) is not None:
                 return result
@@ -199,7 +203,7 @@ class Assignment:
         limit = settings.overflow.max_waiting
         if limit is None:
             return False
-        page = await self.routing.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=limit + 1)
+        page = await self.entries.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=limit + 1)
         return overflow_on_arrival(settings, len(page.items), now)
 
     async def overflow(self, conversation: Item, settings: QueueSettings, when: str) -> None:
@@ -324,7 +328,7 @@ class Assignment:
             await self._drop_entry(item)
             return "gone"
         await self._drop_entry(item)
-        await sync_seats(self.routing, agent, known={item.queue_id: settings})
+        await sync_seats(self.store, agent, known={item.queue_id: settings})
         await self.bus.schedule(
             ROUTING_QUEUE,
             routing_message(
@@ -347,13 +351,13 @@ class Assignment:
     async def drop_entry(self, conversation_id: str, queue_id: str) -> None:
         """Out of the queue's waiting order (idempotent)."""
         with contextlib.suppress(NotFound):
-            await self.routing.delete(f"wait:{conversation_id}", queue_id)
+            await self.entries.delete(f"wait:{conversation_id}", queue_id)
 
     async def requeue_entry(self, doc: Item) -> None:
         """Back into the waiting order at its original place (it keeps its waiting time)."""
         settings = await self.directory.queue(doc["queueId"])
         entry = waiting_entry(doc, doc.get("queuedAt") or stamp(self.clock.now()), settings.capacity_units)
-        await self.routing.upsert(entry)
+        await self.entries.upsert(entry)
 
     # What conversations tell routing (shared/conversations/notices.py) -----------------------------
 
@@ -374,26 +378,24 @@ class Assignment:
             await self.drop_entry(conversation_id, queue_id)
         await self.release(agent_id, conversation_id)
 
-    async def reserve(self, agent_id: str, item: Waiting, *, force: bool = False) -> Item | None:
+    async def reserve(self, agent_id: str, item: Waiting, *, force: bool = False) -> AgentDocument | None:
         """Add the conversation to the agent's load if the agent can take it now (ETag-checked)."""
         now = self.clock.now()
 
-        async def step() -> Item | None:
-            try:
-                doc = await self.agents.read(agent_id, agent_id)
-            except NotFound:
+        async def step() -> AgentDocument | None:
+            doc = await self.agents.read_or_none(agent_id)
+            if doc is None:
                 return None
-            held = dict(doc.get("conversations", {}))
+            held = dict(doc.conversations)
             if item.conversation_id in held:
                 return doc
             if not force and not can_take(seat_of(doc), item):
                 return None
             held[item.conversation_id] = item.units
-            fresh = agent_after(doc, now, held=held, lastAssignedAt=stamp(now))
-            return await self.agents.replace(fresh, etag=doc["_etag"])
+            return await self.agents.replace(agent_after(doc, now, held=held, last_assigned_at=stamp(now)))
 
         try:
-            result: Item | None = await retry(step, attempts=RESERVE_RETRIES)
+            result: AgentDocument | None = await retry(step, attempts=RESERVE_RETRIES)
         except PreconditionFailed:
             # Other workers keep winning this agent: let the caller try the next best one
             # rather than queue behind them (under load every worker ranks the same agent first).
@@ -414,57 +416,54 @@ class Assignment:
             return
         now = self.clock.now()
 
-        async def step() -> Item | None:
-            try:
-                doc = await self.agents.read(agent_id, agent_id)
-            except NotFound:
+        async def step() -> AgentDocument | None:
+            doc = await self.agents.read_or_none(agent_id)
+            if doc is None or conversation_id not in doc.conversations:
                 return None
-            held = dict(doc.get("conversations", {}))
-            if conversation_id not in held:
-                return None
-            del held[conversation_id]
-            idle = stamp(now) if not held else doc.get("idleSince")
-            return await self.agents.replace(
-                agent_after(doc, now, held=held, idleSince=idle), etag=doc["_etag"]
-            )
+            held = {k: v for k, v in doc.conversations.items() if k != conversation_id}
+            idle = stamp(now) if not held else doc.idle_since
+            return await self.agents.replace(agent_after(doc, now, held=held, idle_since=idle))
 
         fresh = await retry(step)
         if fresh is None:
             return
-        await sync_seats(self.routing, fresh)
+        await sync_seats(self.store, fresh)
         if notify:
             await self.notify_agent(fresh, after=notify_after)
 
-    async def notify_agent(self, agent: Item, *, after: timedelta = timedelta(0)) -> None:
+    async def notify_agent(self, agent: AgentDocument, *, after: timedelta = timedelta(0)) -> None:
         """Ask routing to look for work for an agent whose presence or load changed."""
-        message = routing_message("agent", f"agent:{agent['id']}:{agent.get('rev', 0)}", agentId=agent["id"])
+        message = routing_message("agent", f"agent:{agent.id}:{agent.rev}", agentId=agent.id)
         if after > timedelta(0):
             await self.bus.schedule(ROUTING_QUEUE, message, self.clock.now() + after)
         else:
             await self.bus.send(ROUTING_QUEUE, message)
 
-    async def set_presence(self, agent_id: str, chosen: Presence, *, if_match: IfMatch | None = None) -> Item:
+    async def set_presence(
+        self, agent_id: str, chosen: Presence, *, if_match: IfMatch | None = None
+    ) -> AgentDocument:
         """The agent's own choice of presence. `if_match` names a presence version
         (`presence_etag`): the agent's other sessions' presence changes make it fail, routing's
         own writes of load and effective presence do not."""
         now = self.clock.now()
 
-        async def step() -> Item:
-            doc = await self.agents.read(agent_id, agent_id)
+        async def step() -> AgentDocument:
+            doc = await self.agents.read(agent_id)
             check_if_match(if_match, presence_etag(doc), "presence")
-            idle = doc.get("idleSince") or (stamp(now) if not doc.get("conversations") else None)
-            version = int(doc.get("presenceVersion", 0)) + 1
-            fresh = agent_after(doc, now, chosen=chosen, idleSince=idle, presenceVersion=version)
-            return await self.agents.replace(fresh, etag=doc["_etag"])
+            idle = doc.idle_since or (stamp(now) if not doc.conversations else None)
+            fresh = agent_after(
+                doc, now, chosen=chosen, idle_since=idle, presence_version=doc.presence_version + 1
+            )
+            return await self.agents.replace(fresh)
 
         try:
-            fresh: Item = await retry(step)
+            fresh: AgentDocument = await retry(step)
         except NotFound:
             if if_match is not None:
                 raise IfMatchFailed("You are not registered as an agent (If-Match).") from None
             raise NotFound("you are not registered as an agent") from None
-        await sync_seats(self.routing, fresh)
-        if fresh["presence"] in (Presence.AVAILABLE, Presence.BUSY):
+        await sync_seats(self.store, fresh)
+        if fresh.presence in (Presence.AVAILABLE, Presence.BUSY):
             await self.notify_agent(fresh)
         return fresh
 
@@ -473,19 +472,18 @@ class Assignment:
         assigned: list[tuple[str, str]] = []
         index = await self.directory.queue_index()
         while len(assigned) < limit:
-            try:
-                agent = await self.agents.read(agent_id, agent_id)
-            except NotFound:
+            agent = await self.agents.read_or_none(agent_id)
+            if agent is None:
                 break
             seat = seat_of(agent)
             if seat.free <= 0 or seat.presence not in ROUTABLE:
                 break
-            mine = agent["profile"].get("queues", [])
+            mine = agent.profile.queues
             queue_ids = by_priority({q: index.get(q, 10**6) for q in mine})
             candidates: list[tuple[QueueSettings, list[Waiting]]] = []
             for queue_id in queue_ids:
                 settings = await self.directory.queue(queue_id)
-                page = await self.routing.query(
+                page = await self.entries.query(
                     Query(WAITING_RANGE, order_by=(("sortKey", False),)),
                     partition_key=queue_id,
                     max_items=WAITING_PAGE,

@@ -12,9 +12,12 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.kernel.documents import Item, Query
+from shared.kernel.catalog import ROUTING
+from shared.kernel.documents import Query
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
+from shared.routing.documents import Lease
 from shared.routing.engine import Seat, Waiting, best_agent
 from shared.routing.model import QueueSettings
 from shared.routing.seats import SEAT_PAGE, WAITING_RANGE, parse_time, seat_pages, waiting_of
@@ -30,7 +33,9 @@ LEASE_DURATION = timedelta(seconds=30)
 class Backlog:
     def __init__(self, assignment: Assignment) -> None:
         self._assignment = assignment
-        self._routing = assignment.routing
+        self._entries = assignment.entries
+        self._seat_docs = assignment.seats
+        self._leases = Stored(assignment.store, ROUTING, Lease)
         self._clock = assignment.clock
         self.directory = assignment.directory
 
@@ -50,36 +55,30 @@ class Backlog:
             assigned += served
             # A worker that found the lease taken left its conversation to us: look once more
             # after the release, so nothing that arrived meanwhile is left waiting.
-            head = await self._routing.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=1)
+            head = await self._entries.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=1)
             if not served or not head.items:
                 break
         return assigned
 
-    async def _take_lease(self, queue_id: str) -> Item | None:
+    async def _take_lease(self, queue_id: str) -> Lease | None:
         now = self._clock.now()
-        try:
-            current: Item | None = await self._routing.read(LEASE_ID, queue_id)
-        except NotFound:
-            current = None
-        if current is not None and current.get("holder") and (parse_time(current.get("until")) or now) > now:
+        current = await self._leases.read_or_none(LEASE_ID, queue_id)
+        if current is not None and current.holder and (parse_time(current.until) or now) > now:
             return None
-        fresh = {
-            "id": LEASE_ID,
-            "queueId": queue_id,
-            "type": "lease",
-            "holder": uuid.uuid4().hex,
-            "until": stamp(now + LEASE_DURATION),
-        }
+        fresh = Lease(
+            id=LEASE_ID, queue_id=queue_id, holder=uuid.uuid4().hex, until=stamp(now + LEASE_DURATION)
+        )
         try:
             if current is None:
-                return await self._routing.create(fresh)
-            return await self._routing.replace(fresh, etag=current["_etag"])
+                return await self._leases.create(fresh)
+            fresh._etag = current.etag
+            return await self._leases.replace(fresh)
         except (Conflict, PreconditionFailed):
             return None
 
-    async def _drop_lease(self, lease: Item) -> None:
+    async def _drop_lease(self, lease: Lease) -> None:
         with contextlib.suppress(NotFound, PreconditionFailed):
-            await self._routing.replace({**lease, "holder": None, "until": None}, etag=lease["_etag"])
+            await self._leases.replace(lease.changed(holder=None, until=None))
 
     async def assign_queue(self, queue_id: str, limit: int = 50) -> list[tuple[str, str]]:
         """Serve a queue in its waiting order while eligible agents have capacity. Each round
@@ -88,7 +87,7 @@ class Backlog:
         settings = await self.directory.queue(queue_id)
         assigned: list[tuple[str, str]] = []
         while len(assigned) < limit:
-            page = await self._routing.query(
+            page = await self._entries.query(
                 Query(WAITING_RANGE, order_by=(("sortKey", False),)),
                 partition_key=queue_id,
                 max_items=WAITING_PAGE,
@@ -139,7 +138,7 @@ class Backlog:
     async def _seats(self, queue_id: str) -> dict[str, Seat]:
         """At least a page of the best seats: a round of decisions rarely needs more."""
         seats: dict[str, Seat] = {}
-        async for page in seat_pages(self._routing, queue_id):
+        async for page in seat_pages(self._seat_docs, queue_id):
             seats.update(page)
             if len(seats) >= SEAT_PAGE:
                 break

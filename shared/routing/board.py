@@ -31,9 +31,11 @@ from shared.conversations.api import DEFAULT_QUEUE, HOLDS_CAPACITY, LIVE, Status
 from shared.kernel import lists
 from shared.kernel.catalog import ROUTING
 from shared.kernel.clock import Clock
-from shared.kernel.documents import Container, DocumentStore, Item, Query, where
+from shared.kernel.documents import DocumentStore, Item, Query, where
 from shared.kernel.errors import NotFound, ValidationFailed
+from shared.kernel.stored import Stored
 from shared.routing.directory import AGENT_SEGMENTS, RoutingDirectory, by_priority
+from shared.routing.documents import AgentDocument, SeatDocument, WaitingEntry
 from shared.routing.engine import Seat, Waiting, is_open, unassignable_reason
 from shared.routing.model import QueueSettings
 from shared.routing.seats import parse_time, seat_from_doc, waiting_entry, waiting_of
@@ -71,8 +73,8 @@ class _Members:
     at a time and only as far as a question needs. Rows of one queue load concurrently and share
     the pages read."""
 
-    def __init__(self, routing: Container, queue_id: str) -> None:
-        self._routing = routing
+    def __init__(self, seats: Stored[SeatDocument], queue_id: str) -> None:
+        self._seat_docs = seats
         self._queue_id = queue_id
         self._seats: list[Seat] = []
         self._continuation: str | None = None
@@ -85,7 +87,7 @@ class _Members:
                 reason = unassignable_reason(item, settings, self._seats)
                 if reason is None or self._read_all:
                     return reason
-                page = await self._routing.query(
+                page = await self._seat_docs.query(
                     Query((where("type", "=", "seat"),)),
                     partition_key=self._queue_id,
                     max_items=MEMBER_PAGE,
@@ -161,24 +163,25 @@ class SupervisorBoard:
         settings = await self._directory.queue(queue_id)
         if not is_open(settings.operating_hours, self._clock.now()):
             return {"outOfHours": True}
-        members = self._members.setdefault(queue_id, _Members(self._store.container(ROUTING), queue_id))
+        seats = Stored(self._store, ROUTING, SeatDocument)
+        members = self._members.setdefault(queue_id, _Members(seats, queue_id))
         entry = waiting_entry(doc, doc.get("queuedAt") or doc["createdAt"], settings.capacity_units)
         reason = await members.why_unassignable(waiting_of(entry), settings)
         return {"unassignable": {"reason": reason}} if reason else {}
 
     async def _queue_summaries(self, index: dict[str, int]) -> list[dict[str, Any]]:
         now = self._clock.now()
-        routing = self._store.container(ROUTING)
+        entries = Stored(self._store, ROUTING, WaitingEntry)
         queues = []
         for queue_id in [*by_priority(index), DEFAULT_QUEUE]:
-            waiting = await routing.query(
+            waiting = await entries.query(
                 Query((where("type", "=", "waiting"),), order_by=(("enqueuedAt", False),)),
                 partition_key=queue_id,
                 max_items=1000,
             )
             if queue_id == DEFAULT_QUEUE and not waiting.items:
                 continue
-            oldest = parse_time(waiting.items[0]["enqueuedAt"]) if waiting.items else None
+            oldest = parse_time(waiting.items[0].enqueued_at) if waiting.items else None
             queues.append(
                 {
                     "queueId": queue_id,
@@ -207,15 +210,15 @@ def _queue_segments(index: dict[str, int]) -> list[lists.Segment]:
     return segments
 
 
-def _board_agent(agent: Item) -> dict[str, Any]:
+def _board_agent(agent: AgentDocument) -> dict[str, Any]:
     return {
-        "id": agent["id"],
-        "name": agent["profile"].get("name"),
-        "presence": agent.get("presence"),
-        "chosenPresence": agent.get("chosenPresence"),
-        "used": agent.get("used", 0),
-        "capacity": agent["profile"].get("capacity"),
-        "queues": agent["profile"].get("queues", []),
+        "id": agent.id,
+        "name": agent.profile.name,
+        "presence": str(agent.presence),
+        "chosenPresence": str(agent.chosen_presence),
+        "used": agent.used,
+        "capacity": agent.profile.capacity,
+        "queues": list(agent.profile.queues),
     }
 
 
@@ -229,7 +232,7 @@ async def my_conversations(
     except NotFound:
         raise NotFound("you are not registered as an agent") from None
     out = []
-    for conversation_id in agent.get("conversations", {}):
+    for conversation_id in agent.conversations:
         doc = await conversations.read_or_none(store, conversation_id)
         if doc is not None and doc.get("agentId") == principal.subject and doc["status"] in HOLDS_CAPACITY:
             out.append(doc)

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.kernel.catalog import ROUTING_QUEUE
-from shared.kernel.documents import Item
 from shared.kernel.messages import MessageBus
 from shared.kernel.times import stamp
+from shared.routing.documents import WaitingEntry
 from shared.routing.engine import (
     Waiting,
     exact_match_deadline,
@@ -49,7 +49,9 @@ DEADLINES: dict[str, Callable[[QueueSettings, Waiting], datetime | None]] = {
 CLOCK_SKEW = timedelta(seconds=5)
 
 
-async def schedule_deadlines(bus: MessageBus, entry: Item, settings: QueueSettings, now: datetime) -> None:
+async def schedule_deadlines(
+    bus: MessageBus, entry: WaitingEntry, settings: QueueSettings, now: datetime
+) -> None:
     """Schedule the timed rules of a conversation left waiting (`entry`: its `wait:` document)."""
     item = waiting_of(entry)
     for kind, deadline in DEADLINES.items():
@@ -59,13 +61,13 @@ async def schedule_deadlines(bus: MessageBus, entry: Item, settings: QueueSettin
         await reschedule(bus, kind, entry, due, now)
 
 
-async def reschedule(bus: MessageBus, kind: str, entry: Item, due: datetime, now: datetime) -> None:
-    conversation_id = entry["conversationId"]
+async def reschedule(bus: MessageBus, kind: str, entry: WaitingEntry, due: datetime, now: datetime) -> None:
+    conversation_id = entry.conversation_id
     message = routing_message(
         kind,
         f"{kind}:{conversation_id}:{stamp(due)}",
         conversationId=conversation_id,
-        queueId=entry["queueId"],
-        queuedAt=entry["enqueuedAt"],
+        queueId=entry.queue_id,
+        queuedAt=entry.enqueued_at,
     )
     await bus.schedule(ROUTING_QUEUE, message, max(due, now))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.kernel import lists
 from shared.kernel.catalog import AGENTS, ROUTING
@@ -28,10 +28,11 @@ from shared.kernel.errors import (
 )
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match, stored_etag, version_etag
 from shared.kernel.retry import retry
+from shared.kernel.stored import Document, Stored
 from shared.kernel.times import stamp
+from shared.routing.documents import AgentDocument, QueueDocument, QueueIndex, RulesDocument
 from shared.routing.model import (
     AgentProfile,
-    Presence,
     QueueSettings,
     RoutingAttributes,
     RoutingRules,
@@ -51,6 +52,8 @@ from shared.routing.settings import (
     queue_settings,
 )
 
+C = TypeVar("C", bound=Document)
+
 
 def agents_list() -> str:
     """The `agents` list: every registered agent by id (shared/kernel/lists.py walks it)."""
@@ -61,22 +64,19 @@ class RoutingDirectory:
     def __init__(self, store: DocumentStore) -> None:
         self._store = store
         self._routing: Container = store.container(ROUTING)
-        self._agents: Container = store.container(AGENTS)
+        self._queues = Stored(store, ROUTING, QueueDocument)
+        self._rules = Stored(store, ROUTING, RulesDocument)
+        self._index = Stored(store, ROUTING, QueueIndex)
+        self._agents = Stored(store, AGENTS, AgentDocument)
 
     # Queues ---------------------------------------------------------------------------------
 
     async def queue_index(self) -> dict[str, int]:
-        try:
-            doc = await self._routing.read(QUEUE_INDEX_ID, CONFIG_PARTITION)
-        except NotFound:
-            return {}
-        return dict(doc.get("queues", {}))
+        index = await self._index.read_or_none(QUEUE_INDEX_ID, CONFIG_PARTITION)
+        return {} if index is None else dict(index.queues)
 
-    async def queue_doc(self, queue_id: str) -> Item | None:
-        try:
-            return await self._routing.read(QUEUE_DOC_ID, queue_id)
-        except NotFound:
-            return None
+    async def queue_doc(self, queue_id: str) -> QueueDocument | None:
+        return await self._queues.read_or_none(QUEUE_DOC_ID, queue_id)
 
     async def queue(self, queue_id: str) -> QueueSettings:
         return await queue_settings(self._routing, queue_id)
@@ -87,7 +87,7 @@ class RoutingDirectory:
 
     async def put_queue(
         self, queue_id: str, settings: QueueSettings, now: datetime, *, if_match: IfMatch | None = None
-    ) -> tuple[Item, bool]:
+    ) -> tuple[QueueDocument, bool]:
         """Create or replace a queue; returns (document, created). With `if_match` only over the
         version the caller read (412 otherwise)."""
         if queue_id == CONFIG_PARTITION:
@@ -102,49 +102,39 @@ class RoutingDirectory:
                 )
         existing = await self.queue_doc(queue_id)
         check_if_match(if_match, None if existing is None else stored_etag(existing), "queue")
-        doc: Item = {
-            "id": QUEUE_DOC_ID,
-            "queueId": queue_id,
-            "type": "queue",
-            "settings": settings.model_dump(mode="json", by_alias=True),
-            "updatedAt": stamp(now),
-        }
-        stored = await self._write_config(doc, existing if if_match else None, "queue")
+        doc = QueueDocument(id=QUEUE_DOC_ID, queue_id=queue_id, settings=settings, updated_at=stamp(now))
+        stored = await self._write_config(self._queues, doc, existing if if_match else None, "queue")
         cache_clear(self._routing)
         await self._update_index(lambda queues: queues.__setitem__(queue_id, settings.priority))
-        if existing is not None and existing["settings"].get("assignmentMethod") != doc["settings"].get(
-            "assignmentMethod"
-        ):
-            await refresh_queue_seats(self._routing, self._agents, queue_id, settings)
+        if existing is not None and existing.settings.assignment_method != settings.assignment_method:
+            await refresh_queue_seats(self._store, queue_id, settings)
         return stored, existing is None
 
-    async def _write_config(self, doc: Item, read: Item | None, what: str) -> Item:
+    async def _write_config(self, documents: Stored[C], doc: C, read: C | None, what: str) -> C:
         """Upsert a settings document, or (`read`: the version an If-Match named) replace exactly
         that version: a change in between is a 412, never overwritten."""
         if read is None:
-            return await self._routing.upsert(doc)
+            return await documents.upsert(doc)
+        doc._etag = read.etag
         try:
-            return await self._routing.replace(doc, etag=read["_etag"])
+            return await documents.replace(doc)
         except (PreconditionFailed, NotFound):
             raise IfMatchFailed(f"The {what} changed since you read it (If-Match).") from None
 
     async def _update_index(self, change: Callable[[dict[str, int]], None]) -> None:
         async def step() -> None:
-            try:
-                doc = await self._routing.read(QUEUE_INDEX_ID, CONFIG_PARTITION)
-                etag: str | None = doc["_etag"]
-            except NotFound:
-                doc, etag = {"id": QUEUE_INDEX_ID, "queueId": CONFIG_PARTITION, "queues": {}}, None
-            queues = dict(doc.get("queues", {}))
+            index = await self._index.read_or_none(QUEUE_INDEX_ID, CONFIG_PARTITION)
+            queues = {} if index is None else dict(index.queues)
             change(queues)
-            fresh = {**doc, "queues": queues}
-            if etag is None:
+            if index is None:
                 try:
-                    await self._routing.create(fresh)
+                    await self._index.create(
+                        QueueIndex(id=QUEUE_INDEX_ID, queue_id=CONFIG_PARTITION, queues=queues)
+                    )
                 except Conflict as error:  # lost the race to create: retry as a replace
                     raise PreconditionFailed("queue index created concurrently") from error
             else:
-                await self._routing.replace(fresh, etag=etag)
+                await self._index.replace(index.changed(queues=queues))
 
         await retry(step)
 
@@ -154,7 +144,7 @@ class RoutingDirectory:
         for queue_id in by_priority(index):
             doc = await self.queue_doc(queue_id)
             if doc is not None:
-                out.append({"id": queue_id, **doc["settings"]})
+                out.append({"id": queue_id, **doc.settings.model_dump(mode="json", by_alias=True)})
         return out
 
     # Rules ----------------------------------------------------------------------------------
@@ -170,15 +160,14 @@ class RoutingDirectory:
         if doc is None:
             cache_put(self._routing, RULES_ID, NO_RULES)
             return None
-        return cache_put(self._routing, RULES_ID, RoutingRules.model_validate(doc["rules"]))
+        return cache_put(self._routing, RULES_ID, doc.rules)
 
-    async def rules_doc(self) -> Item | None:
-        try:
-            return await self._routing.read(RULES_ID, CONFIG_PARTITION)
-        except NotFound:
-            return None
+    async def rules_doc(self) -> RulesDocument | None:
+        return await self._rules.read_or_none(RULES_ID, CONFIG_PARTITION)
 
-    async def put_rules(self, rules: RoutingRules, now: datetime, *, if_match: IfMatch | None = None) -> Item:
+    async def put_rules(
+        self, rules: RoutingRules, now: datetime, *, if_match: IfMatch | None = None
+    ) -> RulesDocument:
         """Replace the rules; returns the stored document. With `if_match` only over the version
         the caller read (412 otherwise)."""
         known = set(await self.queue_index()) | {DEFAULT_QUEUE}
@@ -195,25 +184,19 @@ class RoutingDirectory:
         check_if_match(
             if_match, None if existing is None else stored_etag(existing), "routing rules document"
         )
-        doc = {
-            "id": RULES_ID,
-            "queueId": CONFIG_PARTITION,
-            "type": "rules",
-            "rules": rules.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "updatedAt": stamp(now),
-        }
-        stored = await self._write_config(doc, existing, "routing rules document")
+        doc = RulesDocument(id=RULES_ID, queue_id=CONFIG_PARTITION, rules=rules, updated_at=stamp(now))
+        stored = await self._write_config(self._rules, doc, existing, "routing rules document")
         cache_clear(self._routing)
         return stored
 
     # Agents ---------------------------------------------------------------------------------
 
-    async def agent_doc(self, agent_id: str) -> Item:
-        return await self._agents.read(agent_id, agent_id)
+    async def agent_doc(self, agent_id: str) -> AgentDocument:
+        return await self._agents.read(agent_id)
 
     async def put_agent(
         self, agent_id: str, profile: AgentProfile, now: datetime, *, if_match: IfMatch | None = None
-    ) -> tuple[Item, bool]:
+    ) -> tuple[AgentDocument, bool]:
         """Create or replace an agent's profile, keeping presence and load; seats follow. Returns
         (document, created). `if_match` names a profile version (`profile_etag`): routing's own
         writes of presence and load never make it fail."""
@@ -229,39 +212,34 @@ class RoutingDirectory:
         created = False
         old_queues: list[str] = []
 
-        async def step() -> Item:
+        async def step() -> AgentDocument:
             nonlocal created, old_queues
-            profile_json = profile.model_dump(mode="json", by_alias=True)
-            try:
-                doc = await self._agents.read(agent_id, agent_id)
-            except NotFound:
+            doc = await self._agents.read_or_none(agent_id)
+            if doc is None:
                 check_if_match(if_match, None, "agent")
                 created = True
-                fresh = new_agent_doc(agent_id, profile_json, now)
                 try:
-                    return await self._agents.create(fresh)
+                    return await self._agents.create(new_agent_doc(agent_id, profile, now))
                 except Conflict as error:
                     raise PreconditionFailed("agent created concurrently") from error
             check_if_match(if_match, profile_etag(doc), "agent's profile")
             created = False
-            old_queues = list(doc["profile"].get("queues", []))
-            version = int(doc.get("profileVersion", 0)) + 1
+            old_queues = list(doc.profile.queues)
             return await self._agents.replace(
-                {**doc, "profile": profile_json, "profileVersion": version, "updatedAt": stamp(now)},
-                etag=doc["_etag"],
+                doc.changed(profile=profile, profile_version=doc.profile_version + 1, updated_at=stamp(now))
             )
 
         # Listed before it is written, every time (lists.py: a dangling entry is skipped).
         await lists.add(self._store, lists.entry(agents_list(), agent_id, agent_id))
         doc = await retry(step)
-        await sync_seats(self._routing, doc, removed=set(old_queues) - set(profile.queues))
+        await sync_seats(self._store, doc, removed=set(old_queues) - set(profile.queues))
         return doc, created
 
-    async def load_agent(self, entry: Item, _: lists.Segment | None = None) -> Item | None:
+    async def load_agent(self, entry: Item, _: lists.Segment | None = None) -> AgentDocument | None:
         """An agent for a list: re-read (presence and load change all the time)."""
-        return await lists.read_or_none(self._store, AGENTS, entry["ref"])
+        return await self._agents.read_or_none(entry["ref"])
 
-    async def list_agents(self, max_items: int, token: str | None) -> tuple[list[Item], str | None]:
+    async def list_agents(self, max_items: int, token: str | None) -> tuple[list[AgentDocument], str | None]:
         """Agents by id, a page at a time, from the `agents` list (one partition)."""
         return await lists.read_page(self._store, "agents", AGENT_SEGMENTS, token, max_items, self.load_agent)
 
@@ -269,33 +247,21 @@ class RoutingDirectory:
 AGENT_SEGMENTS = (lists.Segment("0", agents_list()),)
 
 
-def profile_etag(agent: Item) -> str:
+def profile_etag(agent: AgentDocument) -> str:
     """The entity-tag of an agent's profile: what an administrator's If-Match names."""
-    return version_etag("profile", int(agent.get("profileVersion", 0)))
+    return version_etag("profile", agent.profile_version)
 
 
-def presence_etag(agent: Item) -> str:
+def presence_etag(agent: AgentDocument) -> str:
     """The entity-tag of an agent's chosen presence: what the agent's own If-Match names."""
-    return version_etag("presence", int(agent.get("presenceVersion", 0)))
+    return version_etag("presence", agent.presence_version)
 
 
-def new_agent_doc(agent_id: str, profile: dict[str, Any], now: datetime) -> Item:
-    return {
-        "id": agent_id,
-        "type": "agent",
-        "profile": profile,
-        # Versions of the parts people write; routing's live state below changes without them.
-        "profileVersion": 1,
-        "presenceVersion": 0,
-        # What the agent chose by hand; `presence` is what routing sees after load is applied.
-        "chosenPresence": str(Presence.OFFLINE),
-        "presence": str(Presence.OFFLINE),
-        "used": 0,
-        "conversations": {},
-        "lastAssignedAt": None,
-        "idleSince": None,
-        "updatedAt": stamp(now),
-    }
+def new_agent_doc(agent_id: str, profile: AgentProfile, now: datetime) -> AgentDocument:
+    """A new agent: offline, holding nothing. `profileVersion` and `presenceVersion` version the
+    parts people write; routing's live state changes without them. `chosenPresence` is what the
+    agent chose by hand, `presence` what routing sees after load is applied."""
+    return AgentDocument(id=agent_id, profile=profile, conversations={}, updated_at=stamp(now))
 
 
 async def place(store: DocumentStore, attrs: RoutingAttributes) -> Any:
@@ -310,15 +276,15 @@ async def place(store: DocumentStore, attrs: RoutingAttributes) -> Any:
     return classify(rules, attrs)
 
 
-def agent_view(doc: Item) -> dict[str, Any]:
+def agent_view(doc: AgentDocument) -> dict[str, Any]:
     """An agent as consoles see it: profile, presence and load (no internal bookkeeping)."""
     return {
-        "id": doc["id"],
-        **doc["profile"],
-        "presence": doc.get("presence"),
-        "chosenPresence": doc.get("chosenPresence"),
-        "used": doc.get("used", 0),
-        "conversations": sorted(doc.get("conversations", {})),
-        "lastAssignedAt": doc.get("lastAssignedAt"),
-        "idleSince": doc.get("idleSince"),
+        "id": doc.id,
+        **doc.profile.model_dump(mode="json", by_alias=True),
+        "presence": str(doc.presence),
+        "chosenPresence": str(doc.chosen_presence),
+        "used": doc.used,
+        "conversations": sorted(doc.conversations),
+        "lastAssignedAt": doc.last_assigned_at,
+        "idleSince": doc.idle_since,
     }

@@ -20,7 +20,6 @@ import logging
 from typing import Any
 
 from shared.conversations.api import Lifecycle, Status, conversations
-from shared.kernel.catalog import ROUTING
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import NotFound
@@ -81,13 +80,13 @@ async def on_deadline(assignment: Assignment, body: dict[str, Any]) -> str:
     queue_id = str(body["queueId"])
     try:
         conversation = await conversations.read(store, conversation_id)
-        entry = await store.container(ROUTING).read(f"wait:{conversation_id}", queue_id)
+        entry = await assignment.entries.read(f"wait:{conversation_id}", queue_id)
     except NotFound:
         return "stale"
     if (
         conversation["status"] != Status.WAITING
         or conversation["queueId"] != queue_id
-        or entry["enqueuedAt"] != body.get("queuedAt")
+        or entry.enqueued_at != body.get("queuedAt")
     ):
         return "stale"
     settings = await assignment.directory.queue(queue_id)

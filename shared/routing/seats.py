@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from shared.kernel.documents import Container, Item, Query, where
+from shared.kernel.catalog import AGENTS, ROUTING
+from shared.kernel.documents import DocumentStore, Item, Query, where
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.messaging import json_message
 from shared.kernel.retry import retry
+from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
+from shared.routing.documents import AgentDocument, SeatDocument, WaitingEntry
 from shared.routing.engine import Seat, Waiting, presence_for_load, seat_sort_key, waiting_sort_key
 from shared.routing.model import Presence, QueueSettings
 from shared.routing.settings import queue_settings
@@ -38,70 +41,65 @@ def parse_time(value: str | None) -> datetime | None:
 # Documents <-> engine values --------------------------------------------------------------------
 
 
-def seat_of(agent: Item) -> Seat:
-    profile = agent["profile"]
+def seat_of(agent: AgentDocument) -> Seat:
     return Seat(
-        agent_id=agent["id"],
-        presence=Presence(agent["presence"]),
-        capacity=int(profile.get("capacity", 1)),
-        used=int(agent.get("used", 0)),
-        skills=dict(profile.get("skills", {})),
-        languages=frozenset(profile.get("languages", ())),
-        last_assigned_at=parse_time(agent.get("lastAssignedAt")),
-        idle_since=parse_time(agent.get("idleSince")),
+        agent_id=agent.id,
+        presence=agent.presence,
+        capacity=agent.profile.capacity,
+        used=agent.used,
+        skills=dict(agent.profile.skills),
+        languages=frozenset(agent.profile.languages),
+        last_assigned_at=parse_time(agent.last_assigned_at),
+        idle_since=parse_time(agent.idle_since),
     )
 
 
-def seat_from_doc(doc: Item) -> Seat:
+def seat_from_doc(doc: SeatDocument) -> Seat:
     return Seat(
-        agent_id=doc["agentId"],
-        presence=Presence(doc["presence"]),
-        capacity=int(doc["capacity"]),
-        used=int(doc["used"]),
-        skills=dict(doc.get("skills", {})),
-        languages=frozenset(doc.get("languages", ())),
-        last_assigned_at=parse_time(doc.get("lastAssignedAt")),
-        idle_since=parse_time(doc.get("idleSince")),
+        agent_id=doc.agent_id,
+        presence=doc.presence,
+        capacity=doc.capacity,
+        used=doc.used,
+        skills=dict(doc.skills),
+        languages=frozenset(doc.languages),
+        last_assigned_at=parse_time(doc.last_assigned_at),
+        idle_since=parse_time(doc.idle_since),
     )
 
 
-def seat_document(agent: Item, queue_id: str, settings: QueueSettings) -> Item:
+def seat_document(agent: AgentDocument, queue_id: str, settings: QueueSettings) -> SeatDocument:
     seat = seat_of(agent)
-    doc: Item = {
-        "id": f"seat:{agent['id']}",
-        "queueId": queue_id,
-        "type": "seat",
-        "agentId": agent["id"],
-        "presence": agent["presence"],
-        "capacity": seat.capacity,
-        "used": seat.used,
-        "skills": dict(seat.skills),
-        "languages": sorted(seat.languages),
-        "lastAssignedAt": agent.get("lastAssignedAt"),
-        "idleSince": agent.get("idleSince"),
-        "rev": int(agent.get("rev", 0)),
-    }
-    key = seat_sort_key(settings.assignment_method, seat)
-    if key is not None:
-        doc["sortKey"] = key
-    return doc
-
-
-def waiting_of(entry: Item) -> Waiting:
-    return Waiting(
-        conversation_id=entry["conversationId"],
-        queue_id=entry["queueId"],
-        priority=int(entry["priority"]),
-        enqueued_at=parse_stamp(entry["enqueuedAt"]),
-        language=entry.get("language") or "en",
-        skills=dict(entry.get("skills", {})),
-        excluded=frozenset(entry.get("excluded", ())),
-        units=int(entry.get("units", 1)),
-        avoided=frozenset(entry.get("avoided", ())),
+    return SeatDocument(
+        id=f"seat:{agent.id}",
+        queue_id=queue_id,
+        agent_id=agent.id,
+        presence=agent.presence,
+        capacity=seat.capacity,
+        used=seat.used,
+        skills=dict(seat.skills),
+        languages=sorted(seat.languages),
+        last_assigned_at=agent.last_assigned_at,
+        idle_since=agent.idle_since,
+        rev=agent.rev,
+        sort_key=seat_sort_key(settings.assignment_method, seat),
     )
 
 
-def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
+def waiting_of(entry: WaitingEntry) -> Waiting:
+    return Waiting(
+        conversation_id=entry.conversation_id,
+        queue_id=entry.queue_id,
+        priority=entry.priority,
+        enqueued_at=parse_stamp(entry.enqueued_at),
+        language=entry.language or "en",
+        skills=dict(entry.skills),
+        excluded=frozenset(entry.excluded),
+        units=entry.units,
+        avoided=frozenset(entry.avoided),
+    )
+
+
+def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> WaitingEntry:
     item = Waiting(
         conversation_id=conversation["id"],
         queue_id=conversation["queueId"],
@@ -113,20 +111,19 @@ def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> Item:
         units=units,
         avoided=frozenset(conversation.get("offerTimeouts", {})),
     )
-    return {
-        "id": f"wait:{conversation['id']}",
-        "queueId": conversation["queueId"],
-        "type": "waiting",
-        "conversationId": conversation["id"],
-        "priority": item.priority,
-        "enqueuedAt": enqueued_at,
-        "language": item.language,
-        "skills": dict(item.skills),
-        "excluded": sorted(item.excluded),
-        "avoided": sorted(item.avoided),
-        "units": units,
-        "sortKey": waiting_sort_key(item),
-    }
+    return WaitingEntry(
+        id=f"wait:{item.conversation_id}",
+        queue_id=item.queue_id,
+        conversation_id=item.conversation_id,
+        priority=item.priority,
+        enqueued_at=enqueued_at,
+        language=item.language,
+        skills=dict(item.skills),
+        excluded=sorted(item.excluded),
+        avoided=sorted(item.avoided),
+        units=units,
+        sort_key=waiting_sort_key(item),
+    )
 
 
 def excluded_agents(conversation: Item) -> list[str]:
@@ -148,95 +145,90 @@ def route_request(conversation_id: str, why: str = "queued") -> OutgoingMessage:
 
 
 async def sync_seats(
-    routing: Container,
-    agent: Item,
+    store: DocumentStore,
+    agent: AgentDocument,
     removed: set[str] | frozenset[str] = frozenset(),
     known: dict[str, QueueSettings] | None = None,
 ) -> None:
     """Copy an agent's presence and load onto its seat in each of its queues (`known`: queue
     settings the caller has read already). A seat never goes back to an older revision of the
     agent (two syncs can race)."""
-    for queue_id in agent["profile"].get("queues", []):
+    routing = store.container(ROUTING)
+    seats = Stored(store, ROUTING, SeatDocument)
+    for queue_id in agent.profile.queues:
         settings = (known or {}).get(queue_id) or await queue_settings(routing, queue_id)
-        await _write_seat(routing, seat_document(agent, queue_id, settings))
+        await _write_seat(seats, seat_document(agent, queue_id, settings))
     for queue_id in removed:
         with contextlib.suppress(NotFound):
-            await routing.delete(f"seat:{agent['id']}", queue_id)
+            await seats.delete(f"seat:{agent.id}", queue_id)
 
 
-async def _write_seat(routing: Container, fresh: Item) -> None:
+async def _write_seat(seats: Stored[SeatDocument], fresh: SeatDocument) -> None:
     async def step() -> None:
-        try:
-            current = await routing.read(fresh["id"], fresh["queueId"])
-        except NotFound:
+        current = await seats.read_or_none(fresh.id, fresh.queue_id)
+        if current is None:
             try:
-                await routing.create(fresh)
+                await seats.create(fresh)
             except Conflict as error:
                 raise PreconditionFailed("seat created concurrently") from error
             return
-        if int(current.get("rev", 0)) > fresh["rev"]:
+        if current.rev > fresh.rev:
             return
-        await routing.replace(fresh, etag=current["_etag"])
+        fresh._etag = current.etag
+        await seats.replace(fresh)
 
     await retry(step)
 
 
-async def refresh_queue_seats(
-    routing: Container, agents: Container, queue_id: str, settings: QueueSettings
-) -> None:
+async def refresh_queue_seats(store: DocumentStore, queue_id: str, settings: QueueSettings) -> None:
     """A queue's assignment method changed: re-key its seats (admin path, not per decision)."""
-    page = await routing.query(Query((where("type", "=", "seat"),)), partition_key=queue_id, max_items=10_000)
+    seats = Stored(store, ROUTING, SeatDocument)
+    agents = Stored(store, AGENTS, AgentDocument)
+    page = await seats.query(Query((where("type", "=", "seat"),)), partition_key=queue_id, max_items=10_000)
     for doc in page.items:
-        try:
-            agent = await agents.read(doc["agentId"], doc["agentId"])
-        except NotFound:
-            continue
-        await _write_seat(routing, seat_document(agent, queue_id, settings))
-
-
-def _capacity(agent: Item) -> int:
-    return int(agent["profile"].get("capacity", 1))
+        agent = await agents.read_or_none(doc.agent_id)
+        if agent is not None:
+            await _write_seat(seats, seat_document(agent, queue_id, settings))
 
 
 def agent_after(
-    agent: Item,
+    agent: AgentDocument,
     now: datetime,
     *,
     held: dict[str, int] | None = None,
     chosen: Presence | None = None,
     **changes: Any,
-) -> Item:
+) -> AgentDocument:
     """The agent document after its load (`held`) or chosen presence changed: `used`, the
     presence routing sees (by load), and the revision its seats are ordered by all follow."""
-    held = dict(agent.get("conversations", {})) if held is None else held
-    chosen = Presence(agent["chosenPresence"]) if chosen is None else chosen
+    held = dict(agent.conversations) if held is None else held
+    chosen = agent.chosen_presence if chosen is None else Presence(chosen)
     used = sum(held.values())
-    return {
-        **agent,
+    return agent.changed(
         **changes,
-        "conversations": held,
-        "used": used,
-        "chosenPresence": str(chosen),
-        "presence": str(presence_for_load(chosen, used, _capacity(agent))),
-        "rev": int(agent.get("rev", 0)) + 1,
-        "updatedAt": stamp(now),
-    }
+        conversations=held,
+        used=used,
+        chosen_presence=chosen,
+        presence=presence_for_load(chosen, used, agent.profile.capacity),
+        rev=agent.rev + 1,
+        updated_at=stamp(now),
+    )
 
 
 async def seat_pages(
-    routing: Container, queue_id: str, first: int = SEAT_PAGE
+    seats: Stored[SeatDocument], queue_id: str, first: int = SEAT_PAGE
 ) -> AsyncIterator[dict[str, Seat]]:
     """A queue's seats best-first by its method, a page at a time (`first`: the first page's
     size); seats that cannot take work have no sort key and never appear."""
     continuation: str | None = None
     for n in range(MAX_SEAT_PAGES):
-        page = await routing.query(
+        page = await seats.query(
             Query(SEAT_RANGE, order_by=(("sortKey", False),)),
             partition_key=queue_id,
             max_items=first if n == 0 else SEAT_PAGE,
             continuation=continuation,
         )
-        yield {doc["agentId"]: seat_from_doc(doc) for doc in page.items}
+        yield {doc.agent_id: seat_from_doc(doc) for doc in page.items}
         continuation = page.continuation
         if continuation is None:
             return

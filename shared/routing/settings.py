@@ -10,8 +10,10 @@ import weakref
 from typing import Any
 
 from shared.conversations.api import DEFAULT_QUEUE
-from shared.kernel.documents import Container, Item
+from shared.kernel.documents import Container
 from shared.kernel.errors import NotFound
+from shared.kernel.stored import load
+from shared.routing.documents import QueueDocument
 from shared.routing.model import QueueSettings
 
 __all__ = ["DEFAULT_QUEUE"]
@@ -43,10 +45,8 @@ def cache_clear(container: Any) -> None:
     _CONFIG_CACHE.pop(container, None)
 
 
-def queue_settings_of(doc: Item | None) -> QueueSettings:
-    if doc is None:
-        return QueueSettings(name="Default queue")
-    return QueueSettings.model_validate(doc["settings"])
+def queue_settings_of(doc: QueueDocument | None) -> QueueSettings:
+    return QueueSettings(name="Default queue") if doc is None else doc.settings
 
 
 async def queue_settings(routing: Container, queue_id: str) -> QueueSettings:
@@ -57,7 +57,7 @@ async def queue_settings(routing: Container, queue_id: str) -> QueueSettings:
     if hit is not None:
         return hit
     try:
-        doc: Item | None = await routing.read(QUEUE_DOC_ID, queue_id)
+        doc: QueueDocument | None = load(QueueDocument, await routing.read(QUEUE_DOC_ID, queue_id))
     except NotFound:
         doc = None
     return cache_put(routing, key, queue_settings_of(doc))

@@ -28,16 +28,16 @@ async def sweep(assignment: Assignment) -> dict[str, int]:
         limit = settings.overflow.max_wait_seconds
         if limit is not None:
             cutoff = stamp(now - timedelta(seconds=limit))
-            page = await assignment.routing.query(
+            page = await assignment.entries.query(
                 Query((where("type", "=", "waiting"), where("enqueuedAt", "<=", cutoff))),
                 partition_key=queue_id,
                 max_items=200,
             )
             for entry in page.items:
                 if overflow_while_waiting(settings, waiting_of(entry), now):
-                    conversation = await conversations.read_or_none(store, entry["conversationId"])
+                    conversation = await conversations.read_or_none(store, entry.conversation_id)
                     if conversation is None:
-                        await assignment.drop_entry(entry["conversationId"], queue_id)
+                        await assignment.drop_entry(entry.conversation_id, queue_id)
                         continue
                     await assignment.overflow(conversation, settings, "wait")
                     counts["overflowed"] += 1
@@ -64,11 +64,11 @@ async def repair_leaks(assignment: Assignment) -> int:
     page = await assignment.agents.query_cross_partition(Query((where("used", ">", 0),)), max_items=1000)
     stale_before = assignment.clock.now() - timedelta(seconds=60)
     for agent in page.items:
-        for conversation_id in list(agent.get("conversations", {})):
+        for conversation_id in list(agent.conversations):
             doc = await conversations.read_or_none(assignment.store, conversation_id)
-            held = doc is not None and doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent["id"]
-            updated = parse_time(agent.get("updatedAt"))
+            held = doc is not None and doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent.id
+            updated = parse_time(agent.updated_at)
             if not held and (updated is None or updated < stale_before):
-                await assignment.release(agent["id"], conversation_id)
+                await assignment.release(agent.id, conversation_id)
                 repaired += 1
     return repaired

@@ -115,9 +115,9 @@ class Transfers:
         await self._assignment.drop_entry(conversation_id, current["queueId"] or DEFAULT_QUEUE)
         await self._assignment.requeue_entry(doc)
         if target_agent is not None:
-            entry = await self._assignment.routing.read(f"wait:{conversation_id}", target_queue)
+            entry = await self._assignment.entries.read(f"wait:{conversation_id}", target_queue)
             await self._assignment.claim(
-                waiting_of(entry), target_agent["id"], settings, force=supervisor, by=principal.subject
+                waiting_of(entry), target_agent.id, settings, force=supervisor, by=principal.subject
             )
             doc = await self._read(conversation_id)
         else:

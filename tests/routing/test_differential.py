@@ -32,6 +32,7 @@ from shared.conversations.api import Lifecycle, Status
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import Query
 from shared.kernel.errors import PscError
+from shared.kernel.stored import load
 from shared.routing.api import (
     AgentProfile,
     Assignment,
@@ -40,6 +41,7 @@ from shared.routing.api import (
     RoutingDirectory,
     RoutingRules,
 )
+from shared.routing.documents import AgentDocument, WaitingEntry
 from shared.routing.seats import WAITING_RANGE, seat_of, waiting_of
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings
@@ -134,14 +136,14 @@ async def _model(runtime: Runtime) -> Dispatcher:
     waiting entries (with their exclusions and avoided agents)."""
     directory = RoutingDirectory(runtime.store)
     model = Dispatcher(queues={q: await directory.queue(q) for q in QUEUES})
-    for doc in await all_items(runtime, "agents"):
-        chosen = Presence(doc["chosenPresence"])
-        model.update_seat(seat_of(doc), chosen=chosen, queues=doc["profile"]["queues"])
+    for item in await all_items(runtime, "agents"):
+        doc = load(AgentDocument, item)
+        model.update_seat(seat_of(doc), chosen=doc.chosen_presence, queues=doc.profile.queues)
     routing = runtime.store.container("routing")
     for queue_id in QUEUES:
         page = await routing.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=1000)
         for entry in page.items:
-            model.add_waiting(waiting_of(entry))
+            model.add_waiting(waiting_of(load(WaitingEntry, entry)))
     return model
 
 

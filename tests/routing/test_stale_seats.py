@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.stored import load
+from shared.routing.documents import AgentDocument
 from shared.routing.seats import agent_after
 from shared.runtime import Runtime, use_runtime
 from tests.routing.support import (
@@ -71,9 +73,9 @@ class _Interfering:
     async def replace(self, item: Item, *, etag: str | None = None) -> Item:
         if not self._done and item["id"] == "a-1" and "c-2" in item.get("conversations", {}):
             self._done = True
-            current = await self._inner.read("a-1", "a-1")
-            held = {**current["conversations"], "c-other": 1}
-            await self._inner.replace(agent_after(current, NOW, held=held), etag=current["_etag"])
+            current = load(AgentDocument, await self._inner.read("a-1", "a-1"))
+            held = {**current.conversations, "c-other": 1}
+            await self._inner.replace(agent_after(current, NOW, held=held).body(), etag=current.etag)
         return await self._inner.replace(item, etag=etag)
 
 
