@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.counting import CountingStore, summary
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.conversations.model import move, new_conversation
+from shared.conversations.model import ConversationDocument, move, new_conversation
 from shared.kernel.catalog import CONTAINERS, QUEUES
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import BatchOperation
@@ -37,7 +37,7 @@ from shared.routing.seats import seat_document, waiting_entry
 QUEUE = "bench"
 
 
-def conversation_doc(n: int, at: datetime) -> dict:
+def conversation_doc(n: int, at: datetime) -> ConversationDocument:
     doc = new_conversation(
         conversation_id=f"c-{n:07d}",
         bot_conversation_id=f"b-{n}",
@@ -72,8 +72,8 @@ async def seed(
         at = start + timedelta(milliseconds=n)
         doc = conversation_doc(n, at)
         if n < decisions * 3:  # the head of the queue: the only conversations a decision reads
-            await conversations.create(doc)
-        batch.append(BatchOperation.create(waiting_entry(doc, doc["queuedAt"], 1).body()))
+            await conversations.create(doc.body())
+        batch.append(BatchOperation.create(waiting_entry(doc, doc.queued_at or stamp(at), 1).body()))
         if len(batch) == 100:
             await routing.batch(QUEUE, batch)
             batch = []

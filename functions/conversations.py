@@ -15,7 +15,7 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.conversations.api import Lifecycle
+    from shared.conversations.api import ConversationDocument, Lifecycle
     from shared.routing.api import Transfers
 
 bp = func.Blueprint()
@@ -46,13 +46,13 @@ def _transfers(call: Call) -> Transfers:
     return Transfers(Assignment(rt.store, rt.bus, rt.clock))
 
 
-def _view(doc: dict[str, Any]) -> Any:
+def _view(doc: ConversationDocument) -> Any:
     from shared.conversations.api import ConversationView
 
-    return ConversationView.model_validate(doc)
+    return ConversationView.model_validate(doc.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
+def _answer(doc: ConversationDocument, status: int = 200) -> Reply:
     """A conversation with its ETag (by the stored version: every change is one somebody sees)."""
     from shared.kernel.etags import stored_etag
 
@@ -246,7 +246,7 @@ async def abandon_conversation(call: Call) -> Reply:
     already with an agent (active, wrap-up) or closed is 409. Answers only the id, the status and
     when it was abandoned: no transcript (a patient may call this)."""
     doc = await _lifecycle(call).abandon(call.user, call.route("conversationId"), call.correlation_id)
-    return Reply(body={"id": doc["id"], "status": doc["status"], "abandonedAt": doc.get("abandonedAt")})
+    return Reply(body={"id": doc.id, "status": str(doc.status), "abandonedAt": doc.abandoned_at})
 
 
 @api.route(

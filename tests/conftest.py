@@ -138,4 +138,4 @@ async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: 
         locale=None,
         body_format="native",
     )
-    await runtime.store.container("conversations").upsert(doc)
+    await runtime.store.container("conversations").upsert(doc.body())

@@ -20,10 +20,10 @@ from shared.audit.api import record_access
 from shared.auth.principal import Principal, Role
 from shared.conversations import notices
 from shared.conversations import store as conversations
-from shared.conversations.model import Status, move
+from shared.conversations.model import ConversationDocument, Status, move
 from shared.kernel.catalog import ROUTING_QUEUE
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.messages import MessageBus
 from shared.kernel.times import parse_stamp, stamp
@@ -52,55 +52,61 @@ class Lifecycle:
 
     # Reading ----------------------------------------------------------------------------------------
 
-    async def _read(self, conversation_id: str) -> Item:
+    async def _read(self, conversation_id: str) -> ConversationDocument:
         try:
             return await conversations.read(self._store, conversation_id)
         except NotFound:
             raise NotFound("no such conversation") from None
 
-    def _visible(self, doc: Item, principal: Principal) -> bool:
+    def _visible(self, doc: ConversationDocument, principal: Principal) -> bool:
         if is_supervisor(principal):
             return True
-        if principal.has(Role.AGENT) and doc.get("agentId") == principal.subject:
+        if principal.has(Role.AGENT) and doc.agent_id == principal.subject:
             return True
         if principal.has(Role.BOT):
             return True
-        return principal.acts_as_patient_only and doc.get("patientId") == principal.patient_id
+        return principal.acts_as_patient_only and doc.patient_id == principal.patient_id
 
-    async def audit(self, principal: Principal, action: Any, doc: Item, correlation_id: str | None) -> None:
+    async def audit(
+        self, principal: Principal, action: Any, doc: ConversationDocument, correlation_id: str | None
+    ) -> None:
         await record_access(
             self._store,
             self._clock,
             actor=principal,
             action=action,
-            resource=f"conversations/{doc['id']}",
-            patient_id=doc.get("patientId"),
+            resource=f"conversations/{doc.id}",
+            patient_id=doc.patient_id,
             correlation_id=correlation_id,
         )
 
-    async def get(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
+    async def get(
+        self, principal: Principal, conversation_id: str, correlation_id: str | None
+    ) -> ConversationDocument:
         """An agent sees the conversations offered or assigned to them; a supervisor sees all. Any
         other conversation answers 404, as if it did not exist."""
         doc = await self._read(conversation_id)
-        if not (is_supervisor(principal) or doc.get("agentId") == principal.subject):
+        if not (is_supervisor(principal) or doc.agent_id == principal.subject):
             raise NotFound("no such conversation")
         await self.audit(principal, "read", doc, correlation_id)
         return doc
 
     # Changing ---------------------------------------------------------------------------------------
 
-    def _own(self, doc: Item, principal: Principal, *statuses: Status) -> None:
-        if doc.get("agentId") != principal.subject:
+    def _own(self, doc: ConversationDocument, principal: Principal, *statuses: Status) -> None:
+        if doc.agent_id != principal.subject:
             raise NotFound("no such conversation")
-        if statuses and doc["status"] not in statuses:
-            raise Conflict(f"the conversation is {doc['status']}")
+        if statuses and doc.status not in statuses:
+            raise Conflict(f"the conversation is {doc.status}")
 
-    async def accept(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
+    async def accept(
+        self, principal: Principal, conversation_id: str, correlation_id: str | None
+    ) -> ConversationDocument:
         now = self._clock.now()
 
-        def change(doc: Item) -> Item:
+        def change(doc: ConversationDocument) -> ConversationDocument:
             self._own(doc, principal)
-            if doc["status"] == Status.ACTIVE:
+            if doc.status == Status.ACTIVE:
                 return doc  # a retried accept
             return move(doc, "accept", now, by=principal.subject, offerExpiresAt=None)
 
@@ -108,7 +114,9 @@ class Lifecycle:
         await self.audit(principal, "update", doc, correlation_id)
         return doc
 
-    async def decline(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
+    async def decline(
+        self, principal: Principal, conversation_id: str, correlation_id: str | None
+    ) -> ConversationDocument:
         """An explicit decline: back to its place in the queue; the agent's third decline of
         this conversation excludes them from it."""
         doc = await self._return_offer(conversation_id, principal.subject, None, expired=False)
@@ -125,32 +133,30 @@ class Lifecycle:
         doc = await conversations.read_or_none(self._store, conversation_id)
         if doc is None:
             return False
-        if doc["status"] != Status.OFFERED or (offer_seq is not None and doc.get("offerSeq") != offer_seq):
+        if doc.status != Status.OFFERED or doc.agent_id is None:
             return False
-        expires = doc.get("offerExpiresAt")
+        if offer_seq is not None and doc.offer_seq != offer_seq:
+            return False
+        expires = doc.offer_expires_at
         if expires and parse_stamp(expires) > self._clock.now():
             return False
-        returned = await self._return_offer(
-            conversation_id, doc["agentId"], doc.get("offerSeq"), expired=True
-        )
+        returned = await self._return_offer(conversation_id, doc.agent_id, doc.offer_seq, expired=True)
         return returned is not None
 
     async def _return_offer(
         self, conversation_id: str, agent_id: str, offer_seq: Any, *, expired: bool
-    ) -> Item | None:
+    ) -> ConversationDocument | None:
         """Offered → waiting, for a decline or an expiry; None when an expiry found the offer
         gone (accepted, declined or re-offered meanwhile)."""
         now = self._clock.now()
         tally = "offerTimeouts" if expired else "declines"
 
-        def change(doc: Item) -> Item:
-            if doc.get("agentId") != agent_id:
+        def change(doc: ConversationDocument) -> ConversationDocument:
+            if doc.agent_id != agent_id:
                 raise NotFound("no such conversation")
-            if doc["status"] != Status.OFFERED or (
-                offer_seq is not None and doc.get("offerSeq") != offer_seq
-            ):
-                raise Conflict(f"the conversation is {doc['status']}")
-            counts = dict(doc.get(tally, {}))
+            if doc.status != Status.OFFERED or (offer_seq is not None and doc.offer_seq != offer_seq):
+                raise Conflict(f"the conversation is {doc.status}")
+            counts = dict((doc.offer_timeouts if expired else doc.declines) or {})
             counts[agent_id] = counts.get(agent_id, 0) + 1
             return move(
                 doc,
@@ -182,22 +188,19 @@ class Lifecycle:
 
     async def send_message(
         self, principal: Principal, conversation_id: str, text: str, correlation_id: str | None
-    ) -> Item:
+    ) -> ConversationDocument:
         now = self._clock.now()
 
-        def change(doc: Item) -> Item:
+        def change(doc: ConversationDocument) -> ConversationDocument:
             self._own(doc, principal, Status.ACTIVE)
-            messages = list(doc.get("messages", []))
-            if len(messages) >= MAX_MESSAGES:
+            if len(doc.messages) >= MAX_MESSAGES:
                 raise Conflict("the conversation has too many messages")
-            messages.append(
-                {"from": "agent", "agentId": principal.subject, "text": text, "timestamp": stamp(now)}
+            message = {"from": "agent", "agentId": principal.subject, "text": text, "timestamp": stamp(now)}
+            return doc.changed(
+                messages=[*doc.messages, message],
+                updated_at=stamp(now),
+                first_agent_response_at=doc.first_agent_response_at or stamp(now),
             )
-            fresh = {**doc, "messages": messages, "updatedAt": stamp(now)}
-            fresh.setdefault("firstAgentResponseAt", None)
-            if not fresh["firstAgentResponseAt"]:
-                fresh["firstAgentResponseAt"] = stamp(now)
-            return fresh
 
         doc = await conversations.change(self._store, conversation_id, change)
         await self.audit(principal, "update", doc, correlation_id)
@@ -205,16 +208,16 @@ class Lifecycle:
 
     async def close(
         self, principal: Principal, conversation_id: str, disposition: str | None, correlation_id: str | None
-    ) -> Item:
+    ) -> ConversationDocument:
         """Active → wrap-up; the agent keeps the capacity for the queue's wrap-up block, then the
         conversation closes and the capacity returns."""
         now = self._clock.now()
         current = await self._read(conversation_id)
         self._own(current, principal, Status.ACTIVE)
-        seconds = await self._wrapup.wrapup_seconds(current["queueId"] or conversations.DEFAULT_QUEUE)
+        seconds = await self._wrapup.wrapup_seconds(current.queue_id or conversations.DEFAULT_QUEUE)
         ends = now + timedelta(seconds=seconds)
 
-        def change(doc: Item) -> Item:
+        def change(doc: ConversationDocument) -> ConversationDocument:
             self._own(doc, principal, Status.ACTIVE)
             return move(
                 doc, "wrapup", now, disposition=disposition, wrapupEndsAt=stamp(ends), by=principal.subject
@@ -233,14 +236,14 @@ class Lifecycle:
         doc = await conversations.read_or_none(self._store, conversation_id)
         if doc is None:
             return False
-        ends = doc.get("wrapupEndsAt")
-        if doc["status"] != Status.WRAPUP or (ends and parse_stamp(ends) > now):
-            if doc["status"] == Status.CLOSED:  # finish an interrupted close
+        ends = doc.wrapup_ends_at
+        if doc.status != Status.WRAPUP or (ends and parse_stamp(ends) > now):
+            if doc.status == Status.CLOSED:  # finish an interrupted close
                 await self._ended(doc, doc)
             return False
 
-        def change(current: Item) -> Item:
-            if current["status"] != Status.WRAPUP:
+        def change(current: ConversationDocument) -> ConversationDocument:
+            if current.status != Status.WRAPUP:
                 raise Conflict("not in wrap-up")
             return move(current, "close", now)
 
@@ -251,14 +254,16 @@ class Lifecycle:
         await self._ended(doc, closed)
         return True
 
-    async def abandon(self, principal: Principal, conversation_id: str, correlation_id: str | None) -> Item:
+    async def abandon(
+        self, principal: Principal, conversation_id: str, correlation_id: str | None
+    ) -> ConversationDocument:
         """The patient left (the bot or the portal says so) while waiting or being offered."""
         now = self._clock.now()
         current = await self._read(conversation_id)
         if not self._visible(current, principal):
             raise NotFound("no such conversation")
 
-        def change(doc: Item) -> Item:
+        def change(doc: ConversationDocument) -> ConversationDocument:
             return move(doc, "abandon", now, endReason="abandoned", by=principal.subject)
 
         doc = await conversations.change(self._store, conversation_id, change)
@@ -268,11 +273,11 @@ class Lifecycle:
 
     async def force_close(
         self, principal: Principal, conversation_id: str, reason: str | None, correlation_id: str | None
-    ) -> Item:
+    ) -> ConversationDocument:
         now = self._clock.now()
         current = await self._read(conversation_id)
 
-        def change(doc: Item) -> Item:
+        def change(doc: ConversationDocument) -> ConversationDocument:
             return move(doc, "force-close", now, endReason=reason or "forced", by=principal.subject)
 
         doc = await conversations.change(self._store, conversation_id, change)
@@ -280,11 +285,9 @@ class Lifecycle:
         await self.audit(principal, "close", doc, correlation_id)
         return doc
 
-    async def _ended(self, before: Item, after: Item) -> None:
+    async def _ended(self, before: ConversationDocument, after: ConversationDocument) -> None:
         """Off the board (after the change: a crash leaves an entry readers skip), and routing told
         to drop its waiting entry and release the agent's capacity."""
-        queue_id = before.get("queueId") or conversations.DEFAULT_QUEUE
-        await conversations.unlist_live(self._store, queue_id, str(after["id"]))
-        await self._bus.send(
-            ROUTING_QUEUE, notices.ended(after, queue_id=queue_id, agent_id=before.get("agentId"))
-        )
+        queue_id = before.queue_id or conversations.DEFAULT_QUEUE
+        await conversations.unlist_live(self._store, queue_id, str(after.id))
+        await self._bus.send(ROUTING_QUEUE, notices.ended(after, queue_id=queue_id, agent_id=before.agent_id))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.kernel.errors import Conflict
 from shared.kernel.ids import Id
+from shared.kernel.stored import Document
 from shared.kernel.text import Line, Text
 from shared.kernel.times import InstantText, stamp
 
@@ -59,16 +60,70 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
 }
 
 
+class ConversationDocument(Document):
+    """A conversation as stored (`conversations`, partition `/id`): the escalation's fixed fields,
+    routing's (queue, agent, priority, skills, offers), the lifecycle's status and a stamp per
+    transition, messages, and the history of moves. The transcript, summary and messages are PHI."""
+
+    type: Literal["conversation"] = "conversation"
+    status: Status
+    bot_conversation_id: str
+    patient_id: str
+    patient_match: str | None = None
+    queue_id: str | None = None
+    agent_id: str | None = None
+    priority: int = 1
+    reason: str | None = None
+    summary: str | None = None
+    transcript: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    urgency: str | None = None
+    specialty: str | None = None
+    language: str | None = None
+    context: dict[str, str | int] = {}
+    channel: str | None = None
+    locale: str | None = None
+    format: str | None = None
+    symptoms: list[str] | None = None
+    skills: dict[str, int] = {}
+    declines: dict[str, int] = {}
+    offer_timeouts: dict[str, int] = {}
+    transfers: int = 0
+    offer_seq: int | None = None
+    offer_expires_at: str | None = None
+    wrapup_ends_at: str | None = None
+    overflowed_from: str | None = None
+    disposition: str | None = None
+    end_reason: str | None = None
+    created_at: str
+    updated_at: str | None = None
+    escalated_at: str | None = None
+    queued_at: str | None = None
+    offered_at: str | None = None
+    accepted_at: str | None = None
+    routed_at: str | None = None
+    first_agent_response_at: str | None = None
+    wrapup_at: str | None = None
+    closed_at: str | None = None
+    abandoned_at: str | None = None
+    history: list[dict[str, Any]] = []
+
+
+Moved = TypeVar("Moved", ConversationDocument, dict[str, Any])
+
+
 def move(
-    doc: dict[str, Any],
+    doc: Moved,
     event: str,
     now: datetime,
     *,
     by: str | None = None,
     cause: str | None = None,
     **changes: Any,
-) -> dict[str, Any]:
+) -> Moved:
     """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status.
+    The rules are written over the stored shape: `doc` is a conversation document (the copy keeps
+    its ETag) or its stored JSON, and changes are named as stored (camelCase).
 
     `changes` are new values of the document's own fields (the queue, agent and disposition
     among them are also noted in the history entry). `by` (who moved it) and `cause` (why:
@@ -79,10 +134,10 @@ def move(
     if fixed:
         raise TypeError(f"a move cannot change {sorted(fixed)}")
     sources, target, field = TRANSITIONS[event]
-    status = Status(doc["status"])
+    moved: dict[str, Any] = doc.body() if isinstance(doc, ConversationDocument) else dict(doc)
+    status = Status(moved["status"])
     if status not in sources:
         raise Conflict(f"cannot {event} a conversation that is {status}")
-    moved = dict(doc)
     moved["status"] = str(target)
     at = stamp(now)
     if field and not moved.get(field):
@@ -98,7 +153,7 @@ def move(
         entry["cause"] = cause
     moved["history"] = [*moved.get("history", ()), entry][-200:]
     moved.update(changes)
-    return moved
+    return doc.revised(**moved) if isinstance(doc, ConversationDocument) else moved
 
 
 # Document fields a move also notes in its history entry.
@@ -203,37 +258,39 @@ def new_conversation(
     channel: str | None,
     locale: str | None,
     body_format: str,
-) -> dict[str, Any]:
+) -> ConversationDocument:
     """The document the escalation webhook stores, in status `open` until routing queues it."""
     at = stamp(now)
-    return {
-        "id": conversation_id,
-        "type": "conversation",
-        "status": str(Status.OPEN),
-        "botConversationId": bot_conversation_id,
-        "patientId": patient_id,
-        "patientMatch": patient_match,
-        "queueId": None,
-        "agentId": None,
-        "priority": 1,
-        "reason": reason,
-        "summary": summary,
-        "transcript": transcript,
-        "messages": [],
-        "urgency": urgency,
-        "specialty": specialty,
-        "language": language,
-        "context": context,
-        "channel": channel,
-        "locale": locale,
-        "format": body_format,
-        "skills": {},
-        "declines": {},
-        "transfers": 0,
-        "createdAt": at,
-        "updatedAt": at,
-        "history": [{"at": at, "event": "open"}],
-    }
+    return ConversationDocument.model_validate(
+        {
+            "id": conversation_id,
+            "type": "conversation",
+            "status": str(Status.OPEN),
+            "botConversationId": bot_conversation_id,
+            "patientId": patient_id,
+            "patientMatch": patient_match,
+            "queueId": None,
+            "agentId": None,
+            "priority": 1,
+            "reason": reason,
+            "summary": summary,
+            "transcript": transcript,
+            "messages": [],
+            "urgency": urgency,
+            "specialty": specialty,
+            "language": language,
+            "context": context,
+            "channel": channel,
+            "locale": locale,
+            "format": body_format,
+            "skills": {},
+            "declines": {},
+            "transfers": 0,
+            "createdAt": at,
+            "updatedAt": at,
+            "history": [{"at": at, "event": "open"}],
+        }
+    )
 
 
 class _Request(BaseModel):

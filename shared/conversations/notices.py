@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.conversations.model import ConversationDocument
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.messaging import json_message
 
@@ -34,20 +35,18 @@ def _notice(kind: str, message_id: str, **fields: Any) -> OutgoingMessage:
     return json_message({"kind": kind, **fields}, message_id=message_id, subject=f"route-{kind}")
 
 
-def returned(doc: dict[str, Any], agent_id: str, *, expired: bool) -> OutgoingMessage:
+def returned(doc: ConversationDocument, agent_id: str, *, expired: bool) -> OutgoingMessage:
     why = "expire" if expired else "decline"
     return _notice(
         "conversation",
-        f"route:{doc['id']}:{why}:{doc.get('offerSeq', 0)}",
-        conversationId=doc["id"],
+        f"route:{doc.id}:{why}:{doc.offer_seq or 0}",
+        conversationId=doc.id,
         returned={"agentId": agent_id, "expired": expired},
     )
 
 
-def ended(doc: dict[str, Any], *, queue_id: str | None, agent_id: str | None) -> OutgoingMessage:
-    return _notice(
-        "ended", f"ended:{doc['id']}", conversationId=doc["id"], queueId=queue_id, agentId=agent_id
-    )
+def ended(doc: ConversationDocument, *, queue_id: str | None, agent_id: str | None) -> OutgoingMessage:
+    return _notice("ended", f"ended:{doc.id}", conversationId=doc.id, queueId=queue_id, agentId=agent_id)
 
 
 def wrapup_end(conversation_id: str) -> OutgoingMessage:

@@ -13,64 +13,67 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
 from shared.kernel.catalog import CONVERSATIONS
-from shared.kernel.documents import Container, DocumentStore, Item, Page, Query
+from shared.kernel.documents import DocumentStore, Item, Query
 from shared.kernel.errors import NotFound
 from shared.kernel.retry import retry
+from shared.kernel.stored import Stored, TypedPage
 
 DEFAULT_QUEUE = "default"
 
 
-def container(store: DocumentStore) -> Container:
-    return store.container(CONVERSATIONS)
+def documents(store: DocumentStore) -> Stored[ConversationDocument]:
+    return Stored(store, CONVERSATIONS, ConversationDocument)
 
 
-async def read(store: DocumentStore, conversation_id: str) -> Item:
+async def read(store: DocumentStore, conversation_id: str) -> ConversationDocument:
     """The conversation; `NotFound` if there is none."""
-    return await container(store).read(conversation_id, conversation_id)
+    return await documents(store).read(conversation_id)
 
 
-async def read_or_none(store: DocumentStore, conversation_id: str) -> Item | None:
-    try:
-        return await read(store, conversation_id)
-    except NotFound:
-        return None
+async def read_or_none(store: DocumentStore, conversation_id: str) -> ConversationDocument | None:
+    return await documents(store).read_or_none(conversation_id)
 
 
-async def create(store: DocumentStore, doc: Item) -> Item:
-    return await container(store).create(doc)
+async def create(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
+    return await documents(store).create(doc)
 
 
-async def replace(store: DocumentStore, doc: Item, *, etag: str) -> Item:
-    """Replace exactly the version read (`PreconditionFailed` otherwise)."""
-    return await container(store).replace(doc, etag=etag)
+async def replace(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
+    """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise)."""
+    return await documents(store).replace(doc)
 
 
-async def delete(store: DocumentStore, conversation_id: str, *, etag: str) -> None:
-    await container(store).delete(conversation_id, conversation_id, etag=etag)
+async def delete(store: DocumentStore, doc: ConversationDocument) -> None:
+    """Delete exactly the version `doc` was read or written as."""
+    await documents(store).delete(doc.id, etag=doc.etag)
 
 
-async def change(store: DocumentStore, conversation_id: str, apply: Callable[[Item], Item]) -> Item:
+async def change(
+    store: DocumentStore,
+    conversation_id: str,
+    apply: Callable[[ConversationDocument], ConversationDocument],
+) -> ConversationDocument:
     """Read-modify-write under the conversation's ETag: `apply(doc)` returns the new document (or
     `doc` itself for no change); a lost race reads again and applies again."""
 
-    async def step() -> Item:
-        try:
-            doc = await read(store, conversation_id)
-        except NotFound:
-            raise NotFound("no such conversation") from None
+    async def step() -> ConversationDocument:
+        doc = await read_or_none(store, conversation_id)
+        if doc is None:
+            raise NotFound("no such conversation")
         fresh = apply(doc)
         if fresh is doc:
             return doc
-        return await replace(store, fresh, etag=doc["_etag"])
+        return await replace(store, fresh)
 
     return await retry(step)
 
 
-async def scan(store: DocumentStore, query: Query, *, max_items: int) -> Page:
+async def scan(store: DocumentStore, query: Query, *, max_items: int) -> TypedPage[ConversationDocument]:
     """A cross-partition scan (the sweep timer's backstop only: never on a request path)."""
-    return await container(store).query_cross_partition(query, max_items=max_items)
+    return await documents(store).query_cross_partition(query, max_items=max_items)
 
 
 async def patient_of(store: DocumentStore, conversation_id: str) -> str | None:
@@ -79,7 +82,7 @@ async def patient_of(store: DocumentStore, conversation_id: str) -> str | None:
     doc = await read_or_none(store, conversation_id)
     if doc is None:
         return None
-    return str(doc.get("patientId")) if doc.get("patientId") else ""
+    return doc.patient_id or ""
 
 
 # The board's list ------------------------------------------------------------------------------
@@ -89,14 +92,14 @@ def live_conversations_list(queue_id: str) -> str:
     return f"live-conversations:{queue_id}"
 
 
-def live_entry(conversation: Item, queue_id: str) -> Item:
-    cid = str(conversation["id"])
+def live_entry(conversation: ConversationDocument, queue_id: str) -> Item:
+    cid = conversation.id
     return lists.entry(
-        live_conversations_list(queue_id), cid, f"{conversation['createdAt']}|{cid}", queueId=queue_id
+        live_conversations_list(queue_id), cid, f"{conversation.created_at}|{cid}", queueId=queue_id
     )
 
 
-async def list_live(store: DocumentStore, conversation: Item, queue_id: str) -> None:
+async def list_live(store: DocumentStore, conversation: ConversationDocument, queue_id: str) -> None:
     """On `queue_id`'s board list (before the change that puts it there)."""
     await lists.add(store, live_entry(conversation, queue_id))
 

@@ -38,11 +38,11 @@ from typing import Any
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal
-from shared.conversations.api import LIVE, Status, conversations, move, new_conversation
+from shared.conversations.api import LIVE, ConversationDocument, Status, conversations, move, new_conversation
 from shared.escalations.model import Escalation
 from shared.kernel.catalog import ROUTING_QUEUE
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from shared.kernel.idempotency import Idempotency, Scope, answer_of
 from shared.kernel.messages import MessageBus
@@ -176,7 +176,7 @@ class EscalationIntake:
             body_format=escalation.body_format,
         )
         if escalation.symptoms:
-            doc["symptoms"] = list(escalation.symptoms)
+            doc.symptoms = list(escalation.symptoms)
         doc = move(
             doc,
             "queue",
@@ -227,23 +227,23 @@ class EscalationIntake:
             },
         )
         return IntakeResult(
-            {"conversationId": conversation_id, "status": stored["status"], "queueId": placement.queue_id},
+            {"conversationId": conversation_id, "status": stored.status, "queueId": placement.queue_id},
             created=True,
         )
 
-    async def _relist(self, existing: Item, queue_id: str) -> None:
+    async def _relist(self, existing: ConversationDocument, queue_id: str) -> None:
         """A repeat wrote its own entry on `queue_id`'s list: put back the first delivery's (its
         place on the board), or take it away when the conversation is not live there."""
-        if existing.get("queueId") == queue_id and existing.get("status") in LIVE:
+        if existing.queue_id == queue_id and existing.status in LIVE:
             await conversations.list_live(self._store, existing, queue_id)
         else:
-            await conversations.unlist_live(self._store, queue_id, str(existing["id"]))
+            await conversations.unlist_live(self._store, queue_id, str(existing.id))
 
-    async def _repeated(self, existing: Item) -> IntakeResult:
+    async def _repeated(self, existing: ConversationDocument) -> IntakeResult:
         """The same bot conversation again: the first answer, and a routing request resent if the
         conversation may never have reached the router."""
-        conversation_id = str(existing["id"])
-        if existing.get("status") == Status.WAITING and not existing.get("routedAt"):
+        conversation_id = str(existing.id)
+        if existing.status == Status.WAITING and not existing.routed_at:
             try:
                 await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
             except Exception as error:
@@ -256,16 +256,18 @@ class EscalationIntake:
         return IntakeResult(
             {
                 "conversationId": conversation_id,
-                "status": existing.get("status"),
-                "queueId": existing.get("queueId"),
+                "status": existing.status,
+                "queueId": existing.queue_id,
             },
             created=False,
         )
 
-    async def _roll_back(self, stored: Item, actor: Principal, patient_id: str, correlation_id: str) -> None:
-        conversation_id = str(stored["id"])
+    async def _roll_back(
+        self, stored: ConversationDocument, actor: Principal, patient_id: str, correlation_id: str
+    ) -> None:
+        conversation_id = str(stored.id)
         try:
-            await conversations.delete(self._store, conversation_id, etag=stored["_etag"])
+            await conversations.delete(self._store, stored)
         except (NotFound, PreconditionFailed):
             return  # already gone, or routing picked it up (then it is not half-written)
         except Exception as error:
@@ -275,7 +277,7 @@ class EscalationIntake:
             )
             return
         try:
-            await conversations.unlist_live(self._store, str(stored.get("queueId")), conversation_id)
+            await conversations.unlist_live(self._store, str(stored.queue_id), conversation_id)
         except Exception as error:  # the board skips an entry without a conversation: harmless
             log.warning("rollback left a board entry", extra={"error_type": type(error).__name__})
         try:

@@ -56,6 +56,13 @@ class Document(BaseModel):
         fresh._etag = self._etag
         return fresh
 
+    def revised(self, **stored_fields: Any) -> Self:
+        """A validated copy with fields given by their stored (camelCase) names, keeping the ETag:
+        for rules written over the stored shape (a conversation's `move`)."""
+        fresh = type(self).model_validate({**self.body(), **stored_fields})
+        fresh._etag = self._etag
+        return fresh
+
     def body(self) -> Item:
         return self.model_dump(mode="json", by_alias=True, exclude_none=self.DROP_NONE)
 

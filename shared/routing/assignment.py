@@ -26,10 +26,18 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from shared.conversations.api import HOLDS_CAPACITY, RETURN_GRACE, Status, conversations, move
+from shared.conversations.api import (
+    DEFAULT_QUEUE,
+    HOLDS_CAPACITY,
+    RETURN_GRACE,
+    ConversationDocument,
+    Status,
+    conversations,
+    move,
+)
 from shared.kernel.catalog import AGENTS, ROUTING, ROUTING_QUEUE
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item, Query
+from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.kernel.messages import MessageBus
@@ -81,7 +89,7 @@ class Assignment:
         self.seats = Stored(store, ROUTING, SeatDocument)
         self.agents = Stored(store, AGENTS, AgentDocument)
         self.directory = RoutingDirectory(store)
-        self._arriving: Item | None = None  # the conversation `route_conversation` just read
+        self._arriving: ConversationDocument | None = None  # the conversation `route_conversation` just read
 
     # Conversation arrives ------------------------------------------------------------------------
 
@@ -92,13 +100,13 @@ class Assignment:
         if conversation is None:
             log.info("routing: conversation gone", extra={"conversation_id": conversation_id})
             return
-        if conversation["status"] != Status.WAITING:
+        if conversation.status != Status.WAITING:
             return
-        queue_id = conversation["queueId"]
+        queue_id = conversation.queue_id or DEFAULT_QUEUE
         settings = await self.directory.queue(queue_id)
         entry_id = f"wait:{conversation_id}"
         arrival = waiting_entry(
-            conversation, conversation.get("queuedAt") or stamp(self.clock.now()), settings.capacity_units
+            conversation, conversation.queued_at or stamp(self.clock.now()), settings.capacity_units
         )
         overflow_rules = settings.overflow.max_waiting is not None or settings.operating_hours is not None
         if overflow_rules:
@@ -118,7 +126,7 @@ class Assignment:
             self._arriving = None
         if result == "waiting":
             await schedule_deadlines(self.bus, entry, settings, self.clock.now())
-        if result != "offered" and not conversation.get("routedAt"):
+        if result != "offered" and not conversation.routed_at:
             await self._mark_routed(conversation)
 
     async def _create_entry(self, entry: WaitingEntry) -> WaitingEntry:
@@ -177,22 +185,18 @@ class Assignment:
             return result  # nobody else: an agent who let an offer of it expire
         return "waiting"
 
-    async def _mark_routed(self, conversation: Item) -> None:
+    async def _mark_routed(self, conversation: ConversationDocument) -> None:
         try:
-            await conversations.replace(
-                self.store, {**conversation, "routedAt": stamp(self.clock.now())}, etag=conversation["_etag"]
-            )
+            await conversations.replace(self.store, conversation.changed(routed_at=stamp(self.clock.now())))
             return
         except PreconditionFailed:
             pass
 
         async def step() -> None:
-            doc = await conversations.read(self.store, conversation["id"])
-            if doc.get("routedAt"):
+            doc = await conversations.read(self.store, conversation.id)
+            if doc.routed_at:
                 return
-            await conversations.replace(
-                self.store, {**doc, "routedAt": stamp(self.clock.now())}, etag=doc["_etag"]
-            )
+            await conversations.replace(self.store, doc.changed(routed_at=stamp(self.clock.now())))
 
         await retry(step)
 
@@ -206,20 +210,20 @@ class Assignment:
         page = await self.entries.query(Query(WAITING_RANGE), partition_key=queue_id, max_items=limit + 1)
         return overflow_on_arrival(settings, len(page.items), now)
 
-    async def overflow(self, conversation: Item, settings: QueueSettings, when: str) -> None:
+    async def overflow(self, conversation: ConversationDocument, settings: QueueSettings, when: str) -> None:
         """Unified routing's overflow action: transfer to the target queue, or end the conversation
         with the queue's message to the patient."""
         now = self.clock.now()
         overflow = settings.overflow
-        conversation_id = conversation["id"]
+        conversation_id = conversation.id
         transfer_to = overflow.target_queue_id if overflow.action is OverflowAction.TRANSFER else None
         if transfer_to:
             # On the target's board list before the move, off this queue's after (lists.py).
             await conversations.list_live(self.store, conversation, transfer_to)
 
-        async def step() -> Item | None:
+        async def step() -> ConversationDocument | None:
             doc = await conversations.read(self.store, conversation_id)
-            if doc["status"] != Status.WAITING or doc["queueId"] != conversation["queueId"]:
+            if doc.status != Status.WAITING or doc.queue_id != conversation.queue_id:
                 return None
             if transfer_to:
                 moved = move(
@@ -228,7 +232,7 @@ class Assignment:
                     now,
                     queueId=transfer_to,
                     queuedAt=stamp(now),
-                    overflowedFrom=doc["queueId"],
+                    overflowedFrom=doc.queue_id,
                     by="routing",
                     cause=f"overflow-{when}",
                 )
@@ -237,32 +241,29 @@ class Assignment:
                 moved = move(
                     doc, "end", now, endReason=f"overflow-{when}", by="routing", cause=f"overflow-{when}"
                 )
-                moved["messages"] = [
-                    *doc.get("messages", []),
-                    {"from": "system", "text": text, "timestamp": stamp(now)},
-                ]
-            return await conversations.replace(self.store, moved, etag=doc["_etag"])
+                notice = {"from": "system", "text": text, "timestamp": stamp(now)}
+                moved = moved.changed(messages=[*doc.messages, notice])
+            return await conversations.replace(self.store, moved)
 
         moved = await retry(step)
         if moved is None:
             return
-        with contextlib.suppress(NotFound):
-            await self.routing.delete(f"wait:{conversation_id}", conversation["queueId"])
-        await conversations.unlist_live(self.store, conversation["queueId"], conversation_id)
+        await self.drop_entry(conversation_id, conversation.queue_id or DEFAULT_QUEUE)
+        await conversations.unlist_live(self.store, conversation.queue_id, conversation_id)
         log.info(
             "routing: overflow",
             extra={
                 "conversation_id": conversation_id,
-                "queue": conversation["queueId"],
+                "queue": conversation.queue_id,
                 "action": str(overflow.action),
             },
         )
-        if moved["status"] == Status.WAITING:
+        if moved.status == Status.WAITING:
             await self.bus.send(
                 ROUTING_QUEUE,
                 routing_message(
                     "conversation",
-                    f"route:{conversation_id}:overflow:{len(moved.get('history', []))}",
+                    f"route:{conversation_id}:overflow:{len(moved.history)}",
                     conversationId=conversation_id,
                 ),
             )
@@ -290,11 +291,9 @@ class Assignment:
         now = self.clock.now()
         conversation_id = item.conversation_id
 
-        hint = (
-            self._arriving if self._arriving is not None and self._arriving["id"] == conversation_id else None
-        )
+        hint = self._arriving if self._arriving is not None and self._arriving.id == conversation_id else None
 
-        async def step() -> Item | None:
+        async def step() -> ConversationDocument | None:
             nonlocal hint
             # The arriving conversation was read a moment ago: try its ETag before reading again.
             doc, hint = (
@@ -302,9 +301,9 @@ class Assignment:
                 if hint is not None
                 else (await conversations.read(self.store, conversation_id), None)
             )
-            if doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent_id:
+            if doc.status in HOLDS_CAPACITY and doc.agent_id == agent_id:
                 return doc  # a concurrent worker made the same offer
-            if doc["status"] != Status.WAITING or doc["queueId"] != item.queue_id:
+            if doc.status != Status.WAITING or doc.queue_id != item.queue_id:
                 return None
             moved = move(
                 doc,
@@ -312,12 +311,11 @@ class Assignment:
                 now,
                 agentId=agent_id,
                 offerExpiresAt=stamp(now + timedelta(seconds=settings.accept_timeout_seconds)),
-                offerSeq=int(doc.get("offerSeq", 0)) + 1,
+                offerSeq=int(doc.offer_seq or 0) + 1,
                 by=by,
             )
-            moved.setdefault("routedAt", None)
-            moved["routedAt"] = moved["routedAt"] or stamp(now)
-            return await conversations.replace(self.store, moved, etag=doc["_etag"])
+            moved = moved.changed(routed_at=moved.routed_at or stamp(now))
+            return await conversations.replace(self.store, moved)
 
         try:
             offered = await retry(step)
@@ -333,11 +331,11 @@ class Assignment:
             ROUTING_QUEUE,
             routing_message(
                 "offer-timeout",
-                f"offer-timeout:{conversation_id}:{offered['offerSeq']}",
+                f"offer-timeout:{conversation_id}:{offered.offer_seq}",
                 conversationId=conversation_id,
-                offerSeq=offered["offerSeq"],
+                offerSeq=offered.offer_seq,
             ),
-            parse_time(offered["offerExpiresAt"]) or now,
+            parse_time(offered.offer_expires_at) or now,
         )
         log.info(
             "routing: offered",
@@ -353,10 +351,10 @@ class Assignment:
         with contextlib.suppress(NotFound):
             await self.entries.delete(f"wait:{conversation_id}", queue_id)
 
-    async def requeue_entry(self, doc: Item) -> None:
+    async def requeue_entry(self, doc: ConversationDocument) -> None:
         """Back into the waiting order at its original place (it keeps its waiting time)."""
-        settings = await self.directory.queue(doc["queueId"])
-        entry = waiting_entry(doc, doc.get("queuedAt") or stamp(self.clock.now()), settings.capacity_units)
+        settings = await self.directory.queue(doc.queue_id or DEFAULT_QUEUE)
+        entry = waiting_entry(doc, doc.queued_at or stamp(self.clock.now()), settings.capacity_units)
         await self.entries.upsert(entry)
 
     # What conversations tell routing (shared/conversations/notices.py) -----------------------------
@@ -367,7 +365,7 @@ class Assignment:
         them last), the conversation goes back to its place in the queue and is routed again."""
         await self.release(agent_id, conversation_id, notify_after=RETURN_GRACE if expired else timedelta(0))
         doc = await conversations.read_or_none(self.store, conversation_id)
-        if doc is None or doc["status"] != Status.WAITING:
+        if doc is None or doc.status != Status.WAITING:
             return
         await self.requeue_entry(doc)
         await self.route_conversation(conversation_id)

@@ -27,7 +27,14 @@ import asyncio
 from typing import Any
 
 from shared.auth.principal import Principal
-from shared.conversations.api import DEFAULT_QUEUE, HOLDS_CAPACITY, LIVE, Status, conversations
+from shared.conversations.api import (
+    DEFAULT_QUEUE,
+    HOLDS_CAPACITY,
+    LIVE,
+    ConversationDocument,
+    Status,
+    conversations,
+)
 from shared.kernel import lists
 from shared.kernel.catalog import ROUTING
 from shared.kernel.clock import Clock
@@ -128,12 +135,13 @@ class SupervisorBoard:
             async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
                 doc = await conversations.read_or_none(self._store, entry["ref"])
                 # Skip what the entry no longer says: closed, moved to another queue, filtered out.
-                if doc is None or (doc.get("queueId") or DEFAULT_QUEUE) != entry.get("queueId"):
+                if doc is None or (doc.queue_id or DEFAULT_QUEUE) != entry.get("queueId"):
                     return None
-                if doc.get("status") not in wanted:
+                if doc.status not in wanted:
                     return None
-                found = {k: doc.get(k) for k in BOARD_FIELDS}
-                if doc["status"] == Status.WAITING:
+                body = doc.body()
+                found = {k: body.get(k) for k in BOARD_FIELDS}
+                if doc.status == Status.WAITING:
                     found.update(await self._standing(doc, entry["queueId"]))
                 return found
 
@@ -158,14 +166,14 @@ class SupervisorBoard:
             answer["continuationToken"] = token
         return answer
 
-    async def _standing(self, doc: Item, queue_id: str) -> dict[str, Any]:
+    async def _standing(self, doc: ConversationDocument, queue_id: str) -> dict[str, Any]:
         """`outOfHours`, or `unassignable` with its reason, or nothing (see the module docstring)."""
         settings = await self._directory.queue(queue_id)
         if not is_open(settings.operating_hours, self._clock.now()):
             return {"outOfHours": True}
         seats = Stored(self._store, ROUTING, SeatDocument)
         members = self._members.setdefault(queue_id, _Members(seats, queue_id))
-        entry = waiting_entry(doc, doc.get("queuedAt") or doc["createdAt"], settings.capacity_units)
+        entry = waiting_entry(doc, doc.queued_at or doc.created_at, settings.capacity_units)
         reason = await members.why_unassignable(waiting_of(entry), settings)
         return {"unassignable": {"reason": reason}} if reason else {}
 
@@ -224,7 +232,7 @@ def _board_agent(agent: AgentDocument) -> dict[str, Any]:
 
 async def my_conversations(
     store: DocumentStore, directory: RoutingDirectory, principal: Principal
-) -> list[Item]:
+) -> list[ConversationDocument]:
     """An agent's offered, active and wrap-up conversations, oldest offer first: point reads of
     the conversations the agent's document holds capacity for."""
     try:
@@ -234,6 +242,6 @@ async def my_conversations(
     out = []
     for conversation_id in agent.conversations:
         doc = await conversations.read_or_none(store, conversation_id)
-        if doc is not None and doc.get("agentId") == principal.subject and doc["status"] in HOLDS_CAPACITY:
+        if doc is not None and doc.agent_id == principal.subject and doc.status in HOLDS_CAPACITY:
             out.append(doc)
-    return sorted(out, key=lambda d: d.get("offeredAt") or "")
+    return sorted(out, key=lambda d: d.offered_at or "")

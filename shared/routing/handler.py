@@ -84,8 +84,8 @@ async def on_deadline(assignment: Assignment, body: dict[str, Any]) -> str:
     except NotFound:
         return "stale"
     if (
-        conversation["status"] != Status.WAITING
-        or conversation["queueId"] != queue_id
+        conversation.status != Status.WAITING
+        or conversation.queue_id != queue_id
         or entry.enqueued_at != body.get("queuedAt")
     ):
         return "stale"

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from shared.conversations.api import DEFAULT_QUEUE, ConversationDocument
 from shared.kernel.catalog import AGENTS, ROUTING
-from shared.kernel.documents import DocumentStore, Item, Query, where
+from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.messaging import json_message
@@ -99,17 +100,17 @@ def waiting_of(entry: WaitingEntry) -> Waiting:
     )
 
 
-def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> WaitingEntry:
+def waiting_entry(conversation: ConversationDocument, enqueued_at: str, units: int) -> WaitingEntry:
     item = Waiting(
-        conversation_id=conversation["id"],
-        queue_id=conversation["queueId"],
-        priority=int(conversation.get("priority", 1)),
+        conversation_id=conversation.id,
+        queue_id=conversation.queue_id or DEFAULT_QUEUE,
+        priority=conversation.priority,
         enqueued_at=parse_stamp(enqueued_at),
-        language=conversation.get("language") or "en",
-        skills=dict(conversation.get("skills", {})),
+        language=conversation.language or "en",
+        skills=dict(conversation.skills),
         excluded=frozenset(excluded_agents(conversation)),
         units=units,
-        avoided=frozenset(conversation.get("offerTimeouts", {})),
+        avoided=frozenset(conversation.offer_timeouts or {}),
     )
     return WaitingEntry(
         id=f"wait:{item.conversation_id}",
@@ -126,9 +127,9 @@ def waiting_entry(conversation: Item, enqueued_at: str, units: int) -> WaitingEn
     )
 
 
-def excluded_agents(conversation: Item) -> list[str]:
+def excluded_agents(conversation: ConversationDocument) -> list[str]:
     """Agents who declined the conversation MAX_DECLINES times (an expired offer is no decline)."""
-    return [agent for agent, n in conversation.get("declines", {}).items() if n >= MAX_DECLINES]
+    return [agent for agent, n in conversation.declines.items() if n >= MAX_DECLINES]
 
 
 def routing_message(kind: str, message_id: str, **fields: Any) -> OutgoingMessage:

@@ -51,7 +51,7 @@ async def sweep(assignment: Assignment) -> dict[str, int]:
             store, Query((where("status", "=", str(status)), where(field, "<=", stamp(now)))), max_items=200
         )
         for doc in found.items:
-            if await action(doc["id"], doc.get("offerSeq")):
+            if await action(doc.id, doc.offer_seq):
                 counts["expiredOffers" if status == Status.OFFERED else "closedWrapups"] += 1
     counts["repaired"] = await repair_leaks(assignment)
     return counts
@@ -66,7 +66,7 @@ async def repair_leaks(assignment: Assignment) -> int:
     for agent in page.items:
         for conversation_id in list(agent.conversations):
             doc = await conversations.read_or_none(assignment.store, conversation_id)
-            held = doc is not None and doc["status"] in HOLDS_CAPACITY and doc.get("agentId") == agent.id
+            held = doc is not None and doc.status in HOLDS_CAPACITY and doc.agent_id == agent.id
             updated = parse_time(agent.updated_at)
             if not held and (updated is None or updated < stale_before):
                 await assignment.release(agent.id, conversation_id)

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal
-from shared.conversations.api import DEFAULT_QUEUE, Status, conversations, is_supervisor, move
+from shared.conversations.api import (
+    DEFAULT_QUEUE,
+    ConversationDocument,
+    Status,
+    conversations,
+    is_supervisor,
+    move,
+)
 from shared.kernel.catalog import ROUTING_QUEUE
-from shared.kernel.documents import Item
 from shared.kernel.errors import Conflict, NotFound, UnprocessableContent, ValidationFailed
 from shared.kernel.times import stamp
 from shared.routing.assignment import Assignment
@@ -27,7 +33,7 @@ class Transfers:
         self._clock = assignment.clock
         self._directory = assignment.directory
 
-    async def _read(self, conversation_id: str) -> Item:
+    async def _read(self, conversation_id: str) -> ConversationDocument:
         try:
             return await conversations.read(self._store, conversation_id)
         except NotFound:
@@ -41,7 +47,7 @@ class Transfers:
         queue_id: str | None,
         agent_id: str | None,
         correlation_id: str | None,
-    ) -> Item:
+    ) -> ConversationDocument:
         """To a queue (back into its waiting order) or to an agent (offered to them directly; the
         agent must be able to take it unless a supervisor overrides presence and capacity)."""
         if (queue_id is None) == (agent_id is None):
@@ -52,13 +58,13 @@ class Transfers:
         now = self._clock.now()
         current = await self._read(conversation_id)
         if not supervisor:
-            if current.get("agentId") != principal.subject:
+            if current.agent_id != principal.subject:
                 raise NotFound("no such conversation")
-            if current["status"] != Status.ACTIVE:
-                raise Conflict(f"the conversation is {current['status']}")
-        elif current["status"] not in (Status.WAITING, Status.OFFERED, Status.ACTIVE):
-            raise Conflict(f"the conversation is {current['status']}")
-        target_queue = queue_id or current["queueId"] or DEFAULT_QUEUE
+            if current.status != Status.ACTIVE:
+                raise Conflict(f"the conversation is {current.status}")
+        elif current.status not in (Status.WAITING, Status.OFFERED, Status.ACTIVE):
+            raise Conflict(f"the conversation is {current.status}")
+        target_queue = queue_id or current.queue_id or DEFAULT_QUEUE
         if (
             queue_id is not None
             and queue_id not in await self._directory.queue_index()
@@ -77,23 +83,23 @@ class Transfers:
             probe = Waiting(
                 conversation_id,
                 target_queue,
-                int(current.get("priority", 1)),
+                int(current.priority),
                 now,
-                current.get("language") or "en",
+                current.language or "en",
                 {},
                 frozenset(),
                 settings.capacity_units,
             )
             if not supervisor and not can_take(seat_of(target_agent), probe):
                 raise Conflict("that agent cannot take the conversation now")
-        previous_agent = current.get("agentId")
-        previous_queue = current.get("queueId") or DEFAULT_QUEUE
+        previous_agent = current.agent_id
+        previous_queue = current.queue_id or DEFAULT_QUEUE
         if target_queue != previous_queue:
             # On the target queue's board list before the move, off the old one after.
             await conversations.list_live(self._store, current, target_queue)
 
-        def change(doc: Item) -> Item:
-            if doc["_etag"] != current["_etag"]:
+        def change(doc: ConversationDocument) -> ConversationDocument:
+            if doc.etag != current.etag:
                 raise Conflict("the conversation changed meanwhile; read it again")
             return move(
                 doc,
@@ -103,7 +109,7 @@ class Transfers:
                 queuedAt=stamp(now),
                 agentId=None,
                 offerExpiresAt=None,
-                transfers=int(doc.get("transfers", 0)) + 1,
+                transfers=int(doc.transfers) + 1,
                 by=principal.subject,
                 cause="transfer",
             )
@@ -112,7 +118,7 @@ class Transfers:
         if target_queue != previous_queue:
             await conversations.unlist_live(self._store, previous_queue, conversation_id)
         await self._assignment.release(previous_agent, conversation_id)
-        await self._assignment.drop_entry(conversation_id, current["queueId"] or DEFAULT_QUEUE)
+        await self._assignment.drop_entry(conversation_id, current.queue_id or DEFAULT_QUEUE)
         await self._assignment.requeue_entry(doc)
         if target_agent is not None:
             entry = await self._assignment.entries.read(f"wait:{conversation_id}", target_queue)
@@ -124,7 +130,7 @@ class Transfers:
             await self._assignment.bus.send(
                 ROUTING_QUEUE,
                 routing_message(
-                    "conversation", f"route:{doc['id']}:transfer:{doc['transfers']}", conversationId=doc["id"]
+                    "conversation", f"route:{doc.id}:transfer:{doc.transfers}", conversationId=doc.id
                 ),
             )
         await self._audit(principal, "transfer", doc, correlation_id)
@@ -132,7 +138,7 @@ class Transfers:
 
     async def assign(
         self, principal: Principal, conversation_id: str, agent_id: str, correlation_id: str | None
-    ) -> Item:
+    ) -> ConversationDocument:
         """A supervisor gives a waiting (or re-gives an offered) conversation to an agent, overriding
         presence and capacity as the reference product allows."""
         try:  # the body's reference first: an unknown agent is 422 whatever the conversation's state
@@ -140,21 +146,23 @@ class Transfers:
         except NotFound:
             raise UnprocessableContent([{"field": "agentId", "message": "is not a known agent"}]) from None
         current = await self._read(conversation_id)
-        if current["status"] not in (Status.WAITING, Status.OFFERED):
-            raise Conflict(f"the conversation is {current['status']}")
-        if current["status"] == Status.OFFERED and current.get("agentId") == agent_id:
+        if current.status not in (Status.WAITING, Status.OFFERED):
+            raise Conflict(f"the conversation is {current.status}")
+        if current.status == Status.OFFERED and current.agent_id == agent_id:
             return current
         return await self.transfer(
             principal, conversation_id, queue_id=None, agent_id=agent_id, correlation_id=correlation_id
         )
 
-    async def _audit(self, principal: Principal, action: str, doc: Item, correlation_id: str | None) -> None:
+    async def _audit(
+        self, principal: Principal, action: str, doc: ConversationDocument, correlation_id: str | None
+    ) -> None:
         await record_access(
             self._store,
             self._clock,
             actor=principal,
             action=action,  # type: ignore[arg-type]
-            resource=f"conversations/{doc['id']}",
-            patient_id=doc.get("patientId"),
+            resource=f"conversations/{doc.id}",
+            patient_id=doc.patient_id,
             correlation_id=correlation_id,
         )

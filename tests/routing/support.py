@@ -107,7 +107,7 @@ async def enqueue(
     from shared.conversations.api import conversations
 
     await conversations.list_live(runtime.store, doc, placement.queue_id)
-    stored = await runtime.store.container("conversations").create(doc)
+    stored = await runtime.store.container("conversations").create(doc.body())
     await runtime.bus.send(
         "routing",
         json_message(

@@ -28,7 +28,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared.conversations.api import Lifecycle, Status
+from shared.conversations.api import ConversationDocument, Lifecycle, Status
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import Query
 from shared.kernel.errors import PscError
@@ -187,19 +187,22 @@ async def _apply(runtime: Runtime, event: Event, number: int) -> str | None:
 
 
 async def _check_arrival(runtime: Runtime, before: Dispatcher, conversation_id: str) -> None:
-    doc = await runtime.store.container("conversations").read(conversation_id, conversation_id)
+    doc = load(
+        ConversationDocument,
+        await runtime.store.container("conversations").read(conversation_id, conversation_id),
+    )
     entry_model = await _model(runtime)
     # The arrival as the model sees it: its waiting entry, or (offered) rebuilt from the document.
     item = entry_model.waiting.get(conversation_id)
     if item is None:
         from shared.routing.seats import waiting_entry
 
-        settings = before.queues[doc["queueId"]]
-        item = waiting_of(waiting_entry(doc, doc["queuedAt"], settings.capacity_units))
+        settings = before.queues[doc.queue_id or ""]
+        item = waiting_of(waiting_entry(doc, doc.queued_at or doc.created_at, settings.capacity_units))
     before.add_waiting(item)
     decisions = dict(before.assign_all(runtime.clock.now()))
     expected = decisions.get(conversation_id)
-    if doc["status"] == Status.OFFERED:
-        assert doc["agentId"] == expected, (conversation_id, doc["agentId"], expected)
+    if doc.status == Status.OFFERED:
+        assert doc.agent_id == expected, (conversation_id, doc.agent_id, expected)
     else:
-        assert expected is None, (conversation_id, doc["status"], expected)
+        assert expected is None, (conversation_id, doc.status, expected)
