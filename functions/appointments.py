@@ -6,7 +6,7 @@ Models and the scheduling service are imported inside the handlers (see function
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -15,7 +15,7 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LOCATION
 
 if TYPE_CHECKING:
-    from shared.scheduling.api import Scheduling
+    from shared.scheduling.api import AppointmentDocument, Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
@@ -31,7 +31,7 @@ def _scheduling(call: Call) -> Scheduling:
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
 
-def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+def _reply(item: AppointmentDocument, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     """An appointment with its ETag (send it back in `If-Match` on reschedule, cancel, status)."""
     from shared.scheduling.api import appointment_etag, appointment_view
 
@@ -66,7 +66,7 @@ async def book_appointment(call: Call) -> Reply:
         idempotency_key=call.header("idempotency-key"),
         correlation_id=call.correlation_id,
     )
-    headers = {"Location": f"/api/appointments/{booked.item['id']}"}
+    headers = {"Location": f"/api/appointments/{booked.item.id}"}
     if booked.replayed:
         headers["Idempotent-Replayed"] = "true"
     return _reply(booked.item, 201, headers)
@@ -213,7 +213,7 @@ async def search_appointments(call: Call) -> Reply:
     return _list(items, token)
 
 
-def _list(items: list[dict[str, Any]], token: str | None) -> Reply:
+def _list(items: list[AppointmentDocument], token: str | None) -> Reply:
     from shared.scheduling.api import AppointmentList, appointment_view
 
     return Reply(body=AppointmentList(items=[appointment_view(i) for i in items], continuationToken=token))

@@ -47,7 +47,7 @@ async def fhir_appointment(call: Call) -> Reply:
     from shared.scheduling.api import fhir_appointment as to_fhir
 
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
-    return Reply(body=to_fhir(item))
+    return Reply(body=to_fhir(item.body()))
 
 
 @api.route(

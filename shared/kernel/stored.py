@@ -63,6 +63,11 @@ class Document(BaseModel):
         fresh._etag = self._etag
         return fresh
 
+    def __getitem__(self, stored_name: str) -> Any:
+        """Read-only: a field by its stored (camelCase) name, as JSON (what a reader of the stored
+        or served document sees). Services use the attributes."""
+        return self.body()[stored_name]
+
     def body(self) -> Item:
         return self.model_dump(mode="json", by_alias=True, exclude_none=self.DROP_NONE)
 

@@ -3,6 +3,7 @@ appointments, their paged lists, the FHIR R4 views and the demo calendars."""
 
 from shared.scheduling.booking import Booked, Scheduling
 from shared.scheduling.demo import DEMO_PROVIDERS, seed_scheduling_demo
+from shared.scheduling.documents import AppointmentDocument, ProviderDocument
 from shared.scheduling.lists import list_providers, patient_appointments, provider_day
 from shared.scheduling.model import (
     PROVIDER_ID_PATTERN,
@@ -34,6 +35,7 @@ __all__ = [
     "DEMO_PROVIDERS",
     "PROVIDER_ID_PATTERN",
     "Appointment",
+    "AppointmentDocument",
     "AppointmentList",
     "AppointmentListQuery",
     "AppointmentSearch",
@@ -45,6 +47,7 @@ __all__ = [
     "FhirSlotQuery",
     "FreeSlots",
     "Provider",
+    "ProviderDocument",
     "ProviderList",
     "ProviderListQuery",
     "ProviderView",

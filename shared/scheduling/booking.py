@@ -39,7 +39,6 @@ from datetime import datetime
 
 from shared.auth.principal import Principal
 from shared.kernel import lists
-from shared.kernel.documents import Item
 from shared.kernel.errors import (
     BadRequest,
     Conflict,
@@ -53,6 +52,7 @@ from shared.kernel.observability import mark_phi
 from shared.kernel.retry import Again, retry
 from shared.kernel.times import parse_stamp, stamp
 from shared.scheduling import index
+from shared.scheduling.documents import AppointmentDocument, Pending, ProviderDocument
 from shared.scheduling.holds import SlotHolds
 from shared.scheduling.model import (
     TRANSITIONS,
@@ -68,7 +68,6 @@ from shared.scheduling.providers import (
     _booked_id,
     _now_z,
     _patient_for,
-    _public,
     appointment_etag,
     check_appointment_id,
 )
@@ -78,7 +77,7 @@ log = logging.getLogger("psc.scheduling")
 
 @dataclass(frozen=True)
 class Booked:
-    item: Item
+    item: AppointmentDocument
     replayed: bool = False
 
 
@@ -110,7 +109,7 @@ class Scheduling(SlotHolds):
                 replay = await self._replay(actor, lookup, request_print, correlation_id)
                 if replay is not None:
                     return replay
-        calendar = Calendar.of(provider)
+        calendar = Calendar.of(provider.body())
         slot = calendar.slot_at(start)
         if slot is None:
             raise Conflict("The provider has no slot starting at this time.")
@@ -148,28 +147,27 @@ class Scheduling(SlotHolds):
             *index.appointment_entries(appointment_id, patient_id, request.providerId, stamp(slot[0])),
         )
         now = _now_z(self._clock)
-        document = {
-            "id": appointment_id,
-            "type": "appointment",
-            "status": "booked",
-            "providerId": request.providerId,
-            "patientId": patient_id,
-            "start": stamp(slot[0]),
-            "end": stamp(slot[1]),
-            "reason": request.reason,
-            "conversationId": conversation_id,
-            "bookedBy": actor.subject,
-            "version": 0,
-            "created": now,
-            "updated": now,
-        }
+        document = AppointmentDocument(
+            id=appointment_id,
+            status="booked",
+            provider_id=request.providerId,
+            patient_id=patient_id,
+            start=stamp(slot[0]),
+            end=stamp(slot[1]),
+            reason=request.reason,
+            conversation_id=conversation_id,
+            booked_by=actor.subject,
+            version=0,
+            created=now,
+            updated=now,
+        )
         try:
             item = await self._appointments.create(document)
         except Conflict:
             # Either a concurrent request with the same Idempotency-Key wrote it first, or the hold
             # went stale and a reclaimer tombstoned this id: then the slot is no longer ours.
-            item = await self._appointments.read(appointment_id, appointment_id)
-            if item.get("tombstone"):
+            item = await self._appointments.read(appointment_id)
+            if item.tombstone:
                 await index.remove_appointment(
                     self._store, patient_id, request.providerId, stamp(slot[0]), appointment_id
                 )
@@ -184,7 +182,7 @@ class Scheduling(SlotHolds):
 
     async def _references(
         self, actor: Principal, request: BookingRequest, patient_id: str, conversation_id: str | None
-    ) -> Item:
+    ) -> ProviderDocument:
         """Everything a booking names must exist before anything is written: the patient (a
         patient's own record missing is 404; a staff request naming a missing one is 422, as are
         an unknown provider and a conversation that is not this patient's). Returns the provider."""
@@ -218,28 +216,28 @@ class Scheduling(SlotHolds):
         appointment_id = _booked_id(lookup)
         if lookup.fingerprint != fingerprint or appointment_id is None:
             raise Conflict("This Idempotency-Key was used for a different request.")
-        item = await self._read_or_none(self._appointments, appointment_id, appointment_id)
-        if item is None or item.get("tombstone"):
+        item = await self._appointments.read_or_none(appointment_id)
+        if item is None or item.tombstone:
             return None  # the first attempt never finished: carry on with its appointment id
-        await self._audit(actor, "read", f"appointments/{appointment_id}", item["patientId"], correlation_id)
+        await self._audit(actor, "read", f"appointments/{appointment_id}", item.patient_id, correlation_id)
         await self._publish("booked", item)  # the same message id: a no-op unless the first send failed
         return Booked(item, replayed=True)
 
     # ---- one appointment ------------------------------------------------------------------------
 
-    async def _owned(self, actor: Principal, appointment_id: str) -> Item:
+    async def _owned(self, actor: Principal, appointment_id: str) -> AppointmentDocument:
         check_appointment_id(appointment_id)
-        item = await self._read_or_none(self._appointments, appointment_id, appointment_id)
-        if item is None or item.get("tombstone"):
+        item = await self._appointments.read_or_none(appointment_id)
+        if item is None or item.tombstone:
             raise NotFound("No such appointment.")
-        if actor.acts_as_patient_only and item.get("patientId") != actor.patient_id:
+        if actor.acts_as_patient_only and item.patient_id != actor.patient_id:
             raise NotFound("No such appointment.")  # indistinguishable from absence
-        mark_phi(item.get("reason"))
+        mark_phi(item.reason)
         return item
 
-    async def read(self, actor: Principal, appointment_id: str, correlation_id: str) -> Item:
+    async def read(self, actor: Principal, appointment_id: str, correlation_id: str) -> AppointmentDocument:
         item = await self._owned(actor, appointment_id)
-        await self._audit(actor, "read", f"appointments/{appointment_id}", item["patientId"], correlation_id)
+        await self._audit(actor, "read", f"appointments/{appointment_id}", item.patient_id, correlation_id)
         return item
 
     async def reschedule(
@@ -250,38 +248,38 @@ class Scheduling(SlotHolds):
         correlation_id: str,
         *,
         if_match: IfMatch | None = None,
-    ) -> Item:
+    ) -> AppointmentDocument:
         """Move a booked appointment. With `if_match` only if it has not changed since the caller
         read it and no other change of it is in flight (412 otherwise; without `if_match` a change
         in flight is a 409), unless it already starts there: a retry whose first answer was lost
         succeeds (RFC 9110 §13.1.1 allows a 2xx for a change already made)."""
         wanted = stamp(start)
 
-        async def step() -> Item:
+        async def step() -> AppointmentDocument:
             item = await self._owned(actor, appointment_id)
-            if item["start"] != wanted or item["status"] != "booked":
+            if item.start != wanted or item.status != "booked":
                 check_if_match(if_match, appointment_etag(item), "appointment")
-            if item["status"] != "booked":
-                raise Conflict(f"A {item['status']} appointment cannot be rescheduled.")
-            if item["start"] == wanted:
+            if item.status != "booked":
+                raise Conflict(f"A {item.status} appointment cannot be rescheduled.")
+            if item.start == wanted:
                 # Already there (a retry): re-send the last move's event, finish unlisting the
                 # old place, change nothing else.
-                if item.get("version", 0) > 0:
-                    if item.get("previousStart"):
+                if item.version > 0:
+                    if item.previous_start:
                         await index.remove_appointment(
                             self._store,
-                            item["patientId"],
-                            item["providerId"],
-                            item["previousStart"],
-                            item["id"],
+                            str(item.patient_id),
+                            item.provider_id,
+                            item.previous_start,
+                            item.id,
                         )
                     await self._publish("rescheduled", item)
                 await self._audit(
-                    actor, "read", f"appointments/{appointment_id}", item["patientId"], correlation_id
+                    actor, "read", f"appointments/{appointment_id}", item.patient_id, correlation_id
                 )
                 return item
-            provider_id = item["providerId"]
-            calendar = Calendar.of(await self.provider(provider_id))
+            provider_id = item.provider_id
+            calendar = Calendar.of((await self.provider(provider_id)).body())
             slot = calendar.slot_at(start)
             if slot is None:
                 raise Conflict("The provider has no slot starting at this time.")
@@ -289,17 +287,15 @@ class Scheduling(SlotHolds):
             violation = calendar.rule_violation(slot[0], now)
             if violation:
                 raise Conflict(violation)
-            pending = item.get("pending")
-            if pending and parse_stamp(pending["at"]) + HOLD > now:
+            pending = item.pending
+            if pending and parse_stamp(pending.at) + HOLD > now:
                 if if_match is not None:
                     raise IfMatchFailed(IN_FLIGHT)  # what the caller read is being replaced
                 raise Conflict("Another change of this appointment is in progress; retry shortly.")
             new_slot = slot_id(provider_id, slot[0])
-            lease = {"id": uuid.uuid4().hex, "slot": new_slot, "at": stamp(now)}
+            lease = Pending(id=uuid.uuid4().hex, slot=new_slot, at=stamp(now))
             try:
-                leased = await self._appointments.replace(
-                    {**_public(item), "pending": lease}, etag=item["_etag"]
-                )
+                leased = await self._appointments.replace(item.changed(pending=lease))
             except PreconditionFailed:
                 if if_match is not None:
                     raise IfMatchFailed(IN_FLIGHT) from None
@@ -310,29 +306,27 @@ class Scheduling(SlotHolds):
             except Conflict:
                 # The new slot is not free: drop the lease, the booking stays as it was.
                 with contextlib.suppress(PreconditionFailed, NotFound):
-                    await self._appointments.replace(
-                        {k: v for k, v in _public(leased).items() if k != "pending"}, etag=leased["_etag"]
-                    )
+                    await self._appointments.replace(leased.changed(pending=None))
                 raise
             # The new place is listed before the move and the old one unlisted after it; readers
             # keep only the entry whose start matches the appointment's (lists.py).
             await lists.add(
                 self._store,
-                *index.appointment_entries(appointment_id, item["patientId"], provider_id, stamp(slot[0])),
+                *index.appointment_entries(appointment_id, str(item.patient_id), provider_id, stamp(slot[0])),
             )
-            moved = {k: v for k, v in _public(leased).items() if k != "pending"}
-            moved.update(
+            moved = leased.changed(
+                pending=None,
                 start=stamp(slot[0]),
                 end=stamp(slot[1]),
-                version=int(item.get("version", 0)) + 1,
+                version=item.version + 1,
                 updated=_now_z(self._clock),
-                previousStart=item["start"],
+                previous_start=item.start,
             )
             try:
-                result = await self._appointments.replace(moved, etag=leased["_etag"])
+                result = await self._appointments.replace(moved)
             except PreconditionFailed:
-                current = await self._read_or_none(self._appointments, appointment_id, appointment_id)
-                if current is not None and current["status"] != "booked":
+                current = await self._appointments.read_or_none(appointment_id)
+                if current is not None and current.status != "booked":
                     # Cancelled or checked in meanwhile: it will never move here, free the hold.
                     await self._release(provider_id, stamp(slot[0]), appointment_id)
                 # Otherwise the lease was revoked or taken over; the hold is the new owner's to
@@ -341,12 +335,12 @@ class Scheduling(SlotHolds):
                     "The appointment changed while it was being rescheduled; read it and retry."
                 ) from None
             await self._confirm(held)
-            await self._release(provider_id, item["start"], appointment_id)
+            await self._release(provider_id, item.start, appointment_id)
             await index.remove_appointment(
-                self._store, item["patientId"], provider_id, item["start"], appointment_id
+                self._store, str(item.patient_id), provider_id, item.start, appointment_id
             )
             await self._audit(
-                actor, "update", f"appointments/{appointment_id}", item["patientId"], correlation_id
+                actor, "update", f"appointments/{appointment_id}", item.patient_id, correlation_id
             )
             await self._publish("rescheduled", result)
             log.info("appointment rescheduled", extra={"appointment_id": appointment_id})
@@ -360,7 +354,7 @@ class Scheduling(SlotHolds):
 
     async def cancel(
         self, actor: Principal, appointment_id: str, correlation_id: str, *, if_match: IfMatch | None = None
-    ) -> Item:
+    ) -> AppointmentDocument:
         return await self._transition(actor, appointment_id, "cancelled", correlation_id, if_match)
 
     async def set_status(
@@ -371,7 +365,7 @@ class Scheduling(SlotHolds):
         correlation_id: str,
         *,
         if_match: IfMatch | None = None,
-    ) -> Item:
+    ) -> AppointmentDocument:
         return await self._transition(actor, appointment_id, status, correlation_id, if_match)
 
     async def _transition(
@@ -381,34 +375,33 @@ class Scheduling(SlotHolds):
         status: str,
         correlation_id: str,
         if_match: IfMatch | None,
-    ) -> Item:
+    ) -> AppointmentDocument:
         """With `if_match` only if the appointment has not changed since the caller read it (412
         otherwise), unless it already has this status (a retry: 200, as for a reschedule)."""
 
-        async def step() -> Item:
+        async def step() -> AppointmentDocument:
             item = await self._owned(actor, appointment_id)
             resource = f"appointments/{appointment_id}"
-            if item["status"] != status:
+            if item.status != status:
                 check_if_match(if_match, appointment_etag(item), "appointment")
-            if item["status"] == status:
+            if item.status == status:
                 # A retry: re-send the event (same id), change nothing.
                 await self._publish(status, item)
-                await self._audit(actor, "read", resource, item["patientId"], correlation_id)
+                await self._audit(actor, "read", resource, item.patient_id, correlation_id)
                 return item
-            if status not in TRANSITIONS.get(item["status"], ()):
-                raise Conflict(f"A {item['status']} appointment cannot become {status}.")
+            if status not in TRANSITIONS.get(item.status, ()):
+                raise Conflict(f"A {item.status} appointment cannot become {status}.")
             now = self._clock.now()
-            if status == "noshow" and now < parse_stamp(item["start"]):
+            if status == "noshow" and now < parse_stamp(item.start):
                 raise Conflict("An appointment cannot be a no-show before it starts.")
-            changed = {k: v for k, v in _public(item).items() if k != "pending"}
-            changed.update(status=status, updated=stamp(now))
+            changed = item.changed(pending=None, status=status, updated=stamp(now))
             try:
-                result = await self._appointments.replace(changed, etag=item["_etag"])
+                result = await self._appointments.replace(changed)
             except PreconditionFailed:
                 raise Again() from None
             if status == "cancelled":
-                await self._release(item["providerId"], item["start"], appointment_id)
-            await self._audit(actor, "update", resource, item["patientId"], correlation_id)
+                await self._release(item.provider_id, item.start, appointment_id)
+            await self._audit(actor, "update", resource, item.patient_id, correlation_id)
             await self._publish(status, result)
             log.info("appointment status changed", extra={"appointment_id": appointment_id, "status": status})
             return result

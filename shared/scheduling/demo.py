@@ -12,8 +12,10 @@ from shared.kernel.catalog import PROVIDERS
 from shared.kernel.errors import (
     Conflict,
 )
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 from shared.scheduling import index
+from shared.scheduling.documents import ProviderDocument
 from shared.scheduling.model import (
     Provider,
 )
@@ -73,7 +75,7 @@ DEMO_PROVIDERS: dict[str, dict[str, Any]] = {
 
 async def seed_scheduling_demo(runtime: Any, base_url: str = "http://127.0.0.1:7071/api") -> list[str]:
     """Create the demo providers if absent (idempotent); lines for the dev host banner."""
-    providers = runtime.store.container(PROVIDERS)
+    providers = Stored(runtime.store, PROVIDERS, ProviderDocument)
     now = stamp(runtime.clock.now())
     for provider_id, data in DEMO_PROVIDERS.items():
         body = Provider.model_validate(data).model_dump(mode="json")
@@ -81,14 +83,15 @@ async def seed_scheduling_demo(runtime: Any, base_url: str = "http://127.0.0.1:7
         await lists.add(runtime.store, *index.provider_entries(provider_id, body["specialty"].casefold()))
         with contextlib.suppress(Conflict):  # already seeded (or edited since): leave it
             await providers.create(
-                {
-                    **body,
-                    "id": provider_id,
-                    "type": "provider",
-                    "specialtyKey": body["specialty"].casefold(),
-                    "createdAt": now,
-                    "updatedAt": now,
-                }
+                ProviderDocument.model_validate(
+                    {
+                        **body,
+                        "id": provider_id,
+                        "specialtyKey": body["specialty"].casefold(),
+                        "createdAt": now,
+                        "updatedAt": now,
+                    }
+                )
             )
     today = runtime.clock.now().astimezone(UTC).date()
     until = today + timedelta(days=7)

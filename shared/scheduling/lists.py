@@ -19,24 +19,28 @@ from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Item, where
 from shared.kernel.errors import NotFound
 from shared.kernel.observability import mark_phi
+from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 from shared.scheduling import index
+from shared.scheduling.documents import AppointmentDocument, ProviderDocument
 from shared.scheduling.model import Calendar
 from shared.scheduling.providers import check_provider_id
 
-Loader = Callable[[Item, lists.Segment], Awaitable[Item | None]]
+Loader = Callable[[Item, lists.Segment], Awaitable[AppointmentDocument | None]]
 
 
 async def list_providers(
     store: DocumentStore, specialty: str | None, limit: int, token: str | None
-) -> tuple[list[Item], str | None]:
+) -> tuple[list[ProviderDocument], str | None]:
     """Providers by id; with `specialty`, only that one (compared casefolded)."""
     key = specialty.casefold() if specialty else None
     list_key = index.specialty_list(key) if key is not None else index.providers_list()
 
-    async def load(entry: Item, _: lists.Segment) -> Item | None:
-        item = await lists.read_or_none(store, PROVIDERS, entry["ref"])
-        if item is None or (key is not None and item.get("specialtyKey") != key):
+    providers = Stored(store, PROVIDERS, ProviderDocument)
+
+    async def load(entry: Item, _: lists.Segment) -> ProviderDocument | None:
+        item = await providers.read_or_none(entry["ref"])
+        if item is None or (key is not None and item.specialty_key != key):
             return None  # removed, or its specialty changed since the entry was written
         return item
 
@@ -47,11 +51,14 @@ def _appointment_loader(store: DocumentStore, **owner: str) -> Loader:
     """Keeps an entry's appointment only if it stands where the entry says: same start (a
     reschedule lists the new start before it moves) and the same patient or provider."""
 
-    async def load(entry: Item, _: lists.Segment) -> Item | None:
-        item = await lists.read_or_none(store, APPOINTMENTS, entry["ref"])
-        if item is None or item.get("tombstone") or item.get("start") != entry.get("start"):
+    appointments = Stored(store, APPOINTMENTS, AppointmentDocument)
+
+    async def load(entry: Item, _: lists.Segment) -> AppointmentDocument | None:
+        item = await appointments.read_or_none(entry["ref"])
+        if item is None or item.tombstone or item.start != entry.get("start"):
             return None
-        if any(item.get(field) != value for field, value in owner.items()):
+        body = item.body()
+        if any(body.get(field) != value for field, value in owner.items()):
             return None
         return item
 
@@ -68,7 +75,7 @@ async def patient_appointments(
     *,
     resource: str,
     correlation_id: str,
-) -> tuple[list[Item], str | None]:
+) -> tuple[list[AppointmentDocument], str | None]:
     """A patient's appointments by start (every status), audited as one `list` of that patient."""
     list_key = index.patient_appointments_list(patient_id)
     items, following = await lists.read_page(
@@ -92,10 +99,10 @@ async def patient_appointments(
     return items, following
 
 
-def _mask_reasons(items: list[Item]) -> None:
+def _mask_reasons(items: list[AppointmentDocument]) -> None:
     # Free text from patients: masked if anything logs it. Marked here, in the request's own
     # context: the loads ran as tasks, whose context changes the request never sees.
-    mark_phi(*(item.get("reason") for item in items))
+    mark_phi(*(item.reason for item in items))
 
 
 def day_bounds(calendar: Calendar, day: date) -> tuple[str, str]:
@@ -116,16 +123,15 @@ async def provider_day(
     token: str | None,
     *,
     correlation_id: str,
-) -> tuple[list[Item], str | None]:
+) -> tuple[list[AppointmentDocument], str | None]:
     """A provider's appointments starting on `day` in the provider's time zone, by start. The
     list holds all of the provider's appointments; the day is a `sortKey` range of it, computed
     from the provider's zone now (a zone changed since booking still finds the right ones)."""
     check_provider_id(provider_id)
-    try:
-        provider = await store.container(PROVIDERS).read(provider_id, provider_id)
-    except NotFound:
-        raise NotFound("No such provider.") from None
-    begin, end = day_bounds(Calendar.of(provider), day)
+    provider = await Stored(store, PROVIDERS, ProviderDocument).read_or_none(provider_id)
+    if provider is None:
+        raise NotFound("No such provider.")
+    begin, end = day_bounds(Calendar.of(provider.body()), day)
     list_key = index.provider_appointments_list(provider_id)
     segment = lists.Segment("0", list_key, (where("sortKey", ">=", begin), where("sortKey", "<", end)))
     items, following = await lists.read_page(
@@ -137,7 +143,7 @@ async def provider_day(
         _appointment_loader(store, providerId=provider_id),
     )
     _mask_reasons(items)
-    for patient_id in sorted({str(item["patientId"]) for item in items}):
+    for patient_id in sorted({str(item.patient_id) for item in items}):
         await record_access(
             store,
             clock,

@@ -8,14 +8,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.audit.api import Action, record_access
 from shared.auth.principal import Principal
 from shared.kernel import lists
 from shared.kernel.catalog import APPOINTMENT_EVENTS_QUEUE, APPOINTMENTS, PROVIDERS, SLOTS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item, Query, where
+from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import (
     Conflict,
     Forbidden,
@@ -30,8 +29,10 @@ from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
 from shared.kernel.retry import Again, retry
+from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
 from shared.scheduling import index
+from shared.scheduling.documents import AppointmentDocument, ProviderDocument, SlotDocument
 from shared.scheduling.model import (
     Appointment,
     Calendar,
@@ -66,23 +67,21 @@ def _now_z(clock: Clock) -> str:
     return stamp(clock.now())
 
 
-def _public(item: Item) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if not k.startswith("_")}
+def appointment_view(item: AppointmentDocument) -> Appointment:
+    body = item.body()
+    return Appointment.model_validate({k: body[k] for k in Appointment.model_fields if k in body})
 
 
-def appointment_view(item: Item) -> Appointment:
-    return Appointment.model_validate({k: item.get(k) for k in Appointment.model_fields if k in item})
-
-
-def appointment_etag(item: Item) -> str:
+def appointment_etag(item: AppointmentDocument) -> str:
     """The entity-tag of an appointment: a hash of it as served (and its version), so the
     reschedule lease and the reclaim rewrites, which leave it as it was, do not change it and a
     client's If-Match from a read stays good until the appointment really changes."""
-    return content_etag(appointment_view(item).model_dump(mode="json"), item.get("version", 0))
+    return content_etag(appointment_view(item).model_dump(mode="json"), item.version)
 
 
-def provider_view(item: Item) -> ProviderView:
-    return ProviderView.model_validate({k: item[k] for k in ProviderView.model_fields if k in item})
+def provider_view(item: ProviderDocument) -> ProviderView:
+    body = item.body()
+    return ProviderView.model_validate({k: body[k] for k in ProviderView.model_fields if k in body})
 
 
 def check_provider_id(provider_id: str) -> str:
@@ -117,9 +116,9 @@ class ProviderCalendars:
         self._store = store
         self._bus = bus
         self._clock = clock
-        self._providers = store.container(PROVIDERS)
-        self._slots = store.container(SLOTS)
-        self._appointments = store.container(APPOINTMENTS)
+        self._providers = Stored(store, PROVIDERS, ProviderDocument)
+        self._slots = Stored(store, SLOTS, SlotDocument)
+        self._appointments = Stored(store, APPOINTMENTS, AppointmentDocument)
         self._bookings = Idempotency(store, clock, BOOKINGS)
 
     # ---- providers ------------------------------------------------------------------------------
@@ -132,7 +131,7 @@ class ProviderCalendars:
         correlation_id: str,
         *,
         if_match: IfMatch | None = None,
-    ) -> tuple[Item, bool]:
+    ) -> tuple[ProviderDocument, bool]:
         """Create or replace a provider's calendar; returns (document, created). Existing
         appointments keep their times even if the new hours no longer contain them. With
         `if_match` only over the version the caller read (412 otherwise)."""
@@ -142,27 +141,29 @@ class ProviderCalendars:
         # Listed before it is written (shared/kernel/lists.py: a dangling entry is skipped).
         await lists.add(self._store, *index.provider_entries(provider_id, specialty_key))
 
-        async def step() -> tuple[Item, bool]:
+        async def step() -> tuple[ProviderDocument, bool]:
             now = _now_z(self._clock)
-            current = await self._read_or_none(self._providers, provider_id, provider_id)
+            current = await self._providers.read_or_none(provider_id)
             check_if_match(if_match, None if current is None else stored_etag(current), "provider")
-            item = {
-                **body,
-                "id": provider_id,
-                "type": "provider",
-                "specialtyKey": specialty_key,
-                "createdAt": current["createdAt"] if current else now,
-                "updatedAt": now,
-            }
+            item = ProviderDocument.model_validate(
+                {
+                    **body,
+                    "id": provider_id,
+                    "specialtyKey": specialty_key,
+                    "createdAt": current.created_at if current else now,
+                    "updatedAt": now,
+                }
+            )
             try:
                 if current is None:
                     stored = await self._providers.create(item)
                 else:
-                    stored = await self._providers.replace(item, etag=current["_etag"])
+                    item._etag = current.etag
+                    stored = await self._providers.replace(item)
             except (Conflict, PreconditionFailed, NotFound):
                 raise Again() from None  # a concurrent write: apply on top of it
-            if current is not None and current.get("specialtyKey") != specialty_key:
-                old_list = index.specialty_list(str(current.get("specialtyKey")))
+            if current is not None and current.specialty_key != specialty_key:
+                old_list = index.specialty_list(current.specialty_key)
                 await lists.remove(self._store, old_list, provider_id)
             await self._audit(
                 actor,
@@ -179,12 +180,12 @@ class ProviderCalendars:
             give_up=lambda: Conflict("The provider is being changed concurrently; retry."),
         )
 
-    async def provider(self, provider_id: str) -> Item:
+    async def provider(self, provider_id: str) -> ProviderDocument:
         check_provider_id(provider_id)
-        try:
-            return await self._providers.read(provider_id, provider_id)
-        except NotFound:
-            raise NotFound("No such provider.") from None
+        found = await self._providers.read_or_none(provider_id)
+        if found is None:
+            raise NotFound("No such provider.")
+        return found
 
     # ---- slots ----------------------------------------------------------------------------------
 
@@ -200,10 +201,7 @@ class ProviderCalendars:
             page = await self._slots.query(
                 query, partition_key=provider_id, max_items=1000, continuation=continuation
             )
-            found += [
-                TakenSlot(i["id"], parse_stamp(i["start"]), parse_stamp(i["end"]), i.get("status", "busy"))
-                for i in page.items
-            ]
+            found += [TakenSlot(i.id, parse_stamp(i.start), parse_stamp(i.end), i.status) for i in page.items]
             continuation = page.continuation
             if not continuation:
                 return found
@@ -211,7 +209,7 @@ class ProviderCalendars:
     async def free_slots(self, provider_id: str, query: SlotQuery) -> FreeSlots:
         """One page of bookable slots (shared/scheduling/slot_search.py)."""
         provider = await self.provider(provider_id)
-        calendar = Calendar.of(provider)
+        calendar = Calendar.of(provider.body())
         window = _window(query, calendar)
         after = after_of(query.continuationToken, provider_id, window) if query.continuationToken else None
 
@@ -223,7 +221,7 @@ class ProviderCalendars:
         )
         return FreeSlots(
             providerId=provider_id,
-            timeZone=provider["timeZone"],
+            timeZone=provider.time_zone,
             slots=[Slot(start=stamp(s), end=stamp(e)) for s, e in free],
             continuationToken=page_token(provider_id, window, free[-1][0]) if more else None,
         )
@@ -233,7 +231,7 @@ class ProviderCalendars:
     ) -> tuple[list[tuple[datetime, datetime]], list[TakenSlot]]:
         """Free (bookable) slots and taken slot documents in the window, for the FHIR view."""
         provider = await self.provider(provider_id)
-        return await self._search(provider_id, Calendar.of(provider), query)
+        return await self._search(provider_id, Calendar.of(provider.body()), query)
 
     async def _search(
         self, provider_id: str, calendar: Calendar, query: SlotQuery
@@ -245,26 +243,26 @@ class ProviderCalendars:
             t for t in taken if t.start < end and t.end > start
         ]
 
-    async def _publish(self, kind: str, item: Item) -> None:
+    async def _publish(self, kind: str, item: AppointmentDocument) -> None:
         message_id = {
-            "booked": f"appointment-booked:{item['id']}",
-            "rescheduled": f"appointment-rescheduled:{item['id']}:{item.get('version', 0)}",
-            "cancelled": f"appointment-cancelled:{item['id']}",
-            "noshow": f"appointment-noshow:{item['id']}",
+            "booked": f"appointment-booked:{item.id}",
+            "rescheduled": f"appointment-rescheduled:{item.id}:{item.version}",
+            "cancelled": f"appointment-cancelled:{item.id}",
+            "noshow": f"appointment-noshow:{item.id}",
         }.get(kind)
         if message_id is None:
             return  # arrived / fulfilled: nothing consumes them yet
         body = {
             "type": f"appointment.{kind}",
-            "appointmentId": item["id"],
-            "providerId": item["providerId"],
-            "patientId": item["patientId"],
-            "status": item["status"],
-            "start": item["start"],
-            "end": item["end"],
-            "previousStart": item.get("previousStart") if kind == "rescheduled" else None,
-            "version": item.get("version", 0),
-            "occurredAt": item.get("updated"),
+            "appointmentId": item.id,
+            "providerId": item.provider_id,
+            "patientId": item.patient_id,
+            "status": item.status,
+            "start": item.start,
+            "end": item.end,
+            "previousStart": item.previous_start if kind == "rescheduled" else None,
+            "version": item.version,
+            "occurredAt": item.updated,
         }
         message = json_message(
             {k: v for k, v in body.items() if v is not None},
@@ -278,7 +276,7 @@ class ProviderCalendars:
             log.warning(
                 "appointment event not sent",
                 extra={
-                    "appointment_id": item["id"],
+                    "appointment_id": item.id,
                     "message_id": message_id,
                     "error_type": type(exc).__name__,
                 },
@@ -301,17 +299,9 @@ class ProviderCalendars:
             correlation_id=correlation_id,
         )
 
-    @staticmethod
-    async def _read_or_none(container: Any, id: str, partition_key: str) -> Item | None:
-        try:
-            item: Item = await container.read(id, partition_key)
-        except NotFound:
-            return None
-        return item
 
-
-def _is_active(item: Item) -> bool:
-    return item.get("status") in {"booked", "arrived", "fulfilled", "noshow"}
+def _is_active(item: AppointmentDocument) -> bool:
+    return item.status in {"booked", "arrived", "fulfilled", "noshow"}
 
 
 def _patient_for(actor: Principal, requested: str | None) -> str:
