@@ -16,7 +16,7 @@ from collections.abc import Callable
 from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
 from shared.kernel.catalog import CONVERSATIONS
-from shared.kernel.documents import DocumentStore, Item, Query
+from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import NotFound
 from shared.kernel.retry import retry
 from shared.kernel.stored import Stored, TypedPage
@@ -92,10 +92,10 @@ def live_conversations_list(queue_id: str) -> str:
     return f"live-conversations:{queue_id}"
 
 
-def live_entry(conversation: ConversationDocument, queue_id: str) -> Item:
+def live_entry(conversation: ConversationDocument, queue_id: str) -> lists.ListEntry:
     cid = conversation.id
     return lists.entry(
-        live_conversations_list(queue_id), cid, f"{conversation.created_at}|{cid}", queueId=queue_id
+        live_conversations_list(queue_id), cid, f"{conversation.created_at}|{cid}", queue_id=queue_id
     )
 
 

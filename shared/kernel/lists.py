@@ -32,11 +32,12 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from shared.kernel.catalog import LISTS
-from shared.kernel.documents import Condition, DocumentStore, Item, Query
+from shared.kernel.documents import Condition, DocumentStore, Query
 from shared.kernel.errors import NotFound, ValidationFailed
+from shared.kernel.stored import Document, Stored
 
 TOKEN_CHARS = 2000  # what the list query models accept; the board's two cursors get twice that
 # A page re-reads its members a few at a time: enough to hide Cosmos latency, few enough to keep
@@ -55,16 +56,37 @@ _ORDER = Query(order_by=(("sortKey", False),))
 # Entries -----------------------------------------------------------------------------------------
 
 
-def entry(list_key: str, ref: str, sort_key: str, *, id: str | None = None, **fields: Any) -> Item:
-    """A list entry: `ref` is the member's id (its own partition key), `sortKey` its place."""
-    return {"id": id or ref, "list": list_key, "sortKey": sort_key, "ref": ref, **fields}
+class ListEntry(Document):
+    """A list entry: `ref` is the member's id (its own partition key), `sortKey` its place; a
+    capability may note what its readers check (`queueId` of a live conversation, `start` of an
+    appointment). Ids and the sort key only, never PHI."""
+
+    DROP_NONE: ClassVar[bool] = True
+
+    list: str
+    sort_key: str
+    ref: str
+    queue_id: str | None = None
+    start: str | None = None
 
 
-async def add(store: DocumentStore, *entries: Item) -> None:
+def entry(
+    list_key: str,
+    ref: str,
+    sort_key: str,
+    *,
+    id: str | None = None,
+    queue_id: str | None = None,
+    start: str | None = None,
+) -> ListEntry:
+    return ListEntry(id=id or ref, list=list_key, sort_key=sort_key, ref=ref, queue_id=queue_id, start=start)
+
+
+async def add(store: DocumentStore, *entries: ListEntry) -> None:
     """Upsert entries (idempotent: a retried command writes the same ones)."""
-    container = store.container(LISTS)
+    stored = Stored(store, LISTS, ListEntry)
     for item in entries:
-        await container.upsert(item)
+        await stored.upsert(item)
 
 
 async def remove(store: DocumentStore, list_key: str, entry_id: str) -> None:
@@ -90,13 +112,13 @@ async def walk(
     segments: Sequence[Segment],
     cursor: dict[str, Any] | None,
     max_items: int,
-    load: Callable[[Item, Segment], Awaitable[T | None]],
+    load: Callable[[ListEntry, Segment], Awaitable[T | None]],
 ) -> tuple[list[T], dict[str, Any] | None]:
     """Up to `max_items` members from `segments` in order (each in `sortKey` order), resuming at
     `cursor`; returns them and the cursor of the next page (None at the end). Every query reads
     one partition and asks for no more entries than the page still needs, so the cursor sits
     right after the last entry examined: nothing is skipped or repeated."""
-    lists = store.container(LISTS)
+    lists = Stored(store, LISTS, ListEntry)
     ordered = sorted(segments, key=lambda s: s.position)
     at, inner = (cursor["at"], cursor["c"]) if cursor else ("", None)
     remaining = [s for s in ordered if s.position >= at]
@@ -129,23 +151,15 @@ async def walk(
 
 
 async def _load_all(
-    entries: list[Item], segment: Segment, load: Callable[[Item, Segment], Awaitable[T | None]]
+    entries: list[ListEntry], segment: Segment, load: Callable[[ListEntry, Segment], Awaitable[T | None]]
 ) -> list[T | None]:
     gate = asyncio.Semaphore(LOAD_CONCURRENCY)
 
-    async def one(item: Item) -> T | None:
+    async def one(item: ListEntry) -> T | None:
         async with gate:
             return await load(item, segment)
 
     return list(await asyncio.gather(*(one(item) for item in entries)))
-
-
-async def read_or_none(store: DocumentStore, container: str, id: str) -> Item | None:
-    """A member by id (every listed aggregate is partitioned by its own id)."""
-    try:
-        return await store.container(container).read(id, id)
-    except NotFound:
-        return None
 
 
 # Tokens -------------------------------------------------------------------------------------------
@@ -191,7 +205,7 @@ async def read_page(
     segments: Sequence[Segment],
     token: str | None,
     max_items: int,
-    load: Callable[[Item, Segment], Awaitable[T | None]],
+    load: Callable[[ListEntry, Segment], Awaitable[T | None]],
 ) -> tuple[list[T], str | None]:
     """One page of a list for an API caller: unseal the caller's token, walk, seal the next one."""
     rows, following = await walk(store, segments, cursor_of(unseal(scope, token)), max_items, load)

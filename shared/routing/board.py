@@ -38,7 +38,7 @@ from shared.conversations.api import (
 from shared.kernel import lists
 from shared.kernel.catalog import ROUTING
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item, Query, where
+from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import NotFound, ValidationFailed
 from shared.kernel.stored import Stored
 from shared.routing.directory import AGENT_SEGMENTS, RoutingDirectory, by_priority
@@ -132,17 +132,17 @@ class SupervisorBoard:
         following: dict[str, Any] = {"cv": None, "ag": None}
         if state is None or state["cv"] is not None:
 
-            async def row(entry: Item, _: lists.Segment) -> dict[str, Any] | None:
-                doc = await conversations.read_or_none(self._store, entry["ref"])
+            async def row(entry: lists.ListEntry, _: lists.Segment) -> dict[str, Any] | None:
+                doc = await conversations.read_or_none(self._store, entry.ref)
                 # Skip what the entry no longer says: closed, moved to another queue, filtered out.
-                if doc is None or (doc.queue_id or DEFAULT_QUEUE) != entry.get("queueId"):
+                if doc is None or (doc.queue_id or DEFAULT_QUEUE) != entry.queue_id:
                     return None
                 if doc.status not in wanted:
                     return None
                 body = doc.body()
                 found = {k: body.get(k) for k in BOARD_FIELDS}
                 if doc.status == Status.WAITING:
-                    found.update(await self._standing(doc, entry["queueId"]))
+                    found.update(await self._standing(doc, entry.queue_id or DEFAULT_QUEUE))
                 return found
 
             cursor = lists.cursor_of(state["cv"]) if state else None

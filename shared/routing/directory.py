@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from shared.kernel import lists
 from shared.kernel.catalog import AGENTS, ROUTING
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import Container, DocumentStore
 from shared.kernel.errors import (
     Conflict,
     NotFound,
@@ -235,9 +235,11 @@ class RoutingDirectory:
         await sync_seats(self._store, doc, removed=set(old_queues) - set(profile.queues))
         return doc, created
 
-    async def load_agent(self, entry: Item, _: lists.Segment | None = None) -> AgentDocument | None:
+    async def load_agent(
+        self, entry: lists.ListEntry, _: lists.Segment | None = None
+    ) -> AgentDocument | None:
         """An agent for a list: re-read (presence and load change all the time)."""
-        return await self._agents.read_or_none(entry["ref"])
+        return await self._agents.read_or_none(entry.ref)
 
     async def list_agents(self, max_items: int, token: str | None) -> tuple[list[AgentDocument], str | None]:
         """Agents by id, a page at a time, from the `agents` list (one partition)."""

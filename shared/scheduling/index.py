@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from shared.kernel.documents import DocumentStore, Item
-from shared.kernel.lists import entry, remove
+from shared.kernel.documents import DocumentStore
+from shared.kernel.lists import ListEntry, entry, remove
 
 
 def providers_list() -> str:
@@ -29,21 +29,23 @@ def provider_appointments_list(provider_id: str) -> str:
     return f"provider-appointments:{provider_id}"
 
 
-def appointment_entry(list_key: str, appointment_id: str, start: str) -> Item:
+def appointment_entry(list_key: str, appointment_id: str, start: str) -> ListEntry:
     # The start is part of the id: a reschedule adds the new entry before it moves the appointment
     # and removes the old one after, and readers keep only the entry matching the stored start.
     key = f"{start}|{appointment_id}"
     return entry(list_key, appointment_id, key, id=key, start=start)
 
 
-def provider_entries(provider_id: str, specialty_key: str) -> list[Item]:
+def provider_entries(provider_id: str, specialty_key: str) -> list[ListEntry]:
     return [
         entry(providers_list(), provider_id, provider_id),
         entry(specialty_list(specialty_key), provider_id, provider_id),
     ]
 
 
-def appointment_entries(appointment_id: str, patient_id: str, provider_id: str, start: str) -> list[Item]:
+def appointment_entries(
+    appointment_id: str, patient_id: str, provider_id: str, start: str
+) -> list[ListEntry]:
     return [
         appointment_entry(patient_appointments_list(patient_id), appointment_id, start),
         appointment_entry(provider_appointments_list(provider_id), appointment_id, start),
@@ -54,4 +56,4 @@ async def remove_appointment(
     store: DocumentStore, patient_id: str, provider_id: str, start: str, id: str
 ) -> None:
     for item in appointment_entries(id, patient_id, provider_id, start):
-        await remove(store, item["list"], item["id"])
+        await remove(store, item.list, item.id)

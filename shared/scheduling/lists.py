@@ -16,7 +16,7 @@ from shared.auth.principal import Principal
 from shared.kernel import lists
 from shared.kernel.catalog import APPOINTMENTS, PROVIDERS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, Item, where
+from shared.kernel.documents import DocumentStore, where
 from shared.kernel.errors import NotFound
 from shared.kernel.observability import mark_phi
 from shared.kernel.stored import Stored
@@ -26,7 +26,7 @@ from shared.scheduling.documents import AppointmentDocument, ProviderDocument
 from shared.scheduling.model import Calendar
 from shared.scheduling.providers import check_provider_id
 
-Loader = Callable[[Item, lists.Segment], Awaitable[AppointmentDocument | None]]
+Loader = Callable[[lists.ListEntry, lists.Segment], Awaitable[AppointmentDocument | None]]
 
 
 async def list_providers(
@@ -38,8 +38,8 @@ async def list_providers(
 
     providers = Stored(store, PROVIDERS, ProviderDocument)
 
-    async def load(entry: Item, _: lists.Segment) -> ProviderDocument | None:
-        item = await providers.read_or_none(entry["ref"])
+    async def load(entry: lists.ListEntry, _: lists.Segment) -> ProviderDocument | None:
+        item = await providers.read_or_none(entry.ref)
         if item is None or (key is not None and item.specialty_key != key):
             return None  # removed, or its specialty changed since the entry was written
         return item
@@ -53,9 +53,9 @@ def _appointment_loader(store: DocumentStore, **owner: str) -> Loader:
 
     appointments = Stored(store, APPOINTMENTS, AppointmentDocument)
 
-    async def load(entry: Item, _: lists.Segment) -> AppointmentDocument | None:
-        item = await appointments.read_or_none(entry["ref"])
-        if item is None or item.tombstone or item.start != entry.get("start"):
+    async def load(entry: lists.ListEntry, _: lists.Segment) -> AppointmentDocument | None:
+        item = await appointments.read_or_none(entry.ref)
+        if item is None or item.tombstone or item.start != entry.start:
             return None
         body = item.body()
         if any(body.get(field) != value for field, value in owner.items()):
