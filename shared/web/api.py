@@ -139,6 +139,8 @@ class Call:
     webhook: WebhookDelivery | None = None
     # The request headers the route declares (lower-case names): the only ones `header` reads.
     declared_headers: frozenset[str] = frozenset()
+    # The path parameters as their checkers returned them (checked once, at the edge).
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def user(self) -> Principal:
@@ -146,7 +148,10 @@ class Call:
         return self.principal
 
     def route(self, name: str) -> str:
-        return self.request.route_params[name]
+        """A path parameter, as the route's checker returned it (every one is checked before the
+        handler runs; shared/kernel/ids.py by default)."""
+        value = self.params.get(name, self.request.route_params[name])
+        return str(value)
 
     def header(self, name: str) -> str | None:
         """A request header the route declares in `Api.route(headers=...)`; reading any other
@@ -355,18 +360,20 @@ def _field(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if path else prefix
 
 
-def _parse_params(spec: RouteSpec, req: func.HttpRequest) -> None:
+def _parse_params(spec: RouteSpec, req: func.HttpRequest) -> dict[str, Any]:
     errors = []
+    checked: dict[str, Any] = {}
     for name, ref in spec.params:
         value = req.route_params.get(name)
         if value is None:
             continue
         try:
-            _import_model(ref)(value)
+            checked[name] = _import_model(ref)(value)
         except ValueError as error:
             errors.append({"field": name, "message": str(error)})
     if errors:
         raise ValidationFailed(errors)
+    return checked
 
 
 def _read(raw: bytes, prefix: str) -> Any:
@@ -474,7 +481,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 if principal.needs_link:
                     principal = await _with_link(runtime, principal)
                 _check_patient(spec, principal, req)
-            _parse_params(spec, req)
+            params = _parse_params(spec, req)
             call = Call(
                 request=req,
                 runtime=runtime,
@@ -484,6 +491,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 query=_parse_query(spec, req),
                 webhook=webhook,
                 declared_headers=frozenset(h.key for h in spec.request_headers()),
+                params=params,
             )
             result = await handler(call)
             return _to_response(spec, result, correlation_id)
