@@ -134,28 +134,40 @@ def move(
     if fixed:
         raise TypeError(f"a move cannot change {sorted(fixed)}")
     sources, target, field = TRANSITIONS[event]
-    moved: dict[str, Any] = doc.body() if isinstance(doc, ConversationDocument) else dict(doc)
-    status = Status(moved["status"])
+    typed = isinstance(doc, ConversationDocument)
+
+    def current(name: str) -> Any:
+        """A field a move reads, by stored name, from either shape (without dumping the document)."""
+        if isinstance(doc, ConversationDocument):
+            return getattr(doc, _STORED[name], None)
+        return doc.get(name)
+
+    status = Status(current("status"))
     if status not in sources:
         raise Conflict(f"cannot {event} a conversation that is {status}")
-    moved["status"] = str(target)
     at = stamp(now)
-    if field and not moved.get(field):
-        moved[field] = at
-    if event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
-        moved.setdefault("abandonedAt", None)
-    moved["updatedAt"] = at
+    delta: dict[str, Any] = {"status": target if typed else str(target)}
+    if field and not current(field):
+        delta[field] = at
+    if not typed and event == "force-close" and status in (Status.OPEN, Status.WAITING, Status.OFFERED):
+        delta["abandonedAt"] = current("abandonedAt")
+    delta["updatedAt"] = at
     entry: dict[str, Any] = {"at": at, "event": event}
     entry.update({k: v for k, v in changes.items() if k in _NOTED})
     if by is not None:
         entry["by"] = by
     if cause is not None:
         entry["cause"] = cause
-    moved["history"] = [*moved.get("history", ()), entry][-200:]
-    moved.update(changes)
-    return doc.revised(**moved) if isinstance(doc, ConversationDocument) else moved
+    delta["history"] = [*(current("history") or ()), entry][-200:]
+    delta.update(changes)
+    if isinstance(doc, ConversationDocument):
+        # Unvalidated: every value is a stamp, an id, a count or a map of them, as stored.
+        return doc.restated(**delta)
+    return {**doc, **delta}
 
 
+# Stored name → field name of the conversation document (what `move` reads).
+_STORED = {(f.alias or n): n for n, f in ConversationDocument.model_fields.items()}
 # Document fields a move also notes in its history entry.
 _NOTED = frozenset({"queueId", "agentId", "disposition"})
 # Set once by the escalation (or by `move` itself): no move may overwrite them.

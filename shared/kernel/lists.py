@@ -151,7 +151,7 @@ async def walk(
 
 
 async def _load_all(
-    entries: list[ListEntry], segment: Segment, load: Callable[[ListEntry, Segment], Awaitable[T | None]]
+    entries: Sequence[ListEntry], segment: Segment, load: Callable[[ListEntry, Segment], Awaitable[T | None]]
 ) -> list[T | None]:
     gate = asyncio.Semaphore(LOAD_CONCURRENCY)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from shared.kernel.documents import DocumentStore, Item, Query
@@ -37,30 +37,44 @@ class Document(BaseModel):
 
     id: str
     schema_version: int = Field(default=1, alias="schemaVersion")
-    _etag: str | None = PrivateAttr(default=None)
+    # The store's own fields come with a read and never go back (`body()` leaves them out). The
+    # ETag is kept as a field rather than a private attribute: copies carry it for free.
+    store_etag: str | None = Field(default=None, alias="_etag", exclude=True, repr=False)
+    store_ts: Any = Field(default=None, alias="_ts", exclude=True, repr=False)
+    store_rid: Any = Field(default=None, alias="_rid", exclude=True, repr=False)
+    store_self: Any = Field(default=None, alias="_self", exclude=True, repr=False)
+    store_attachments: Any = Field(default=None, alias="_attachments", exclude=True, repr=False)
+    store_lsn: Any = Field(default=None, alias="_lsn", exclude=True, repr=False)
 
     @property
     def etag(self) -> str:
         """The store's ETag of the version read or written (a document built here has none)."""
-        if self._etag is None:
+        if self.store_etag is None:
             raise ValueError(f"{type(self).__name__} {self.id!r} was not read from the store")
-        return self._etag
+        return self.store_etag
 
     @property
     def stored(self) -> bool:
-        return self._etag is not None
+        return self.store_etag is not None
+
+    def over(self, current: Document) -> Self:
+        """This document as the next version of `current` (a replace is conditional on its ETag)."""
+        return self.model_copy(update={"store_etag": current.store_etag})
 
     def changed(self, **changes: Any) -> Self:
         """A copy with `changes` (field names, not aliases), keeping the ETag it was read with."""
-        fresh = self.model_copy(update=changes)
-        fresh._etag = self._etag
-        return fresh
+        return self.model_copy(update=changes)
+
+    def restated(self, **stored_fields: Any) -> Self:
+        """A copy with fields given by their stored (camelCase) names, keeping the ETag; unlike
+        `revised`, unvalidated: for rules whose values are already of the stored types."""
+        names = _field_names(type(self))
+        return self.model_copy(update={names.get(k, k): v for k, v in stored_fields.items()})
 
     def revised(self, **stored_fields: Any) -> Self:
-        """A validated copy with fields given by their stored (camelCase) names, keeping the ETag:
-        for rules written over the stored shape (a conversation's `move`)."""
+        """A validated copy with fields given by their stored (camelCase) names, keeping the ETag."""
         fresh = type(self).model_validate({**self.body(), **stored_fields})
-        fresh._etag = self._etag
+        fresh.store_etag = self.store_etag
         return fresh
 
     def __getitem__(self, stored_name: str) -> Any:
@@ -74,17 +88,59 @@ class Document(BaseModel):
 
 D = TypeVar("D", bound=Document)
 
+_NAMES: dict[type[BaseModel], dict[str, str]] = {}
+
+
+def _field_names(model: type[BaseModel]) -> dict[str, str]:
+    """Stored (alias) name → field name."""
+    names = _NAMES.get(model)
+    if names is None:
+        names = _NAMES[model] = {(f.alias or n): n for n, f in model.model_fields.items()}
+    return names
+
+
+class Loaded(Sequence[D]):
+    """A page's items, each validated when first used: a decision that stops at the first
+    waiting entry behind its own, or only counts the page, validates no more than it reads."""
+
+    def __init__(self, model: type[D], raw: list[Item]) -> None:
+        self._model = model
+        self._raw = raw
+        self._loaded: list[D | None] = [None] * len(raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, index: int) -> D: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[D]: ...
+
+    def __getitem__(self, index: int | slice) -> D | list[D]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._raw)))]
+        found = self._loaded[index]
+        if found is None:
+            found = self._loaded[index] = load(self._model, self._raw[index])
+        return found
+
 
 @dataclass(frozen=True)
 class TypedPage(Generic[D]):
-    items: list[D]
+    items: Sequence[D]
     continuation: str | None = None
 
 
 def load(model: type[D], item: Item) -> D:
-    """A stored item as its model (system fields such as `_etag`, `_ts` left out; the ETag kept)."""
-    doc = model.model_validate({k: v for k, v in item.items() if not k.startswith("_")})
-    doc._etag = item.get("_etag")
+    """A stored item as its model, the store's system fields (the ETag among them) kept aside."""
+    return model.model_validate(item)
+
+
+def _written(doc: D, item: Item) -> D:
+    """What a write returns: the model written (validated when it was built), now carrying the
+    ETag the store gave it; validating the store's echo again would only cost time."""
+    doc.store_etag = item.get("_etag")
     return doc
 
 
@@ -110,15 +166,15 @@ class Stored(Generic[D]):
             return None
 
     async def create(self, doc: D) -> D:
-        return self._load(await self._container.create(doc.body()))
+        return _written(doc, await self._container.create(doc.body()))
 
     async def replace(self, doc: D, *, unconditional: bool = False) -> D:
         """Replace the version `doc` was read as (`PreconditionFailed` if it changed since)."""
         etag = None if unconditional else doc.etag
-        return self._load(await self._container.replace(doc.body(), etag=etag))
+        return _written(doc, await self._container.replace(doc.body(), etag=etag))
 
     async def upsert(self, doc: D) -> D:
-        return self._load(await self._container.upsert(doc.body()))
+        return _written(doc, await self._container.upsert(doc.body()))
 
     async def delete(self, id: str, partition_key: str | None = None, *, etag: str | None = None) -> None:
         await self._container.delete(id, id if partition_key is None else partition_key, etag=etag)
@@ -129,7 +185,7 @@ class Stored(Generic[D]):
         page = await self._container.query(
             query, partition_key=partition_key, max_items=max_items, continuation=continuation
         )
-        return TypedPage([self._load(i) for i in page.items], page.continuation)
+        return TypedPage(Loaded(self._model, page.items), page.continuation)
 
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None

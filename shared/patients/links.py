@@ -254,7 +254,7 @@ class PatientLinks:
                 if doc is None:
                     await self._attempts.create(fresh)
                 else:
-                    fresh._etag = doc.etag
+                    fresh = fresh.over(doc)
                     await self._attempts.replace(fresh)
                 return entry.id
             except (Conflict, PreconditionFailed, NotFound):

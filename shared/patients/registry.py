@@ -147,7 +147,7 @@ class PatientRegistry:
                 await self._audit(actor, "create", patient_id, correlation_id)
                 return Stored(created, created=True)
             updated = PatientDocument.model_validate({**current.body(), **changes, "updatedAt": now})
-            updated._etag = current.etag
+            updated = updated.over(current)
             await self._index_added(updated, current)
             try:
                 replaced = await self._patients.replace(updated)

@@ -71,7 +71,7 @@ class Backlog:
         try:
             if current is None:
                 return await self._leases.create(fresh)
-            fresh._etag = current.etag
+            fresh = fresh.over(current)
             return await self._leases.replace(fresh)
         except (Conflict, PreconditionFailed):
             return None

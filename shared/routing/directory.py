@@ -115,7 +115,7 @@ class RoutingDirectory:
         that version: a change in between is a 412, never overwritten."""
         if read is None:
             return await documents.upsert(doc)
-        doc._etag = read.etag
+        doc = doc.over(read)
         try:
             return await documents.replace(doc)
         except (PreconditionFailed, NotFound):

@@ -175,8 +175,7 @@ async def _write_seat(seats: Stored[SeatDocument], fresh: SeatDocument) -> None:
             return
         if current.rev > fresh.rev:
             return
-        fresh._etag = current.etag
-        await seats.replace(fresh)
+        await seats.replace(fresh.over(current))
 
     await retry(step)
 

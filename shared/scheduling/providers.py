@@ -158,7 +158,7 @@ class ProviderCalendars:
                 if current is None:
                     stored = await self._providers.create(item)
                 else:
-                    item._etag = current.etag
+                    item = item.over(current)
                     stored = await self._providers.replace(item)
             except (Conflict, PreconditionFailed, NotFound):
                 raise Again() from None  # a concurrent write: apply on top of it
