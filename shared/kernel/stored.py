@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.kernel.documents import DocumentStore, Item, Query
+from shared.kernel.documents import DocumentStore, Item, Page, Query
 from shared.kernel.errors import NotFound
 
 
@@ -186,6 +186,16 @@ class Stored(Generic[D]):
             query, partition_key=partition_key, max_items=max_items, continuation=continuation
         )
         return TypedPage(Loaded(self._model, page.items), page.continuation)
+
+    async def query_stored(
+        self, query: Query, *, partition_key: str, max_items: int = 100, continuation: str | None = None
+    ) -> Page:
+        """A page as stored JSON, for a hot path that maps every item to its own values at once
+        (routing's seat and waiting pages, shared/routing/seats.py: validating each of the
+        documents our own code wrote costs a decision a third of its time, measured)."""
+        return await self._container.query(
+            query, partition_key=partition_key, max_items=max_items, continuation=continuation
+        )
 
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None

@@ -69,6 +69,7 @@ from shared.routing.seats import (
     seat_pages,
     sync_seats,
     waiting_entry,
+    waiting_from_stored,
     waiting_of,
 )
 
@@ -142,7 +143,7 @@ class Assignment:
         flight (being routed by other workers at this moment) and racing them for the head of the
         queue would only multiply conflicts."""
         now = self.clock.now()
-        page = await self.entries.query(
+        page = await self.entries.query_stored(
             Query(WAITING_RANGE, order_by=(("sortKey", False),)),
             partition_key=item.queue_id,
             max_items=WAITING_PAGE,
@@ -150,7 +151,7 @@ class Assignment:
         mine = waiting_key(item)
         stuck = now - IN_FLIGHT_GRACE
         for entry in page.items:
-            other = waiting_of(entry)
+            other = waiting_from_stored(entry)
             if waiting_key(other) >= mine:
                 break
             if other.enqueued_at <= stuck:
@@ -481,13 +482,13 @@ class Assignment:
             candidates: list[tuple[QueueSettings, list[Waiting]]] = []
             for queue_id in queue_ids:
                 settings = await self.directory.queue(queue_id)
-                page = await self.entries.query(
+                page = await self.entries.query_stored(
                     Query(WAITING_RANGE, order_by=(("sortKey", False),)),
                     partition_key=queue_id,
                     max_items=WAITING_PAGE,
                 )
                 if page.items:
-                    candidates.append((settings, [waiting_of(e) for e in page.items]))
+                    candidates.append((settings, [waiting_from_stored(e) for e in page.items]))
             item = next_for_agent(seat, candidates, self.clock.now())
             if item is None:
                 break

@@ -20,7 +20,7 @@ from shared.kernel.times import stamp
 from shared.routing.documents import Lease
 from shared.routing.engine import Seat, Waiting, best_agent
 from shared.routing.model import QueueSettings
-from shared.routing.seats import SEAT_PAGE, WAITING_RANGE, parse_time, seat_pages, waiting_of
+from shared.routing.seats import SEAT_PAGE, WAITING_RANGE, parse_time, seat_pages, waiting_from_stored
 
 if TYPE_CHECKING:
     from shared.routing.assignment import Assignment
@@ -87,7 +87,7 @@ class Backlog:
         settings = await self.directory.queue(queue_id)
         assigned: list[tuple[str, str]] = []
         while len(assigned) < limit:
-            page = await self._entries.query(
+            page = await self._entries.query_stored(
                 Query(WAITING_RANGE, order_by=(("sortKey", False),)),
                 partition_key=queue_id,
                 max_items=WAITING_PAGE,
@@ -101,7 +101,7 @@ class Backlog:
             plan: dict[str, list[Waiting]] = {}
             planned = 0
             for entry in page.items:
-                item = waiting_of(entry)
+                item = waiting_from_stored(entry)
                 agent = best_agent(item, settings, seats.values(), now)
                 if agent is None:
                     continue

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.conversations.api import DEFAULT_QUEUE, ConversationDocument
 from shared.kernel.catalog import AGENTS, ROUTING
-from shared.kernel.documents import DocumentStore, Query, where
+from shared.kernel.documents import DocumentStore, Item, Query, where
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.messaging import json_message
@@ -83,6 +83,38 @@ def seat_document(agent: AgentDocument, queue_id: str, settings: QueueSettings) 
         idle_since=agent.idle_since,
         rev=agent.rev,
         sort_key=seat_sort_key(settings.assignment_method, seat),
+    )
+
+
+# The two hot reads of a decision (a page of seats, a page of waiting entries) go from stored JSON
+# straight to engine values: those documents are validated when written (SeatDocument,
+# WaitingEntry) and read back here by their stored names (Stored.query_stored says why).
+
+
+def seat_from_stored(item: Item) -> Seat:
+    return Seat(
+        agent_id=item["agentId"],
+        presence=Presence(item["presence"]),
+        capacity=item["capacity"],
+        used=item["used"],
+        skills=item["skills"],
+        languages=frozenset(item["languages"]),
+        last_assigned_at=parse_time(item.get("lastAssignedAt")),
+        idle_since=parse_time(item.get("idleSince")),
+    )
+
+
+def waiting_from_stored(item: Item) -> Waiting:
+    return Waiting(
+        conversation_id=item["conversationId"],
+        queue_id=item["queueId"],
+        priority=item["priority"],
+        enqueued_at=parse_stamp(item["enqueuedAt"]),
+        language=item["language"] or "en",
+        skills=item["skills"],
+        excluded=frozenset(item["excluded"]),
+        units=item["units"],
+        avoided=frozenset(item["avoided"]),
     )
 
 
@@ -222,13 +254,13 @@ async def seat_pages(
     size); seats that cannot take work have no sort key and never appear."""
     continuation: str | None = None
     for n in range(MAX_SEAT_PAGES):
-        page = await seats.query(
+        page = await seats.query_stored(
             Query(SEAT_RANGE, order_by=(("sortKey", False),)),
             partition_key=queue_id,
             max_items=first if n == 0 else SEAT_PAGE,
             continuation=continuation,
         )
-        yield {doc.agent_id: seat_from_doc(doc) for doc in page.items}
+        yield {item["agentId"]: seat_from_stored(item) for item in page.items}
         continuation = page.continuation
         if continuation is None:
             return
