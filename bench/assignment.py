@@ -23,18 +23,21 @@ from pathlib import Path
 from bench.counting import CountingStore, summary
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.catalog import CONTAINERS, QUEUES
-from shared.domain.conversations import iso, move, new_conversation
-from shared.domain.queues import AgentProfile, Presence, QueueSettings
-from shared.ports.clock import ManualClock
-from shared.ports.documents import BatchOperation
-from shared.services.assignment import Assignment, seat_document, waiting_entry
-from shared.services.routing_admin import RoutingDirectory, new_agent_doc
+from shared.conversations.model import ConversationDocument, move, new_conversation
+from shared.kernel.catalog import CONTAINERS, QUEUES
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import BatchOperation
+from shared.kernel.times import stamp
+from shared.routing.assignment import Assignment
+from shared.routing.backlog import Backlog
+from shared.routing.directory import RoutingDirectory, new_agent_doc
+from shared.routing.model import AgentProfile, Presence, QueueSettings
+from shared.routing.seats import seat_document, waiting_entry
 
 QUEUE = "bench"
 
 
-def conversation_doc(n: int, at: datetime) -> dict:
+def conversation_doc(n: int, at: datetime) -> ConversationDocument:
     doc = new_conversation(
         conversation_id=f"c-{n:07d}",
         bot_conversation_id=f"b-{n}",
@@ -52,7 +55,7 @@ def conversation_doc(n: int, at: datetime) -> dict:
         locale=None,
         body_format="native",
     )
-    return move(doc, "queue", at, queueId=QUEUE, priority=1 + n % 3, queuedAt=iso(at))
+    return move(doc, "queue", at, queueId=QUEUE, priority=1 + n % 3, queuedAt=stamp(at))
 
 
 async def seed(
@@ -69,23 +72,24 @@ async def seed(
         at = start + timedelta(milliseconds=n)
         doc = conversation_doc(n, at)
         if n < decisions * 3:  # the head of the queue: the only conversations a decision reads
-            await conversations.create(doc)
-        batch.append(BatchOperation.create(waiting_entry(doc, doc["queuedAt"], 1)))
+            await conversations.create(doc.body())
+        batch.append(BatchOperation.create(waiting_entry(doc, doc.queued_at or stamp(at), 1).body()))
         if len(batch) == 100:
             await routing.batch(QUEUE, batch)
             batch = []
-    profile = AgentProfile(name="Agent", languages=["en"], capacity=100, queues=[QUEUE]).model_dump(
-        mode="json", by_alias=True
-    )
+    profile = AgentProfile(name="Agent", languages=["en"], capacity=100, queues=[QUEUE])
     agent_docs = store.container("agents")
     batch = []
     for n in range(agents):
-        doc = new_agent_doc(f"a-{n:05d}", profile, clock.now())
-        doc.update(chosenPresence=str(Presence.AVAILABLE), presence=str(Presence.AVAILABLE))
-        doc["used"] = n % 3  # unequal free capacity, so the ranking matters
-        doc["conversations"] = {f"x-{n}-{i}": 1 for i in range(doc["used"])}
-        await agent_docs.create(doc)
-        batch.append(BatchOperation.create(seat_document(doc, QUEUE, settings)))
+        used = n % 3  # unequal free capacity, so the ranking matters
+        agent = new_agent_doc(f"a-{n:05d}", profile, clock.now()).changed(
+            chosen_presence=Presence.AVAILABLE,
+            presence=Presence.AVAILABLE,
+            used=used,
+            conversations={f"x-{n}-{i}": 1 for i in range(used)},
+        )
+        await agent_docs.create(agent.body())
+        batch.append(BatchOperation.create(seat_document(agent, QUEUE, settings).body()))
         if len(batch) == 100:
             await routing.batch(QUEUE, batch)
             batch = []
@@ -107,7 +111,7 @@ async def run_size(waiting: int, agents: int, decisions: int) -> dict[str, objec
         store.take()
         for _ in range(decisions):
             t = time.perf_counter()
-            done = await assignment.assign_queue(QUEUE, limit=1)
+            done = await Backlog(assignment).assign_queue(QUEUE, limit=1)
             times.append(time.perf_counter() - t)
             assert len(done) == 1, "every decision should assign"
         ops = summary(store.take(), per=decisions)

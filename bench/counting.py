@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from shared.ports.documents import Container, DocumentStore
+from shared.kernel.documents import Container, DocumentStore
 
 POINT = ("create", "read", "replace", "upsert", "delete")
 

@@ -1,6 +1,6 @@
 """End to end through the dev host: signed webhook → stored → routing queue → offered to an agent.
 
-    python -m bench.escalations [--count 3000] [--concurrency 32] [--agents 200]
+    python -m bench.escalations [--count 3000] [--concurrency 32] [--agents 200] [--rate R | --fraction F]
 
 Starts `python -m devhost` on the real function app plus a bare HTTP function (`bench/e2e_app.py`),
 configures one queue and N available agents through the admin API, then in the same run:
@@ -9,6 +9,10 @@ with the Standard Webhooks reference library. It prints HTTP latency p50/p99 for
 routed figures read from the conversations themselves (`offeredAt - createdAt`, stamped by the
 host's clock): p50/p99 time to an offer, and escalations routed per minute (first created → last
 offered). Target (issue 4): ≥ 6,000 routed per minute on this 2-core machine, client included.
+
+`--fraction 0.6` measures flat out first, then sends another `--count` escalations at that
+fraction of the routed rate just measured (open loop), in the same run, and prints both: latency
+without a backlog, against a capacity measured on the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -122,9 +126,9 @@ async def fire(count: int, concurrency: int, call: Any, rate: float = 0) -> tupl
 
 async def routed(data_dir: Path, run: str, count: int, timeout: float) -> list[dict[str, Any]]:
     from shared.adapters.sqlite_documents import SqliteDocumentStore
-    from shared.catalog import CONTAINERS
-    from shared.ports.clock import SystemClock
-    from shared.ports.documents import Query, where
+    from shared.kernel.catalog import CONTAINERS
+    from shared.kernel.clock import SystemClock
+    from shared.kernel.documents import Query, where
 
     store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
     conversations = store.container("conversations")
@@ -203,6 +207,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 await wait_ready(client, base, proc)
                 await configure(client, base, args.agents)
                 webhook = Webhook(WEBHOOK_SECRET)
+                runs = []
                 run = uuid.uuid4().hex[:8]
 
                 async def ping(_: int) -> None:
@@ -239,6 +244,13 @@ async def main_async(args: argparse.Namespace) -> None:
                 bare, bare_wall = await fire(args.count, args.concurrency, ping)
                 http, http_wall = await fire(args.count, args.concurrency, escalate, args.rate)
                 docs = await routed(data_dir, run, args.count, timeout=args.wait)
+                runs.append((args.rate, http, http_wall, docs))
+                if args.fraction:
+                    rate = args.fraction * len(docs) / routed_span(docs)
+                    run = uuid.uuid4().hex[:8]
+                    http, http_wall = await fire(args.count, args.concurrency, escalate, rate)
+                    docs = await routed(data_dir, run, args.count, timeout=args.wait)
+                    runs.append((rate, http, http_wall, docs))
         finally:
             proc.terminate()
             try:
@@ -246,28 +258,36 @@ async def main_async(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-    waits = [
-        (datetime.fromisoformat(d["offeredAt"]) - datetime.fromisoformat(d["createdAt"])).total_seconds()
-        for d in docs
-    ]
-    first = min(datetime.fromisoformat(d["createdAt"]) for d in docs)
-    last = max(datetime.fromisoformat(d["offeredAt"]) for d in docs)
-    span = max((last - first).total_seconds(), 1e-6)
-    pace = f"{args.rate:g}/s" if args.rate else "as fast as possible"
     print(f"dev host, {args.agents} agents, concurrency {args.concurrency}, {args.count} requests each")
-    print(f"escalations sent {pace}")
     print(
         f"bare HTTP function : {args.count / bare_wall * 60:>9.0f} /min   "
         f"p50 {statistics.median(bare) * 1000:6.1f} ms   p99 {percentile(bare, 0.99) * 1000:6.1f} ms"
     )
+    for rate, http, http_wall, docs in runs:
+        report(args.count, rate, http, http_wall, docs)
+
+
+def routed_span(docs: list[dict[str, Any]]) -> float:
+    first = min(datetime.fromisoformat(d["createdAt"]) for d in docs)
+    last = max(datetime.fromisoformat(d["offeredAt"]) for d in docs)
+    return max((last - first).total_seconds(), 1e-6)
+
+
+def report(count: int, rate: float, http: list[float], http_wall: float, docs: list[dict[str, Any]]) -> None:
+    waits = [
+        (datetime.fromisoformat(d["offeredAt"]) - datetime.fromisoformat(d["createdAt"])).total_seconds()
+        for d in docs
+    ]
+    pace = f"{rate:g}/s" if rate else "as fast as possible"
+    print(f"escalations sent {pace}")
     print(
-        f"escalation (HTTP)  : {args.count / http_wall * 60:>9.0f} /min   "
+        f"escalation (HTTP)  : {count / http_wall * 60:>9.0f} /min   "
         f"p50 {statistics.median(http) * 1000:6.1f} ms   p99 {percentile(http, 0.99) * 1000:6.1f} ms"
     )
     print(
-        f"escalation → offer : {len(docs) / span * 60:>9.0f} /min   "
+        f"escalation → offer : {len(docs) / routed_span(docs) * 60:>9.0f} /min   "
         f"p50 {statistics.median(waits) * 1000:6.1f} ms   p99 {percentile(waits, 0.99) * 1000:6.1f} ms   "
-        f"({len(docs)}/{args.count} routed)"
+        f"({len(docs)}/{count} routed)"
     )
 
 
@@ -280,6 +300,12 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument(
         "--rate", type=float, default=0, help="escalations per second (0: as fast as possible)"
+    )
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=0,
+        help="after the flat-out run, send as many again at this fraction of the routed rate measured",
     )
     parser.add_argument("--wait", type=float, default=120, help="seconds to wait for all to be routed")
     parser.add_argument("--profile", default=None, help="run the dev host under cProfile, writing this file")

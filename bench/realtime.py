@@ -33,7 +33,7 @@ import websockets
 
 from devhost.realtime_server import EmbeddedHub
 from shared.adapters.webpubsub_realtime import WebPubSubRealtime
-from shared.ports.realtime import SUBPROTOCOL
+from shared.kernel.realtime import SUBPROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-realtime-key-0123456789abcdef-0123456789"

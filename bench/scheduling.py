@@ -28,13 +28,13 @@ from typing import Any
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.catalog import CONTAINERS
-from shared.domain.scheduling import BookingRequest, Calendar, Provider, SlotQuery
-from shared.errors import Conflict
-from shared.ports.clock import ManualClock
-from shared.ports.documents import BatchOperation, Container, Item, Page, Query
-from shared.ports.messages import OutgoingMessage
-from shared.services.scheduling import Scheduling
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import BatchOperation, Container, Item, Page, Query
+from shared.kernel.errors import Conflict
+from shared.kernel.messages import OutgoingMessage
+from shared.scheduling.booking import Scheduling
+from shared.scheduling.model import BookingRequest, Calendar, Provider, SlotQuery
 
 AGENT = Principal(subject="bench-agent", name=None, roles=frozenset({"Agent"}))
 ZONES = ["Europe/Warsaw", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "America/Los_Angeles"]

@@ -34,11 +34,11 @@ async def run(count: int) -> None:
     import function_app
     from devhost.queues import to_functions_message
     from shared.config import Settings
-    from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
-    from shared.ports.clock import SystemClock
+    from shared.kernel.clock import SystemClock
+    from shared.routing.assignment import Assignment
+    from shared.routing.directory import RoutingDirectory
+    from shared.routing.model import AgentProfile, Presence, QueueSettings, RoutingRules
     from shared.runtime import build_runtime, use_runtime
-    from shared.services.assignment import Assignment
-    from shared.services.routing_admin import RoutingDirectory
 
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
     with tempfile.TemporaryDirectory() as tmp:

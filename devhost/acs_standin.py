@@ -50,7 +50,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.adapters.acs_notify import ACS_STANDIN_KEY
-from shared.ports.clock import Clock, SystemClock
+from shared.kernel.clock import Clock, SystemClock
 
 WINDOW = timedelta(minutes=5)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")

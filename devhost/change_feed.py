@@ -43,9 +43,9 @@ from devhost.discovery import ChangeFeedFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import sleep_or_wake
 from devhost.retry import run_with_policy
-from shared.errors import Conflict, NotFound, PreconditionFailed
-from shared.ports.clock import Clock
-from shared.ports.documents import ChangeFeed, DocumentStore, Item
+from shared.kernel.clock import Clock
+from shared.kernel.documents import ChangeFeed, DocumentStore, Item
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 
 logger = logging.getLogger("psc.devhost")
 

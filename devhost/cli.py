@@ -37,9 +37,9 @@ from devhost.invocation import Invoker
 from devhost.realtime_server import EmbeddedHub, describe, start_beside_host
 from shared.auth.dev_tokens import issue_dev_token
 from shared.config import Settings, get_settings
-from shared.errors import ConfigError
-from shared.ports.clock import SystemClock
-from shared.ports.messages import QueueReceiver
+from shared.kernel.clock import SystemClock
+from shared.kernel.errors import ConfigError
+from shared.kernel.messages import QueueReceiver
 from shared.runtime import Runtime, build_runtime, use_runtime
 
 logger = logging.getLogger("psc.devhost")
@@ -255,7 +255,7 @@ async def _seed_demo(runtime: Runtime, base_url: str) -> None:
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        observability = importlib.import_module("shared.observability")
+        observability = importlib.import_module("shared.kernel.observability")
     except ModuleNotFoundError:
         return
     # The project's PHI guard on every handler: the functions log through the same process.

@@ -27,7 +27,7 @@ from devhost.errors import StartError
 from devhost.retry import RETRY_POLICY_SETTING, RetryPolicy, parse_retry_policy
 from devhost.routes import RouteTemplate
 from devhost.schedules import Schedule
-from shared.ports.messages import subscription_entity
+from shared.kernel.messages import subscription_entity
 
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
 # The Functions host refuses to load an HTTP function whose route template starts with one of these

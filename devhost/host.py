@@ -29,9 +29,9 @@ from devhost.pacing import finish_or_cancel
 from devhost.queues import QueueRunner
 from devhost.sessions import SessionRunner
 from devhost.timers import TimerScheduler
-from shared.ports.clock import Clock
-from shared.ports.documents import ChangeFeed, DocumentStore
-from shared.ports.messages import DeadLetterAdmin, QueueReceiver, SessionReceiver
+from shared.kernel.clock import Clock
+from shared.kernel.documents import ChangeFeed, DocumentStore
+from shared.kernel.messages import DeadLetterAdmin, QueueReceiver, SessionReceiver
 
 logger = logging.getLogger("psc.devhost")
 
@@ -147,7 +147,7 @@ class DevHost:
                 mismatched.append(f"{where}: the entity {needs} sessions; set is_sessions_enabled to match")
         if unknown:
             raise StartError(
-                "these queues or subscriptions are not in the bus catalogue (shared/catalog.py QUEUES,"
+                "these queues or subscriptions are not in the bus catalogue (shared/kernel/catalog.py QUEUES,"
                 " TOPICS):\n  " + "\n  ".join(unknown)
             )
         if mismatched:
@@ -174,7 +174,7 @@ class DevHost:
                     problems.append(f"{where} must be partitioned by /id")
         if problems:
             raise StartError(
-                "Cosmos DB triggers that cannot run (shared/catalog.py CONTAINERS):\n  "
+                "Cosmos DB triggers that cannot run (shared/kernel/catalog.py CONTAINERS):\n  "
                 + "\n  ".join(problems)
             )
 

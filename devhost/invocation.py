@@ -151,7 +151,7 @@ def log_invocation(
     **fields: str | int,
 ) -> None:
     """The one line per invocation. Values must be ids, names or numbers, never payload: the
-    project's log guard (shared.observability) masks anything that looks like free text."""
+    project's log guard (shared.kernel.observability) masks anything that looks like free text."""
     template = "invocation function=%s trigger=%s outcome=%s duration_ms=%.1f correlation_id=%s"
     template += "".join(f" {key}=%s" for key in fields)
     logger.log(

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
 
 
 async def sleep_or_wake(clock: Clock, seconds: float | None, events: Iterable[asyncio.Event]) -> None:

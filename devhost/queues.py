@@ -21,8 +21,8 @@ from azure.functions.servicebus import ServiceBusMessage
 from devhost.discovery import QueueFunction, TopicFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import finish_or_cancel, sleep_or_wake
-from shared.ports.clock import Clock
-from shared.ports.messages import MessageLockLost, QueueReceiver, ReceivedMessage
+from shared.kernel.clock import Clock
+from shared.kernel.messages import MessageLockLost, QueueReceiver, ReceivedMessage
 
 logger = logging.getLogger("psc.devhost")
 

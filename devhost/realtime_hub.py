@@ -46,7 +46,7 @@ from starlette.routing import Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from devhost.realtime_auth import TokenRefused, check_rest_token, client_claims
-from shared.ports.realtime import MAX_PAYLOAD_BYTES, SUBPROTOCOL
+from shared.kernel.realtime import MAX_PAYLOAD_BYTES, SUBPROTOCOL
 
 logger = logging.getLogger("psc.devhost.realtime")
 

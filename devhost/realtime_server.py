@@ -15,7 +15,7 @@ import uvicorn
 
 from devhost.errors import StartError
 from devhost.realtime_hub import MAX_CLIENT_FRAME_BYTES, HubServer
-from shared.ports.realtime import SUBPROTOCOL
+from shared.kernel.realtime import SUBPROTOCOL
 
 if TYPE_CHECKING:
     from shared.config import Settings

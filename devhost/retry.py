@@ -27,7 +27,7 @@ from typing import Any
 
 from devhost.errors import StartError
 from devhost.pacing import sleep_or_wake
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
 
 RETRY_POLICY_SETTING = "retry_policy"
 SUPPORTED_STRATEGIES = ("fixed_delay", "exponential_backoff")

@@ -1,10 +1,21 @@
 """Route templates as the Functions host (ASP.NET Core routing) reads them.
 
-Supported: literal segments (matched case-insensitively), `{name}`, inline constraints
-`{id:int}` / `{id:guid}` / `{n:min(1):max(9)}` / `{code:regex(^[a-z]{{2}}$)}`, optional `{name?}`,
-defaults `{name=value}`, catch-all `{*rest}` / `{**rest}`, and complex segments like
-`{name}.{ext}`. When several templates match a path, the most specific wins as in ASP.NET:
-literal before complex segment before constrained parameter before parameter before catch-all.
+A template of literal segments and plain `{name}` parameters (every route this app has) is
+matched by Starlette's router (`starlette.routing.compile_path`, the router the dev host serves
+with), made case-insensitive for literals as ASP.NET is. What Starlette's router cannot do is kept
+here, each because the Functions host accepts it and the dev host must refuse or match what Azure
+does, never less:
+
+* inline constraints `{id:int}` / `{id:guid}` / `{n:min(1):max(9)}` / `{code:regex(^[a-z]{{2}}$)}`
+  and the rest of ASP.NET's list: Starlette's converters are `int` (no sign, no range), `float`,
+  `uuid`, `path` and `str`, and no `min`/`max`/`range`/`length`/`regex`/`alpha`;
+* optional `{name?}` and default `{name=value}` parameters: Starlette has neither;
+* catch-all `{*rest}` / `{**rest}`, which may also match nothing (Starlette's `path` may not);
+* complex segments like `{name}.{ext}`: Starlette allows one parameter per segment only;
+* precedence and the overlap check: when several templates match a path the most specific wins
+  as in ASP.NET (literal before complex segment before constrained parameter before parameter
+  before catch-all), and the dev host refuses two templates one path could match (Starlette
+  takes the first registered).
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
+
+from starlette.routing import compile_path
 
 from devhost.errors import StartError
 
@@ -60,18 +73,32 @@ class RouteTemplate:
     _pattern: re.Pattern[str] = field(repr=False)
     _parameters: tuple[_Parameter, ...] = field(repr=False)
     _segments: tuple[_Segment, ...] = field(repr=False, default=())
+    # Compiled by Starlette (groups named after the parameters) rather than by `_segments_regex`.
+    _starlette: bool = field(repr=False, default=False)
 
     @classmethod
     def parse(cls, template: str) -> RouteTemplate:
         text = template.strip().removeprefix("~").strip("/")
         segments = [_parse_segment(raw, template) for raw in _split_segments(text, template)] if text else []
         _check_shape(segments, template)
-        parameters: list[_Parameter] = []
-        regex = _segments_regex(segments, parameters, first=True)
-        names = [p.name.lower() for p in parameters]
+        names = [part.name.lower() for s in segments for part in s.parts if isinstance(part, _Parameter)]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise StartError(f"route {template!r}: parameter {sorted(duplicates)[0]!r} appears twice")
+        if _plain(segments):
+            compiled, _, _ = compile_path("/" + text)
+            plain = tuple(s.parameter for s in segments if s.parameter is not None)
+            return cls(
+                template=template,
+                precedence=tuple(_precedence(s) for s in segments),
+                # ASP.NET matches literal segments case-insensitively; Starlette's regex does not.
+                _pattern=re.compile(compiled.pattern, re.IGNORECASE | re.DOTALL),
+                _parameters=plain,
+                _segments=tuple(segments),
+                _starlette=True,
+            )
+        parameters: list[_Parameter] = []
+        regex = _segments_regex(segments, parameters, first=True)
         return cls(
             template=template,
             precedence=tuple(_precedence(s) for s in segments),
@@ -87,12 +114,12 @@ class RouteTemplate:
 
     def match(self, path: str) -> dict[str, str] | None:
         """`path` is the percent-encoded request path below the route prefix, without leading '/'."""
-        found = self._pattern.match(path)
+        found = self._pattern.match("/" + path if self._starlette else path)
         if found is None:
             return None
         values: dict[str, str] = {}
         for index, parameter in enumerate(self._parameters):
-            raw = found.group(f"p{index}")
+            raw = found.group(parameter.name if self._starlette else f"p{index}")
             if raw is None or (parameter.catch_all and raw == ""):
                 if parameter.default is not None:
                     values[parameter.name] = parameter.default
@@ -102,6 +129,26 @@ class RouteTemplate:
                 return None
             values[parameter.name] = value
         return values
+
+
+def _plain(segments: list[_Segment]) -> bool:
+    """Only literals and unconstrained, required `{name}` parameters (with Python-identifier
+    names, as Starlette's groups need): what Starlette's router matches."""
+    for segment in segments:
+        if len(segment.parts) != 1:
+            return False
+        part = segment.parts[0]
+        if isinstance(part, _Parameter) and (
+            part.checks
+            or part.optional
+            or part.default is not None
+            or part.catch_all
+            or not part.name.isidentifier()
+        ):
+            return False
+        if isinstance(part, str) and ("{" in part or "}" in part):
+            return False
+    return True
 
 
 def _overlap(a: tuple[_Segment, ...], b: tuple[_Segment, ...]) -> bool:

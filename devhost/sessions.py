@@ -27,8 +27,8 @@ from devhost.discovery import TopicFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import finish_or_cancel, sleep_or_wake
 from devhost.queues import QueueStats, correlation_id_of, to_functions_message
-from shared.ports.clock import Clock
-from shared.ports.messages import (
+from shared.kernel.clock import Clock
+from shared.kernel.messages import (
     MessageLockLost,
     QueueReceiver,
     ReceivedMessage,

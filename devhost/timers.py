@@ -21,7 +21,7 @@ from devhost.discovery import TimerFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
 from devhost.pacing import finish_or_cancel, sleep_or_wake
 from devhost.retry import run_with_policy
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
 
 logger = logging.getLogger("psc.devhost")
 

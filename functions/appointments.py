@@ -6,7 +6,7 @@ Models and the scheduling service are imported inside the handlers (see function
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -15,25 +15,25 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LOCATION
 
 if TYPE_CHECKING:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import AppointmentDocument, Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
 
-APPOINTMENT = "shared.domain.scheduling:Appointment"
+APPOINTMENT = "shared.scheduling.model:Appointment"
 STAFF = (Role.AGENT, Role.SUPERVISOR)
 OWNER_OR_STAFF = allow(Role.PATIENT, *STAFF)
 
 
 def _scheduling(call: Call) -> Scheduling:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import Scheduling
 
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
 
-def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+def _reply(item: AppointmentDocument, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     """An appointment with its ETag (send it back in `If-Match` on reschedule, cancel, status)."""
-    from shared.services.scheduling import appointment_etag, appointment_view
+    from shared.scheduling.api import appointment_etag, appointment_view
 
     return Reply(
         body=appointment_view(item),
@@ -47,7 +47,7 @@ def _reply(item: dict[str, Any], status: int = 200, headers: dict[str, str] | No
     "POST",
     access=OWNER_OR_STAFF,
     summary="Book a slot",
-    body="shared.domain.scheduling:BookingRequest",
+    body="shared.scheduling.model:BookingRequest",
     response=APPOINTMENT,
     status=201,
     errors=(404, 409, 422, 503),
@@ -66,7 +66,7 @@ async def book_appointment(call: Call) -> Reply:
         idempotency_key=call.header("idempotency-key"),
         correlation_id=call.correlation_id,
     )
-    headers = {"Location": f"/api/appointments/{booked.item['id']}"}
+    headers = {"Location": f"/api/appointments/{booked.item.id}"}
     if booked.replayed:
         headers["Idempotent-Replayed"] = "true"
     return _reply(booked.item, 201, headers)
@@ -92,7 +92,7 @@ async def get_appointment(call: Call) -> Reply:
     "POST",
     access=OWNER_OR_STAFF,
     summary="Move a booked appointment to another slot of the same provider",
-    body="shared.domain.scheduling:RescheduleRequest",
+    body="shared.scheduling.model:RescheduleRequest",
     response=APPOINTMENT,
     errors=(404, 409, 503),
     if_match=True,
@@ -130,7 +130,7 @@ async def cancel_appointment(call: Call) -> Reply:
     "POST",
     access=allow(*STAFF),
     summary="Mark an appointment arrived, fulfilled or no-show",
-    body="shared.domain.scheduling:StatusRequest",
+    body="shared.scheduling.model:StatusRequest",
     response=APPOINTMENT,
     errors=(404, 409, 503),
     if_match=True,
@@ -150,13 +150,13 @@ async def set_appointment_status(call: Call) -> Reply:
     "GET",
     access=allow(Role.PATIENT),
     summary="My appointments, by start",
-    query="shared.domain.scheduling:AppointmentListQuery",
-    response="shared.domain.scheduling:AppointmentList",
+    query="shared.scheduling.model:AppointmentListQuery",
+    response="shared.scheduling.model:AppointmentList",
 )
 async def my_appointments(call: Call) -> Reply:
     """Every status, ordered by start; paged with `limit` and `continuationToken` (a page may
     hold fewer items than asked: only a missing token means the end). Audited."""
-    from shared.services.schedule_lists import patient_appointments
+    from shared.scheduling.api import patient_appointments
 
     items, token = await patient_appointments(
         call.runtime.store,
@@ -176,8 +176,8 @@ async def my_appointments(call: Call) -> Reply:
     "GET",
     access=allow(*STAFF),
     summary="A patient's appointments, or a provider's day, by start",
-    query="shared.domain.scheduling:AppointmentSearch",
-    response="shared.domain.scheduling:AppointmentList",
+    query="shared.scheduling.model:AppointmentSearch",
+    response="shared.scheduling.model:AppointmentList",
     errors=(404,),
 )
 async def search_appointments(call: Call) -> Reply:
@@ -185,7 +185,7 @@ async def search_appointments(call: Call) -> Reply:
     clock; 404 for an unknown provider); exactly one of the two. Paged with `maxItems` and
     `continuationToken`; a page may hold fewer items than asked, only the token says more.
     Audited per patient read. Patients use `GET /api/me/appointments`."""
-    from shared.services import schedule_lists
+    from shared.scheduling import api as schedule_lists
 
     query = call.query
     if query.patientId is not None:
@@ -213,8 +213,7 @@ async def search_appointments(call: Call) -> Reply:
     return _list(items, token)
 
 
-def _list(items: list[dict[str, Any]], token: str | None) -> Reply:
-    from shared.domain.scheduling import AppointmentList
-    from shared.services.scheduling import appointment_view
+def _list(items: list[AppointmentDocument], token: str | None) -> Reply:
+    from shared.scheduling.api import AppointmentList, appointment_view
 
     return Reply(body=AppointmentList(items=[appointment_view(i) for i in items], continuationToken=token))

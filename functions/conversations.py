@@ -15,7 +15,8 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.services.conversations import Lifecycle
+    from shared.conversations.api import ConversationDocument, Lifecycle
+    from shared.routing.api import Transfers
 
 bp = func.Blueprint()
 api = Api(bp, tag="conversations")
@@ -23,27 +24,37 @@ api = Api(bp, tag="conversations")
 AGENT = allow(Role.AGENT)
 AGENT_OR_SUPERVISOR = allow(Role.AGENT, Role.SUPERVISOR)
 SUPERVISOR = allow(Role.SUPERVISOR)
-VIEW = "shared.domain.conversations:ConversationView"
-LIST = "shared.domain.conversations:ConversationList"
-M = "shared.domain.conversations:"
+VIEW = "shared.conversations.model:ConversationView"
+LIST = "shared.conversations.model:ConversationList"
+M = "shared.conversations.model:"
 
 
 def _lifecycle(call: Call) -> Lifecycle:
-    from shared.services.conversations import Lifecycle
+    from shared.conversations.api import Lifecycle
+    from shared.routing.api import RoutingDirectory
 
     rt = call.runtime
-    return Lifecycle(rt.store, rt.bus, rt.clock)
+    # Closing asks the queue's wrap-up time: routing's directory answers (conversations never
+    # import routing; this composition wires them).
+    return Lifecycle(rt.store, rt.bus, rt.clock, RoutingDirectory(rt.store))
 
 
-def _view(doc: dict[str, Any]) -> Any:
-    from shared.domain.conversations import ConversationView
+def _transfers(call: Call) -> Transfers:
+    from shared.routing.api import Assignment, Transfers
 
-    return ConversationView.model_validate(doc)
+    rt = call.runtime
+    return Transfers(Assignment(rt.store, rt.bus, rt.clock))
 
 
-def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
+def _view(doc: ConversationDocument) -> Any:
+    from shared.conversations.api import ConversationView
+
+    return ConversationView.model_validate(doc.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def _answer(doc: ConversationDocument, status: int = 200) -> Reply:
     """A conversation with its ETag (by the stored version: every change is one somebody sees)."""
-    from shared.etags import stored_etag
+    from shared.kernel.etags import stored_etag
 
     return Reply(body=_view(doc), status=status, headers={"ETag": stored_etag(doc)})
 
@@ -53,8 +64,8 @@ def _answer(doc: dict[str, Any], status: int = 200) -> Reply:
     "PUT",
     access=AGENT,
     summary="Set my presence",
-    body="shared.domain.queues:PresenceChange",
-    response="shared.domain.queues:AgentView",
+    body="shared.routing.model:PresenceChange",
+    response="shared.routing.model:AgentView",
     errors=(404,),
     if_match=True,
 )
@@ -65,8 +76,7 @@ async def put_my_presence(call: Call) -> Reply:
     under your id (`GET /api/agents/me` tells it). The ETag versions the presence you chose: send
     it in `If-Match` so that a change made in another of your sessions is not overwritten (412);
     routing's load changes never fail it."""
-    from shared.services.assignment import Assignment
-    from shared.services.routing_admin import agent_view, presence_etag
+    from shared.routing.api import Assignment, agent_view, presence_etag
 
     rt = call.runtime
     doc = await Assignment(rt.store, rt.bus, rt.clock).set_presence(
@@ -80,14 +90,14 @@ async def put_my_presence(call: Call) -> Reply:
     "GET",
     access=AGENT,
     summary="My presence, load and profile",
-    response="shared.domain.queues:AgentView",
+    response="shared.routing.model:AgentView",
     errors=(404,),
     etag=True,
 )
 async def get_my_presence(call: Call) -> Reply:
     """What `PUT` answers, with the ETag to send back in its `If-Match`."""
-    from shared.errors import NotFound
-    from shared.services.routing_admin import RoutingDirectory, agent_view, presence_etag
+    from shared.kernel.errors import NotFound
+    from shared.routing.api import RoutingDirectory, agent_view, presence_etag
 
     try:
         doc = await RoutingDirectory(call.runtime.store).agent_doc(call.user.subject)
@@ -106,9 +116,11 @@ async def get_my_presence(call: Call) -> Reply:
 async def my_conversations(call: Call) -> Reply:
     """Conversations offered to you (accept or decline them before the offer expires), active
     with you, or in wrap-up after you closed them. Transcripts included; oldest first."""
-    from shared.domain.conversations import ConversationList
+    from shared.conversations.api import ConversationList
+    from shared.routing.api import RoutingDirectory, my_conversations
 
-    docs = await _lifecycle(call).mine(call.user)
+    store = call.runtime.store
+    docs = await my_conversations(store, RoutingDirectory(store), call.user)
     return Reply(body=ConversationList(items=[_view(d) for d in docs]))
 
 
@@ -193,7 +205,7 @@ async def send_message(call: Call) -> Reply:
 async def transfer_conversation(call: Call) -> Reply:
     """An agent transfers their active conversation; a supervisor any waiting, offered or active
     one, and may override the target agent's presence and capacity."""
-    doc = await _lifecycle(call).transfer(
+    doc = await _transfers(call).transfer(
         call.user,
         call.route("conversationId"),
         queue_id=call.body.queue_id,
@@ -234,7 +246,7 @@ async def abandon_conversation(call: Call) -> Reply:
     already with an agent (active, wrap-up) or closed is 409. Answers only the id, the status and
     when it was abandoned: no transcript (a patient may call this)."""
     doc = await _lifecycle(call).abandon(call.user, call.route("conversationId"), call.correlation_id)
-    return Reply(body={"id": doc["id"], "status": doc["status"], "abandonedAt": doc.get("abandonedAt")})
+    return Reply(body={"id": doc.id, "status": str(doc.status), "abandonedAt": doc.abandoned_at})
 
 
 @api.route(
@@ -242,8 +254,8 @@ async def abandon_conversation(call: Call) -> Reply:
     "GET",
     access=SUPERVISOR,
     summary="Live board: conversations, queue depth and longest wait, agents with presence and load",
-    query=M + "BoardQuery",
-    response=M + "Board",
+    query="shared.routing.model:BoardQuery",
+    response="shared.routing.model:Board",
     errors=(400,),
 )
 async def supervisor_board(call: Call) -> Reply:
@@ -256,13 +268,18 @@ async def supervisor_board(call: Call) -> Reply:
     else `"unassignable": {"reason": …}` when no agent of its queue may ever take it as things
     stand (all excluded by declines, nobody with its language, capacity or required skills, or
     nobody in the queue); a conversation whose agents are merely busy or offline carries neither."""
-    from shared.errors import ValidationFailed
+    from shared.kernel.errors import ValidationFailed
 
     try:
         statuses = call.query.statuses()
     except ValueError as error:
         raise ValidationFailed([{"field": "query.status", "message": str(error)}]) from None
-    board = await _lifecycle(call).board(statuses, call.query.max_items, call.query.continuation_token)
+    from shared.routing.api import RoutingDirectory, SupervisorBoard
+
+    rt = call.runtime
+    board = await SupervisorBoard(rt.store, rt.clock, RoutingDirectory(rt.store)).page(
+        statuses, call.query.max_items, call.query.continuation_token
+    )
     return Reply(body=board)
 
 
@@ -279,7 +296,7 @@ async def supervisor_board(call: Call) -> Reply:
 async def supervisor_assign(call: Call) -> Reply:
     """The conversation must be waiting (409 otherwise); the agent must exist (422) and is
     offered it even when away or full. Audited."""
-    doc = await _lifecycle(call).assign(
+    doc = await _transfers(call).assign(
         call.user, call.route("conversationId"), call.body.agent_id, call.correlation_id
     )
     return _answer(doc)

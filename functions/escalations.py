@@ -21,8 +21,8 @@ api = Api(bp, tag="escalations")
     "POST",
     access=allow(Role.BOT, signed_webhook=True),
     summary="Escalate a bot conversation to a human agent",
-    body="shared.domain.escalations:EscalationRequest",
-    response="shared.domain.escalations:EscalationAnswer",
+    body="shared.escalations.model:EscalationRequest",
+    response="shared.escalations.model:EscalationAnswer",
     status=202,
     also=((200, "Already received (same bot conversation id or replayed webhook-id): the first answer"),),
     errors=(503,),
@@ -34,7 +34,7 @@ async def escalate(call: Call) -> Reply:
     `channelData.tags` is the JSON string `{"type":"Escalate","context":{...}}`. A new
     escalation answers 202; the same bot conversation id (or a replayed `webhook-id`) answers 200
     with the same body and changes nothing. 503 means nothing was kept: retry."""
-    from shared.services.escalations import EscalationIntake
+    from shared.escalations.api import EscalationIntake
 
     runtime = call.runtime
     result = await EscalationIntake(runtime.store, runtime.bus, runtime.clock).escalate(

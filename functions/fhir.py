@@ -14,7 +14,7 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="fhir")
@@ -23,7 +23,7 @@ FHIR_JSON = "application/fhir+json"
 
 
 def _scheduling(call: Call) -> Scheduling:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import Scheduling
 
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
@@ -38,16 +38,16 @@ def _base_url(call: Call) -> str:
     "GET",
     access=allow(Role.PATIENT, Role.AGENT, Role.SUPERVISOR),
     summary="An appointment as a FHIR R4 Appointment",
-    response="shared.domain.scheduling:FhirAppointment",
+    response="shared.scheduling.model:FhirAppointment",
     media_type=FHIR_JSON,
     errors=(404,),
 )
 async def fhir_appointment(call: Call) -> Reply:
     """Same access as `GET /api/appointments/{id}`: a patient sees only their own (404 otherwise)."""
-    from shared.domain.scheduling import fhir_appointment as to_fhir
+    from shared.scheduling.api import fhir_appointment as to_fhir
 
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
-    return Reply(body=to_fhir(item))
+    return Reply(body=to_fhir(item.body()))
 
 
 @api.route(
@@ -55,8 +55,8 @@ async def fhir_appointment(call: Call) -> Reply:
     "GET",
     access=allow(*Role),
     summary="FHIR R4 Slot search (searchset Bundle) for one schedule (provider) and day",
-    query="shared.domain.scheduling:FhirSlotQuery",
-    response="shared.domain.scheduling:FhirBundle",
+    query="shared.scheduling.model:FhirSlotQuery",
+    response="shared.scheduling.model:FhirBundle",
     media_type=FHIR_JSON,
     errors=(404,),
 )
@@ -64,7 +64,7 @@ async def fhir_slots(call: Call) -> Reply:
     """`schedule=Schedule/<providerId>`, `start=<date>` (the provider's local day) or
     `start=ge<instant>` (24 hours from it), optional `status=free|busy`. Free slots are the
     bookable ones (booking rules applied); busy ones are the taken slots."""
-    from shared.domain.scheduling import fhir_searchset, fhir_slot
+    from shared.scheduling.api import fhir_searchset, fhir_slot
 
     query = call.query
     free, taken = await _scheduling(call).slot_states(query.schedule, query.window())

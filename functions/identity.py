@@ -14,12 +14,12 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.services.patient_links import PatientLinks
+    from shared.patients.api import PatientLinks
 
 bp = func.Blueprint()
 api = Api(bp, tag="identity")
 
-M = "shared.domain.identity:"
+M = "shared.patients.identity:"
 # Every staff role: anyone an administrator might register as an agent can ask for their id.
 STAFF = (
     Role.AGENT,
@@ -32,7 +32,7 @@ STAFF = (
 
 
 def _links(call: Call) -> PatientLinks:
-    from shared.services.patient_links import PatientLinks
+    from shared.patients.api import PatientLinks
 
     return PatientLinks(call.runtime.store, call.runtime.clock)
 
@@ -42,14 +42,13 @@ def _links(call: Call) -> PatientLinks:
     "GET",
     access=allow(*STAFF),
     summary="Who I am, and whether I am a registered agent",
-    response=M + "Me",
+    response="shared.routing.model:Me",
 )
 async def who_am_i(call: Call) -> Reply:
     """`id` is what an administrator registers you under (`PUT /api/manage/agents/{agentId}`):
     your Entra object id (`oid`), or `sub` in dev mode."""
-    from shared.domain.identity import Me
-    from shared.errors import NotFound
-    from shared.services.routing_admin import RoutingDirectory
+    from shared.kernel.errors import NotFound
+    from shared.routing.api import Me, RoutingDirectory
 
     user = call.user
     try:
@@ -72,7 +71,7 @@ async def who_am_i(call: Call) -> Reply:
 async def create_link_code(call: Call) -> Reply:
     """Give the code to the patient (in person, by phone): they redeem it once, within 24 hours,
     with `POST /api/me/link`. Only a hash is stored; the code cannot be shown again."""
-    from shared.domain.identity import LinkCode
+    from shared.patients.api import LinkCode
 
     issued = await _links(call).create_code(call.user, call.route("patientId"), call.correlation_id)
     return Reply(body=LinkCode(code=issued.code, expiresAt=issued.expires_at), status=201)
@@ -91,7 +90,7 @@ async def link_me(call: Call) -> Reply:
     """A wrong, used or expired code is 400 `invalid-link-code`; after 5 wrong codes in an hour
     this sign-in gets 429 with `Retry-After`. Redeeming again with the same code is harmless;
     a sign-in already linked to another record gets 409."""
-    from shared.domain.identity import Link
+    from shared.patients.api import Link
 
     patient_id = await _links(call).redeem(call.user, call.body.code, call.correlation_id)
     return Reply(body=Link(patientId=patient_id))

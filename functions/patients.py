@@ -15,11 +15,10 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import ETAG, IF_MATCH
 
 if TYPE_CHECKING:
-    from shared.domain.patients import PatientProfile, PatientRecord
-    from shared.services.patients import PatientRegistry, Stored
+    from shared.patients.api import PatientProfile, PatientRecord, PatientRegistry, Stored
 
-PROFILE = "shared.domain.patients:PatientProfile"
-RECORD = "shared.domain.patients:PatientRecord"
+PROFILE = "shared.patients.model:PatientProfile"
+RECORD = "shared.patients.model:PatientRecord"
 
 bp = func.Blueprint()
 api = Api(bp, tag="patients")
@@ -28,7 +27,7 @@ STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMINISTRATOR)
 
 
 def _registry(call: Call) -> PatientRegistry:
-    from shared.services.patients import PatientRegistry
+    from shared.patients.api import PatientRegistry
 
     return PatientRegistry(call.runtime.store, call.runtime.clock)
 
@@ -49,7 +48,7 @@ def _reply(stored: Stored, body: PatientProfile | PatientRecord) -> Reply:
 )
 async def get_my_profile(call: Call) -> Reply:
     """The profile of the patient your sign-in is linked to, with its `ETag`. Audited."""
-    from shared.services.patients import profile_of
+    from shared.patients.api import profile_of
 
     stored = await _registry(call).read(call.user, call.own_patient_id(), call.correlation_id)
     return _reply(stored, profile_of(stored.item))
@@ -70,7 +69,7 @@ async def get_my_profile(call: Call) -> Reply:
 )
 async def put_my_profile(call: Call) -> Reply:
     """Send `If-Match` with the ETag you read to avoid overwriting a concurrent change (412)."""
-    from shared.services.patients import profile_changes, profile_of
+    from shared.patients.api import profile_changes, profile_of
 
     stored = await _registry(call).write(
         call.user,
@@ -95,7 +94,7 @@ async def put_my_profile(call: Call) -> Reply:
 async def get_patient(call: Call) -> Reply:
     """Staff read any patient; a patient only themselves (another id answers 404). Clinical
     fields (dateOfBirth, clinicalNotes) only for ClinicalUser. With its `ETag`. Audited."""
-    from shared.services.patients import record_of
+    from shared.patients.api import record_of
 
     stored = await _registry(call).read(call.user, call.route("patientId"), call.correlation_id)
     return _reply(stored, record_of(stored.item, clinical=call.user.is_clinical))
@@ -117,7 +116,7 @@ async def get_patient(call: Call) -> Reply:
 async def put_patient(call: Call) -> Reply:
     """Profile fields are replaced; clinical fields (dateOfBirth, clinicalNotes) change only when
     sent, and sending them needs ClinicalUser (403 otherwise)."""
-    from shared.services.patients import record_changes, record_of
+    from shared.patients.api import record_changes, record_of
 
     clinical = call.user.is_clinical
     changes = record_changes(call.body, clinical=clinical)

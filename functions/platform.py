@@ -15,12 +15,12 @@ api = Api(bp, tag="platform")
     "GET",
     access=PUBLIC,
     summary="Store and bus reachability",
-    response="shared.services.health:Health",
+    response="shared.web.health:Health",
     also=((503, "The store or the bus is unreachable (same body)"),),
 )
 async def health(call: Call) -> Reply:
     """200 when the store and the bus answer, 503 (same body) when one does not."""
-    from shared.services.health import check_health
+    from shared.web.health import check_health
 
     report = await check_health(call.runtime)
     return Reply(body=report, status=200 if report.status == "ok" else 503)

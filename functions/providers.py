@@ -14,18 +14,18 @@ from shared.web.api import Api, Call, Reply, allow
 from shared.web.headers import ETAG
 
 if TYPE_CHECKING:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import Scheduling
 
 bp = func.Blueprint()
 api = Api(bp, tag="scheduling")
 # Provider ids become part of FHIR ids: an Id held to FHIR's alphabet (checked at the edge).
-PROVIDER_ID = {"providerId": "shared.domain.scheduling:check_provider_id"}
+PROVIDER_ID = {"providerId": "shared.scheduling.model:check_provider_id"}
 
 SIGNED_IN = tuple(Role)
 
 
 def _scheduling(call: Call) -> Scheduling:
-    from shared.services.scheduling import Scheduling
+    from shared.scheduling.api import Scheduling
 
     return Scheduling(call.runtime.store, call.runtime.bus, call.runtime.clock)
 
@@ -35,8 +35,8 @@ def _scheduling(call: Call) -> Scheduling:
     "PUT",
     access=allow(Role.ADMINISTRATOR),
     summary="Create or replace a provider's calendar",
-    body="shared.domain.scheduling:Provider",
-    response="shared.domain.scheduling:ProviderView",
+    body="shared.scheduling.model:Provider",
+    response="shared.scheduling.model:ProviderView",
     params=PROVIDER_ID,
     also=((201, "Created"),),
     response_headers=(ETAG,),
@@ -46,8 +46,8 @@ async def put_provider(call: Call) -> Reply:
     """Weekly hours are wall-clock ranges in the provider's `timeZone`; an exception replaces one
     date's hours (`[]` closes it). Existing appointments keep their times. Send `If-Match` with
     the ETag you read to avoid overwriting a concurrent change (412)."""
-    from shared.etags import stored_etag
-    from shared.services.scheduling import provider_view
+    from shared.kernel.etags import stored_etag
+    from shared.scheduling.api import provider_view
 
     stored, created = await _scheduling(call).put_provider(
         call.user, call.route("providerId"), call.body, call.correlation_id, if_match=call.if_match
@@ -62,7 +62,7 @@ async def put_provider(call: Call) -> Reply:
     "GET",
     access=allow(*SIGNED_IN),
     summary="Read a provider",
-    response="shared.domain.scheduling:ProviderView",
+    response="shared.scheduling.model:ProviderView",
     errors=(404,),
     params=PROVIDER_ID,
     response_headers=(ETAG,),
@@ -70,8 +70,8 @@ async def put_provider(call: Call) -> Reply:
 async def get_provider(call: Call) -> Reply:
     """A provider's calendar (time zone, slot length, weekly hours, exceptions, booking rules),
     with its `ETag`."""
-    from shared.etags import stored_etag
-    from shared.services.scheduling import provider_view
+    from shared.kernel.etags import stored_etag
+    from shared.scheduling.api import provider_view
 
     stored = await _scheduling(call).provider(call.route("providerId"))
     return Reply(body=provider_view(stored), headers={"ETag": stored_etag(stored)})
@@ -82,15 +82,13 @@ async def get_provider(call: Call) -> Reply:
     "GET",
     access=allow(*SIGNED_IN),
     summary="List providers, optionally of one specialty",
-    query="shared.domain.scheduling:ProviderListQuery",
-    response="shared.domain.scheduling:ProviderList",
+    query="shared.scheduling.model:ProviderListQuery",
+    response="shared.scheduling.model:ProviderList",
 )
 async def list_providers(call: Call) -> Reply:
     """By id; `specialty` filters (case does not matter). Paged with `limit` and
     `continuationToken` (absent on the last page)."""
-    from shared.domain.scheduling import ProviderList
-    from shared.services.schedule_lists import list_providers
-    from shared.services.scheduling import provider_view
+    from shared.scheduling.api import ProviderList, list_providers, provider_view
 
     items, token = await list_providers(
         call.runtime.store, call.query.specialty, call.query.limit, call.query.continuationToken
@@ -103,8 +101,8 @@ async def list_providers(call: Call) -> Reply:
     "GET",
     access=allow(*SIGNED_IN),
     summary="Free (bookable) slots of a provider",
-    query="shared.domain.scheduling:SlotQuery",
-    response="shared.domain.scheduling:FreeSlots",
+    query="shared.scheduling.model:SlotQuery",
+    response="shared.scheduling.model:FreeSlots",
     errors=(404,),
     params=PROVIDER_ID,
 )

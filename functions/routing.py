@@ -20,9 +20,9 @@ log = logging.getLogger("psc.routing")
 async def route(msg: func.ServiceBusMessage) -> None:
     """Every kind is idempotent: a redelivered message finds the work done and changes nothing.
     An exception abandons the message; after the queue's max delivery count it is dead-lettered."""
-    from shared.messaging import handling
+    from shared.kernel.messaging import handling
+    from shared.routing.api import handle_routing_message
     from shared.runtime import get_runtime
-    from shared.services.assignment import handle_routing_message
 
     with handling(msg):
         rt = await get_runtime()
@@ -32,12 +32,12 @@ async def route(msg: func.ServiceBusMessage) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="%PSC_SWEEP_SCHEDULE%", run_on_startup=False)
 async def routing_sweep(timer: func.TimerRequest) -> None:
-    from shared.observability import new_correlation_id, request_scope
+    from shared.kernel.observability import new_correlation_id, request_scope
+    from shared.routing.api import Assignment, sweep
     from shared.runtime import get_runtime
-    from shared.services.assignment import Assignment
 
     with request_scope(new_correlation_id()):
         rt = await get_runtime()
-        counts = await Assignment(rt.store, rt.bus, rt.clock).sweep()
+        counts = await sweep(Assignment(rt.store, rt.bus, rt.clock))
         if any(counts.values()):
             log.info("routing sweep", extra={"counts": counts})

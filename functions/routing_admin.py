@@ -13,27 +13,27 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.services.routing_admin import RoutingDirectory
+    from shared.routing.api import RoutingDirectory
 
 bp = func.Blueprint()
 api = Api(bp, tag="routing administration")
 
 ADMIN = allow(Role.ADMINISTRATOR)
 READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
-QUEUE = "shared.domain.queues:QueueSettings"
-RULES = "shared.domain.queues:RoutingRules"
-AGENT = "shared.domain.queues:AgentProfile"
-AGENT_VIEW = "shared.domain.queues:AgentView"
+QUEUE = "shared.routing.model:QueueSettings"
+RULES = "shared.routing.model:RoutingRules"
+AGENT = "shared.routing.model:AgentProfile"
+AGENT_VIEW = "shared.routing.model:AgentView"
 
 
 def _directory(call: Call) -> RoutingDirectory:
-    from shared.services.routing_admin import RoutingDirectory
+    from shared.routing.api import RoutingDirectory
 
     return RoutingDirectory(call.runtime.store)
 
 
 async def _audit(call: Call, action: str, resource: str) -> None:
-    from shared.services.audit import record_access
+    from shared.audit.api import record_access
 
     await record_access(
         call.runtime.store,
@@ -61,7 +61,7 @@ async def put_queue(call: Call) -> Reply:
     """Priority (smaller is served first), assignment method, skill matching, operating hours,
     overflow and timers. An overflow target must be a known queue. Send `If-Match` with the ETag
     you read to avoid overwriting a concurrent change (412)."""
-    from shared.etags import stored_etag
+    from shared.kernel.etags import stored_etag
 
     queue_id = call.route("queueId")
     doc, created = await _directory(call).put_queue(
@@ -82,9 +82,9 @@ async def put_queue(call: Call) -> Reply:
 )
 async def get_queue(call: Call) -> Reply:
     """The queue's settings as last written (for administrators and supervisors)."""
-    from shared.errors import NotFound
-    from shared.etags import stored_etag
-    from shared.services.routing_admin import queue_settings_of
+    from shared.kernel.errors import NotFound
+    from shared.kernel.etags import stored_etag
+    from shared.routing.api import queue_settings_of
 
     doc = await _directory(call).queue_doc(call.route("queueId"))
     if doc is None:
@@ -97,7 +97,7 @@ async def get_queue(call: Call) -> Reply:
     "GET",
     access=READERS,
     summary="List queues in priority order",
-    response="shared.domain.queues:QueueList",
+    response="shared.routing.model:QueueList",
 )
 async def list_queues(call: Call) -> Reply:
     """Every queue with its id and settings, smallest priority number (served first) first."""
@@ -117,7 +117,7 @@ async def list_queues(call: Call) -> Reply:
 async def put_routing_rules(call: Call) -> Reply:
     """First matching rule wins; otherwise the fallback queue. Rules that name an unknown queue
     are rejected with the failing fields. `If-Match` as for queues."""
-    from shared.etags import stored_etag
+    from shared.kernel.etags import stored_etag
 
     doc = await _directory(call).put_rules(call.body, call.runtime.clock.now(), if_match=call.if_match)
     await _audit(call, "update", "manage/routing-rules")
@@ -136,14 +136,13 @@ async def put_routing_rules(call: Call) -> Reply:
 async def get_routing_rules(call: Call) -> Reply:
     """The ordered rules and the fallback queue; 404 before any rules are configured (every
     escalation then goes to the built-in default queue)."""
-    from shared.domain.queues import RoutingRules
-    from shared.errors import NotFound
-    from shared.etags import stored_etag
+    from shared.kernel.errors import NotFound
+    from shared.kernel.etags import stored_etag
 
     doc = await _directory(call).rules_doc()
     if doc is None:
         raise NotFound("No routing rules are configured: every escalation goes to the default queue.")
-    return Reply(body=RoutingRules.model_validate(doc["rules"]), headers={"ETag": stored_etag(doc)})
+    return Reply(body=doc.rules, headers={"ETag": stored_etag(doc)})
 
 
 @api.route(
@@ -161,7 +160,7 @@ async def put_agent(call: Call) -> Reply:
     """The agent id is the agent's token `sub`. Presence and current load are kept. The ETag
     versions the profile only (what this replaces): the agent's presence and load change all
     the time without changing it, so `If-Match` fails only on another profile change (412)."""
-    from shared.services.routing_admin import profile_etag
+    from shared.routing.api import profile_etag
 
     agent_id = call.route("agentId")
     doc, created = await _directory(call).put_agent(
@@ -184,8 +183,8 @@ async def get_agent(call: Call) -> Reply:
     """The agent's profile with their effective and chosen presence, the capacity in use and
     the conversations holding it. The ETag is the profile's (see `PUT`): routing's own load and
     presence changes never move it."""
-    from shared.errors import NotFound
-    from shared.services.routing_admin import agent_view, profile_etag
+    from shared.kernel.errors import NotFound
+    from shared.routing.api import agent_view, profile_etag
 
     try:
         doc = await _directory(call).agent_doc(call.route("agentId"))
@@ -199,12 +198,12 @@ async def get_agent(call: Call) -> Reply:
     "GET",
     access=READERS,
     summary="List agents with presence and load, by id",
-    query="shared.domain.queues:AgentListQuery",
-    response="shared.domain.queues:AgentList",
+    query="shared.routing.model:AgentListQuery",
+    response="shared.routing.model:AgentList",
 )
 async def list_agents(call: Call) -> Reply:
     """Paged with `maxItems` and `continuationToken` (absent on the last page)."""
-    from shared.services.routing_admin import agent_view
+    from shared.routing.api import agent_view
 
     docs, token = await _directory(call).list_agents(call.query.max_items, call.query.continuation_token)
     body: dict[str, object] = {"items": [agent_view(doc) for doc in docs]}

@@ -156,7 +156,7 @@ param opsPrincipalId string = ''
 param opsPrincipalType string = 'Group'
 
 var abbrs = loadJsonContent('abbreviations.json')
-// Containers, queues, topics and subscriptions from shared/catalog.py (scripts/gen_infra_catalog.py writes
+// Containers, queues, topics and subscriptions from shared/kernel/catalog.py (scripts/gen_infra_catalog.py writes
 // this file; a test checks it).
 var catalog = loadJsonContent('catalog.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from devhost.errors import StartError
-from shared.errors import AccessDenied, ConfigError, PscError
-from shared.ports.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec, TopicSpec
+from shared.kernel.errors import AccessDenied, ConfigError, PscError
+from shared.kernel.messages import DeadLetterAdmin, DeadLetteredMessage, QueueSpec, TopicSpec
 
 # Upper bound of one `resubmit --all` on a backend without a single-scan resubmission.
 RESUBMIT_ALL_LIMIT = 10_000
@@ -55,7 +55,7 @@ async def _admin_from_settings(queues: Mapping[str, QueueSpec], topics: Mapping[
         bus = ServiceBusMessageBus.from_settings(settings, queues, topics)
     else:
         from shared.adapters.sqlite_bus import SqliteMessageBus
-        from shared.ports.clock import SystemClock
+        from shared.kernel.clock import SystemClock
 
         bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", queues, SystemClock(), topics=topics)
     try:
@@ -120,7 +120,7 @@ def main(
     """Run one command; returns the exit status (0 ok, 1 some operation failed, 2 bad usage/config,
     3 the identity lacks a role)."""
     if queues is None:
-        from shared.catalog import QUEUES, TOPICS
+        from shared.kernel.catalog import QUEUES, TOPICS
 
         queues, topics = QUEUES, TOPICS if topics is None else topics
     topics = topics or {}

@@ -1,4 +1,4 @@
-"""Write infra/catalog.json from shared/catalog.py: the containers, queues, topics, subscriptions and
+"""Write infra/catalog.json from shared/kernel/catalog.py: the containers, queues, topics, subscriptions and
 subscription rules Bicep creates.
 
     python scripts/gen_infra_catalog.py          # rewrite infra/catalog.json
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.catalog import CONTAINERS, QUEUES, TOPICS  # noqa: E402
-from shared.ports.documents import ContainerSpec  # noqa: E402
-from shared.ports.messages import QueueSpec, SubscriptionSpec, TopicSpec  # noqa: E402
+from shared.kernel.catalog import CONTAINERS, QUEUES, TOPICS  # noqa: E402
+from shared.kernel.documents import ContainerSpec  # noqa: E402
+from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec  # noqa: E402
 
 CATALOG_JSON = ROOT / "infra" / "catalog.json"
 # Service Bus rule names: letters, digits, periods, hyphens and underscores, at most 50.
@@ -124,7 +124,7 @@ def topology(topics: dict[str, TopicSpec]) -> dict[str, list[dict[str, Any]]]:
 
 def build_catalog() -> dict[str, Any]:
     return {
-        "$comment": "Generated from shared/catalog.py by scripts/gen_infra_catalog.py; do not edit.",
+        "$comment": "Generated from shared/kernel/catalog.py by scripts/gen_infra_catalog.py; do not edit.",
         "containers": [container_entry(spec) for spec in CONTAINERS.values()],
         "queues": [queue_entry(spec) for spec in QUEUES.values()],
         **topology(TOPICS),

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.errors import ConfigError
+from shared.kernel.errors import ConfigError
 
 # Present in every Azure App Service / Functions worker environment, never on a laptop.
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     @field_validator("bot_callback_hosts")
     @classmethod
     def _callback_hosts_parse(cls, value: str | None) -> str | None:
-        from shared.domain.callbacks import parse_allowed_hosts
+        from shared.callbacks.api import parse_allowed_hosts
 
         parse_allowed_hosts(value or "")
         return value

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.auth.dev_tokens import issue_dev_token
-from shared.errors import Conflict
+from shared.kernel.catalog import PATIENTS
+from shared.kernel.errors import Conflict
+from shared.kernel.stored import Stored
+from shared.kernel.times import stamp
 from shared.runtime import Runtime
 
 DEMO_PATIENTS: list[dict[str, Any]] = [
@@ -114,10 +117,15 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
 async def seed_routing_demo(runtime: Runtime) -> list[str]:
     """Queues, rules and agents, each created only if absent: seeding again never overwrites what
     a user changed since (a queue's settings, the rules, an agent's profile or presence)."""
-    from shared.domain.queues import AgentProfile, Presence, QueueSettings, RoutingRules
-    from shared.errors import NotFound
-    from shared.services.assignment import Assignment
-    from shared.services.routing_admin import RoutingDirectory
+    from shared.kernel.errors import NotFound
+    from shared.routing.api import (
+        AgentProfile,
+        Assignment,
+        Presence,
+        QueueSettings,
+        RoutingDirectory,
+        RoutingRules,
+    )
 
     directory = RoutingDirectory(runtime.store)
     now = runtime.clock.now()
@@ -148,19 +156,21 @@ class DemoInfo:
 
 
 async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
-    patients = runtime.store.container("patients")
-    now = runtime.clock.now().isoformat().replace("+00:00", "Z")
-    from shared.services.patient_matching import index_patient
+    from shared.patients.api import PatientDocument, index_patient
+
+    patients = Stored(runtime.store, PATIENTS, PatientDocument)
+    now = stamp(runtime.clock.now())
 
     for patient in DEMO_PATIENTS:
+        doc = PatientDocument.model_validate(
+            {**patient, "provisional": False, "createdAt": now, "updatedAt": now}
+        )
         with contextlib.suppress(Conflict):  # already seeded
-            await patients.create(
-                {**patient, "type": "patient", "provisional": False, "createdAt": now, "updatedAt": now}
-            )
-        await index_patient(runtime.store, patient)  # so the webhook can match them by e-mail/phone
+            await patients.create(doc)
+        await index_patient(runtime.store, doc)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
     info.lines += await seed_routing_demo(runtime)
-    from shared.services.scheduling import seed_scheduling_demo
+    from shared.scheduling.api import seed_scheduling_demo
 
     info.lines += await seed_scheduling_demo(runtime, base_url=base_url)
     secret = runtime.settings.dev_jwt_secret

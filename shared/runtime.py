@@ -15,19 +15,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.ports.clock import Clock, SystemClock
+from shared.kernel.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     # Settings (pydantic-settings) and token validation (PyJWT, cryptography) are loaded when the
     # first invocation builds the runtime, not while the host indexes the functions.
     from shared.auth.tokens import TokenValidator
     from shared.config import Settings
-    from shared.ports.archive import Archive
-    from shared.ports.documents import DocumentStore
-    from shared.ports.messages import MessageBus
-    from shared.ports.notify import Notifier
-    from shared.ports.realtime import Realtime
-    from shared.services.health import HealthCache
+    from shared.kernel.archive import Archive
+    from shared.kernel.documents import DocumentStore
+    from shared.kernel.messages import MessageBus
+    from shared.kernel.notify import Notifier
+    from shared.kernel.realtime import Realtime
+    from shared.web.health import HealthCache
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Runtime:
     archive: Archive
     # Built once per worker so the Entra JWKS cache lives as long as the worker does.
     validator: TokenValidator
-    # The last health probe, shared by every request to this worker (shared/services/health.py).
+    # The last health probe, shared by every request to this worker (shared/web/health.py).
     health: HealthCache | None = field(default=None, repr=False)
     # Built on first use (`realtime`): most invocations push nothing, and the Web PubSub SDK
     # loads only when one does. The dev host and tests may install one built against their hub.
@@ -92,7 +92,7 @@ _default_lock = asyncio.Lock()
 
 async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     from shared.auth.tokens import build_validator
-    from shared.catalog import CONTAINERS, QUEUES, TOPICS
+    from shared.kernel.catalog import CONTAINERS, QUEUES, TOPICS
 
     clock = clock or SystemClock()
     store: DocumentStore
@@ -141,7 +141,7 @@ async def get_runtime() -> Runtime:
         async with _default_lock:
             if _default is None:
                 from shared.config import get_settings
-                from shared.observability import install_logging
+                from shared.kernel.observability import install_logging
                 from shared.telemetry import configure_telemetry
 
                 install_logging()

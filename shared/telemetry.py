@@ -2,7 +2,7 @@
 
 Application Insights has local (key) auth disabled in our infra, so the exporter authenticates with
 the user-assigned identity in Azure. Only the `psc` loggers are exported, and their handler carries
-the PHI filter like every other handler (shared/observability.py). Spans carry ids only: our code
+the PHI filter like every other handler (shared/kernel/observability.py). Spans carry ids only: our code
 never puts payloads into span attributes, and HTTP URL attributes hold route templates' values,
 which are ids, never query strings with PHI (our APIs take PHI only in bodies).
 """
@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from shared.config import Settings, running_in_azure
-from shared.observability import PHI_FILTER
+from shared.kernel.observability import PHI_FILTER
 
 _configured = False
 

@@ -15,8 +15,8 @@ import pytest
 
 from shared.auth.dev_tokens import issue_dev_token
 from shared.config import Settings
-from shared.observability import install_logging
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
+from shared.kernel.observability import install_logging
 from shared.runtime import Runtime, build_runtime, use_runtime
 
 DEV_SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -119,7 +119,7 @@ async def seed_patients(runtime: Runtime, *patient_ids: str) -> None:
 
 async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: str) -> None:
     """A conversation document about `patient_id`, as the escalation webhook stores one."""
-    from shared.domain.conversations import new_conversation
+    from shared.conversations.model import new_conversation
 
     doc = new_conversation(
         conversation_id=conversation_id,
@@ -138,4 +138,4 @@ async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: 
         locale=None,
         body_format="native",
     )
-    await runtime.store.container("conversations").upsert(doc)
+    await runtime.store.container("conversations").upsert(doc.body())

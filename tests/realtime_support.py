@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from devhost.realtime_server import EmbeddedHub
 from shared.adapters.webpubsub_realtime import WebPubSubRealtime
-from shared.ports.realtime import SUBPROTOCOL
+from shared.kernel.realtime import SUBPROTOCOL
 
 HUB_KEY = "test-realtime-key-0123456789abcdef-0123456789"
 WEBPUBSUB_SKIP = (

@@ -1,5 +1,5 @@
 metadata name = 'Cosmos DB (NoSQL)'
-metadata description = 'Account with keys disabled, continuous backup, the database and every container of shared/catalog.py; data-plane RBAC for the app identity.'
+metadata description = 'Account with keys disabled, continuous backup, the database and every container of shared/kernel/catalog.py; data-plane RBAC for the app identity.'
 
 @description('Required. Account name.')
 param name string

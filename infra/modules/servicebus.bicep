@@ -1,5 +1,5 @@
 metadata name = 'Service Bus'
-metadata description = 'Namespace with SAS keys disabled and every queue, topic, subscription and subscription rule of shared/catalog.py; Data Sender and Data Receiver for the app identity (namespace scope: they cover topics and subscriptions), Data Owner for an optional ops principal.'
+metadata description = 'Namespace with SAS keys disabled and every queue, topic, subscription and subscription rule of shared/kernel/catalog.py; Data Sender and Data Receiver for the app identity (namespace scope: they cover topics and subscriptions), Data Owner for an optional ops principal.'
 
 @description('Required. Namespace name.')
 param name string
@@ -27,7 +27,7 @@ param skuName string = 'Standard'
 ])
 param premiumCapacity int = 1
 
-@description('Required. Queues from infra/catalog.json (generated from shared/catalog.py QueueSpec): [{name, setting, maxDeliveryCount, lockDuration, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive, deadLetteringOnMessageExpiration}], durations ISO-8601.')
+@description('Required. Queues from infra/catalog.json (generated from shared/kernel/catalog.py QueueSpec): [{name, setting, maxDeliveryCount, lockDuration, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive, deadLetteringOnMessageExpiration}], durations ISO-8601.')
 param queues array
 
 @description('Required. Topics from infra/catalog.json (TopicSpec): [{name, setting, duplicateDetectionHistoryTimeWindow, defaultMessageTimeToLive}]; duplicate detection is always on.')

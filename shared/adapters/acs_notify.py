@@ -6,7 +6,7 @@ A loopback endpoint outside Azure is the ACS stand-in (`devhost/acs_standin.py`)
 stand-in's published key, because azure-core never sends a bearer token over plain HTTP.
 
 The SDKs (`azure-communication-sms`, `azure-communication-email`) are imported when the first
-message is sent. Repeatability (see `shared/ports/notify.py` for the whole story):
+message is sent. Repeatability (see `shared/kernel/notify.py` for the whole story):
 
 * SMS: `SmsClient.send` puts a fresh random `repeatabilityRequestId` and the current time into each
   recipient, so a retry of ours would be a new message to ACS. The adapter builds the same
@@ -34,9 +34,9 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import AccessDenied, ConfigError, Unavailable
-from shared.ports.clock import Clock
-from shared.ports.notify import (
+from shared.kernel.clock import Clock
+from shared.kernel.errors import AccessDenied, ConfigError, Unavailable
+from shared.kernel.notify import (
     Envelope,
     FailureReason,
     SendChannel,
@@ -65,7 +65,7 @@ _STILL_SENT = frozenset({"NotStarted", "Running", "Succeeded"})
 
 
 class AcsNotifier:
-    """Implements `shared.ports.notify.Notifier` on ACS SMS and Email."""
+    """Implements `shared.kernel.notify.Notifier` on ACS SMS and Email."""
 
     def __init__(
         self,

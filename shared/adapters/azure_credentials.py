@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.config import Settings, running_in_azure
-from shared.errors import ConfigError
+from shared.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential

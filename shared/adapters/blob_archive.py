@@ -21,8 +21,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import ConfigError, Conflict, NotFound, Unavailable
-from shared.ports.archive import check_archive_name, check_archive_prefix, check_metadata
+from shared.kernel.archive import check_archive_name, check_archive_prefix, check_metadata
+from shared.kernel.errors import ConfigError, Conflict, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -33,7 +33,7 @@ DEFAULT_CONTAINER = "archive"
 
 
 class BlobArchive:
-    """Implements `shared.ports.archive.Archive` on one blob container."""
+    """Implements `shared.kernel.archive.Archive` on one blob container."""
 
     def __init__(
         self,

@@ -39,20 +39,18 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.domain.callbacks import (
+from shared.callbacks.api import (
     AddressRefusal,
     CallbackPolicy,
-    CallbackType,
     CallbackUrlRefused,
-    DeliveryReason,
-    DeliveryResult,
     address_refusal,
     callback_body,
     classify_status,
     normalise_host,
 )
-from shared.errors import ConfigError
-from shared.ports.clock import Clock
+from shared.kernel.callbacks import CallbackType, DeliveryReason, DeliveryResult
+from shared.kernel.clock import Clock
+from shared.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     from aiohappyeyeballs import AddrInfoType

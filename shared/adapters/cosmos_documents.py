@@ -30,9 +30,7 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.domain.json_reader import JsonRejected, read_json
-from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable
-from shared.ports.documents import (
+from shared.kernel.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
@@ -44,6 +42,15 @@ from shared.ports.documents import (
     refuse_unpageable,
     too_many_to_order,
 )
+from shared.kernel.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    Unavailable,
+)
+from shared.kernel.json_reader import JsonRejected, read_json
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -233,7 +240,7 @@ def batch_operation_tuple(operation: BatchOperation) -> tuple[Any, ...]:
 
 
 class CosmosContainer:
-    """One catalogue container; implements `shared.ports.documents.Container`."""
+    """One catalogue container; implements `shared.kernel.documents.Container`."""
 
     def __init__(self, store: CosmosDocumentStore, spec: ContainerSpec) -> None:
         self.spec = spec
@@ -370,7 +377,7 @@ class _BatchOperationRejected(Exception):
 
 
 class CosmosDocumentStore:
-    """Implements `shared.ports.documents.DocumentStore` on one Cosmos DB database."""
+    """Implements `shared.kernel.documents.DocumentStore` on one Cosmos DB database."""
 
     def __init__(
         self,
@@ -408,7 +415,7 @@ class CosmosDocumentStore:
         cls, settings: Settings, containers: Mapping[str, ContainerSpec]
     ) -> CosmosDocumentStore:
         from shared.adapters.azure_credentials import azure_credential, cosmos_emulator_key
-        from shared.errors import ConfigError
+        from shared.kernel.errors import ConfigError
 
         if not settings.cosmos_endpoint:
             raise ConfigError("COSMOS__accountEndpoint: required when PSC_STORE=cosmos")

@@ -7,7 +7,7 @@ As strict as ACS where the code could tell the difference:
 
 * it refuses what ACS refuses per recipient: a number that is not E.164, an address that is not
   one (`invalid-recipient`), and a channel without a configured sender (`channel-not-configured`);
-* repeats behave as ACS's repeatable requests (`shared/ports/notify.py`): inside the window the
+* repeats behave as ACS's repeatable requests (`shared/kernel/notify.py`): inside the window the
   first answer comes back and nothing new is recorded; after it, an SMS is `outcome-unknown`
   (ACS cannot tell, so neither do we) and an e-mail is looked up by its operation id;
 * reports: `Delivered`, except to destinations that can never receive (RFC 2606's `.invalid`
@@ -28,12 +28,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from shared.catalog import QUEUES
-from shared.errors import Conflict, NotFound
-from shared.ports.clock import Clock
-from shared.ports.documents import DocumentStore
-from shared.ports.messages import MessageBus, OutgoingMessage
-from shared.ports.notify import (
+from shared.kernel.catalog import OUTBOX, QUEUES
+from shared.kernel.clock import Clock
+from shared.kernel.documents import DocumentStore
+from shared.kernel.errors import Conflict, NotFound
+from shared.kernel.messages import MessageBus, OutgoingMessage
+from shared.kernel.notify import (
     NOTIFY_NAMESPACE,
     Envelope,
     SendChannel,
@@ -45,15 +45,15 @@ from shared.ports.notify import (
     is_email_address,
     sms_repeatability_id,
 )
+from shared.kernel.times import stamp
 
-OUTBOX = "outbox"
 REPORTS_QUEUE = QUEUES["notification-reports"].name
 TOPIC = "/embedded/providers/Microsoft.Communication/communicationServices/psc-embedded"
 _FICTIONAL_NANP = re.compile(r"^\+1\d{3}55501\d{2}$")
 
 
 class EmbeddedNotifier:
-    """Implements `shared.ports.notify.Notifier` on the document store and the bus."""
+    """Implements `shared.kernel.notify.Notifier` on the document store and the bus."""
 
     def __init__(
         self,
@@ -220,4 +220,4 @@ def email_report(sent: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return stamp(moment)

@@ -14,12 +14,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from shared.errors import Conflict, NotFound
-from shared.ports.archive import check_archive_name, check_archive_prefix, check_metadata
+from shared.kernel.archive import check_archive_name, check_archive_prefix, check_metadata
+from shared.kernel.errors import Conflict, NotFound
 
 
 class FileArchive:
-    """Implements `shared.ports.archive.Archive` on the local filesystem."""
+    """Implements `shared.kernel.archive.Archive` on the local filesystem."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

@@ -35,8 +35,8 @@ from shared.adapters.servicebus_connection import (
     mapped_errors,
     properties_of,
 )
-from shared.errors import AccessDenied, Conflict, NotFound, Unavailable
-from shared.ports.messages import DeadLetteredMessage, QueueDepth
+from shared.kernel.errors import AccessDenied, Conflict, NotFound, Unavailable
+from shared.kernel.messages import DeadLetteredMessage, QueueDepth
 
 log = logging.getLogger("shared.adapters.servicebus_bus")
 

@@ -25,8 +25,8 @@ from shared.adapters.azure_credentials import close_quietly
 from shared.adapters.servicebus_admin import ServiceBusAdministration
 from shared.adapters.servicebus_connection import aware_utc, mapped_errors, to_servicebus_message
 from shared.adapters.servicebus_receiving import ServiceBusReceiving
-from shared.errors import Unavailable
-from shared.ports.messages import OutgoingMessage, QueueSpec, TopicSpec, subscription_entity
+from shared.kernel.errors import Unavailable
+from shared.kernel.messages import OutgoingMessage, QueueSpec, TopicSpec, subscription_entity
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -46,7 +46,7 @@ class ServiceBusMessageBus(ServiceBusReceiving, ServiceBusAdministration):
     ) -> ServiceBusMessageBus:
         from shared.adapters.azure_credentials import azure_credential, is_servicebus_emulator_connection
         from shared.config import running_in_azure
-        from shared.errors import ConfigError
+        from shared.kernel.errors import ConfigError
 
         entity_names = deployed_names(queues, topics or {})
         connection: str | None = settings.servicebus_connection

@@ -26,8 +26,8 @@ from azure.servicebus.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.errors import AccessDenied, PayloadTooLarge, Unavailable
-from shared.ports.messages import (
+from shared.kernel.errors import AccessDenied, PayloadTooLarge, Unavailable
+from shared.kernel.messages import (
     OutgoingMessage,
     QueueSpec,
     TopicSpec,

@@ -30,7 +30,7 @@ from shared.adapters.servicebus_connection import (
     mapped_errors,
     properties_of,
 )
-from shared.ports.messages import MessageLockLost, ReceivedMessage, SessionLock, SessionLockLost
+from shared.kernel.messages import MessageLockLost, ReceivedMessage, SessionLock, SessionLockLost
 
 
 def _received(message: Any) -> ReceivedMessage:

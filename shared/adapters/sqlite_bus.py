@@ -67,9 +67,9 @@ from shared.adapters.sqlite_bus_delivery import (
 )
 from shared.adapters.sqlite_bus_entities import BusEntities, Receivable, check_batch, check_message
 from shared.adapters.sqlite_file import SqliteFile
-from shared.errors import NotFound
-from shared.ports.clock import Clock
-from shared.ports.messages import (
+from shared.kernel.clock import Clock
+from shared.kernel.errors import NotFound
+from shared.kernel.messages import (
     MAX_MESSAGE_BYTES,
     DeadLetteredMessage,
     OutgoingMessage,

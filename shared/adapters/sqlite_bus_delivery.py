@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.sqlite_bus_entities import Destination, Receivable
-from shared.ports.messages import (
+from shared.kernel.messages import (
     DeadLetteredMessage,
     MessageLockLost,
     OutgoingMessage,

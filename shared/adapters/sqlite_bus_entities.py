@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.errors import PayloadTooLarge
-from shared.ports.messages import (
+from shared.kernel.errors import PayloadTooLarge
+from shared.kernel.messages import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     OutgoingMessage,

@@ -24,7 +24,7 @@ from shared.adapters.sqlite_bus_delivery import (
     sweep,
 )
 from shared.adapters.sqlite_bus_entities import Receivable
-from shared.ports.messages import ReceivedMessage, SessionLock, SessionLockLost
+from shared.kernel.messages import ReceivedMessage, SessionLock, SessionLockLost
 
 
 def accept_next(conn: sqlite3.Connection, entity: Receivable, now: int) -> SessionLock | None:

@@ -19,8 +19,8 @@ import json
 import sqlite3
 from typing import Any
 
-from shared.errors import BadRequest
-from shared.ports.documents import ChangeBatch, Item
+from shared.kernel.documents import ChangeBatch, Item
+from shared.kernel.errors import BadRequest
 
 SCHEMA_VERSION = 3
 SCHEMA: tuple[str | tuple[int, str], ...] = (

@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from shared.errors import Unavailable
+from shared.kernel.errors import Unavailable
+from shared.kernel.retry import Again, retry_blocking
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ class SqliteFile:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         timeout = self._busy_timeout.total_seconds()
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def attempt() -> sqlite3.Connection:
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             try:
                 conn.row_factory = sqlite3.Row
@@ -141,13 +141,17 @@ class SqliteFile:
                 conn.close()
                 # Switching a fresh file to WAL can report BUSY without waiting while another
                 # process does the same; retry until the busy timeout is used up.
-                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY
-                if not busy or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
+                    raise Again() from exc
+                raise
             except BaseException:
                 conn.close()
                 raise
+
+        try:
+            return retry_blocking(attempt, on=(Again,), within=timeout)
+        except Again as busy:
+            raise busy.__cause__ or busy from None  # still busy: SQLite's own error
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -32,8 +32,8 @@ from azure.core.exceptions import (
 )
 
 from shared.adapters.azure_credentials import close_quietly
-from shared.errors import AccessDenied, ConfigError, PayloadTooLarge, Unavailable
-from shared.ports.realtime import (
+from shared.kernel.errors import AccessDenied, ConfigError, PayloadTooLarge, Unavailable
+from shared.kernel.realtime import (
     DEFAULT_TOKEN_MINUTES,
     check_group,
     check_minutes,
@@ -55,7 +55,7 @@ SERVICE_OWNER = "Web PubSub Service Owner"
 
 
 class WebPubSubRealtime:
-    """Implements `shared.ports.realtime.Realtime` on one Web PubSub hub."""
+    """Implements `shared.kernel.realtime.Realtime` on one Web PubSub hub."""
 
     def __init__(
         self,

@@ -29,8 +29,8 @@ from typing import Any
 
 import jwt
 
-from shared.errors import Unauthorized, Unavailable
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Unauthorized, Unavailable
 
 log = logging.getLogger("psc.auth")
 

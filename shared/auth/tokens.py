@@ -25,16 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 
 from shared.auth.dev_tokens import DEV_AUDIENCE, DEV_ISSUER
 from shared.auth.openid import OpenIdProvider
 from shared.auth.principal import Principal
-from shared.config import Settings
-from shared.errors import Unauthorized, Unavailable
-from shared.ports.clock import Clock
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Unauthorized, Unavailable
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 # Clock skew allowed on exp/nbf: Entra and our instances keep NTP time; a minute covers the rest.
 LEEWAY_SECONDS = 60

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
-from shared.errors import ConfigError, Unauthorized
+from shared.kernel.errors import ConfigError, Unauthorized
 
 if TYPE_CHECKING:
     from standardwebhooks.webhooks import Webhook

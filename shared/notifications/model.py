@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
-# What a notification is for (the `purpose` of an outbox item and of notification events).
-Purpose = Literal["reminder", "confirmation", "survey"]
+from shared.kernel.notify import Purpose
+
 # Which text: the confirmations are of a booking, a move or a cancellation; stop/start/help answer
 # an inbound SMS keyword.
 TextKind = Literal["reminder", "booked", "rescheduled", "cancelled", "survey", "stop", "start", "help"]

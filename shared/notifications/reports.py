@@ -78,7 +78,7 @@ _SPACES = re.compile(r"\s+")
 @dataclass(frozen=True)
 class DeliveryReport:
     """`provider_message_id`: ACS's id of the sent message (SMS: the id `send` returned; e-mail:
-    the operation id, which we choose: `shared.ports.notify.email_operation_id`). `tag`: what the
+    the operation id, which we choose: `shared.kernel.notify.email_operation_id`). `tag`: what the
     SMS was sent with (`Envelope.tag`); e-mail reports carry none. `reason`: a code, never the
     carrier's words."""
 

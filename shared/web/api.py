@@ -12,9 +12,9 @@ cold start of every function in the app.
 What the edge checks for every route, so no route can forget (each refusal is a 400 problem that
 names the field and never echoes the value, and comes before the handler writes anything):
 
-* every path parameter is an `Id` (shared/domain/ids.py) unless the route names another checker
+* every path parameter is an `Id` (shared/kernel/ids.py) unless the route names another checker
   in `params` (e.g. an `ExternalId`, or a narrower id);
-* a JSON body is read by the one bounded reader (shared/domain/json_reader.py: size, depth,
+* a JSON body is read by the one bounded reader (shared/kernel/json_reader.py: size, depth,
   duplicate keys, control and bidi characters in every string) and validated **strictly** (no
   bool→int, str→int, int→str or float→int);
 * a route without a body accepts none, whitespace or exactly `{}`;
@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from shared.auth.principal import Principal, Role
-from shared.errors import (
+from shared.kernel.errors import (
     ConfigError,
     Forbidden,
     NotFound,
@@ -55,7 +55,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.observability import correlation_id_var, new_correlation_id, request_scope
+from shared.kernel.observability import correlation_id_var, new_correlation_id, request_scope
 from shared.runtime import Runtime, get_runtime
 from shared.web.headers import ETAG, IF_MATCH, WEBHOOK_HEADERS, Header
 from shared.web.problems import problem_response, validation_failed
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from shared.auth.webhook_auth import WebhookDelivery
-    from shared.etags import IfMatch
+    from shared.kernel.etags import IfMatch
 
 log = logging.getLogger("psc.http")
 
@@ -73,8 +73,8 @@ _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _ROUTE_PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)")
 # How a path parameter is checked unless the route says otherwise: "module:function" returning
 # the value or raising ValueError, imported on first use (cold start stays free of pydantic).
-ID_PARAM = "shared.domain.ids:check_id"
-EXTERNAL_ID_PARAM = "shared.domain.ids:check_external_id"
+ID_PARAM = "shared.kernel.ids:check_id"
+EXTERNAL_ID_PARAM = "shared.kernel.ids:check_external_id"
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ class Call:
     webhook: WebhookDelivery | None = None
     # The request headers the route declares (lower-case names): the only ones `header` reads.
     declared_headers: frozenset[str] = frozenset()
+    # The path parameters as their checkers returned them (checked once, at the edge).
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def user(self) -> Principal:
@@ -146,7 +148,10 @@ class Call:
         return self.principal
 
     def route(self, name: str) -> str:
-        return self.request.route_params[name]
+        """A path parameter, as the route's checker returned it (every one is checked before the
+        handler runs; shared/kernel/ids.py by default)."""
+        value = self.params.get(name, self.request.route_params[name])
+        return str(value)
 
     def header(self, name: str) -> str | None:
         """A request header the route declares in `Api.route(headers=...)`; reading any other
@@ -158,7 +163,7 @@ class Call:
     @property
     def if_match(self) -> IfMatch | None:
         """The request's `If-Match` (None: unconditional); a malformed one is a 400."""
-        from shared.etags import IfMatch
+        from shared.kernel.etags import IfMatch
 
         return IfMatch.parse(self.header("if-match"))
 
@@ -323,7 +328,7 @@ def _check_roles(spec: RouteSpec, principal: Principal) -> None:
 async def _with_link(runtime: Runtime, principal: Principal) -> Principal:
     """A patient whose token names no record: the record their sign-in is linked to, if any
     (one point read)."""
-    from shared.services.patient_links import linked_patient
+    from shared.patients.api import linked_patient
 
     patient_id = await linked_patient(runtime.store, principal)
     return replace(principal, patient_id=patient_id) if patient_id else principal
@@ -355,22 +360,24 @@ def _field(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if path else prefix
 
 
-def _parse_params(spec: RouteSpec, req: func.HttpRequest) -> None:
+def _parse_params(spec: RouteSpec, req: func.HttpRequest) -> dict[str, Any]:
     errors = []
+    checked: dict[str, Any] = {}
     for name, ref in spec.params:
         value = req.route_params.get(name)
         if value is None:
             continue
         try:
-            _import_model(ref)(value)
+            checked[name] = _import_model(ref)(value)
         except ValueError as error:
             errors.append({"field": name, "message": str(error)})
     if errors:
         raise ValidationFailed(errors)
+    return checked
 
 
 def _read(raw: bytes, prefix: str) -> Any:
-    from shared.domain.json_reader import JsonRejected, read_json
+    from shared.kernel.json_reader import JsonRejected, read_json
 
     try:
         return read_json(raw, max_bytes=MAX_BODY_BYTES)
@@ -411,7 +418,7 @@ def _repeated_keys(url: str) -> list[str]:
 def _parse_query(spec: RouteSpec, req: func.HttpRequest) -> Any:
     if spec.query is None:
         return None
-    from shared.domain.text import TEXT_RULE, text_problem
+    from shared.kernel.text import TEXT_RULE, text_problem
 
     errors = [
         {"field": _field("query", _label(key)), "message": "is given more than once"}
@@ -474,7 +481,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 if principal.needs_link:
                     principal = await _with_link(runtime, principal)
                 _check_patient(spec, principal, req)
-            _parse_params(spec, req)
+            params = _parse_params(spec, req)
             call = Call(
                 request=req,
                 runtime=runtime,
@@ -484,6 +491,7 @@ async def dispatch(spec: RouteSpec, handler: Handler, req: func.HttpRequest) -> 
                 query=_parse_query(spec, req),
                 webhook=webhook,
                 declared_headers=frozenset(h.key for h in spec.request_headers()),
+                params=params,
             )
             result = await handler(call)
             return _to_response(spec, result, correlation_id)

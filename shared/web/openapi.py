@@ -80,13 +80,13 @@ def _path(route: str) -> tuple[str, list[str]]:
 
 def _param_schema(checker: str) -> dict[str, Any]:
     """The JSON schema of a path parameter's checker (shared/web/api.py `params`)."""
-    from shared.domain.ids import ID_PATTERN, MAX_EXTERNAL_ID, MAX_ID
-    from shared.domain.scheduling import PROVIDER_ID_PATTERN
+    from shared.kernel.ids import ID_PATTERN, MAX_EXTERNAL_ID, MAX_ID
+    from shared.scheduling.api import PROVIDER_ID_PATTERN
 
     known: dict[str, dict[str, Any]] = {
         ID_PARAM: {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": MAX_ID},
         EXTERNAL_ID_PARAM: {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID},
-        "shared.domain.scheduling:check_provider_id": {"type": "string", "pattern": PROVIDER_ID_PATTERN},
+        "shared.scheduling.model:check_provider_id": {"type": "string", "pattern": PROVIDER_ID_PATTERN},
     }
     return known.get(checker, {"type": "string"})
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.errors import PscError, TooManyRequests, ValidationFailed
+from shared.kernel.errors import PscError, TooManyRequests, ValidationFailed
 
 if TYPE_CHECKING:
     from pydantic import ValidationError

@@ -20,7 +20,7 @@ import httpx
 from devhost.discovery import discover
 from devhost.http_host import HttpHost
 from devhost.invocation import Invoker
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings, registered_functions, token
 
@@ -65,7 +65,7 @@ class World:
         """Real values for a path parameter: what a generated request may use instead of a
         random id, so fuzzing reaches records and not only 404s."""
         from shared.demo import DEMO_AGENTS, DEMO_PATIENTS, DEMO_QUEUES
-        from shared.services.scheduling import DEMO_PROVIDERS
+        from shared.scheduling.api import DEMO_PROVIDERS
 
         known = {
             "patientId": [p["id"] for p in DEMO_PATIENTS],

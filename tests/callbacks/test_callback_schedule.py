@@ -14,7 +14,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.callback_schedule import (
+from shared.callbacks.schedule import (
     MAX_PENDING,
     CallbackQueue,
     DeadLetter,
@@ -25,7 +25,7 @@ from shared.domain.callback_schedule import (
     retry_delay,
     wake_at,
 )
-from shared.domain.callbacks import RETRYABLE, DeliveryResult
+from shared.kernel.callbacks import RETRYABLE, DeliveryResult
 
 START = datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
 MAX_ATTEMPTS = 13  # derived in the schedule's docstring from its constants

@@ -20,9 +20,9 @@ from shared.adapters.callback_sender import (
     HttpCallbackSender,
     guarded_socket_factory,
 )
-from shared.domain.callbacks import CallbackPolicy, address_refusal, parse_allowed_hosts
-from shared.ports.callbacks import CallbackSender
-from shared.ports.clock import Clock, ManualClock, SystemClock
+from shared.callbacks.policy import CallbackPolicy, address_refusal, parse_allowed_hosts
+from shared.kernel.callbacks import CallbackSender
+from shared.kernel.clock import Clock, ManualClock, SystemClock
 from tests.callbacks.bot import SECRET, Answer, FixedResolver, RecordingBot, certificate
 
 EVENT_AT = datetime(2026, 3, 30, 6, 0, 0, 250000, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.callbacks import (
+from shared.callbacks.policy import (
     CallbackPolicy,
     CallbackUrlRefused,
     address_refusal,

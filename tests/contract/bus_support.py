@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.ports.messages import (
+from shared.kernel.messages import (
     DeadLetterAdmin,
     OutgoingMessage,
     QueueDepth,

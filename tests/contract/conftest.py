@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.ports.clock import Clock, ManualClock
-from shared.ports.documents import ContainerSpec, DocumentStore
-from shared.ports.messages import MessageBus, QueueSpec, SubscriptionSpec, TopicSpec
+from shared.kernel.clock import Clock, ManualClock
+from shared.kernel.documents import ContainerSpec, DocumentStore
+from shared.kernel.messages import MessageBus, QueueSpec, SubscriptionSpec, TopicSpec
 
 # Containers and queues the contract suites use (independent of the product catalogue).
 CONTRACT_CONTAINERS = {
@@ -116,7 +116,7 @@ async def _cosmos_store(tmp_path: Path) -> AsyncIterator[StoreHarness]:
     import uuid
 
     from shared.adapters.cosmos_documents import CosmosDocumentStore
-    from shared.ports.clock import SystemClock
+    from shared.kernel.clock import SystemClock
     from tests.integration.endpoints import cosmos_endpoint
 
     endpoint = cosmos_endpoint()
@@ -165,7 +165,7 @@ async def _servicebus_bus(tmp_path: Path) -> AsyncIterator[BusHarness]:
     the label instead of the default rule; `ordered` with sessions). The bus is its own receiver
     (`ServiceBusMessageBus` implements `QueueReceiver` and `SessionReceiver`); time passes for real."""
     from shared.adapters.servicebus_bus import ServiceBusMessageBus
-    from shared.ports.clock import SystemClock
+    from shared.kernel.clock import SystemClock
     from tests.integration.endpoints import servicebus_connection
 
     bus = ServiceBusMessageBus(

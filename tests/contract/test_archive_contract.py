@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import Conflict, NotFound
-from shared.ports.archive import Archive
+from shared.kernel.archive import Archive
+from shared.kernel.errors import Conflict, NotFound
 
 
 @pytest.fixture(params=["file", "blob"])

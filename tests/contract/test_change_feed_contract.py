@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from shared.errors import BadRequest
-from shared.ports.documents import BatchOperation, ChangeFeed, Item
+from shared.kernel.documents import BatchOperation, ChangeFeed, Item
+from shared.kernel.errors import BadRequest
 from tests.contract.conftest import StoreHarness
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import Conflict, NotFound, PreconditionFailed
-from shared.ports.documents import (
+from shared.kernel.documents import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
@@ -26,6 +25,7 @@ from shared.ports.documents import (
     UnpageableQuery,
     where,
 )
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from tests.contract.conftest import StoreHarness
 
 

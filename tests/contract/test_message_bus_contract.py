@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.errors import NotFound, PayloadTooLarge
-from shared.ports.messages import (
+from shared.kernel.errors import NotFound, PayloadTooLarge
+from shared.kernel.messages import (
     MAX_MESSAGE_BYTES,
     MessageBus,
     MessageLockLost,

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.errors import PayloadTooLarge
-from shared.ports.realtime import MAX_PAYLOAD_BYTES, Realtime
+from shared.kernel.errors import PayloadTooLarge
+from shared.kernel.realtime import MAX_PAYLOAD_BYTES, Realtime
 from tests.realtime_support import Backend, connect, embedded_backend, refused_status, webpubsub_backend
 
 

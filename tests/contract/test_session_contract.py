@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from shared.ports.messages import MessageLockLost, OutgoingMessage, SessionLockLost, subscription_entity
+from shared.kernel.messages import MessageLockLost, OutgoingMessage, SessionLockLost, subscription_entity
 from tests.contract.bus_support import admin_of, receiver_of, sessions_of
 from tests.contract.conftest import CONTRACT_TOPICS, BusHarness
 from tests.contract.test_topic_contract import ALL, BOOKED, TOPIC, drain_ordered

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import Conflict, PayloadTooLarge
-from shared.ports.messages import (
+from shared.kernel.errors import Conflict, PayloadTooLarge
+from shared.kernel.messages import (
     MAX_MESSAGE_BYTES,
     OutgoingMessage,
     QueueReceiver,

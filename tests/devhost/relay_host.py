@@ -25,9 +25,9 @@ from devhost.discovery import discover
 from devhost.invocation import Invoker
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.ports.clock import SystemClock
-from shared.ports.documents import ContainerSpec
-from shared.ports.messages import OutgoingMessage, SubscriptionSpec, TopicSpec
+from shared.kernel.clock import SystemClock
+from shared.kernel.documents import ContainerSpec
+from shared.kernel.messages import OutgoingMessage, SubscriptionSpec, TopicSpec
 
 CONTAINERS = {
     spec.name: spec for spec in (ContainerSpec("orders", "/customerId"), ContainerSpec("leases", "/id"))

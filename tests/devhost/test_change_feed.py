@@ -19,8 +19,8 @@ from devhost.errors import StartError
 from devhost.host import DevHost
 from devhost.invocation import Invoker
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.ports.clock import ManualClock
-from shared.ports.documents import ContainerSpec
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import ContainerSpec
 from tests.devhost.conftest import discovered, new_app
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from devhost.config_files import HostConfig
 from devhost.discovery import discover
 from devhost.host import DevHost
 from devhost.invocation import Invoker
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from tests.conftest import make_settings
 from tests.devhost.conftest import new_app
 

@@ -13,7 +13,7 @@ import pytest
 
 from devhost.host import DevHost
 from devhost.invocation import Invoker
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from tests.devhost.conftest import discovered, new_app
 
 WEBHOOK = "/runtime/webhooks/EventGrid"

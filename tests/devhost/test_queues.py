@@ -18,8 +18,8 @@ from devhost.host import DevHost
 from devhost.invocation import Invoker
 from devhost.queues import QueueRunner
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import ManualClock
-from shared.ports.messages import OutgoingMessage, QueueSpec
+from shared.kernel.clock import ManualClock
+from shared.kernel.messages import OutgoingMessage, QueueSpec
 from tests.devhost.conftest import discovered, new_app
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

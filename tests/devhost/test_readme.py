@@ -144,7 +144,7 @@ def test_the_readme_describes_the_demo_data_the_seed_makes(
     dev_host: tuple[int, Banner, dict[str, str]],
 ) -> None:
     from shared.demo import DEMO_AGENTS, DEMO_QUEUES, DEMO_USERS
-    from shared.services.scheduling import DEMO_PROVIDERS
+    from shared.scheduling.api import DEMO_PROVIDERS
 
     _, banner, _ = dev_host
     queues = re.search(r"(\w+) routing queues\s+\(([^)]*)\)", README)

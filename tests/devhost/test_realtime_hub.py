@@ -17,8 +17,8 @@ import websockets
 from devhost.errors import StartError
 from devhost.realtime_server import EmbeddedHub
 from shared.adapters.webpubsub_realtime import WebPubSubRealtime
-from shared.errors import PayloadTooLarge, Unavailable
-from shared.ports.realtime import MAX_PAYLOAD_BYTES, SUBPROTOCOL
+from shared.kernel.errors import PayloadTooLarge, Unavailable
+from shared.kernel.realtime import MAX_PAYLOAD_BYTES, SUBPROTOCOL
 from tests.realtime_support import HUB_KEY, Backend, connect, embedded_backend, refused_status
 
 

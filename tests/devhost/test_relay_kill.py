@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from shared.ports.messages import subscription_entity
+from shared.kernel.messages import subscription_entity
 from tests.devhost.relay_host import open_bus, open_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import httpx
 from devhost.config_files import HostConfig
 from devhost.host import DevHost, run_server
 from devhost.invocation import Invoker
-from shared.ports.clock import SystemClock
+from shared.kernel.clock import SystemClock
 from tests.devhost.conftest import discovered, new_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

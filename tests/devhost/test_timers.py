@@ -14,7 +14,7 @@ from devhost.errors import StartError
 from devhost.invocation import Invoker
 from devhost.schedules import Schedule
 from devhost.timers import TimerScheduler
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from tests.devhost.conftest import discovered, new_app
 
 START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)

@@ -22,8 +22,8 @@ from devhost.invocation import Invoker
 from devhost.queues import QueueRunner
 from devhost.sessions import SessionRunner
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import ManualClock
-from shared.ports.messages import OutgoingMessage, SubscriptionSpec, TopicSpec, subscription_entity
+from shared.kernel.clock import ManualClock
+from shared.kernel.messages import OutgoingMessage, SubscriptionSpec, TopicSpec, subscription_entity
 from tests.devhost.conftest import discovered, new_app
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from shared.ports.documents import Query
+from shared.kernel import lists
+from shared.kernel.catalog import LISTS
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.services import lists
+from shared.scheduling import index
 from tests.conftest import Answer, invoke, seed_patients
 from tests.functions.test_appointments import (
     ADMIN,
@@ -67,11 +69,11 @@ async def providers(runtime: Runtime) -> None:
 async def test_staff_page_through_a_patients_appointments_in_start_order(
     runtime: Runtime, providers: None
 ) -> None:
-    late = (await book(start="2026-01-06T09:00:00Z")).json
+    late = (await book(start="2026-01-06T09:00:00.000Z")).json
     first = (await book(start=SLOT)).json
     second = (await book(start=OTHER_SLOT)).json
-    evening = (await book(provider_id="dr-evening", start="2026-01-06T00:00:00Z")).json
-    await book(bearer=AGENT, start="2026-01-06T08:00:00Z", patientId="p-2")
+    evening = (await book(provider_id="dr-evening", start="2026-01-06T00:00:00.000Z")).json
+    await book(bearer=AGENT, start="2026-01-06T08:00:00.000Z", patientId="p-2")
 
     items, pages = await every_page({"patientId": "p-1", "maxItems": "2"})
     assert [a["id"] for a in items] == [evening["id"], first["id"], second["id"], late["id"]]
@@ -80,15 +82,15 @@ async def test_staff_page_through_a_patients_appointments_in_start_order(
 
     # Moving an appointment moves it in the list (listed once); a cancelled one stays listed.
     assert (
-        await act("reschedule_appointment", first["id"], body={"start": "2026-01-06T10:00:00Z"})
+        await act("reschedule_appointment", first["id"], body={"start": "2026-01-06T10:00:00.000Z"})
     ).status == 200
     assert (await act("cancel_appointment", second["id"])).status == 200
     items, _ = await every_page({"patientId": "p-1", "maxItems": "3"}, bearer=SUPERVISOR)
     assert [a["id"] for a in items] == [evening["id"], second["id"], late["id"], first["id"]]
     assert items[1]["status"] == "cancelled"
     # The old place is unlisted after the move: one entry per appointment remains.
-    entries = await runtime.store.container(lists.LISTS).query(
-        Query(), partition_key=lists.patient_appointments_list("p-1")
+    entries = await runtime.store.container(LISTS).query(
+        Query(), partition_key=index.patient_appointments_list("p-1")
     )
     assert len(entries.items) == 4
 
@@ -108,19 +110,19 @@ async def test_a_providers_day_is_the_day_on_the_providers_wall_clock(
     monday = [
         (await book(provider_id="dr-evening", start=start, **extra)).json
         for start, extra in [
-            ("2026-01-06T01:30:00Z", {}),
-            ("2026-01-05T23:00:00Z", {}),
-            ("2026-01-06T00:00:00Z", {"bearer": AGENT, "patientId": "p-2"}),
+            ("2026-01-06T01:30:00.000Z", {}),
+            ("2026-01-05T23:00:00.000Z", {}),
+            ("2026-01-06T00:00:00.000Z", {"bearer": AGENT, "patientId": "p-2"}),
         ]
     ]
-    tuesday = (await book(provider_id="dr-evening", start="2026-01-06T23:00:00Z")).json
+    tuesday = (await book(provider_id="dr-evening", start="2026-01-06T23:00:00.000Z")).json
     await book(start=SLOT)  # another provider, same UTC day
 
     items, pages = await every_page({"providerId": "dr-evening", "date": "2026-01-05", "maxItems": "1"})
     assert [a["start"] for a in items] == [
-        "2026-01-05T23:00:00Z",
-        "2026-01-06T00:00:00Z",
-        "2026-01-06T01:30:00Z",
+        "2026-01-05T23:00:00.000Z",
+        "2026-01-06T00:00:00.000Z",
+        "2026-01-06T01:30:00.000Z",
     ]
     assert {a["id"] for a in items} == {a["id"] for a in monday}
     assert pages >= 3
@@ -147,8 +149,8 @@ async def test_entries_whose_appointment_is_gone_or_elsewhere_are_never_shown(
     # appointment stands elsewhere (here: another patient's, under p-1's list).
     await lists.add(
         runtime.store,
-        lists.appointment_entry(lists.patient_appointments_list("p-1"), "never-written", SLOT),
-        lists.appointment_entry(lists.patient_appointments_list("p-1"), theirs["id"], OTHER_SLOT),
+        index.appointment_entry(index.patient_appointments_list("p-1"), "never-written", SLOT),
+        index.appointment_entry(index.patient_appointments_list("p-1"), theirs["id"], OTHER_SLOT),
     )
     items, _ = await every_page({"patientId": "p-1", "maxItems": "1"})
     assert [a["id"] for a in items] == [mine["id"]]
@@ -179,18 +181,18 @@ async def test_bad_searches_are_400_and_write_nothing(
     runtime: Runtime, providers: None, params: dict[str, str]
 ) -> None:
     await book()
-    before = len(await all_items(runtime, "audit")), len(await all_items(runtime, lists.LISTS))
+    before = len(await all_items(runtime, "audit")), len(await all_items(runtime, LISTS))
     answer = await search(params)
     assert answer.status == 400, answer.json
     assert answer.headers["Content-Type"] == "application/problem+json"
-    assert (len(await all_items(runtime, "audit")), len(await all_items(runtime, lists.LISTS))) == before
+    assert (len(await all_items(runtime, "audit")), len(await all_items(runtime, LISTS))) == before
 
 
 async def test_a_token_fits_only_the_list_that_handed_it_out(runtime: Runtime, providers: None) -> None:
     await book(start=SLOT)
     await book(start=OTHER_SLOT)
     await book(bearer=AGENT, start=SLOT, provider_id="dr-evening", patientId="p-2")
-    await book(bearer=AGENT, start="2026-01-06T07:30:00Z", provider_id="dr-evening", patientId="p-2")
+    await book(bearer=AGENT, start="2026-01-06T07:30:00.000Z", provider_id="dr-evening", patientId="p-2")
     page = await search({"patientId": "p-1", "maxItems": "1"})
     handed = page.json["continuationToken"]
     day = await search({"providerId": "dr-warsaw", "date": "2026-01-06", "maxItems": "1"})
@@ -227,8 +229,8 @@ async def test_listed_reasons_never_reach_the_logs_of_the_request(
     import logging
 
     from shared.auth.principal import Principal
-    from shared.observability import request_scope
-    from shared.services import schedule_lists
+    from shared.kernel.observability import request_scope
+    from shared.scheduling import lists as schedule_lists
 
     reason = "Penicillin-rash"  # id-shaped: only marking it as PHI keeps it out of a log line
     await book(reason=reason)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
 from tests.conftest import Answer, invoke, seed_conversation, seed_patients, token
 
@@ -33,8 +33,8 @@ WARSAW: dict[str, Any] = {
     ],
     "bookingRules": {"maxDaysAhead": 30, "minNoticeMinutes": 60},
 }
-SLOT = "2026-01-06T07:00:00Z"  # Tuesday 08:00 in Warsaw
-OTHER_SLOT = "2026-01-06T07:30:00Z"
+SLOT = "2026-01-06T07:00:00.000Z"  # Tuesday 08:00 in Warsaw
+OTHER_SLOT = "2026-01-06T07:30:00.000Z"
 
 
 async def put_provider(provider_id: str = "dr-warsaw", body: dict[str, Any] | None = None) -> Answer:
@@ -103,7 +103,7 @@ async def test_a_patient_books_their_own_slot(runtime: Runtime, provider: None) 
     assert body["status"] == "booked"
     assert body["providerId"] == "dr-warsaw"
     assert body["patientId"] == "p-1"
-    assert (body["start"], body["end"]) == (SLOT, "2026-01-06T07:30:00Z")
+    assert (body["start"], body["end"]) == (SLOT, "2026-01-06T07:30:00.000Z")
     assert answer.headers["Location"] == f"/api/appointments/{body['id']}"
     assert "conversationId" not in body
     assert SLOT not in await free_starts()
@@ -126,9 +126,9 @@ async def test_a_patient_books_their_own_slot(runtime: Runtime, provider: None) 
                 "patientId": "p-1",
                 "status": "booked",
                 "start": SLOT,
-                "end": "2026-01-06T07:30:00Z",
+                "end": "2026-01-06T07:30:00.000Z",
                 "version": 0,
-                "occurredAt": "2026-01-05T09:00:00Z",
+                "occurredAt": "2026-01-05T09:00:00.000Z",
             },
         )
     ]
@@ -159,15 +159,15 @@ async def test_a_taken_slot_is_409_and_writes_no_second_appointment(runtime: Run
 @pytest.mark.parametrize(
     ("start", "why"),
     [
-        ("2026-01-06T07:10:00Z", "off the slot grid"),
-        ("2026-01-06T11:00:00Z", "12:00 Warsaw: the lunch break"),
-        ("2026-01-06T16:00:00Z", "17:00 Warsaw: after hours"),
-        ("2026-01-07T07:00:00Z", "a closed date (exception)"),
-        ("2026-01-08T07:00:00Z", "other hours that day (10:00-11:00 only)"),
-        ("2026-01-10T09:00:00Z", "Saturday"),
-        ("2026-01-05T09:30:00Z", "inside the minimum notice"),
-        ("2026-01-05T08:00:00Z", "in the past"),
-        ("2026-02-05T08:00:00Z", "beyond maxDaysAhead"),
+        ("2026-01-06T07:10:00.000Z", "off the slot grid"),
+        ("2026-01-06T11:00:00.000Z", "12:00 Warsaw: the lunch break"),
+        ("2026-01-06T16:00:00.000Z", "17:00 Warsaw: after hours"),
+        ("2026-01-07T07:00:00.000Z", "a closed date (exception)"),
+        ("2026-01-08T07:00:00.000Z", "other hours that day (10:00-11:00 only)"),
+        ("2026-01-10T09:00:00.000Z", "Saturday"),
+        ("2026-01-05T09:30:00.000Z", "inside the minimum notice"),
+        ("2026-01-05T08:00:00.000Z", "in the past"),
+        ("2026-02-05T08:00:00.000Z", "beyond maxDaysAhead"),
     ],
 )
 async def test_outside_hours_or_rules_is_409(runtime: Runtime, provider: None, start: str, why: str) -> None:
@@ -178,7 +178,7 @@ async def test_outside_hours_or_rules_is_409(runtime: Runtime, provider: None, s
 
 
 async def test_the_exception_hours_are_bookable(runtime: Runtime, provider: None) -> None:
-    assert (await book(start="2026-01-08T09:00:00Z")).status == 201  # 10:00 Warsaw
+    assert (await book(start="2026-01-08T09:00:00.000Z")).status == 201  # 10:00 Warsaw
 
 
 @pytest.mark.parametrize(
@@ -275,10 +275,10 @@ async def test_an_idempotency_key_replays_the_same_appointment(runtime: Runtime,
 async def test_a_replay_outlives_the_booking_rules(
     runtime: Runtime, clock: ManualClock, provider: None
 ) -> None:
-    first = await book(start="2026-01-05T10:30:00Z", headers={"Idempotency-Key": "k-late"})
+    first = await book(start="2026-01-05T10:30:00.000Z", headers={"Idempotency-Key": "k-late"})
     assert first.status == 201
     clock.advance(minutes=45)  # now inside the minimum notice of that slot
-    again = await book(start="2026-01-05T10:30:00Z", headers={"Idempotency-Key": "k-late"})
+    again = await book(start="2026-01-05T10:30:00.000Z", headers={"Idempotency-Key": "k-late"})
     assert again.status == 201
     assert again.json["id"] == first.json["id"]
 
@@ -293,7 +293,7 @@ async def test_reschedule_takes_the_new_slot_then_frees_the_old(runtime: Runtime
     booked = (await book()).json
     moved = await act("reschedule_appointment", booked["id"], body={"start": OTHER_SLOT})
     assert moved.status == 200, moved.json
-    assert (moved.json["start"], moved.json["end"]) == (OTHER_SLOT, "2026-01-06T08:00:00Z")
+    assert (moved.json["start"], moved.json["end"]) == (OTHER_SLOT, "2026-01-06T08:00:00.000Z")
     assert moved.json["id"] == booked["id"]
     free = await free_starts()
     assert SLOT in free
@@ -331,7 +331,9 @@ async def test_reschedule_onto_a_taken_slot_is_409_and_keeps_the_booking(
     }
 
 
-@pytest.mark.parametrize("start", ["2026-01-06T07:10:00Z", "2026-01-07T07:00:00Z", "2026-01-05T09:30:00Z"])
+@pytest.mark.parametrize(
+    "start", ["2026-01-06T07:10:00.000Z", "2026-01-07T07:00:00.000Z", "2026-01-05T09:30:00.000Z"]
+)
 async def test_reschedule_outside_hours_or_rules_is_409(runtime: Runtime, provider: None, start: str) -> None:
     booked = (await book()).json
     answer = await act("reschedule_appointment", booked["id"], body={"start": start})
@@ -382,7 +384,7 @@ async def test_agents_check_patients_in_and_illegal_transitions_are_409(
     assert (await mark("noshow")).status == 409
     assert (await act("cancel_appointment", booked["id"])).status == 409
     assert (
-        await act("reschedule_appointment", booked["id"], body={"start": "2026-01-06T08:30:00Z"})
+        await act("reschedule_appointment", booked["id"], body={"start": "2026-01-06T08:30:00.000Z"})
     ).status == 409
     assert (await mark("fulfilled")).json["status"] == "fulfilled"
     assert (await mark("arrived")).status == 409
@@ -405,7 +407,7 @@ async def test_a_noshow_puts_an_event_on_the_bus(
 async def test_my_appointments_lists_only_mine(runtime: Runtime, provider: None) -> None:
     late = (await book(start=OTHER_SLOT)).json
     early = (await book()).json
-    await book(bearer=AGENT, start="2026-01-06T08:00:00Z", patientId="p-2")
+    await book(bearer=AGENT, start="2026-01-06T08:00:00.000Z", patientId="p-2")
     answer = await invoke("my_appointments", bearer=PATIENT)
     assert answer.status == 200
     assert [a["id"] for a in answer.json["items"]] == [early["id"], late["id"]]
@@ -481,10 +483,10 @@ async def test_a_stale_hold_of_a_dead_booking_is_reclaimed(
             "type": "slot",
             "providerId": "dr-warsaw",
             "start": SLOT,
-            "end": "2026-01-06T07:30:00Z",
+            "end": "2026-01-06T07:30:00.000Z",
             "appointmentId": "dead-booking",
             "status": "busy-tentative",
-            "heldAt": "2026-01-05T09:00:00Z",
+            "heldAt": "2026-01-05T09:00:00.000Z",
         }
     )
     assert (await book()).status == 409  # still in flight as far as anyone can tell
@@ -512,7 +514,7 @@ async def test_no_phi_reaches_the_logs(
 ) -> None:
     import logging
 
-    from shared.observability import install_logging
+    from shared.kernel.observability import install_logging
 
     caplog.set_level(logging.DEBUG)
     install_logging(logging.DEBUG)

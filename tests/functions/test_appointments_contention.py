@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings, seed_patients, token
 from tests.functions.test_appointments import AGENT, SLOT, all_items, book, drain_events, put_provider
@@ -37,13 +37,13 @@ async def test_fifty_concurrent_reschedules_onto_one_slot_move_one_appointment(r
     await seed_patients(runtime, *(f"p-{i}" for i in range(N)))
     # N bookings on distinct slots over the next days, then all of them try to move to SLOT.
     starts = [
-        f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00Z"
+        f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00.000Z"
         for day in (12, 13, 14)
         for hour in (7, 8, 9, 10)
         for minute in (0, 30)
     ]
     starts += [
-        f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00Z"
+        f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00.000Z"
         for day in (15, 16)
         for hour in (7, 8, 9, 10, 12, 13, 14, 15)
         for minute in (0, 30)
@@ -143,7 +143,9 @@ async def test_concurrent_moves_of_one_appointment_leave_exactly_its_own_slot(ru
     assert (await put_provider()).status == 201
     await seed_patients(runtime, "p-1")
     booked = (await book(bearer=AGENT, patientId="p-1")).json
-    targets = [f"2026-01-13T{hour:02d}:{minute:02d}:00Z" for hour in (7, 8, 9, 10, 12) for minute in (0, 30)]
+    targets = [
+        f"2026-01-13T{hour:02d}:{minute:02d}:00.000Z" for hour in (7, 8, 9, 10, 12) for minute in (0, 30)
+    ]
 
     async def move(start: str) -> int:
         answer = await invoke(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import Answer, invoke, seed_patients, token
 from tests.routing.support import ADMIN, SUPERVISOR, agent_token, deliver, enqueue, put_queue, put_rules
@@ -454,6 +454,6 @@ async def test_documents_carry_strong_etags_and_openapi_declares_if_match(
 
 
 def _all() -> Any:
-    from shared.ports.documents import Query
+    from shared.kernel.documents import Query
 
     return Query()

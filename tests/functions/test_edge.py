@@ -17,7 +17,7 @@ from tests.hardening.world import ADMIN, AGENT, PATIENT, SUPERVISOR, World, bear
 
 __all__ = ["world"]
 
-PROVIDER_ID_PARAM = "shared.domain.scheduling:check_provider_id"
+PROVIDER_ID_PARAM = "shared.scheduling.model:check_provider_id"
 BOOKING = {"providerId": "dr-warsaw", "reason": "Jan Nowak's chest pain"}
 
 

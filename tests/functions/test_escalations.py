@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from shared.errors import Unavailable
-from shared.observability import install_logging
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
-from shared.ports.messages import OutgoingMessage
+from shared.escalations.intake import conversation_id_for, webhook_record_id
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.errors import Unavailable
+from shared.kernel.messages import OutgoingMessage
+from shared.kernel.observability import install_logging
+from shared.patients.matching import provisional_patient_id
 from shared.runtime import Runtime
-from shared.services.escalations import conversation_id_for, webhook_record_id
-from shared.services.patient_matching import provisional_patient_id
 from tests.conftest import Answer, invoke, token
 
 SECRET = "whsec_" + base64.b64encode(b"escalation-test-key-0123456789ab").decode()

@@ -76,7 +76,7 @@ async def test_a_slot_search_is_a_valid_r4_searchset(runtime: Runtime) -> None:
     busy = await invoke(
         "fhir_slots",
         bearer=AGENT,
-        params={"schedule": "dr-warsaw", "start": "ge2026-01-06T07:00:00Z", "status": "busy"},
+        params={"schedule": "dr-warsaw", "start": "ge2026-01-06T07:00:00.000Z", "status": "busy"},
     )
     assert [e["resource"]["start"] for e in busy.json["entry"]] == [SLOT]
 
@@ -108,7 +108,7 @@ def test_fhir_resources_stays_out_of_the_production_import_path() -> None:
     probe = """
 import sys, asyncio
 import function_app
-import functions.fhir, shared.services.scheduling, shared.domain.scheduling
+import functions.fhir, shared.scheduling.booking, shared.scheduling.model
 assert not [m for m in sys.modules if m.startswith('fhir.')], 'fhir.resources imported'
 print('ok')
 """

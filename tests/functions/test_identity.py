@@ -16,11 +16,11 @@ import jwt
 import pytest
 
 from shared.auth.principal import Principal
-from shared.errors import PreconditionFailed
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.errors import PreconditionFailed
+from shared.patients.links import CROCKFORD, PatientLinks, normalise_code
 from shared.runtime import Runtime, build_runtime, use_runtime
-from shared.services.patient_links import CROCKFORD, PatientLinks, normalise_code
 from tests.conftest import Answer, invoke, registered_functions, token
 from tests.oidc import (
     CLIENT_ID,

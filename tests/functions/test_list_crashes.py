@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel.catalog import LISTS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.services import lists
+from shared.scheduling import index
 from tests.conftest import invoke, seed_patients, token
 from tests.functions.test_appointment_lists import every_page
 from tests.functions.test_appointments import OTHER_SLOT, PATIENT, SLOT, book, put_provider
@@ -31,7 +32,7 @@ WORKER = textwrap.dedent(
     """
     import asyncio, json, os, sys
 
-    from shared.ports.clock import ManualClock
+    from shared.kernel.clock import ManualClock
     from shared.runtime import build_runtime, use_runtime
     from tests.conftest import invoke, make_settings, token
 
@@ -84,7 +85,7 @@ PATIENT_CALL = {"roles": ["Patient"], "claims": {"sub": "patient-sub-1", "patien
 @pytest.mark.parametrize(
     "at",
     [
-        pytest.param((lists.LISTS, "upsert", 1), id="listing"),
+        pytest.param((LISTS, "upsert", 1), id="listing"),
         pytest.param(("appointments", "create", 1), id="after-listing"),
     ],
 )
@@ -116,7 +117,7 @@ async def test_a_booking_that_dies_midway_is_not_listed_and_its_retry_is_listed_
     [
         # The second replace of the appointment is the move (the first takes the lease).
         pytest.param(("appointments", "replace", 2), SLOT, id="at-the-move"),
-        pytest.param((lists.LISTS, "delete", 1), OTHER_SLOT, id="unlisting-the-old-place"),
+        pytest.param((LISTS, "delete", 1), OTHER_SLOT, id="unlisting-the-old-place"),
     ],
 )
 async def test_a_reschedule_that_dies_midway_shows_the_appointment_once_and_its_retry_mends_the_list(
@@ -143,15 +144,15 @@ async def test_a_reschedule_that_dies_midway_shows_the_appointment_once_and_its_
         json_body={"start": OTHER_SLOT},
     )
     assert again.status == 200, again.json
-    for list_key in (lists.patient_appointments_list("p-1"), lists.provider_appointments_list("dr-warsaw")):
-        mended = await runtime.store.container(lists.LISTS).query(Query(), partition_key=list_key)
+    for list_key in (index.patient_appointments_list("p-1"), index.provider_appointments_list("dr-warsaw")):
+        mended = await runtime.store.container(LISTS).query(Query(), partition_key=list_key)
         assert [e["start"] for e in mended.items] == [OTHER_SLOT]
 
 
 @pytest.mark.parametrize(
     "at",
     [
-        pytest.param((lists.LISTS, "upsert", 1), id="listing"),
+        pytest.param((LISTS, "upsert", 1), id="listing"),
         pytest.param(("conversations", "create", 1), id="after-listing"),
     ],
 )
@@ -170,5 +171,5 @@ async def test_an_escalation_that_dies_midway_is_not_on_the_board_and_its_retry_
     assert retried.status == 202, retried.json
     board = await invoke("supervisor_board", bearer=boss)
     assert [row["id"] for row in board.json["items"]] == [retried.json["conversationId"]]
-    entries = await runtime.store.container(lists.LISTS).query_cross_partition(Query(), max_items=10)
+    entries = await runtime.store.container(LISTS).query_cross_partition(Query(), max_items=10)
     assert [e["ref"] for e in entries.items] == [retried.json["conversationId"]]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.observability import install_logging
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.observability import install_logging
 from shared.runtime import Runtime
 from tests.conftest import invoke, token
 
@@ -292,7 +292,7 @@ async def test_every_read_and_change_is_audited(runtime: Runtime, clock: ManualC
 async def test_an_unexpected_error_is_a_500_with_only_a_correlation_id(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shared.services import patients
+    from shared.patients import registry as patients
 
     secret = "hunter" + "2"  # built at run time, so the traceback's source lines cannot show it
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from azure.functions.decorators.http import HttpTrigger
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
 from shared.web.api import ROUTES
 from tests.conftest import invoke, registered_functions

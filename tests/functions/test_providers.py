@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
 from tests.conftest import invoke, seed_patients
 from tests.functions.test_appointments import (
@@ -116,9 +116,9 @@ async def test_free_slots_skip_booked_ones_and_are_utc(runtime: Runtime) -> None
     assert body["timeZone"] == "Europe/Warsaw"
     starts = [s["start"] for s in body["slots"]]
     assert len(starts) == 16  # 8 hours of 30-minute slots
-    assert starts[0] == "2026-01-06T07:00:00Z"  # 08:00 Warsaw (CET)
-    assert starts[8] == "2026-01-06T12:00:00Z"  # 13:00 after the lunch break
-    assert body["slots"][0]["end"] == "2026-01-06T07:30:00Z"
+    assert starts[0] == "2026-01-06T07:00:00.000Z"  # 08:00 Warsaw (CET)
+    assert starts[8] == "2026-01-06T12:00:00.000Z"  # 13:00 after the lunch break
+    assert body["slots"][0]["end"] == "2026-01-06T07:30:00.000Z"
     assert (await book()).status == 201
     again = [s["start"] for s in (await slots("dr-warsaw", "2026-01-06", "2026-01-06")).json["slots"]]
     assert again == starts[1:]
@@ -128,11 +128,11 @@ async def test_free_slots_follow_exceptions_and_booking_rules(runtime: Runtime) 
     await put_provider()
     # Monday 09:00Z = 10:00 Warsaw now; one hour's notice: the first bookable slot is 11:00 local.
     today = [s["start"] for s in (await slots("dr-warsaw", "2026-01-05", "2026-01-05")).json["slots"]]
-    assert today[0] == "2026-01-05T10:00:00Z"
+    assert today[0] == "2026-01-05T10:00:00.000Z"
     closed = (await slots("dr-warsaw", "2026-01-07", "2026-01-07")).json["slots"]
     assert closed == []
     short = [s["start"] for s in (await slots("dr-warsaw", "2026-01-08", "2026-01-08")).json["slots"]]
-    assert short == ["2026-01-08T09:00:00Z", "2026-01-08T09:30:00Z"]
+    assert short == ["2026-01-08T09:00:00.000Z", "2026-01-08T09:30:00.000Z"]
     # maxDaysAhead is 30: nothing after 2026-02-04 local.
     late = (await slots("dr-warsaw", "2026-02-04", "2026-02-06")).json["slots"]
     assert {s["start"][:10] for s in late} == {"2026-02-04"}
@@ -141,7 +141,10 @@ async def test_free_slots_follow_exceptions_and_booking_rules(runtime: Runtime) 
 async def test_instants_bound_the_search_too(runtime: Runtime) -> None:
     await put_provider()
     answer = await slots("dr-warsaw", "2026-01-06T08:00:00+01:00", "2026-01-06T09:00:00+01:00")
-    assert [s["start"] for s in answer.json["slots"]] == ["2026-01-06T07:00:00Z", "2026-01-06T07:30:00Z"]
+    assert [s["start"] for s in answer.json["slots"]] == [
+        "2026-01-06T07:00:00.000Z",
+        "2026-01-06T07:30:00.000Z",
+    ]
 
 
 async def test_a_dst_day_in_new_york(runtime: Runtime, clock: ManualClock) -> None:
@@ -149,19 +152,19 @@ async def test_a_dst_day_in_new_york(runtime: Runtime, clock: ManualClock) -> No
     await seed_patients(runtime, "p-1")
     # 2026-03-08: 02:00 EST jumps to 03:00 EDT, so the 02:00 slot does not exist.
     spring = [s["start"] for s in (await slots("dr-ny", "2026-03-08", "2026-03-08")).json["slots"]]
-    assert spring == ["2026-03-08T05:00:00Z", "2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z"]
+    assert spring == ["2026-03-08T05:00:00.000Z", "2026-03-08T06:00:00.000Z", "2026-03-08T07:00:00.000Z"]
     # 2026-11-01: 01:00-02:00 happens twice; offered once.
     autumn = [s["start"] for s in (await slots("dr-ny", "2026-11-01", "2026-11-01")).json["slots"]]
     assert autumn == [
-        "2026-11-01T04:00:00Z",
-        "2026-11-01T05:00:00Z",
-        "2026-11-01T07:00:00Z",
-        "2026-11-01T08:00:00Z",
+        "2026-11-01T04:00:00.000Z",
+        "2026-11-01T05:00:00.000Z",
+        "2026-11-01T07:00:00.000Z",
+        "2026-11-01T08:00:00.000Z",
     ]
     monday = [s["start"] for s in (await slots("dr-ny", "2026-11-02", "2026-11-02")).json["slots"]]
-    assert monday == ["2026-11-02T13:00:00Z", "2026-11-02T14:00:00Z"]  # 08:00 EST
-    assert (await book(provider_id="dr-ny", start="2026-03-08T07:00:00Z")).status == 201
-    assert (await book(provider_id="dr-ny", start="2026-11-01T06:00:00Z")).status == 409  # the repeat
+    assert monday == ["2026-11-02T13:00:00.000Z", "2026-11-02T14:00:00.000Z"]  # 08:00 EST
+    assert (await book(provider_id="dr-ny", start="2026-03-08T07:00:00.000Z")).status == 201
+    assert (await book(provider_id="dr-ny", start="2026-11-01T06:00:00.000Z")).status == 409  # the repeat
 
 
 @pytest.mark.parametrize(
@@ -235,10 +238,10 @@ async def test_an_unknown_provider_is_404_for_everyone(runtime: Runtime) -> None
 async def test_a_changed_grid_never_offers_a_slot_overlapping_a_booking(runtime: Runtime) -> None:
     await put_provider()
     await seed_patients(runtime, "p-1", "p-5")
-    assert (await book(start="2026-01-06T07:30:00Z")).status == 201  # 08:30-09:00 local
+    assert (await book(start="2026-01-06T07:30:00.000Z")).status == 201  # 08:30-09:00 local
     await put_provider(body={**WARSAW, "slotMinutes": 60})
     starts = [s["start"] for s in (await slots("dr-warsaw", "2026-01-06", "2026-01-06")).json["slots"]]
-    assert "2026-01-06T07:00:00Z" not in starts  # 08:00-09:00 overlaps the booking
-    assert "2026-01-06T08:00:00Z" in starts
-    assert (await book(bearer=ADMIN, start="2026-01-06T07:00:00Z")).status == 403
-    assert (await book(bearer=AGENT, patientId="p-5", start="2026-01-06T07:00:00Z")).status == 409
+    assert "2026-01-06T07:00:00.000Z" not in starts  # 08:00-09:00 overlaps the booking
+    assert "2026-01-06T08:00:00.000Z" in starts
+    assert (await book(bearer=ADMIN, start="2026-01-06T07:00:00.000Z")).status == 403
+    assert (await book(bearer=AGENT, patientId="p-5", start="2026-01-06T07:00:00.000Z")).status == 409

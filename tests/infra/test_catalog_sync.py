@@ -1,5 +1,5 @@
 """The containers, queues, topics, subscriptions and subscription rules Bicep creates are exactly
-those in shared/catalog.py, both ways."""
+those in shared/kernel/catalog.py, both ways."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import CONTAINERS, QUEUES, TOPICS
-from shared.ports.documents import ContainerSpec
-from shared.ports.messages import QueueSpec, SubscriptionSpec, TopicSpec
+from shared.kernel.catalog import CONTAINERS, QUEUES, TOPICS
+from shared.kernel.documents import ContainerSpec
+from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec
 from tests.infra.bicep import (
     CATALOG_JSON,
     MAIN,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from shared.catalog import QUEUES
+from shared.kernel.catalog import QUEUES
 from shared.notifications.reports import EVENT_TYPES
 from tests.infra.bicep import (
     INFRA,

@@ -17,8 +17,8 @@ import pytest
 
 from shared.adapters.acs_notify import AcsNotifier
 from shared.config import Settings
-from shared.ports.clock import SystemClock
-from shared.ports.notify import Envelope, email_operation_id
+from shared.kernel.clock import SystemClock
+from shared.kernel.notify import Envelope, email_operation_id
 
 pytestmark = pytest.mark.integration
 

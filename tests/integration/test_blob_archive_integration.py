@@ -9,7 +9,7 @@ import pytest
 
 from shared.adapters.blob_archive import BlobArchive
 from shared.config import Settings, setting_names
-from shared.errors import ConfigError
+from shared.kernel.errors import ConfigError
 from tests.integration.endpoints import azurite_blob_connection
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.adapters.cosmos_documents import CosmosDocumentStore
-from shared.catalog import CONTAINERS
-from shared.errors import Unavailable
-from shared.ports.documents import Query, where
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.documents import Query, where
+from shared.kernel.errors import Unavailable
 from tests.integration.endpoints import cosmos_endpoint
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from devhost.acs_standin import AcsStandIn
 from shared.adapters.acs_notify import ACS_STANDIN_KEY, AcsNotifier, _standin_key
 from shared.config import Settings
-from shared.errors import AccessDenied, ConfigError, Unavailable
-from shared.ports.clock import ManualClock
-from shared.ports.notify import Envelope, SendResult, email_operation_id, sms_repeatability_id
+from shared.kernel.clock import ManualClock
+from shared.kernel.errors import AccessDenied, ConfigError, Unavailable
+from shared.kernel.notify import Envelope, SendResult, email_operation_id, sms_repeatability_id
 
 SMS_FROM = "+18005550100"
 SENDER = "DoNotReply@psc.example.org"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from shared.adapters.embedded_notify import OUTBOX, REPORTS_QUEUE, EmbeddedNotifier
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.notify import Envelope, SendResult, email_operation_id, split_tag
 from shared.notifications.reports import DeliveryReport, parse_report
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
-from shared.ports.notify import Envelope, SendResult, email_operation_id, split_tag
 from shared.runtime import Runtime, build_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ async def test_an_sms_is_recorded_for_the_dev_outbox_and_reported_delivered(
     }
     assert item["links"] == LINKS
     assert item["status"] == "sent"
-    assert item["createdAt"] == "2026-01-05T09:00:00Z"
+    assert item["createdAt"] == "2026-01-05T09:00:00.000Z"
     (report,) = await reports(runtime)
     assert isinstance(report, DeliveryReport)
     assert (report.channel, report.outcome, report.provider_message_id) == (
@@ -226,7 +226,7 @@ WORKER = textwrap.dedent(
     import asyncio, os, sys
     from datetime import datetime
 
-    from shared.ports.clock import ManualClock
+    from shared.kernel.clock import ManualClock
     from shared.runtime import build_runtime
     from tests.conftest import make_settings
     from tests.notifications.test_embedded_channel import envelope, notifier

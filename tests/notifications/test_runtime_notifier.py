@@ -24,8 +24,8 @@ def test_the_acs_sdks_load_with_the_first_send_not_with_the_runtime(tmp_path: Pa
     probe = f"""
 import asyncio, sys
 from datetime import UTC, datetime
-from shared.ports.clock import ManualClock
-from shared.ports.notify import Envelope
+from shared.kernel.clock import ManualClock
+from shared.kernel.notify import Envelope
 from shared.runtime import build_runtime
 from tests.conftest import make_settings
 

@@ -19,8 +19,8 @@ import pytest
 
 from ops.cli import main
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import SystemClock
-from shared.ports.messages import DeadLetterAdmin, OutgoingMessage, QueueSpec
+from shared.kernel.clock import SystemClock
+from shared.kernel.messages import DeadLetterAdmin, OutgoingMessage, QueueSpec
 
 QUEUES = {
     spec.name: spec

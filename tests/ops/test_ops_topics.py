@@ -14,8 +14,8 @@ import pytest
 
 from ops.cli import main
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import SystemClock
-from shared.ports.messages import DeadLetterAdmin, OutgoingMessage, QueueSpec, SubscriptionSpec, TopicSpec
+from shared.kernel.clock import SystemClock
+from shared.kernel.messages import DeadLetterAdmin, OutgoingMessage, QueueSpec, SubscriptionSpec, TopicSpec
 from tests.unit.test_servicebus_adapter import NOW, FakeReceived
 from tests.unit.test_servicebus_topics import Harness
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.conversations import iso, move, new_conversation
-from shared.domain.queues import RoutingAttributes
-from shared.messaging import json_message
-from shared.ports.documents import Query
+from shared.conversations.model import move, new_conversation
+from shared.kernel.documents import Query
+from shared.kernel.messaging import json_message
+from shared.kernel.times import stamp
+from shared.routing.model import RoutingAttributes
 from shared.runtime import Runtime
 from tests.conftest import invoke, registered_functions, token
 
@@ -72,7 +73,7 @@ async def enqueue(
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the webhook does after authentication: classify, store `waiting`, send the request."""
-    from shared.services.routing_admin import place
+    from shared.routing.directory import place
 
     attrs = RoutingAttributes(urgency=urgency, language=language, specialty=specialty, context=context or {})
     placement = await place(runtime.store, attrs)
@@ -85,7 +86,7 @@ async def enqueue(
         now=now,
         reason="Needs help",
         summary="Summary for the agent",
-        transcript=[{"from": "patient", "text": "I feel unwell", "timestamp": iso(now)}],
+        transcript=[{"from": "patient", "text": "I feel unwell", "timestamp": stamp(now)}],
         urgency=urgency,
         specialty=specialty,
         language=language,
@@ -101,12 +102,12 @@ async def enqueue(
         queueId=placement.queue_id,
         skills=placement.skills,
         priority=placement.priority,
-        queuedAt=iso(now),
+        queuedAt=stamp(now),
     )
-    from shared.services import lists
+    from shared.conversations.api import conversations
 
-    await lists.add(runtime.store, lists.live_entry(doc, placement.queue_id))
-    stored = await runtime.store.container("conversations").create(doc)
+    await conversations.list_live(runtime.store, doc, placement.queue_id)
+    stored = await runtime.store.container("conversations").create(doc.body())
     await runtime.bus.send(
         "routing",
         json_message(

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.ports.clock import ManualClock
+from shared.kernel import lists
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
-from shared.services import lists
 from tests.conftest import Answer, invoke
 from tests.routing.support import (
     ADMIN,

@@ -10,8 +10,8 @@ import random
 import threading
 from pathlib import Path
 
-from shared.messaging import json_message
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
+from shared.kernel.messaging import json_message
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings
 from tests.routing.support import (

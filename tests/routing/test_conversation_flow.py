@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
 from tests.conftest import invoke
 from tests.routing.support import (
@@ -235,7 +235,7 @@ async def test_redelivered_routing_message_changes_nothing(runtime: Runtime) -> 
     await offer_one(runtime, capacity=3)
     before_conv = await conversation(runtime, "c-1")
     before_agent = await agent(runtime, "a-1")
-    from shared.services.assignment import handle_routing_message
+    from shared.routing.api import handle_routing_message
 
     for _ in range(3):
         await handle_routing_message(
@@ -270,6 +270,7 @@ async def test_the_patient_leaving_abandons_a_waiting_or_offered_conversation(ru
     assert mine.status == 200
     assert mine.json["status"] == "closed"
     assert mine.json["abandonedAt"]
+    await deliver(runtime)  # the release reaches routing through the routing queue
     assert (await agent(runtime, "a-1"))["used"] == 0
     again = await invoke(
         "abandon_conversation",

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from shared.domain.conversations import iso
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
+from shared.kernel.times import stamp
+from shared.routing.api import handle_routing_message
 from shared.runtime import Runtime
-from shared.services.assignment import handle_routing_message
 from tests.routing.support import conversation, deliver, enqueue, presence, put_agent, put_queue, put_rules
 
 
 def at(start: datetime, seconds: float) -> str:
-    return iso(start + timedelta(seconds=seconds))
+    return stamp(start + timedelta(seconds=seconds))
 
 
 def deadline_message(kind: str, doc: dict[str, Any]) -> dict[str, Any]:

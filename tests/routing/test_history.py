@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.ports.clock import ManualClock
+from shared.escalations.intake import conversation_id_for
+from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
-from shared.services.escalations import conversation_id_for
 from tests.conftest import invoke
 from tests.routing.support import (
     BOT,
@@ -96,7 +96,7 @@ async def test_the_reason_the_bot_sent_survives_every_move_and_each_cause_is_in_
 def test_a_move_cannot_overwrite_what_the_escalation_fixed() -> None:
     import pytest
 
-    from shared.domain.conversations import move
+    from shared.conversations.model import move
 
     doc = {"id": "c-1", "status": "offered", "reason": "Rash", "history": []}
     for field in ("reason", "patientId", "status", "history"):

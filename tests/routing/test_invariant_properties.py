@@ -29,14 +29,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.auth.principal import Principal, Role
-from shared.domain.conversations import HOLDS_CAPACITY, TRANSITIONS, Status
-from shared.domain.queues import Presence
-from shared.errors import PscError
-from shared.ports.clock import ManualClock
+from shared.conversations.api import Lifecycle
+from shared.conversations.model import HOLDS_CAPACITY, TRANSITIONS, Status
+from shared.kernel.clock import ManualClock
+from shared.kernel.errors import PscError
+from shared.routing.api import Assignment, Transfers
+from shared.routing.directory import RoutingDirectory
+from shared.routing.model import Presence
 from shared.runtime import Runtime, build_runtime, use_runtime
-from shared.services.assignment import Assignment
-from shared.services.conversations import Lifecycle
-from shared.services.routing_admin import RoutingDirectory
 from tests.conftest import make_settings
 from tests.routing.support import all_items, deliver, enqueue
 
@@ -106,7 +106,7 @@ async def _play(script: list[Event]) -> None:
 
 
 async def _setup(runtime: Runtime) -> None:
-    from shared.domain.queues import AgentProfile, QueueSettings, RoutingRules
+    from shared.routing.model import AgentProfile, QueueSettings, RoutingRules
 
     directory = RoutingDirectory(runtime.store)
     now = runtime.clock.now()
@@ -129,7 +129,8 @@ async def _in(runtime: Runtime, *statuses: Status) -> list[dict[str, Any]]:
 
 
 async def _apply(runtime: Runtime, clock: ManualClock, event: Event, number: int) -> None:
-    lifecycle = Lifecycle(runtime.store, runtime.bus, runtime.clock)
+    lifecycle = Lifecycle(runtime.store, runtime.bus, runtime.clock, RoutingDirectory(runtime.store))
+    transfers = Transfers(Assignment(runtime.store, runtime.bus, runtime.clock))
 
     async def pick(*statuses: Status) -> dict[str, Any] | None:
         docs = await _in(runtime, *statuses)
@@ -155,7 +156,7 @@ async def _apply(runtime: Runtime, clock: ManualClock, event: Event, number: int
             doc = await pick(Status.ACTIVE)
             if doc is not None:
                 queue_id = QUEUES[event.other % len(QUEUES)]
-                await lifecycle.transfer(
+                await transfers.transfer(
                     staff(doc["agentId"]), doc["id"], queue_id=queue_id, agent_id=None, correlation_id=None
                 )
         elif event.kind == "close":

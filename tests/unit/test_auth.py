@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from shared.auth.dev_tokens import issue_dev_token
 from shared.auth.openid import _fetch_json
 from shared.auth.tokens import DevTokenValidator, EntraTokenValidator, build_validator
-from shared.errors import Unauthorized, Unavailable
-from shared.ports.clock import ManualClock
+from shared.kernel.clock import ManualClock
+from shared.kernel.errors import Unauthorized, Unavailable
 from tests.oidc import (
     APP_ID_URI,
     CLIENT_ID,

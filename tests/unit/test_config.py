@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import load_settings, setting_names
-from shared.errors import ConfigError
+from shared.kernel.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = {"PSC_AUTH_MODE": "dev", "PSC_DEV_JWT_SECRET": "x" * 40}
@@ -145,7 +145,7 @@ def test_no_cors_origin_is_allowed_by_default(monkeypatch: pytest.MonkeyPatch) -
 def test_bot_callbacks_are_off_until_hosts_are_listed_and_the_sample_turns_them_on_for_loopback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from shared.domain.callbacks import CallbackPolicy
+    from shared.callbacks.policy import CallbackPolicy
 
     for key, value in DEV.items():
         monkeypatch.setenv(key, value)

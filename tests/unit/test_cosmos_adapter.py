@@ -17,8 +17,7 @@ from shared.adapters.cosmos_documents import (
     batch_operation_tuple,
     render_query,
 )
-from shared.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unavailable
-from shared.ports.documents import (
+from shared.kernel.documents import (
     BatchFailed,
     BatchOperation,
     ContainerSpec,
@@ -27,6 +26,7 @@ from shared.ports.documents import (
     UnpageableQuery,
     where,
 )
+from shared.kernel.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unavailable
 
 SPECS = {
     "things": ContainerSpec("things", "/tenant"),

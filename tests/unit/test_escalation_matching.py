@@ -10,11 +10,11 @@ import pytest
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.catalog import CONTAINERS
-from shared.domain.escalations import PatientIdentity
-from shared.ports.clock import ManualClock
-from shared.ports.documents import DocumentStore, Query
-from shared.services.patient_matching import (
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import DocumentStore, Query
+from shared.patients.api import PatientIdentity
+from shared.patients.matching import (
     ContactIndex,
     PatientMatcher,
     contact_key,
@@ -24,7 +24,7 @@ from shared.services.patient_matching import (
     normalize_phone,
     provisional_patient_id,
 )
-from shared.services.patients import PatientRegistry
+from shared.patients.registry import PatientRegistry
 
 ADMIN = Principal(subject="admin-1", name=None, roles=frozenset({"Administrator"}))
 

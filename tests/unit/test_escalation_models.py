@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.domain.escalations import EscalationRequest, primary_language
-from shared.domain.queues import Urgency
+from shared.conversations.api import Urgency
+from shared.escalations.model import EscalationRequest, primary_language
 
 NATIVE: dict[str, Any] = {
     "botConversationId": "b-1",

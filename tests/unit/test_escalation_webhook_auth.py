@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from shared.auth.webhook_auth import WebhookRejected, sign_webhook, verify_webhook
-from shared.errors import ConfigError
+from shared.kernel.errors import ConfigError
 
 SECRET = "whsec_" + base64.b64encode(b"unit-test-key-0123456789abcdefgh").decode()
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.domain.ids import ExternalId, Id, is_id
-from shared.domain.json_reader import JsonRejected, read_json
-from shared.domain.text import Line, Text
-from shared.domain.times import Day, Instant, parse_instant
+from shared.kernel.ids import ExternalId, Id, is_id
+from shared.kernel.json_reader import JsonRejected, read_json
+from shared.kernel.text import Line, Text
+from shared.kernel.times import Day, Instant, parse_instant
 
 
 class Sample(BaseModel):
@@ -182,14 +182,14 @@ def test_the_documented_history_events_are_exactly_the_lifecycle_moves() -> None
     """The served enum of history events must follow the lifecycle graph, or a new move answers 500."""
     from typing import get_args
 
-    from shared.domain.conversations import TRANSITIONS, HistoryEvent
+    from shared.conversations.model import TRANSITIONS, HistoryEvent
 
     assert set(get_args(HistoryEvent)) == {"open", *TRANSITIONS}
 
 
 def test_an_id_with_a_trailing_newline_is_not_an_id() -> None:
     """`$` in a regex also matches before a final newline: ids are checked whole."""
-    from shared.domain.ids import is_id
+    from shared.kernel.ids import is_id
 
     assert is_id("abc")
     assert not is_id("abc\n")

@@ -1,4 +1,4 @@
-"""The list walker and the API's continuation tokens (shared/services/lists.py), on the embedded
+"""The list walker and the API's continuation tokens (shared/kernel/lists.py), on the embedded
 store: pages in order across several lists, resumes exactly after the last entry examined, and
 every token that is not one the list handed out is a 400."""
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.catalog import CONTAINERS
-from shared.errors import BadRequest, ValidationFailed
-from shared.ports.clock import ManualClock
-from shared.ports.documents import DocumentStore, Item
-from shared.services import lists
+from shared.kernel import lists
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import DocumentStore, Item
+from shared.kernel.errors import BadRequest, ValidationFailed
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 
 from azure.functions.servicebus import ServiceBusMessage
 
-from shared.messaging import handling, json_message
-from shared.observability import correlation_id_var, request_scope
+from shared.kernel.messaging import handling, json_message
+from shared.kernel.observability import correlation_id_var, request_scope
 
 
 def test_a_message_sent_while_handling_a_request_carries_its_correlation_id() -> None:

@@ -33,9 +33,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.domain.queues import ROUTABLE, AssignmentMethod, Presence, QueueSettings, SkillMatch
-from shared.domain.routing import (
-    Dispatcher,
+from shared.routing.engine import (
     Seat,
     Waiting,
     best_agent,
@@ -49,6 +47,8 @@ from shared.domain.routing import (
     waiting_key,
     waiting_sort_key,
 )
+from shared.routing.model import ROUTABLE, AssignmentMethod, Presence, QueueSettings, SkillMatch
+from tests.routing.reference import Dispatcher
 
 AGENT_IDS = ("a0", "a1", "a2", "a3", "a4", "a5")
 QUEUE_IDS = ("q0", "q1", "q2")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.ports.documents import Query
+from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from shared.services.scheduling import DEMO_PROVIDERS, seed_scheduling_demo
+from shared.scheduling.api import DEMO_PROVIDERS, seed_scheduling_demo
 from tests.conftest import invoke, token
 
 

@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.catalog import CONTAINERS
-from shared.domain.scheduling import WEEKDAYS, BookingRequest, Calendar, Provider, parse_z
-from shared.errors import Conflict, NotFound, PreconditionFailed
-from shared.etags import IfMatch
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query
-from shared.ports.messages import OutgoingMessage
-from shared.services.scheduling import Scheduling, appointment_etag
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
+from shared.kernel.etags import IfMatch
+from shared.kernel.messages import OutgoingMessage
+from shared.kernel.times import parse_stamp
+from shared.scheduling.booking import Scheduling, appointment_etag
+from shared.scheduling.model import WEEKDAYS, BookingRequest, Calendar, Provider
 
 ZONES = [
     "Europe/Warsaw",
@@ -231,7 +232,7 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
     starts = Counter(a["start"] for a in booked)
     assert all(count == 1 for count in starts.values()), starts
     for appointment in booked:
-        start, end = parse_z(appointment["start"]), parse_z(appointment["end"])
+        start, end = parse_stamp(appointment["start"]), parse_stamp(appointment["end"])
         assert inside_hours(calendar, start, end), appointment
         assert "pending" not in appointment
     # Each booked appointment owns exactly the slot document at its start, and no slot document
@@ -243,5 +244,6 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
     assert len(slots) == len(booked)
     assert all(s["status"] == "busy" for s in slots)
     assert all(
-        parse_z(s["end"]) - parse_z(s["start"]) == timedelta(minutes=provider.slotMinutes) for s in slots
+        parse_stamp(s["end"]) - parse_stamp(s["start"]) == timedelta(minutes=provider.slotMinutes)
+        for s in slots
     )

@@ -20,8 +20,8 @@ from azure.servicebus.exceptions import (
 )
 
 from shared.adapters.servicebus_bus import ServiceBusMessageBus
-from shared.errors import AccessDenied, Conflict, NotFound, PayloadTooLarge, Unavailable
-from shared.ports.messages import MessageLockLost, OutgoingMessage, QueueSpec
+from shared.kernel.errors import AccessDenied, Conflict, NotFound, PayloadTooLarge, Unavailable
+from shared.kernel.messages import MessageLockLost, OutgoingMessage, QueueSpec
 
 QUEUES = {spec.name: spec for spec in (QueueSpec("routing", "ROUTING_QUEUE"), QueueSpec("reminders", "R"))}
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -462,7 +462,7 @@ async def test_resubmit_all_scans_once_and_leaves_recent_ones_in_place() -> None
 
 
 def test_only_the_emulator_connection_string_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.errors import ConfigError
+    from shared.kernel.errors import ConfigError
 
     for marker in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME"):
         monkeypatch.delenv(marker, raising=False)

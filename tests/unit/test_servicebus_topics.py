@@ -13,8 +13,8 @@ from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusMessage, ServiceB
 from azure.servicebus.exceptions import MessageSizeExceededError, OperationTimeoutError, SessionLockLostError
 
 from shared.adapters.servicebus_bus import ServiceBusMessageBus
-from shared.errors import PayloadTooLarge
-from shared.ports.messages import (
+from shared.kernel.errors import PayloadTooLarge
+from shared.kernel.messages import (
     MessageLockLost,
     OutgoingMessage,
     SessionLockLost,
@@ -285,7 +285,7 @@ async def test_a_subscription_dead_letter_is_peeked_there_and_resubmitted_throug
 
 
 async def test_a_subscription_dead_letter_inside_the_topics_window_is_refused() -> None:
-    from shared.errors import Conflict
+    from shared.kernel.errors import Conflict
 
     harness = Harness()
     harness.client.dead_letters.append(

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_bus import MAX_MESSAGE_BYTES, SqliteMessageBus
-from shared.errors import PayloadTooLarge, Unavailable
-from shared.ports.clock import ManualClock, SystemClock
-from shared.ports.messages import (
+from shared.kernel.clock import ManualClock, SystemClock
+from shared.kernel.errors import PayloadTooLarge, Unavailable
+from shared.kernel.messages import (
     DeadLetterAdmin,
     MessageBus,
     MessageLockLost,
@@ -187,8 +187,8 @@ import asyncio, json, sys
 from pathlib import Path
 from datetime import timedelta
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import SystemClock
-from shared.ports.messages import QueueSpec
+from shared.kernel.clock import SystemClock
+from shared.kernel.messages import QueueSpec
 
 async def main() -> None:
     queues = {"jobs": QueueSpec("jobs", "JOBS_QUEUE", lock_duration=timedelta(minutes=5))}

@@ -20,8 +20,8 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_bus_delivery import SCHEMA
 from shared.adapters.sqlite_file import SqliteFile
-from shared.ports.clock import ManualClock, SystemClock
-from shared.ports.messages import (
+from shared.kernel.clock import ManualClock, SystemClock
+from shared.kernel.messages import (
     OutgoingMessage,
     QueueSpec,
     SessionReceiver,
@@ -146,8 +146,8 @@ import asyncio, json, sys, time
 from pathlib import Path
 from datetime import timedelta
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports.clock import SystemClock
-from shared.ports.messages import QueueSpec, SubscriptionSpec, TopicSpec
+from shared.kernel.clock import SystemClock
+from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec
 
 async def main() -> None:
     ordered = SubscriptionSpec("ordered", "S", requires_session=True, lock_duration=timedelta(minutes=5))

@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.catalog import CONTAINERS
-from shared.ports.clock import ManualClock
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
 
 
 def _version_2_store(path: Path) -> None:

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.errors import BadRequest, Conflict, PayloadTooLarge, PreconditionFailed, Unavailable
-from shared.ports.clock import ManualClock
-from shared.ports.documents import (
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import (
     BatchFailed,
     BatchOperation,
     Container,
@@ -26,6 +25,7 @@ from shared.ports.documents import (
     Query,
     where,
 )
+from shared.kernel.errors import BadRequest, Conflict, PayloadTooLarge, PreconditionFailed, Unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,9 +126,9 @@ WORKER = """
 import asyncio, sys, time
 from pathlib import Path
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.errors import PreconditionFailed
-from shared.ports.clock import SystemClock
-from shared.ports.documents import ContainerSpec
+from shared.kernel.errors import PreconditionFailed
+from shared.kernel.clock import SystemClock
+from shared.kernel.documents import ContainerSpec
 
 async def main(path: str, increments: int, ready: str, go: str) -> None:
     store = SqliteDocumentStore(Path(path), {"things": ContainerSpec("things", "/tenant")}, SystemClock())

@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from shared.adapters.sqlite_documents import SqliteDocumentStore
-from shared.catalog import CONTAINERS
-from shared.ports.clock import ManualClock
-from shared.ports.documents import Query, where
+from shared.kernel.catalog import CONTAINERS
+from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query, where
 
 RANGE = Query((where("sortKey", ">=", "w|"), where("sortKey", "<", "w}")), order_by=(("sortKey", False),))
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared import telemetry
-from shared.observability import PHI_FILTER
+from shared.kernel.observability import PHI_FILTER
 from tests.conftest import make_settings
 
 

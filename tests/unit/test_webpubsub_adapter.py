@@ -18,7 +18,7 @@ from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.core.rest._http_response_impl_async import RestAsyncHttpClientTransportResponse
 
 from shared.adapters.webpubsub_realtime import WebPubSubRealtime
-from shared.errors import AccessDenied, ConfigError, PayloadTooLarge, Unavailable
+from shared.kernel.errors import AccessDenied, ConfigError, PayloadTooLarge, Unavailable
 
 ENDPOINT = "https://psc-test.webpubsub.azure.com"
 KEY = "an-access-key-of-the-service-0123456789abcdef"

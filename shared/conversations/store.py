@@ -1,0 +1,109 @@
+"""Conversation documents in the store, and the supervisor board's list of live conversations.
+
+Every change is an ETag-checked replace through `change` (a lost race re-reads and applies the
+change again). Routing and the escalation webhook reach these through `shared.conversations.api`.
+
+The board's list `live-conversations:<queueId>` (one partition of `lists`, shared/kernel/lists.py)
+holds the queue's live conversations in creation order. Writers list a conversation on a queue
+*before* the change that puts it there and unlist it *after* the change that takes it away, so a
+crash in between leaves an entry the board skips, never a live conversation off the board.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.conversations.model import ConversationDocument
+from shared.kernel import lists
+from shared.kernel.catalog import CONVERSATIONS
+from shared.kernel.documents import DocumentStore, Query
+from shared.kernel.errors import NotFound
+from shared.kernel.retry import retry
+from shared.kernel.stored import Stored, TypedPage
+
+DEFAULT_QUEUE = "default"
+
+
+def documents(store: DocumentStore) -> Stored[ConversationDocument]:
+    return Stored(store, CONVERSATIONS, ConversationDocument)
+
+
+async def read(store: DocumentStore, conversation_id: str) -> ConversationDocument:
+    """The conversation; `NotFound` if there is none."""
+    return await documents(store).read(conversation_id)
+
+
+async def read_or_none(store: DocumentStore, conversation_id: str) -> ConversationDocument | None:
+    return await documents(store).read_or_none(conversation_id)
+
+
+async def create(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
+    return await documents(store).create(doc)
+
+
+async def replace(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
+    """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise)."""
+    return await documents(store).replace(doc)
+
+
+async def delete(store: DocumentStore, doc: ConversationDocument) -> None:
+    """Delete exactly the version `doc` was read or written as."""
+    await documents(store).delete(doc.id, etag=doc.etag)
+
+
+async def change(
+    store: DocumentStore,
+    conversation_id: str,
+    apply: Callable[[ConversationDocument], ConversationDocument],
+) -> ConversationDocument:
+    """Read-modify-write under the conversation's ETag: `apply(doc)` returns the new document (or
+    `doc` itself for no change); a lost race reads again and applies again."""
+
+    async def step() -> ConversationDocument:
+        doc = await read_or_none(store, conversation_id)
+        if doc is None:
+            raise NotFound("no such conversation")
+        fresh = apply(doc)
+        if fresh is doc:
+            return doc
+        return await replace(store, fresh)
+
+    return await retry(step)
+
+
+async def scan(store: DocumentStore, query: Query, *, max_items: int) -> TypedPage[ConversationDocument]:
+    """A cross-partition scan (the sweep timer's backstop only: never on a request path)."""
+    return await documents(store).query_cross_partition(query, max_items=max_items)
+
+
+async def patient_of(store: DocumentStore, conversation_id: str) -> str | None:
+    """The patient a conversation is about, or None when there is no such conversation (one point
+    read: other capabilities check a reference with it, e.g. a booking made in a conversation)."""
+    doc = await read_or_none(store, conversation_id)
+    if doc is None:
+        return None
+    return doc.patient_id or ""
+
+
+# The board's list ------------------------------------------------------------------------------
+
+
+def live_conversations_list(queue_id: str) -> str:
+    return f"live-conversations:{queue_id}"
+
+
+def live_entry(conversation: ConversationDocument, queue_id: str) -> lists.ListEntry:
+    cid = conversation.id
+    return lists.entry(
+        live_conversations_list(queue_id), cid, f"{conversation.created_at}|{cid}", queue_id=queue_id
+    )
+
+
+async def list_live(store: DocumentStore, conversation: ConversationDocument, queue_id: str) -> None:
+    """On `queue_id`'s board list (before the change that puts it there)."""
+    await lists.add(store, live_entry(conversation, queue_id))
+
+
+async def unlist_live(store: DocumentStore, queue_id: str | None, conversation_id: str) -> None:
+    """Off a queue's board list (after the change that takes it away)."""
+    await lists.remove(store, live_conversations_list(queue_id or DEFAULT_QUEUE), conversation_id)

@@ -1,0 +1,171 @@
+"""Every container, queue, topic and subscription the code uses: the one list that adapters, the
+dev host, the infra tests and docs/ARCHITECTURE.md agree on. Add here first, then run
+`python scripts/gen_infra_catalog.py`; `infra/` follows (a test checks). A new consumer of the
+`events` topic is one `SubscriptionSpec` line in TOPICS."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared.kernel.documents import ContainerSpec
+from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec
+
+SIX_YEARS = 6 * 365 * 24 * 3600  # HIPAA keeps audit documentation six years
+
+# The names, written once: code refers to these constants, never to the strings.
+PATIENTS = "patients"
+AUDIT = "audit"
+LOOKUPS = "lookups"
+CONVERSATIONS = "conversations"
+AGENTS = "agents"
+ROUTING = "routing"
+PROVIDERS = "providers"
+SLOTS = "slots"
+APPOINTMENTS = "appointments"
+LISTS = "lists"
+OUTBOX = "outbox"
+LEASES = "leases"
+ROUTING_QUEUE = "routing"
+APPOINTMENT_EVENTS_QUEUE = "appointment-events"
+NOTIFICATION_REPORTS_QUEUE = "notification-reports"
+EVENTS_TOPIC = "events"
+
+CONTAINERS: dict[str, ContainerSpec] = {
+    spec.name: spec
+    for spec in (
+        ContainerSpec(
+            PATIENTS,
+            "/id",
+            description="One document per patient (the registry); id = the token's patient_id.",
+        ),
+        ContainerSpec(
+            AUDIT,
+            "/patientId",
+            default_ttl=SIX_YEARS,
+            description="Append-only audit trail of every read or change of patient data.",
+        ),
+        ContainerSpec(
+            LOOKUPS,
+            "/id",
+            default_ttl=-1,
+            description="Deterministic-id lookup documents, point reads only: idempotency keys "
+            "(bot conversation id, webhook-id, Idempotency-Key, each with its own ttl), the "
+            "patient contact index (hashed e-mail / phone -> patient ids), patients' sign-in links "
+            "(hashed issuer + oid -> patient id), link codes (hashed, 24 h) and link attempts (1 h).",
+        ),
+        ContainerSpec(
+            CONVERSATIONS,
+            "/id",
+            description="One document per escalated conversation: state, time stamps, transcript.",
+        ),
+        ContainerSpec(
+            AGENTS,
+            "/id",
+            description="One document per agent (id = the staff member's oid; sub in dev mode): "
+            "profile, presence, load; "
+            "the ETag on it is what keeps an agent within capacity.",
+        ),
+        ContainerSpec(
+            ROUTING,
+            "/queueId",
+            description="Per queue partition: the queue's settings, a seat per member agent (a copy "
+            "of the agent's presence and load) and a waiting entry per queued conversation; "
+            "the `_config` partition holds the routing rules and the queue index.",
+        ),
+        ContainerSpec(
+            PROVIDERS,
+            "/id",
+            description="One document per provider: calendar settings (hours, exceptions, rules).",
+        ),
+        ContainerSpec(
+            SLOTS,
+            "/providerId",
+            description="Taken slots with a deterministic id per provider and start: created only "
+            "if absent, so a slot can never be booked twice.",
+        ),
+        ContainerSpec(
+            APPOINTMENTS,
+            "/id",
+            description="One document per appointment (FHIR R4 Appointment semantics).",
+        ),
+        ContainerSpec(
+            LISTS,
+            "/list",
+            description="Paged-list indexes, one partition per list (a patient's or a provider's "
+            "appointments, providers, agents, a queue's live conversations): small entries of ids "
+            "and a sortKey, no PHI; readers re-read the members (shared/kernel/lists.py).",
+        ),
+        ContainerSpec(
+            OUTBOX,
+            "/patientId",
+            default_ttl=30 * 24 * 3600,
+            description="The embedded notification channel's record of every SMS and e-mail it "
+            "would have sent (PSC_NOTIFY=embedded: the dev host and tests), one document per "
+            "notification and channel; stays empty in Azure, where ACS sends.",
+        ),
+        ContainerSpec(
+            LEASES,
+            "/id",
+            description="Change-feed leases: where each change-feed-triggered function has read up "
+            "to (the Cosmos DB trigger's lease container; the dev host keeps its leases here too). "
+            "Partition key /id, as the trigger requires.",
+        ),
+    )
+}
+
+QUEUES: dict[str, QueueSpec] = {
+    spec.name: spec
+    for spec in (
+        QueueSpec(
+            ROUTING_QUEUE,
+            "ROUTING_QUEUE",
+            max_delivery_count=5,
+            lock_duration=timedelta(seconds=60),
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Routing requests: a conversation to classify, queue and assign; an agent "
+            "whose capacity or presence changed. Handlers are idempotent.",
+        ),
+        QueueSpec(
+            APPOINTMENT_EVENTS_QUEUE,
+            "APPOINTMENT_EVENTS_QUEUE",
+            max_delivery_count=10,
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Appointment booked / rescheduled / cancelled / no-show events (deterministic "
+            "message ids) for reminders and surveys.",
+        ),
+        QueueSpec(
+            NOTIFICATION_REPORTS_QUEUE,
+            "NOTIFICATION_REPORTS_QUEUE",
+            max_delivery_count=10,
+            # Event Grid retries a delivery for up to 24 h with the same MessageId (the event id):
+            # the window covers all of it, as Event Grid's Service Bus handler page recommends.
+            duplicate_detection_window=timedelta(days=1),
+            description="ACS delivery reports and inbound SMS from the communication service's Event "
+            "Grid system topic (one event per message, Event Grid schema, MessageId = event id); "
+            "the embedded channel sends the same events. No sessions: Event Grid cannot deliver to "
+            "a session-enabled queue.",
+        ),
+    )
+}
+
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
+# the consumers come with the outbox (a topic without subscriptions accepts and discards).
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+
+TOPICS: dict[str, TopicSpec] = {
+    spec.name: spec
+    for spec in (
+        TopicSpec(
+            EVENTS_TOPIC,
+            "EVENTS_TOPIC",
+            # Longer than a relay can take to re-send after a crash (lease expiry 60 s, a restart,
+            # a deployment) with room to spare; short enough that ops can resubmit a dead letter
+            # within the hour (a copy inside the window would be dropped).
+            duplicate_detection_window=timedelta(hours=1),
+            default_message_ttl=timedelta(days=14),
+            subscriptions=EVENT_SUBSCRIPTIONS,
+            description="Domain events from the transactional outbox: message id "
+            "`<aggregate id>:<version>.<n>`, session id = the aggregate id, subject = the event type.",
+        ),
+    )
+}

@@ -1,0 +1,27 @@
+"""The notifications capability's public module (pure code: texts, SMS segments, channel choice,
+delivery reports; the channels themselves are the kernel's `Notifier` port)."""
+
+from shared.notifications.channels import ChannelPlan, ContactPoints, plan_channels
+from shared.notifications.model import PURPOSE_OF, AppointmentFacts, Channel, RenderedText, TextKind
+from shared.notifications.reports import DeliveryReport, Ignored, InboundSms, Report, parse_report
+from shared.notifications.sms import SmsText, fit_sms
+from shared.notifications.texts import render
+
+__all__ = [
+    "PURPOSE_OF",
+    "AppointmentFacts",
+    "Channel",
+    "ChannelPlan",
+    "ContactPoints",
+    "DeliveryReport",
+    "Ignored",
+    "InboundSms",
+    "RenderedText",
+    "Report",
+    "SmsText",
+    "TextKind",
+    "fit_sms",
+    "parse_report",
+    "plan_channels",
+    "render",
+]

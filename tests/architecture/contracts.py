@@ -1,0 +1,125 @@
+"""import-linter contract types of our own (pyproject.toml names them; `lint-imports` loads them
+from the repository root). The built-in types cannot say these two rules in one line each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grimp
+from importlinter import Contract, ContractCheck, fields, output
+
+
+class PublicModulesContract(Contract):
+    """Capabilities reach each other only through their public module: an import from outside
+    `<package>.<capability>` into it must name `<package>.<capability>.api` (or the package
+    itself). Options: `package` (e.g. `shared`), `capabilities` (their names)."""
+
+    type_name = "public_modules"
+
+    package = fields.StringField()
+    capabilities = fields.ListField(subfield=fields.StringField())
+    public_module = fields.StringField(required=False, default="api")
+
+    def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
+        broken: list[dict[str, Any]] = []
+        for capability in self.capabilities:  # type: ignore[attr-defined]
+            home = f"{self.package}.{capability}"  # type: ignore[attr-defined]
+            allowed = {home, f"{home}.{self.public_module}"}  # type: ignore[attr-defined]
+            internals = {m for m in graph.find_descendants(home)} - allowed
+            for internal in sorted(internals):
+                for importer in sorted(graph.find_modules_that_directly_import(internal)):
+                    if importer == home or importer.startswith(home + "."):
+                        continue
+                    details = graph.get_import_details(importer=importer, imported=internal)
+                    broken.append(
+                        {
+                            "importer": importer,
+                            "imported": internal,
+                            "lines": [d["line_number"] for d in details],
+                        }
+                    )
+        return ContractCheck(kept=not broken, metadata={"broken": broken})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for item in check.metadata["broken"]:
+            output.print_error(
+                f"{item['importer']} -> {item['imported']} (l. {', '.join(map(str, item['lines']))}): "
+                "import the capability's public module instead",
+                bold=False,
+            )
+            output.new_line()
+
+
+class AcyclicContract(Contract):
+    """No import cycles between modules under `packages`: the import graph (lazy, function-level
+    imports included; `if TYPE_CHECKING:` imports excluded by the session option) has no strongly
+    connected component of more than one module."""
+
+    type_name = "acyclic"
+
+    packages = fields.ListField(subfield=fields.StringField())
+
+    def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
+        modules = {
+            m
+            for package in self.packages  # type: ignore[attr-defined]
+            for m in {package, *graph.find_descendants(package)}
+        }
+        cycles = strongly_connected(
+            {m: {d for d in graph.find_modules_directly_imported_by(m) if d in modules} for m in modules}
+        )
+        return ContractCheck(kept=not cycles, metadata={"cycles": cycles})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for cycle in check.metadata["cycles"]:
+            output.print_error("cycle: " + " <-> ".join(cycle), bold=False)
+            output.new_line()
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative: the components of more than one module, each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work: list[tuple[str, Any]] = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found

@@ -1,0 +1,92 @@
+"""The architecture's rules, held by machine: the import contracts (pyproject.toml, run here and
+by scripts/test.sh), module sizes, and every lazily named model resolving to its home."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.architecture.contracts import strongly_connected
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_LINES = 600
+REFERENCE = re.compile(r"^shared(\.\w+)+:\w+$")
+
+
+def test_the_import_contracts_hold() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_no_module_under_shared_is_longer_than_600_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "shared").rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def _references() -> set[str]:
+    """Every "module:name" string in functions/ and shared/web/, and prefixes `X = "module:"`
+    completed by `X + "Name"`."""
+    found: set[str] = set()
+    for path in [*(ROOT / "functions").glob("*.py"), *(ROOT / "shared" / "web").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        prefixes: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.match(node.value):
+                found.add(node.value)
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+                and re.fullmatch(r"shared(\.\w+)+:", node.value.value)
+            ):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        prefixes[target.id] = node.value.value
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.left, ast.Name)
+                and node.left.id in prefixes
+                and isinstance(node.right, ast.Constant)
+            ):
+                found.add(prefixes[node.left.id] + str(node.right.value))
+    return found
+
+
+def test_every_lazily_named_model_is_where_its_name_says() -> None:
+    references = _references()
+    assert len(references) > 40  # the scan sees the routes' models
+    for reference in sorted(references):
+        module, _, name = reference.partition(":")
+        thing = getattr(importlib.import_module(module), name, None)
+        assert thing is not None, reference
+        # The reference names the model's home, not a module that merely re-exports it.
+        assert getattr(thing, "__module__", module) == module, reference
+
+
+def test_every_registered_route_resolves_its_models_and_checkers() -> None:
+    import function_app  # noqa: F401 - registers every route
+    from shared.web.api import ROUTES, _import_model, resolve_model
+
+    for spec in ROUTES:
+        for ref in (spec.body, spec.query, spec.response):
+            if ref is not None:
+                assert resolve_model(ref) is not None, (spec.route, ref)
+        for _, checker in spec.params:
+            assert callable(_import_model(checker)), (spec.route, checker)
+
+
+def test_the_cycle_finder_finds_cycles_and_nothing_else() -> None:
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert strongly_connected({"a": {"b"}, "b": set(), "c": {"b"}}) == []
+    assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}}) == [["a", "b"], ["c", "d"]]
