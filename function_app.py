@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import (
     appointments,
     conversations,
+    dashboard,
     escalations,
     fhir,
     identity,
@@ -26,3 +27,4 @@ app.register_functions(providers.bp)
 app.register_functions(appointments.bp)
 app.register_functions(fhir.bp)
 app.register_functions(escalations.bp)
+app.register_functions(dashboard.bp)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the suite needs (Python deps, Azurite from npm, checkov in its own venv),
+# Installs everything the suite needs (Python deps, Azurite from npm, checkov in its own venv,
+# Debian's Chromium when missing and run as root),
 # starts Azurite, runs lint, type check and the whole test suite, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,13 @@ if [ ! -x node_modules/.bin/azurite ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 bash scripts/checkov.sh --install
+# Debian's Chromium for the browser tests (tests/browser), when missing and this user may install
+# it (root, apt); otherwise those tests skip, saying why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== chromium (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+    || echo "chromium could not be installed: the browser tests will skip"
+fi
 
 AZURITE_DIR=$(mktemp -d)
 AZURITE_PORT=${AZURITE_BLOB_PORT:-10000}

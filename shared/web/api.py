@@ -115,7 +115,8 @@ PUBLIC = Access(public=True)
 
 @dataclass
 class Reply:
-    body: BaseModel | dict[str, Any] | list[Any] | None = None
+    # bytes: sent as they are, with `content_type` (the dashboard's page and files).
+    body: BaseModel | dict[str, Any] | list[Any] | bytes | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     # None: the route's declared media type.
@@ -450,6 +451,13 @@ def _to_response(spec: RouteSpec, result: BaseModel | Reply | None, correlation_
     if reply.body is None:
         status = 204 if reply.status == 200 else reply.status
         return func.HttpResponse(status_code=status, headers=headers)
+    if isinstance(reply.body, bytes):
+        return func.HttpResponse(
+            reply.body,
+            status_code=reply.status,
+            mimetype=reply.content_type or spec.media_type,
+            headers=headers,
+        )
     if hasattr(reply.body, "model_dump"):  # a pydantic model
         payload: Any = reply.body.model_dump(mode="json", exclude_none=True)
     else:
