@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.kernel.errors import Conflict
 from shared.kernel.ids import Id
-from shared.kernel.stored import Document
+from shared.kernel.outbox import Aggregate
 from shared.kernel.text import Line, Text
 from shared.kernel.times import InstantText, stamp
 
@@ -60,12 +60,16 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
 }
 
 
-class ConversationDocument(Document):
-    """A conversation as stored (`conversations`, partition `/id`): the escalation's fixed fields,
-    routing's (queue, agent, priority, skills, offers), the lifecycle's status and a stamp per
-    transition, messages, and the history of moves. The transcript, summary and messages are PHI."""
+class ConversationDocument(Aggregate):
+    """A conversation as stored (`conversations`, partition `/conversationId`): the escalation's
+    fixed fields, routing's (queue, agent, priority, skills, offers), the lifecycle's status and a
+    stamp per transition, messages, and the history of moves. The transcript, summary and
+    messages are PHI."""
+
+    PARTITION_FIELD: ClassVar[str] = "conversationId"
 
     type: Literal["conversation"] = "conversation"
+    conversation_id: str
     status: Status
     bot_conversation_id: str
     patient_id: str
@@ -171,7 +175,19 @@ _STORED = {(f.alias or n): n for n, f in ConversationDocument.model_fields.items
 # Document fields a move also notes in its history entry.
 _NOTED = frozenset({"queueId", "agentId", "disposition"})
 # Set once by the escalation (or by `move` itself): no move may overwrite them.
-_FIXED = frozenset({"id", "status", "history", "reason", "patientId", "botConversationId", "createdAt"})
+_FIXED = frozenset(
+    {
+        "id",
+        "conversationId",
+        "version",
+        "status",
+        "history",
+        "reason",
+        "patientId",
+        "botConversationId",
+        "createdAt",
+    }
+)
 
 
 class TranscriptLine(BaseModel):
@@ -276,6 +292,7 @@ def new_conversation(
     return ConversationDocument.model_validate(
         {
             "id": conversation_id,
+            "conversationId": conversation_id,
             "type": "conversation",
             "status": str(Status.OPEN),
             "botConversationId": bot_conversation_id,

@@ -18,14 +18,15 @@ from shared.kernel import lists
 from shared.kernel.catalog import CONVERSATIONS
 from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import NotFound
+from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
-from shared.kernel.stored import Stored, TypedPage
+from shared.kernel.stored import TypedPage
 
 DEFAULT_QUEUE = "default"
 
 
-def documents(store: DocumentStore) -> Stored[ConversationDocument]:
-    return Stored(store, CONVERSATIONS, ConversationDocument)
+def documents(store: DocumentStore) -> Aggregates[ConversationDocument]:
+    return Aggregates(store, CONVERSATIONS, ConversationDocument)
 
 
 async def read(store: DocumentStore, conversation_id: str) -> ConversationDocument:

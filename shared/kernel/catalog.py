@@ -55,15 +55,18 @@ CONTAINERS: dict[str, ContainerSpec] = {
         ),
         ContainerSpec(
             CONVERSATIONS,
-            "/id",
-            description="One document per escalated conversation: state, time stamps, transcript.",
+            "/conversationId",
+            default_ttl=-1,
+            description="A partition per conversation: the conversation (state, time stamps), its "
+            "messages, its message keys and its outbox events (which expire by their own ttl).",
         ),
         ContainerSpec(
             AGENTS,
-            "/id",
-            description="One document per agent (id = the staff member's oid; sub in dev mode): "
-            "profile, presence, load; "
-            "the ETag on it is what keeps an agent within capacity.",
+            "/agentId",
+            default_ttl=-1,
+            description="A partition per agent (id = the staff member's oid; sub in dev mode): the "
+            "agent (profile, presence, load; the ETag on it is what keeps an agent within capacity) "
+            "and its outbox events.",
         ),
         ContainerSpec(
             ROUTING,
@@ -85,8 +88,10 @@ CONTAINERS: dict[str, ContainerSpec] = {
         ),
         ContainerSpec(
             APPOINTMENTS,
-            "/id",
-            description="One document per appointment (FHIR R4 Appointment semantics).",
+            "/appointmentId",
+            default_ttl=-1,
+            description="A partition per appointment (FHIR R4 Appointment semantics): the "
+            "appointment and its outbox events.",
         ),
         ContainerSpec(
             LISTS,

@@ -31,6 +31,8 @@ class Document(BaseModel):
     )
 
     SCHEMA_VERSION: ClassVar[int] = 1
+    # An aggregate (shared/kernel/outbox.py) is written only through the outbox, never here.
+    OUTBOX: ClassVar[bool] = False
     # Leave fields without a value out of the stored JSON (as the document was written before it
     # had a model) rather than store them as null.
     DROP_NONE: ClassVar[bool] = False
@@ -166,14 +168,17 @@ class Stored(Generic[D]):
             return None
 
     async def create(self, doc: D) -> D:
+        _not_an_aggregate(doc)
         return _written(doc, await self._container.create(doc.body()))
 
     async def replace(self, doc: D, *, unconditional: bool = False) -> D:
         """Replace the version `doc` was read as (`PreconditionFailed` if it changed since)."""
+        _not_an_aggregate(doc)
         etag = None if unconditional else doc.etag
         return _written(doc, await self._container.replace(doc.body(), etag=etag))
 
     async def upsert(self, doc: D) -> D:
+        _not_an_aggregate(doc)
         return _written(doc, await self._container.upsert(doc.body()))
 
     async def delete(self, id: str, partition_key: str | None = None, *, etag: str | None = None) -> None:
@@ -204,6 +209,13 @@ class Stored(Generic[D]):
             query, max_items=max_items, continuation=continuation
         )
         return TypedPage([self._load(i) for i in page.items], page.continuation)
+
+
+def _not_an_aggregate(doc: Document) -> None:
+    if doc.OUTBOX:
+        raise TypeError(
+            f"{type(doc).__name__} is an aggregate: write it through shared.kernel.outbox.Aggregates"
+        )
 
 
 def bodies(docs: Sequence[Document]) -> list[Item]:

@@ -41,6 +41,7 @@ from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match
 from shared.kernel.messages import MessageBus
+from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
 from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
@@ -88,7 +89,7 @@ class Assignment:
         self.routing = store.container(ROUTING)
         self.entries = Stored(store, ROUTING, WaitingEntry)
         self.seats = Stored(store, ROUTING, SeatDocument)
-        self.agents = Stored(store, AGENTS, AgentDocument)
+        self.agents = Aggregates(store, AGENTS, AgentDocument)
         self.directory = RoutingDirectory(store)
         self._arriving: ConversationDocument | None = None  # the conversation `route_conversation` just read
 

@@ -27,6 +27,7 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.etags import IfMatch, IfMatchFailed, check_if_match, stored_etag, version_etag
+from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
 from shared.kernel.stored import Document, Stored
 from shared.kernel.times import stamp
@@ -67,7 +68,7 @@ class RoutingDirectory:
         self._queues = Stored(store, ROUTING, QueueDocument)
         self._rules = Stored(store, ROUTING, RulesDocument)
         self._index = Stored(store, ROUTING, QueueIndex)
-        self._agents = Stored(store, AGENTS, AgentDocument)
+        self._agents = Aggregates(store, AGENTS, AgentDocument)
 
     # Queues ---------------------------------------------------------------------------------
 
@@ -263,7 +264,9 @@ def new_agent_doc(agent_id: str, profile: AgentProfile, now: datetime) -> AgentD
     """A new agent: offline, holding nothing. `profileVersion` and `presenceVersion` version the
     parts people write; routing's live state changes without them. `chosenPresence` is what the
     agent chose by hand, `presence` what routing sees after load is applied."""
-    return AgentDocument(id=agent_id, profile=profile, conversations={}, updated_at=stamp(now))
+    return AgentDocument(
+        id=agent_id, agent_id=agent_id, profile=profile, conversations={}, updated_at=stamp(now)
+    )
 
 
 async def place(store: DocumentStore, attrs: RoutingAttributes) -> Any:

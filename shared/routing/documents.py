@@ -1,4 +1,5 @@
-"""Routing's stored documents. In `agents` (partition `/id`): one per agent. In `routing`
+"""Routing's stored documents. In `agents` (partition `/agentId`): one per agent (an aggregate:
+its changes write `agent.presence` events through the outbox). In `routing`
 (partition `/queueId`), per queue: its settings (`queue`), a seat per member agent
 (`seat:<agentId>`), a waiting entry per queued conversation (`wait:<conversationId>`) and the
 backlog lease (`server`); in the `_config` partition the rules (`rules`) and the queue index
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from shared.kernel.outbox import Aggregate
 from shared.kernel.stored import Document
 from shared.routing.model import AgentProfile, Presence, QueueSettings, RoutingRules
 
@@ -45,13 +47,16 @@ class Lease(Document):
     until: str | None = None
 
 
-class AgentDocument(Document):
+class AgentDocument(Aggregate):
     """An agent: the profile administrators write (`profileVersion`), the presence the agent
     chose (`presenceVersion`), and the live state routing keeps: the presence after load, the
     conversations held with their units, `used`, and the revision seats are ordered by. The ETag
     of this document is what keeps an agent within capacity."""
 
+    PARTITION_FIELD: ClassVar[str] = "agentId"
+
     type: Literal["agent"] = "agent"
+    agent_id: str
     profile: AgentProfile
     profile_version: int = 1
     presence_version: int = 0

@@ -157,7 +157,8 @@ class Scheduling(SlotHolds):
             reason=request.reason,
             conversation_id=conversation_id,
             booked_by=actor.subject,
-            version=0,
+            appointment_id=appointment_id,
+            moves=0,
             created=now,
             updated=now,
         )
@@ -264,7 +265,7 @@ class Scheduling(SlotHolds):
             if item.start == wanted:
                 # Already there (a retry): re-send the last move's event, finish unlisting the
                 # old place, change nothing else.
-                if item.version > 0:
+                if item.moves > 0:
                     if item.previous_start:
                         await index.remove_appointment(
                             self._store,
@@ -318,7 +319,7 @@ class Scheduling(SlotHolds):
                 pending=None,
                 start=stamp(slot[0]),
                 end=stamp(slot[1]),
-                version=item.version + 1,
+                moves=item.moves + 1,
                 updated=_now_z(self._clock),
                 previous_start=item.start,
             )

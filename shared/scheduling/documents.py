@@ -1,6 +1,7 @@
 """Scheduling's stored documents: providers' calendars (`providers`), taken slots (`slots`,
 partition `/providerId`: a document per taken slot, created only if absent) and appointments
-(`appointments`)."""
+(`appointments`, partition `/appointmentId`: an aggregate, its changes write `appointment.*` events
+through the outbox)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
+from shared.kernel.outbox import Aggregate
 from shared.kernel.stored import Document
 from shared.scheduling.model import Status
 
@@ -49,13 +51,16 @@ class Pending(BaseModel):
     at: str
 
 
-class AppointmentDocument(Document):
+class AppointmentDocument(Aggregate):
     """An appointment (FHIR R4 Appointment semantics); a `tombstone` marks the id of a booking
-    that died between its hold and its appointment, so its late write cannot land."""
+    that died between its hold and its appointment, so its late write cannot land. `moves`
+    counts reschedules (the ETag a client sees includes it); `version` every committed change."""
 
     DROP_NONE: ClassVar[bool] = True
+    PARTITION_FIELD: ClassVar[str] = "appointmentId"
 
     type: Literal["appointment"] = "appointment"
+    appointment_id: str
     status: Status
     provider_id: str
     patient_id: str | None = None
@@ -66,7 +71,7 @@ class AppointmentDocument(Document):
     booked_by: str | None = None
     created: str | None = None
     updated: str | None = None
-    version: int = 0
+    moves: int = 0
     previous_start: str | None = None
     pending: Pending | None = None
     tombstone: bool | None = None

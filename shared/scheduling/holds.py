@@ -87,6 +87,7 @@ class SlotHolds(ProviderCalendars):
                     await self._appointments.create(
                         AppointmentDocument(
                             id=holder_id,
+                            appointment_id=holder_id,
                             status="entered-in-error",
                             tombstone=True,
                             provider_id=slot.provider_id,

@@ -28,6 +28,7 @@ from shared.kernel.idempotency import Idempotency, IdempotencyRecord, Scope, ans
 from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
 from shared.kernel.messaging import json_message
+from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import Again, retry
 from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
@@ -73,10 +74,10 @@ def appointment_view(item: AppointmentDocument) -> Appointment:
 
 
 def appointment_etag(item: AppointmentDocument) -> str:
-    """The entity-tag of an appointment: a hash of it as served (and its version), so the
+    """The entity-tag of an appointment: a hash of it as served (and how often it moved), so the
     reschedule lease and the reclaim rewrites, which leave it as it was, do not change it and a
     client's If-Match from a read stays good until the appointment really changes."""
-    return content_etag(appointment_view(item).model_dump(mode="json"), item.version)
+    return content_etag(appointment_view(item).model_dump(mode="json"), item.moves)
 
 
 def provider_view(item: ProviderDocument) -> ProviderView:
@@ -118,7 +119,7 @@ class ProviderCalendars:
         self._clock = clock
         self._providers = Stored(store, PROVIDERS, ProviderDocument)
         self._slots = Stored(store, SLOTS, SlotDocument)
-        self._appointments = Stored(store, APPOINTMENTS, AppointmentDocument)
+        self._appointments = Aggregates(store, APPOINTMENTS, AppointmentDocument)
         self._bookings = Idempotency(store, clock, BOOKINGS)
 
     # ---- providers ------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class ProviderCalendars:
     async def _publish(self, kind: str, item: AppointmentDocument) -> None:
         message_id = {
             "booked": f"appointment-booked:{item.id}",
-            "rescheduled": f"appointment-rescheduled:{item.id}:{item.version}",
+            "rescheduled": f"appointment-rescheduled:{item.id}:{item.moves}",
             "cancelled": f"appointment-cancelled:{item.id}",
             "noshow": f"appointment-noshow:{item.id}",
         }.get(kind)
@@ -261,7 +262,7 @@ class ProviderCalendars:
             "start": item.start,
             "end": item.end,
             "previousStart": item.previous_start if kind == "rescheduled" else None,
-            "version": item.version,
+            "version": item.moves,
             "occurredAt": item.updated,
         }
         message = json_message(
