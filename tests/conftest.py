@@ -139,3 +139,17 @@ async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: 
         body_format="native",
     )
     await runtime.store.container("conversations").upsert(doc.body())
+
+
+# Documents that live beside an aggregate in its partition (shared/kernel/outbox.py): its events,
+# and a conversation's messages and message keys.
+CHILD_TYPES = frozenset({"event", "message", "message-key"})
+
+
+async def stored_items(runtime: Runtime, container: str, *, children: bool = False) -> list[dict[str, Any]]:
+    """Every document of a container (a cross-partition scan: tests only); without `children`,
+    the aggregates and other top-level documents only."""
+    from shared.kernel.documents import Query
+
+    page = await runtime.store.container(container).query_cross_partition(Query(), max_items=10_000)
+    return [item for item in page.items if children or item.get("type") not in CHILD_TYPES]

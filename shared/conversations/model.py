@@ -8,12 +8,14 @@ only through `move`, which refuses illegal transitions with a 409.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.conversations.events import move_events
 from shared.kernel.errors import Conflict
 from shared.kernel.ids import Id
 from shared.kernel.outbox import Aggregate
@@ -99,6 +101,15 @@ class ConversationDocument(Aggregate):
     overflowed_from: str | None = None
     disposition: str | None = None
     end_reason: str | None = None
+    # The queue it first entered and that queue's service-level threshold then (KPIs count service
+    # level there), and the threshold of the queue it waits in now, as it was when it was queued.
+    first_queue_id: str | None = None
+    first_service_level_seconds: int | None = None
+    service_level_seconds: int | None = None
+    # Messages are documents in this partition (`msg:<seq>`); the last seq handed out.
+    last_seq: int = 0
+    # The bot conversation's earlier human conversation (closed) this one follows.
+    previous_conversation_id: str | None = None
     created_at: str
     updated_at: str | None = None
     escalated_at: str | None = None
@@ -123,6 +134,7 @@ def move(
     *,
     by: str | None = None,
     cause: str | None = None,
+    detail: Mapping[str, Any] | None = None,
     **changes: Any,
 ) -> Moved:
     """A copy of `doc` after `event`, or Conflict (409) when the event is illegal in its status.
@@ -133,7 +145,10 @@ def move(
     among them are also noted in the history entry). `by` (who moved it) and `cause` (why:
     `declined`, `timeout`, `transfer`, `overflow-arrival`…) describe the move itself and go into
     its history entry only: a move never touches a field it does not name, and never the fields
-    the escalation fixed (`reason`, the bot's own words, among them)."""
+    the escalation fixed (`reason`, the bot's own words, among them).
+
+    A conversation document's copy carries the move's events (shared/conversations/events.py;
+    `detail` adds attributes to the first), which the outbox writes with it."""
     fixed = changes.keys() & _FIXED
     if fixed:
         raise TypeError(f"a move cannot change {sorted(fixed)}")
@@ -163,10 +178,17 @@ def move(
     if cause is not None:
         entry["cause"] = cause
     delta["history"] = [*(current("history") or ()), entry][-200:]
+    if event == "queue" and not current("firstQueueId"):
+        delta["firstQueueId"] = changes.get("queueId")
+        delta["firstServiceLevelSeconds"] = changes.get("serviceLevelSeconds")
     delta.update(changes)
     if isinstance(doc, ConversationDocument):
         # Unvalidated: every value is a stamp, an id, a count or a map of them, as stored.
-        return doc.restated(**delta)
+        moved = doc.restated(**delta)
+        extra = {"cause": cause} if event == "requeue" and cause else {}
+        for type_, data in move_events(doc, moved, event, {**extra, **(detail or {})}):
+            moved = moved.emit(type_, at, **data)
+        return moved
     return {**doc, **delta}
 
 

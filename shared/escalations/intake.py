@@ -14,18 +14,30 @@ Idempotency, two layers:
   may have died between the store write and the send), the routing request is sent again under
   the same message id: Service Bus duplicate detection drops it if the first one got through.
 * **`webhook-id`** (signed deliveries). A `lookups` document `webhook:<sha256(id)>` (ttl 1 h, more
-  than the ±5 min signature window lets a replay live) is created only if absent before any work.
-  When it already holds an answer, the delivery is a replay: `200` with that answer and nothing
-  else happens. When it exists without an answer, the first delivery is still running or died
-  mid-way: this one goes on through the bot-conversation-id path, which cannot create a second
-  conversation, so a sender's retry after a crash still gets the escalation through.
+  than the ±5 min signature window lets a replay live) is created only if absent before any
+  write, holding the answer this delivery will give (the conversation id is derived, the queue
+  classified before anything is written). When it exists and its conversation exists, the
+  delivery is a replay: `200` with that conversation's id, status and queue, and nothing else
+  happens. When its
+  conversation does not exist, the first delivery is still running or died mid-way: this one goes
+  on through the bot-conversation-id path, which cannot create a second conversation, so a
+  sender's retry after a crash still gets the escalation through.
 
-Failures: nothing half-written stays behind. If the audit record or the routing request cannot
-be written (bus down: `Unavailable` or any exception), the conversation document is deleted (with
-its ETag: if routing already touched it, it stays), and so is the `webhook-id` document this
-delivery created, and the answer is 503: the bot's retry starts clean. A provisional patient
-record created on the way is kept: it holds no conversation, and the retry reuses it (its id is
-derived from the bot conversation id).
+Failures. The audit records (a provisional patient's creation, the conversation's) are written
+before the conversation, in one batch (the audit container's partition is the patient's): an
+access is never unaudited, and a failure after them leaves a record of the attempt. The
+conversation, its `conversation.waiting` event (and in later steps its first messages) are one
+transaction (shared/kernel/outbox.py): a change either stands with its events or is not there.
+If anything fails, the `webhook-id` claim is released and the answer is 503: the bot's retry
+goes the whole way again. If the routing request could not be sent after the conversation was
+stored, the conversation stands ("saved, retry"): the retry finds it and sends the request again
+under the same message id, and the sweep timer routes a waiting conversation that was never
+routed. A
+provisional patient record created on the way is kept: the retry reuses it (its id is derived from
+the bot conversation id).
+
+Store operations for a new escalation (`python -m bench.store_ops`): the webhook-id claim, the
+patient match (1-2), the audit batch, the board entry, the conversation batch: at most 6.
 """
 
 from __future__ import annotations
@@ -36,20 +48,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audit.api import record_access
+from shared.audit.api import Action, record_accesses
 from shared.auth.principal import Principal
 from shared.conversations.api import LIVE, ConversationDocument, Status, conversations, move, new_conversation
 from shared.escalations.model import Escalation
 from shared.kernel.catalog import ROUTING_QUEUE
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
-from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from shared.kernel.errors import Conflict, Unavailable
 from shared.kernel.idempotency import Idempotency, Scope, answer_of
 from shared.kernel.messages import MessageBus
 from shared.kernel.observability import mark_phi
 from shared.kernel.times import stamp
 from shared.patients.api import PatientMatcher
-from shared.routing.api import place, route_request
+from shared.routing.api import RoutingDirectory, place, route_request
 
 log = logging.getLogger("psc.escalations")
 
@@ -96,41 +108,50 @@ class EscalationIntake:
     ) -> IntakeResult:
         mark_phi(*escalation.phi())
         now = self._clock.now()
-        claimed = False
+        conversation_id = conversation_id_for(escalation.bot_conversation_id)
+        placement = await place(self._store, escalation.attributes)
+        claimed = None
         if webhook_id is not None:
-            claimed = await self._webhooks.claim(webhook_id) is not None
-            if not claimed:
-                answer = answer_of(await self._webhooks.read(webhook_id))
-                if answer is not None:
-                    log.info(
-                        "webhook replay answered", extra={"conversation_id": answer.get("conversationId")}
-                    )
-                    return IntakeResult(answer, created=False)
-                # No answer yet: the first delivery is running or died mid-way; this one goes on
-                # through the bot-conversation-id path, which cannot create a second conversation.
+            answer = {
+                "conversationId": conversation_id,
+                "status": str(Status.WAITING),
+                "queueId": placement.queue_id,
+            }
+            claimed = await self._webhooks.claim(webhook_id, answer=answer)
+            if claimed is None:
+                replayed = await self._replay(webhook_id)
+                if replayed is not None:
+                    return replayed
+                # Its conversation is not there: the first delivery is running or died mid-way;
+                # this one goes on through the bot-conversation-id path (one conversation at most).
         try:
-            result = await self._intake(escalation, now, actor, correlation_id)
-        except BaseException:
-            if claimed:
+            return await self._intake(escalation, conversation_id, placement, now, actor, correlation_id)
+        except BaseException as error:
+            # Not answered: the retry with the same webhook-id goes the whole way again (and finds
+            # the conversation if it was saved).
+            if claimed is not None:
                 assert webhook_id is not None
-                await self._forget_webhook(webhook_id)
+                await self._forget_webhook(webhook_id, claimed.etag)
+            if isinstance(error, Saved):
+                raise Unavailable("The escalation is saved but could not be queued; retry.") from None
             raise
-        if webhook_id is not None:
-            await self._remember_answer(webhook_id, result.answer)
-        return result
 
     # webhook-id ------------------------------------------------------------------------------
 
-    async def _remember_answer(self, webhook_id: str, answer: dict[str, Any]) -> None:
-        """Best effort: without it a replay goes through the (idempotent) bot-conversation path."""
-        try:
-            await self._webhooks.settle(webhook_id, answer=answer)
-        except Exception as error:
-            log.warning("webhook answer not recorded", extra={"error_type": type(error).__name__})
+    async def _replay(self, webhook_id: str) -> IntakeResult | None:
+        """The answer to a delivery seen before, or None when its conversation is not there."""
+        answer = answer_of(await self._webhooks.read(webhook_id))
+        if answer is None:
+            return None
+        existing = await conversations.read_or_none(self._store, str(answer.get("conversationId")))
+        if existing is None:
+            return None
+        log.info("webhook replay answered", extra={"conversation_id": existing.id})
+        return await self._repeated(existing, resend=False)
 
-    async def _forget_webhook(self, webhook_id: str) -> None:
+    async def _forget_webhook(self, webhook_id: str, etag: str) -> None:
         try:
-            await self._webhooks.release(webhook_id)
+            await self._webhooks.release(webhook_id, etag=etag)
         except Exception as error:
             # Left behind it only makes a retry take the bot-conversation-id path: still safe.
             log.warning("webhook claim not released", extra={"error_type": type(error).__name__})
@@ -138,26 +159,21 @@ class EscalationIntake:
     # the escalation ---------------------------------------------------------------------------
 
     async def _intake(
-        self, escalation: Escalation, now: datetime, actor: Principal, correlation_id: str
+        self,
+        escalation: Escalation,
+        conversation_id: str,
+        placement: Any,
+        now: datetime,
+        actor: Principal,
+        correlation_id: str,
     ) -> IntakeResult:
-        conversation_id = conversation_id_for(escalation.bot_conversation_id)
         # No read first: the create below is the check (a repeat meets its Conflict), which keeps
-        # the webhook at 8 point operations (python -m bench.store_ops).
+        # the webhook within its store operations (python -m bench.store_ops).
         match = await PatientMatcher(self._store).match(
             escalation.patient, escalation.bot_conversation_id, now
         )
-        if match.created:
-            await record_access(
-                self._store,
-                self._clock,
-                actor=actor,
-                action="create",
-                resource=f"patients/{match.patient_id}",
-                patient_id=match.patient_id,
-                correlation_id=correlation_id,
-            )
         attrs = escalation.attributes
-        placement = await place(self._store, attrs)
+        settings = await RoutingDirectory(self._store).queue(placement.queue_id)
         doc = new_conversation(
             conversation_id=conversation_id,
             bot_conversation_id=escalation.bot_conversation_id,
@@ -185,6 +201,20 @@ class EscalationIntake:
             skills=dict(placement.skills),
             priority=placement.priority,
             queuedAt=stamp(now),
+            serviceLevelSeconds=settings.service_level_seconds,
+        )
+        # Audited before it is written (no unaudited access; a failure after it leaves a record
+        # of the attempt), the patient's creation with it: one batch in the patient's partition.
+        accesses: list[tuple[Action, str]] = [("create", f"conversations/{conversation_id}")]
+        if match.created:
+            accesses.insert(0, ("create", f"patients/{match.patient_id}"))
+        await record_accesses(
+            self._store,
+            self._clock,
+            actor=actor,
+            patient_id=match.patient_id,
+            accesses=accesses,
+            correlation_id=correlation_id,
         )
         # On its queue's board list before it exists (shared/conversations/store.py): a delivery
         # that dies here leaves an entry the board skips, never a live conversation off the board.
@@ -198,26 +228,7 @@ class EscalationIntake:
                 raise Unavailable("The escalation is being processed; retry.") from None
             await self._relist(existing, placement.queue_id)
             return await self._repeated(existing)
-
-        try:
-            await record_access(
-                self._store,
-                self._clock,
-                actor=actor,
-                action="create",
-                resource=f"conversations/{conversation_id}",
-                patient_id=match.patient_id,
-                correlation_id=correlation_id,
-            )
-            await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
-        except Exception as error:
-            await self._roll_back(stored, actor, match.patient_id, correlation_id)
-            log.warning(
-                "escalation not accepted",
-                extra={"conversation_id": conversation_id, "error_type": type(error).__name__},
-            )
-            raise Unavailable("The escalation could not be queued; retry.") from None
-
+        await self._send_route_request(conversation_id)
         log.info(
             "escalation accepted",
             extra={
@@ -231,6 +242,16 @@ class EscalationIntake:
             created=True,
         )
 
+    async def _send_route_request(self, conversation_id: str) -> None:
+        try:
+            await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
+        except Exception as error:
+            log.warning(
+                "routing request not sent",
+                extra={"conversation_id": conversation_id, "error_type": type(error).__name__},
+            )
+            raise Saved() from None
+
     async def _relist(self, existing: ConversationDocument, queue_id: str) -> None:
         """A repeat wrote its own entry on `queue_id`'s list: put back the first delivery's (its
         place on the board), or take it away when the conversation is not live there."""
@@ -239,19 +260,13 @@ class EscalationIntake:
         else:
             await conversations.unlist_live(self._store, queue_id, str(existing.id))
 
-    async def _repeated(self, existing: ConversationDocument) -> IntakeResult:
+    async def _repeated(self, existing: ConversationDocument, *, resend: bool = True) -> IntakeResult:
         """The same bot conversation again: the first answer, and a routing request resent if the
-        conversation may never have reached the router."""
+        conversation may never have reached the router (not for a replayed webhook-id: that
+        delivery was answered, so its routing request was sent)."""
         conversation_id = str(existing.id)
-        if existing.status == Status.WAITING and not existing.routed_at:
-            try:
-                await self._bus.send(ROUTING_QUEUE, route_request(conversation_id))
-            except Exception as error:
-                log.warning(
-                    "routing request not resent",
-                    extra={"conversation_id": conversation_id, "error_type": type(error).__name__},
-                )
-                raise Unavailable("The escalation could not be queued; retry.") from None
+        if resend and existing.status == Status.WAITING and not existing.routed_at:
+            await self._send_route_request(conversation_id)
         log.info("escalation repeated", extra={"conversation_id": conversation_id})
         return IntakeResult(
             {
@@ -262,34 +277,6 @@ class EscalationIntake:
             created=False,
         )
 
-    async def _roll_back(
-        self, stored: ConversationDocument, actor: Principal, patient_id: str, correlation_id: str
-    ) -> None:
-        conversation_id = str(stored.id)
-        try:
-            await conversations.delete(self._store, stored)
-        except (NotFound, PreconditionFailed):
-            return  # already gone, or routing picked it up (then it is not half-written)
-        except Exception as error:
-            log.error(
-                "escalation rollback failed",
-                extra={"conversation_id": conversation_id, "error_type": type(error).__name__},
-            )
-            return
-        try:
-            await conversations.unlist_live(self._store, str(stored.queue_id), conversation_id)
-        except Exception as error:  # the board skips an entry without a conversation: harmless
-            log.warning("rollback left a board entry", extra={"error_type": type(error).__name__})
-        try:
-            # The transcript was stored for a moment: the trail says so, and that it is gone.
-            await record_access(
-                self._store,
-                self._clock,
-                actor=actor,
-                action="delete",
-                resource=f"conversations/{conversation_id}",
-                patient_id=patient_id,
-                correlation_id=correlation_id,
-            )
-        except Exception as error:
-            log.warning("rollback not audited", extra={"error_type": type(error).__name__})
+
+class Saved(Exception):
+    """The conversation is stored, but its routing request could not be sent (503: retry)."""

@@ -219,6 +219,9 @@ class Assignment:
         overflow = settings.overflow
         conversation_id = conversation.id
         transfer_to = overflow.target_queue_id if overflow.action is OverflowAction.TRANSFER else None
+        target_level = (
+            (await self.directory.queue(transfer_to)).service_level_seconds if transfer_to else None
+        )
         if transfer_to:
             # On the target's board list before the move, off this queue's after (lists.py).
             await conversations.list_live(self.store, conversation, transfer_to)
@@ -234,6 +237,7 @@ class Assignment:
                     now,
                     queueId=transfer_to,
                     queuedAt=stamp(now),
+                    serviceLevelSeconds=target_level,
                     overflowedFrom=doc.queue_id,
                     by="routing",
                     cause=f"overflow-{when}",

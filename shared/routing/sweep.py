@@ -1,20 +1,25 @@
 """The sweep timer's backstop (every 5 minutes by default). Each timed rule fires from its own
 scheduled message (shared/routing/deadlines.py, offer-timeout, wrapup-end); this catches what a
 lost message or a setting changed to an earlier deadline left behind: overflow by wait, stale
-offers and wrap-ups, assignment retried in every queue (an exact match that timed out), and
-capacity leaked by a worker that died between reserving an agent and offering a conversation."""
+offers and wrap-ups, assignment retried in every queue (an exact match that timed out), waiting
+conversations whose routing request never arrived, and capacity leaked by a worker that died
+between reserving an agent and offering a conversation."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from shared.conversations.api import HOLDS_CAPACITY, Lifecycle, Status, conversations
+from shared.kernel.catalog import ROUTING_QUEUE
 from shared.kernel.documents import Query, where
 from shared.kernel.times import stamp
 from shared.routing.assignment import Assignment
 from shared.routing.directory import DEFAULT_QUEUE, by_priority
 from shared.routing.engine import overflow_while_waiting
-from shared.routing.seats import parse_time, waiting_of
+from shared.routing.seats import parse_time, route_request, waiting_of
+
+# A waiting conversation not routed this long after it was queued lost its routing request.
+LOST_AFTER = timedelta(minutes=1)
 
 
 async def sweep(assignment: Assignment) -> dict[str, int]:
@@ -53,8 +58,31 @@ async def sweep(assignment: Assignment) -> dict[str, int]:
         for doc in found.items:
             if await action(doc.id, doc.offer_seq):
                 counts["expiredOffers" if status == Status.OFFERED else "closedWrapups"] += 1
+    counts["rerouted"] = await reroute_lost(assignment)
     counts["repaired"] = await repair_leaks(assignment)
     return counts
+
+
+async def reroute_lost(assignment: Assignment) -> int:
+    """Ask routing again for waiting conversations it never saw (the webhook stored one and could
+    not send its routing request, and the bot did not retry). Same message id as the webhook's:
+    inside the duplicate-detection window a request still in the queue is not doubled."""
+    cutoff = stamp(assignment.clock.now() - LOST_AFTER)
+    found = await conversations.scan(
+        assignment.store,
+        Query(
+            (
+                where("type", "=", "conversation"),
+                where("status", "=", str(Status.WAITING)),
+                where("routedAt", "=", None),
+                where("queuedAt", "<=", cutoff),
+            )
+        ),
+        max_items=200,
+    )
+    for doc in found.items:
+        await assignment.bus.send(ROUTING_QUEUE, route_request(doc.id))
+    return len(found.items)
 
 
 async def repair_leaks(assignment: Assignment) -> int:

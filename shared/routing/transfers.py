@@ -110,8 +110,10 @@ class Transfers:
                 agentId=None,
                 offerExpiresAt=None,
                 transfers=int(doc.transfers) + 1,
+                serviceLevelSeconds=settings.service_level_seconds,
                 by=principal.subject,
                 cause="transfer",
+                detail={"toAgentId": agent_id} if agent_id else None,
             )
 
         doc = await conversations.change(self._store, conversation_id, change)

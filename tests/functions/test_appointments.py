@@ -11,7 +11,7 @@ import pytest
 from shared.kernel.clock import ManualClock
 from shared.kernel.documents import Query
 from shared.runtime import Runtime
-from tests.conftest import Answer, invoke, seed_conversation, seed_patients, token
+from tests.conftest import Answer, invoke, seed_conversation, seed_patients, stored_items, token
 
 ADMIN = token("Administrator", sub="admin-1")
 AGENT = token("Agent", sub="agent-1")
@@ -65,8 +65,7 @@ async def act(name: str, appointment_id: str, bearer: str = PATIENT, body: Any =
 
 
 async def all_items(runtime: Runtime, container: str) -> list[dict[str, Any]]:
-    page = await runtime.store.container(container).query_cross_partition(Query(), max_items=1000)
-    return page.items
+    return await stored_items(runtime, container)
 
 
 async def drain_events(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:

@@ -13,13 +13,12 @@ from standardwebhooks.webhooks import Webhook
 
 from shared.escalations.intake import conversation_id_for, webhook_record_id
 from shared.kernel.clock import ManualClock
-from shared.kernel.documents import Query
 from shared.kernel.errors import Unavailable
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.observability import install_logging
 from shared.patients.matching import provisional_patient_id
 from shared.runtime import Runtime
-from tests.conftest import Answer, invoke, token
+from tests.conftest import Answer, invoke, stored_items, token
 
 SECRET = "whsec_" + base64.b64encode(b"escalation-test-key-0123456789ab").decode()
 BOT = token("Bot.Escalate", sub="bot-sp-1")
@@ -112,8 +111,7 @@ async def post_signed(
 
 
 async def items(runtime: Runtime, container: str) -> list[dict[str, Any]]:
-    page = await runtime.store.container(container).query_cross_partition(Query(), max_items=1000)
-    return page.items
+    return await stored_items(runtime, container)
 
 
 async def conversation(runtime: Runtime, conversation_id: str) -> dict[str, Any]:
@@ -429,10 +427,10 @@ async def test_an_email_changed_in_the_registry_no_longer_matches(runtime: Runti
 # Failures ----------------------------------------------------------------------------------------
 
 
-async def test_bus_down_is_503_and_leaves_nothing_then_the_retry_works(
-    signed: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+async def test_bus_down_is_503_and_the_retry_routes_the_saved_conversation(
+    signed: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, sent: Sent
 ) -> None:
-    real_send = signed.bus.send
+    recording_send = signed.bus.send
 
     async def down(queue: str, message: OutgoingMessage) -> None:
         raise Unavailable("bus down")
@@ -441,25 +439,42 @@ async def test_bus_down_is_503_and_leaves_nothing_then_the_retry_works(
     failed = await post_signed(NATIVE, clock, msg_id="msg-7")
     assert failed.status == 503
     assert failed.json["type"] == "urn:psc:problem:unavailable"
-    assert await items(signed, "conversations") == []
-    assert await items(signed, "lookups") == []  # the webhook-id claim is released
-    # The provisional patient stays (harmless, reused by the retry).
+    # The conversation and its event are one transaction: it stands, waiting, never routed.
+    (saved,) = await items(signed, "conversations")
+    assert (saved["status"], saved.get("routedAt")) == ("waiting", None)
+    events = [e for e in await stored_items(signed, "conversations", children=True) if e["type"] == "event"]
+    assert [e["eventType"] for e in events] == ["conversation.waiting"]
+    assert await items(signed, "lookups") == []  # the webhook-id claim is released: not answered
     assert [p["id"] for p in await items(signed, "patients")] == [provisional_patient_id("bot-conv-1")]
 
-    monkeypatch.setattr(signed.bus, "send", real_send)
+    monkeypatch.setattr(signed.bus, "send", recording_send)
     clock.advance(5)
     retried = await post_signed(NATIVE, clock, msg_id="msg-7")  # a sender retries with the same id
-    assert retried.status == 202
+    assert retried.status == 200
+    assert retried.json["conversationId"] == saved["id"]
+    assert sent.ids == [f"route:{saved['id']}:queued"]
     assert len(await items(signed, "patients")) == 1
+    assert len(await items(signed, "conversations")) == 1
 
 
-async def test_any_send_error_is_503(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_saved_conversation_whose_bot_never_retries_is_routed_by_the_sweep(
+    runtime: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, sent: Sent
+) -> None:
+    from shared.routing.api import Assignment, sweep
+
+    recording_send = runtime.bus.send
+
     async def broken(queue: str, message: OutgoingMessage) -> None:
         raise ConnectionResetError("peer reset")
 
     monkeypatch.setattr(runtime.bus, "send", broken)
     assert (await post()).status == 503
-    assert await items(runtime, "conversations") == []
+    (saved,) = await items(runtime, "conversations")
+    monkeypatch.setattr(runtime.bus, "send", recording_send)
+    assert (await sweep(Assignment(runtime.store, runtime.bus, clock)))["rerouted"] == 0  # too fresh
+    clock.advance(61)
+    assert (await sweep(Assignment(runtime.store, runtime.bus, clock)))["rerouted"] == 1
+    assert sent.ids == [f"route:{saved['id']}:queued"]
 
 
 async def test_a_delivery_whose_first_attempt_died_midway_is_completed(

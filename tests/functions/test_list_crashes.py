@@ -153,7 +153,7 @@ async def test_a_reschedule_that_dies_midway_shows_the_appointment_once_and_its_
     "at",
     [
         pytest.param((LISTS, "upsert", 1), id="listing"),
-        pytest.param(("conversations", "create", 1), id="after-listing"),
+        pytest.param(("conversations", "batch", 1), id="after-listing"),
     ],
 )
 async def test_an_escalation_that_dies_midway_is_not_on_the_board_and_its_retry_is_once(

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.conversations.model import move, new_conversation
-from shared.kernel.documents import Query
+from shared.kernel.documents import Query, where
 from shared.kernel.messaging import json_message
 from shared.kernel.times import stamp
 from shared.routing.model import RoutingAttributes
 from shared.runtime import Runtime
-from tests.conftest import invoke, registered_functions, token
+from tests.conftest import invoke, registered_functions, stored_items, token
 
 ADMIN = token("Administrator", sub="admin-1")
 SUPERVISOR = token("Supervisor", sub="super-1")
@@ -72,7 +72,8 @@ async def enqueue(
     patient_id: str = "p-1",
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the webhook does after authentication: classify, store `waiting`, send the request."""
+    """What the webhook does after authentication: classify, store `waiting` (with its event),
+    send the request."""
     from shared.routing.directory import place
 
     attrs = RoutingAttributes(urgency=urgency, language=language, specialty=specialty, context=context or {})
@@ -95,6 +96,10 @@ async def enqueue(
         locale=language,
         body_format="native",
     )
+    from shared.conversations.api import conversations
+    from shared.routing.directory import RoutingDirectory
+
+    settings = await RoutingDirectory(runtime.store).queue(placement.queue_id)
     doc = move(
         doc,
         "queue",
@@ -103,11 +108,10 @@ async def enqueue(
         skills=placement.skills,
         priority=placement.priority,
         queuedAt=stamp(now),
+        serviceLevelSeconds=settings.service_level_seconds,
     )
-    from shared.conversations.api import conversations
-
     await conversations.list_live(runtime.store, doc, placement.queue_id)
-    stored = await runtime.store.container("conversations").create(doc.body())
+    stored = (await conversations.create(runtime.store, doc)).body()
     await runtime.bus.send(
         "routing",
         json_message(
@@ -154,5 +158,12 @@ async def agent(runtime: Runtime, agent_id: str) -> dict[str, Any]:
 
 
 async def all_items(runtime: Runtime, container: str) -> list[dict[str, Any]]:
-    page = await runtime.store.container(container).query_cross_partition(Query(), max_items=10_000)
-    return page.items
+    return await stored_items(runtime, container)
+
+
+async def events_of(runtime: Runtime, conversation_id: str) -> list[dict[str, Any]]:
+    """A conversation's outbox events in the order they were written."""
+    page = await runtime.store.container("conversations").query(
+        Query((where("type", "=", "event"),)), partition_key=conversation_id, max_items=1000
+    )
+    return sorted(page.items, key=lambda e: (e["version"], e["n"]))
