@@ -26,7 +26,6 @@ LISTS = "lists"
 OUTBOX = "outbox"
 LEASES = "leases"
 ROUTING_QUEUE = "routing"
-APPOINTMENT_EVENTS_QUEUE = "appointment-events"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
 EVENTS_TOPIC = "events"
 
@@ -129,14 +128,6 @@ QUEUES: dict[str, QueueSpec] = {
             duplicate_detection_window=timedelta(minutes=10),
             description="Routing requests: a conversation to classify, queue and assign; an agent "
             "whose capacity or presence changed. Handlers are idempotent.",
-        ),
-        QueueSpec(
-            APPOINTMENT_EVENTS_QUEUE,
-            "APPOINTMENT_EVENTS_QUEUE",
-            max_delivery_count=10,
-            duplicate_detection_window=timedelta(minutes=10),
-            description="Appointment booked / rescheduled / cancelled / no-show events (deterministic "
-            "message ids) for reminders and surveys.",
         ),
         QueueSpec(
             NOTIFICATION_REPORTS_QUEUE,

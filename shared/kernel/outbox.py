@@ -65,7 +65,7 @@ class Aggregate(Document):
     # The events of the change being made: never stored, written as event documents beside it.
     pending_events: tuple[Event, ...] = Field(default=(), exclude=True, repr=False)
 
-    def emit(self, type: str, at: str, **data: Any) -> Self:
+    def emit(self, type: str, at: str, /, **data: Any) -> Self:
         """A copy that will write `type` with the next version (kept by later copies)."""
         return self.model_copy(update={"pending_events": (*self.pending_events, Event(type, at, data))})
 

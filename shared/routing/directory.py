@@ -38,7 +38,7 @@ from shared.routing.model import (
     RoutingAttributes,
     RoutingRules,
 )
-from shared.routing.seats import refresh_queue_seats, sync_seats
+from shared.routing.seats import refresh_queue_seats, sync_seats, with_presence_event
 from shared.routing.settings import (
     CONFIG_PARTITION,
     DEFAULT_QUEUE,
@@ -220,14 +220,20 @@ class RoutingDirectory:
                 check_if_match(if_match, None, "agent")
                 created = True
                 try:
-                    return await self._agents.create(new_agent_doc(agent_id, profile, now))
+                    return await self._agents.create(
+                        with_presence_event(new_agent_doc(agent_id, profile, now))
+                    )
                 except Conflict as error:
                     raise PreconditionFailed("agent created concurrently") from error
             check_if_match(if_match, profile_etag(doc), "agent's profile")
             created = False
             old_queues = list(doc.profile.queues)
             return await self._agents.replace(
-                doc.changed(profile=profile, profile_version=doc.profile_version + 1, updated_at=stamp(now))
+                with_presence_event(
+                    doc.changed(
+                        profile=profile, profile_version=doc.profile_version + 1, updated_at=stamp(now)
+                    )
+                )
             )
 
         # Listed before it is written, every time (lists.py: a dangling entry is skipped).

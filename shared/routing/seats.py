@@ -236,14 +236,33 @@ def agent_after(
     held = dict(agent.conversations) if held is None else held
     chosen = agent.chosen_presence if chosen is None else Presence(chosen)
     used = sum(held.values())
-    return agent.changed(
-        **changes,
-        conversations=held,
-        used=used,
-        chosen_presence=chosen,
-        presence=presence_for_load(chosen, used, agent.profile.capacity),
-        rev=agent.rev + 1,
-        updated_at=stamp(now),
+    return with_presence_event(
+        agent.changed(
+            **changes,
+            conversations=held,
+            used=used,
+            chosen_presence=chosen,
+            presence=presence_for_load(chosen, used, agent.profile.capacity),
+            rev=agent.rev + 1,
+            updated_at=stamp(now),
+        )
+    )
+
+
+def with_presence_event(agent: AgentDocument) -> AgentDocument:
+    """The agent with its `agent.presence` event: every change of an agent is one (a change of
+    load, of the presence chosen or seen, of capacity or queues), so agent utilization can be
+    computed from events alone (docs/KPIS.md). Ids and counts only."""
+    at = agent.updated_at or ""
+    return agent.emit(
+        "agent.presence",
+        at,
+        status=str(agent.presence),
+        chosen=str(agent.chosen_presence),
+        load=agent.used,
+        capacity=agent.profile.capacity,
+        queues=list(agent.profile.queues),
+        at=at,
     )
 
 

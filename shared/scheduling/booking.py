@@ -21,12 +21,12 @@ Consistency (no read-then-write anywhere on the booking path):
 * Releasing a slot (cancel, the old slot of a reschedule) deletes it only if it still names this
   appointment, with the ETag read, so a release can never free someone else's booking.
 
-Events go to the `appointment-events` queue with ids derived from what happened
-(`appointment-booked:<id>`, `appointment-rescheduled:<id>:<version>`, `appointment-cancelled:<id>`,
-`appointment-noshow:<id>`). The store write comes first; if the send then fails the request answers
-503 and every retry path re-sends the same message id (duplicate detection drops the copy): a
-booking retried with its `Idempotency-Key`, a reschedule to the start it already has, a cancel of
-a cancelled appointment, a no-show of a no-show.
+Events (`appointment.booked`, `.rescheduled`, `.cancelled`, `.arrived`, `.fulfilled`,
+`.noshow`: ids and times, never the reason) are written with the change that causes them, in one
+transaction (shared/kernel/outbox.py), and reach the `events` topic through the relay: a change
+never stands without its event, and a retried request that finds its change made writes none.
+The reschedule lease, its release and a reclaim's tombstone or rewrite change nothing a reader
+sees and write no event.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from shared.scheduling.providers import (
     _patient_for,
     appointment_etag,
     check_appointment_id,
+    with_event,
 )
 
 log = logging.getLogger("psc.scheduling")
@@ -147,20 +148,24 @@ class Scheduling(SlotHolds):
             *index.appointment_entries(appointment_id, patient_id, request.providerId, stamp(slot[0])),
         )
         now = _now_z(self._clock)
-        document = AppointmentDocument(
-            id=appointment_id,
-            status="booked",
-            provider_id=request.providerId,
-            patient_id=patient_id,
-            start=stamp(slot[0]),
-            end=stamp(slot[1]),
-            reason=request.reason,
-            conversation_id=conversation_id,
-            booked_by=actor.subject,
-            appointment_id=appointment_id,
-            moves=0,
-            created=now,
-            updated=now,
+        document = with_event(
+            AppointmentDocument(
+                id=appointment_id,
+                status="booked",
+                provider_id=request.providerId,
+                patient_id=patient_id,
+                start=stamp(slot[0]),
+                end=stamp(slot[1]),
+                reason=request.reason,
+                conversation_id=conversation_id,
+                booked_by=actor.subject,
+                appointment_id=appointment_id,
+                moves=0,
+                created=now,
+                updated=now,
+            ),
+            "booked",
+            now,
         )
         try:
             item = await self._appointments.create(document)
@@ -177,7 +182,6 @@ class Scheduling(SlotHolds):
                 ) from None
         await self._confirm(held)
         await self._audit(actor, "create", f"appointments/{appointment_id}", patient_id, correlation_id)
-        await self._publish("booked", item)
         log.info("appointment booked", extra={"appointment_id": appointment_id})
         return Booked(item)
 
@@ -221,7 +225,6 @@ class Scheduling(SlotHolds):
         if item is None or item.tombstone:
             return None  # the first attempt never finished: carry on with its appointment id
         await self._audit(actor, "read", f"appointments/{appointment_id}", item.patient_id, correlation_id)
-        await self._publish("booked", item)  # the same message id: a no-op unless the first send failed
         return Booked(item, replayed=True)
 
     # ---- one appointment ------------------------------------------------------------------------
@@ -263,18 +266,16 @@ class Scheduling(SlotHolds):
             if item.status != "booked":
                 raise Conflict(f"A {item.status} appointment cannot be rescheduled.")
             if item.start == wanted:
-                # Already there (a retry): re-send the last move's event, finish unlisting the
-                # old place, change nothing else.
-                if item.moves > 0:
-                    if item.previous_start:
-                        await index.remove_appointment(
-                            self._store,
-                            str(item.patient_id),
-                            item.provider_id,
-                            item.previous_start,
-                            item.id,
-                        )
-                    await self._publish("rescheduled", item)
+                # Already there (a retry): finish unlisting the old place, change nothing else
+                # (the move's event was written with the move).
+                if item.moves > 0 and item.previous_start:
+                    await index.remove_appointment(
+                        self._store,
+                        str(item.patient_id),
+                        item.provider_id,
+                        item.previous_start,
+                        item.id,
+                    )
                 await self._audit(
                     actor, "read", f"appointments/{appointment_id}", item.patient_id, correlation_id
                 )
@@ -315,13 +316,18 @@ class Scheduling(SlotHolds):
                 self._store,
                 *index.appointment_entries(appointment_id, str(item.patient_id), provider_id, stamp(slot[0])),
             )
-            moved = leased.changed(
-                pending=None,
-                start=stamp(slot[0]),
-                end=stamp(slot[1]),
-                moves=item.moves + 1,
-                updated=_now_z(self._clock),
-                previous_start=item.start,
+            updated = _now_z(self._clock)
+            moved = with_event(
+                leased.changed(
+                    pending=None,
+                    start=stamp(slot[0]),
+                    end=stamp(slot[1]),
+                    moves=item.moves + 1,
+                    updated=updated,
+                    previous_start=item.start,
+                ),
+                "rescheduled",
+                updated,
             )
             try:
                 result = await self._appointments.replace(moved)
@@ -343,7 +349,6 @@ class Scheduling(SlotHolds):
             await self._audit(
                 actor, "update", f"appointments/{appointment_id}", item.patient_id, correlation_id
             )
-            await self._publish("rescheduled", result)
             log.info("appointment rescheduled", extra={"appointment_id": appointment_id})
             return result
 
@@ -386,8 +391,7 @@ class Scheduling(SlotHolds):
             if item.status != status:
                 check_if_match(if_match, appointment_etag(item), "appointment")
             if item.status == status:
-                # A retry: re-send the event (same id), change nothing.
-                await self._publish(status, item)
+                # A retry: its event was written with the change; change nothing.
                 await self._audit(actor, "read", resource, item.patient_id, correlation_id)
                 return item
             if status not in TRANSITIONS.get(item.status, ()):
@@ -395,7 +399,9 @@ class Scheduling(SlotHolds):
             now = self._clock.now()
             if status == "noshow" and now < parse_stamp(item.start):
                 raise Conflict("An appointment cannot be a no-show before it starts.")
-            changed = item.changed(pending=None, status=status, updated=stamp(now))
+            changed = with_event(
+                item.changed(pending=None, status=status, updated=stamp(now)), status, stamp(now)
+            )
             try:
                 result = await self._appointments.replace(changed)
             except PreconditionFailed:
@@ -403,7 +409,6 @@ class Scheduling(SlotHolds):
             if status == "cancelled":
                 await self._release(item.provider_id, item.start, appointment_id)
             await self._audit(actor, "update", resource, item.patient_id, correlation_id)
-            await self._publish(status, result)
             log.info("appointment status changed", extra={"appointment_id": appointment_id, "status": status})
             return result
 

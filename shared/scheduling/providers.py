@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from shared.audit.api import Action, record_access
 from shared.auth.principal import Principal
 from shared.kernel import lists
-from shared.kernel.catalog import APPOINTMENT_EVENTS_QUEUE, APPOINTMENTS, PROVIDERS, SLOTS
+from shared.kernel.catalog import APPOINTMENTS, PROVIDERS, SLOTS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import (
@@ -20,14 +20,12 @@ from shared.kernel.errors import (
     Forbidden,
     NotFound,
     PreconditionFailed,
-    Unavailable,
     ValidationFailed,
 )
 from shared.kernel.etags import IfMatch, check_if_match, content_etag, stored_etag
 from shared.kernel.idempotency import Idempotency, IdempotencyRecord, Scope, answer_of
 from shared.kernel.ids import is_id
 from shared.kernel.messages import MessageBus
-from shared.kernel.messaging import json_message
 from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import Again, retry
 from shared.kernel.stored import Stored
@@ -66,6 +64,22 @@ IN_FLIGHT = "The appointment is being changed by another request (If-Match): rea
 
 def _now_z(clock: Clock) -> str:
     return stamp(clock.now())
+
+
+def with_event(item: AppointmentDocument, status: str, at: str) -> AppointmentDocument:
+    """The appointment with its `appointment.<status>` event (booked, rescheduled, cancelled,
+    arrived, fulfilled, noshow): ids and times only, never the reason."""
+    data = {
+        "patientId": item.patient_id,
+        "providerId": item.provider_id,
+        "status": item.status,
+        "start": item.start,
+        "end": item.end,
+        "conversationId": item.conversation_id,
+    }
+    if status == "rescheduled":
+        data["previousStart"] = item.previous_start
+    return item.emit(f"appointment.{status}", at, **{k: v for k, v in data.items() if v is not None})
 
 
 def appointment_view(item: AppointmentDocument) -> Appointment:
@@ -243,49 +257,6 @@ class ProviderCalendars:
         return free_of(calendar.slots_between(max(start, earliest), end), taken, calendar, last_day), [
             t for t in taken if t.start < end and t.end > start
         ]
-
-    async def _publish(self, kind: str, item: AppointmentDocument) -> None:
-        message_id = {
-            "booked": f"appointment-booked:{item.id}",
-            "rescheduled": f"appointment-rescheduled:{item.id}:{item.moves}",
-            "cancelled": f"appointment-cancelled:{item.id}",
-            "noshow": f"appointment-noshow:{item.id}",
-        }.get(kind)
-        if message_id is None:
-            return  # arrived / fulfilled: nothing consumes them yet
-        body = {
-            "type": f"appointment.{kind}",
-            "appointmentId": item.id,
-            "providerId": item.provider_id,
-            "patientId": item.patient_id,
-            "status": item.status,
-            "start": item.start,
-            "end": item.end,
-            "previousStart": item.previous_start if kind == "rescheduled" else None,
-            "version": item.moves,
-            "occurredAt": item.updated,
-        }
-        message = json_message(
-            {k: v for k, v in body.items() if v is not None},
-            message_id=message_id,
-            subject=f"appointment.{kind}",
-            type=f"appointment.{kind}",
-        )
-        try:
-            await self._bus.send(APPOINTMENT_EVENTS_QUEUE, message)
-        except Exception as exc:
-            log.warning(
-                "appointment event not sent",
-                extra={
-                    "appointment_id": item.id,
-                    "message_id": message_id,
-                    "error_type": type(exc).__name__,
-                },
-            )
-            raise Unavailable(
-                "The change is saved, but its notification could not be queued; "
-                "retry the same request to send it."
-            ) from None
 
     async def _audit(
         self, actor: Principal, action: Action, resource: str, patient_id: str | None, correlation_id: str

@@ -29,7 +29,6 @@ WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
-    "APPOINTMENT_EVENTS_QUEUE": "appointment-events",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
 }
 

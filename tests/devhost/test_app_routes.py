@@ -25,7 +25,6 @@ class _IndexedApp:
 async def test_appointments_search_read_and_book_resolve_to_their_own_functions(runtime: Runtime) -> None:
     settings = {
         "ROUTING_QUEUE": "routing",
-        "APPOINTMENT_EVENTS_QUEUE": "appointment-events",
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")

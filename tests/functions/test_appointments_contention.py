@@ -29,7 +29,7 @@ async def test_fifty_concurrent_bookings_of_one_slot_make_one_appointment(runtim
     assert appointments[0]["id"] == winner["id"]
     slots = await all_items(runtime, "slots")
     assert [(s["appointmentId"], s["status"]) for s in slots] == [(winner["id"], "busy")]
-    assert [m for m, _ in await drain_events(runtime)] == [f"appointment-booked:{winner['id']}"]
+    assert [m for m, _ in await drain_events(runtime)] == [f"appointment.booked:{winner['id']}"]
 
 
 async def test_fifty_concurrent_reschedules_onto_one_slot_move_one_appointment(runtime: Runtime) -> None:

@@ -86,7 +86,7 @@ PATIENT_CALL = {"roles": ["Patient"], "claims": {"sub": "patient-sub-1", "patien
     "at",
     [
         pytest.param((LISTS, "upsert", 1), id="listing"),
-        pytest.param(("appointments", "create", 1), id="after-listing"),
+        pytest.param(("appointments", "batch", 1), id="after-listing"),
     ],
 )
 async def test_a_booking_that_dies_midway_is_not_listed_and_its_retry_is_listed_once(
@@ -115,8 +115,8 @@ async def test_a_booking_that_dies_midway_is_not_listed_and_its_retry_is_listed_
 @pytest.mark.parametrize(
     ("at", "shown_at"),
     [
-        # The second replace of the appointment is the move (the first takes the lease).
-        pytest.param(("appointments", "replace", 2), SLOT, id="at-the-move"),
+        # The move is the appointment's first batch (the lease is a plain replace: no event).
+        pytest.param(("appointments", "batch", 1), SLOT, id="at-the-move"),
         pytest.param((LISTS, "delete", 1), OTHER_SLOT, id="unlisting-the-old-place"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query, where
 from shared.runtime import Runtime
 from tests.conftest import invoke
 from tests.routing.support import (
@@ -162,3 +163,49 @@ async def test_a_patient_who_leaves_while_waiting_writes_abandoned_and_closed(
     assert closed["eventType"] == "conversation.closed"
     assert (closed["data"]["handled"], closed["data"]["endReason"]) == (False, "abandoned")
     assert closed["data"]["activeSeconds"] is None
+
+
+async def test_every_change_of_an_agent_writes_agent_presence_with_load_and_capacity(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    await put_queue("general")
+    await put_rules([], "general")
+    await put_agent("a-1", queues=["general"], capacity=1)
+    clock.advance(1)
+    await presence("a-1", "available")
+    await enqueue(runtime, "c-1")
+    clock.advance(1)
+    await deliver(runtime)  # offered: load 1 of 1, presence follows load
+
+    page = await runtime.store.container("agents").query(
+        Query((where("type", "=", "event"),)), partition_key="a-1", max_items=100
+    )
+    events = sorted(page.items, key=lambda e: e["version"])
+    assert {e["eventType"] for e in events} == {"agent.presence"}
+    assert [e["data"] for e in events] == [
+        {
+            "status": "offline",
+            "chosen": "offline",
+            "load": 0,
+            "capacity": 1,
+            "queues": ["general"],
+            "at": "2026-01-05T09:00:00.000Z",
+        },
+        {
+            "status": "available",
+            "chosen": "available",
+            "load": 0,
+            "capacity": 1,
+            "queues": ["general"],
+            "at": "2026-01-05T09:00:01.000Z",
+        },
+        {
+            "status": "dnd",
+            "chosen": "available",
+            "load": 1,
+            "capacity": 1,
+            "queues": ["general"],
+            "at": "2026-01-05T09:00:02.000Z",
+        },
+    ]
+    assert [e["id"] for e in events] == ["evt:1.1", "evt:2.1", "evt:3.1"]

@@ -7,10 +7,11 @@ real workers; these fail on every run if either check is deleted.)"""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.kernel.documents import Container, DocumentStore, Item
+from shared.kernel.documents import BatchOperation, Container, DocumentStore, Item
 from shared.kernel.stored import load
 from shared.routing.documents import AgentDocument
 from shared.routing.seats import agent_after
@@ -70,13 +71,22 @@ class _Interfering:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def replace(self, item: Item, *, etag: str | None = None) -> Item:
+    async def _interfere(self, item: Item) -> None:
         if not self._done and item["id"] == "a-1" and "c-2" in item.get("conversations", {}):
             self._done = True
             current = load(AgentDocument, await self._inner.read("a-1", "a-1"))
             held = {**current.conversations, "c-other": 1}
             await self._inner.replace(agent_after(current, NOW, held=held).body(), etag=current.etag)
+
+    async def replace(self, item: Item, *, etag: str | None = None) -> Item:
+        await self._interfere(item)
         return await self._inner.replace(item, etag=etag)
+
+    async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
+        # An agent's change is written with its event, in one batch: the first operation is it.
+        if operations and operations[0].item is not None:
+            await self._interfere(operations[0].item)
+        return await self._inner.batch(partition_key, operations)
 
 
 class _Store:

@@ -218,9 +218,13 @@ async def _run_operations(provider: Provider, ops: list[tuple[str, int, int]], c
             for i in range(0, len(ops), concurrency):
                 await asyncio.gather(*(run(op, i + j) for j, op in enumerate(ops[i : i + concurrency])))
 
-            appointments = (
-                await store.container("appointments").query_cross_partition(Query(), max_items=1000)
-            ).items
+            appointments = [
+                item
+                for item in (
+                    await store.container("appointments").query_cross_partition(Query(), max_items=10_000)
+                ).items
+                if item["type"] == "appointment"  # not the outbox's event documents beside them
+            ]
             slots = (
                 await store.container("slots").query(Query(), partition_key="dr-p", max_items=1000)
             ).items
