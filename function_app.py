@@ -9,6 +9,7 @@ from functions import (
     escalations,
     fhir,
     identity,
+    messages,
     patients,
     platform,
     providers,
@@ -22,6 +23,7 @@ app.register_functions(patients.bp)
 app.register_functions(identity.bp)
 app.register_functions(routing_admin.bp)
 app.register_functions(conversations.bp)
+app.register_functions(messages.bp)
 app.register_functions(routing.bp)
 app.register_functions(providers.bp)
 app.register_functions(appointments.bp)

@@ -46,7 +46,6 @@ def conversation_doc(n: int, at: datetime) -> ConversationDocument:
         now=at,
         reason=None,
         summary=None,
-        transcript=[],
         urgency="routine",
         specialty=None,
         language="en",

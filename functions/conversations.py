@@ -1,6 +1,6 @@
-"""Conversations after escalation: the agent console (presence, my work, accept, decline, message,
+"""Conversations after escalation: the agent console (presence, my work, accept, decline,
 transfer, close), the patient's side leaving (abandon), and the supervisor's live board and
-overrides (assign, transfer, force close — all audited).
+overrides (assign, transfer, force close — all audited). Messages are functions/messages.py.
 
 Services and models load with the first call (see shared/web/api.py).
 """
@@ -115,7 +115,8 @@ async def get_my_presence(call: Call) -> Reply:
 )
 async def my_conversations(call: Call) -> Reply:
     """Conversations offered to you (accept or decline them before the offer expires), active
-    with you, or in wrap-up after you closed them. Transcripts included; oldest first."""
+    with you, or in wrap-up after you closed them; oldest first. Their messages (the bot's
+    transcript first) come from `GET /api/conversations/{id}/messages`."""
     from shared.conversations.api import ConversationList
     from shared.routing.api import RoutingDirectory, my_conversations
 
@@ -128,7 +129,7 @@ async def my_conversations(call: Call) -> Reply:
     "conversations/{conversationId}",
     "GET",
     access=AGENT_OR_SUPERVISOR,
-    summary="A conversation with its transcript",
+    summary="A conversation (its messages: GET …/messages)",
     response=VIEW,
     etag=True,
     errors=(404,),
@@ -170,26 +171,6 @@ async def decline_conversation(call: Call) -> Reply:
     return _answer(
         await _lifecycle(call).decline(call.user, call.route("conversationId"), call.correlation_id)
     )
-
-
-@api.route(
-    "conversations/{conversationId}/messages",
-    "POST",
-    access=AGENT,
-    summary="Send a message to the patient",
-    body=M + "MessageRequest",
-    response=VIEW,
-    status=201,
-    errors=(404, 409),
-    etag=True,
-)
-async def send_message(call: Call) -> Reply:
-    """Only on an active conversation of yours (409 otherwise). The message is added to the
-    conversation, which is answered whole (201)."""
-    doc = await _lifecycle(call).send_message(
-        call.user, call.route("conversationId"), call.body.text, call.correlation_id
-    )
-    return _answer(doc, 201)
 
 
 @api.route(

@@ -129,7 +129,6 @@ async def seed_conversation(runtime: Runtime, conversation_id: str, patient_id: 
         now=runtime.clock.now(),
         reason=None,
         summary=None,
-        transcript=[],
         urgency="routine",
         specialty=None,
         language="en",

@@ -1,20 +1,35 @@
-"""The conversations capability's public module: the lifecycle, the conversation documents
-(`conversations.read/replace/change`, the board's live list) and the model. Other packages
-import from here only; conversations import no other capability but audit."""
+"""The conversations capability's public module: the lifecycle, messages, the conversation
+documents (`conversations.read/replace/change`, the board's live list), the bot conversations'
+keys and the model. Other packages import from here only; conversations import no other
+capability but audit."""
 
 from shared.conversations import store as conversations
+from shared.conversations.bots import bot_scope, conversation_key, current_conversation
+from shared.conversations.documents import (
+    Author,
+    BotConversationPointer,
+    MessageDocument,
+    bot_key,
+    conversation_id_for,
+    pointer_id,
+)
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
+from shared.conversations.messages import Messages, transcript_messages
+from shared.conversations.messages import append as append_message
 from shared.conversations.model import (
     HOLDS_CAPACITY,
     LIVE,
     AbandonAnswer,
     AssignRequest,
+    BotMessageRequest,
     CloseRequest,
     ConversationDocument,
     ConversationList,
     ConversationView,
+    EndAnswer,
     ForceCloseRequest,
     MessageRequest,
+    PatientConversationView,
     Status,
     TransferRequest,
     Urgency,
@@ -33,20 +48,35 @@ __all__ = [
     "RETURN_GRACE",
     "AbandonAnswer",
     "AssignRequest",
+    "Author",
+    "BotConversationPointer",
+    "BotMessageRequest",
     "CloseRequest",
     "ConversationDocument",
     "ConversationList",
     "ConversationView",
+    "EndAnswer",
     "ForceCloseRequest",
     "Lifecycle",
+    "MessageDocument",
     "MessageRequest",
+    "Messages",
+    "PatientConversationView",
     "Status",
     "TransferRequest",
     "Urgency",
     "WrapupPolicy",
+    "append_message",
+    "bot_key",
+    "bot_scope",
+    "conversation_id_for",
+    "conversation_key",
     "conversation_patient",
     "conversations",
+    "current_conversation",
     "is_supervisor",
     "move",
     "new_conversation",
+    "pointer_id",
+    "transcript_messages",
 ]

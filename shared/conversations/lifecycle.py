@@ -1,6 +1,7 @@
 """What agents, supervisors, the bot and the patient do to a conversation once it is routed: read,
-accept, decline, message, close (wrap-up, then closed), abandon, force close; and what routing's
-timed messages do to it (offer expiry, end of wrap-up).
+accept, decline, close (wrap-up, then closed), abandon, the patient leaving, force close; and what
+routing's timed messages do to it (offer expiry, end of wrap-up). Messages are
+shared/conversations/messages.py.
 
 Every change is an ETag-checked replace of the conversation document through
 `shared.conversations.model.move` (illegal moves are 409s). Conversations never import routing: a
@@ -29,8 +30,6 @@ from shared.kernel.messages import MessageBus
 from shared.kernel.times import parse_stamp, stamp
 
 log = logging.getLogger(__name__)
-
-MAX_MESSAGES = 500
 
 
 class WrapupPolicy(Protocol):
@@ -186,26 +185,6 @@ class Lifecycle:
         )
         return doc
 
-    async def send_message(
-        self, principal: Principal, conversation_id: str, text: str, correlation_id: str | None
-    ) -> ConversationDocument:
-        now = self._clock.now()
-
-        def change(doc: ConversationDocument) -> ConversationDocument:
-            self._own(doc, principal, Status.ACTIVE)
-            if len(doc.messages) >= MAX_MESSAGES:
-                raise Conflict("the conversation has too many messages")
-            message = {"from": "agent", "agentId": principal.subject, "text": text, "timestamp": stamp(now)}
-            return doc.changed(
-                messages=[*doc.messages, message],
-                updated_at=stamp(now),
-                first_agent_response_at=doc.first_agent_response_at or stamp(now),
-            )
-
-        doc = await conversations.change(self._store, conversation_id, change)
-        await self.audit(principal, "update", doc, correlation_id)
-        return doc
-
     async def close(
         self, principal: Principal, conversation_id: str, disposition: str | None, correlation_id: str | None
     ) -> ConversationDocument:
@@ -225,11 +204,57 @@ class Lifecycle:
 
         doc = await conversations.change(self._store, conversation_id, change)
         await self.audit(principal, "close", doc, correlation_id)
+        return await self._wrapup_started(doc, seconds, ends)
+
+    async def _wrapup_started(
+        self, doc: ConversationDocument, seconds: int, ends: Any
+    ) -> ConversationDocument:
         if seconds == 0:
-            await self.end_wrapup(conversation_id, None)
-            return await self._read(conversation_id)
-        await self._bus.schedule(ROUTING_QUEUE, notices.wrapup_end(conversation_id), ends)
+            await self.end_wrapup(doc.id, None)
+            return await self._read(doc.id)
+        await self._bus.schedule(ROUTING_QUEUE, notices.wrapup_end(doc.id), ends)
         return doc
+
+    async def patient_left(
+        self, principal: Principal, conversation_id: str, correlation_id: str | None
+    ) -> ConversationDocument:
+        """The bot says the patient left: a conversation still waiting for an agent (open,
+        waiting, offered) is closed as abandoned, as `abandon` does; an active one goes to wrap-up
+        with `endReason` `patient-left` (the agent keeps the wrap-up block, then it closes). One
+        in wrap-up or closed has ended already: answered as it is (a repeated notice)."""
+        for _ in range(3):
+            current = await self._read(conversation_id)
+            try:
+                if current.status in (Status.OPEN, Status.WAITING, Status.OFFERED):
+                    return await self.abandon(principal, conversation_id, correlation_id)
+                if current.status == Status.ACTIVE:
+                    return await self._left_active(principal, current, correlation_id)
+            except Conflict:
+                continue  # it moved on meanwhile (accepted, closed): look again
+            return current
+        raise Conflict("The conversation is changing; retry.")
+
+    async def _left_active(
+        self, principal: Principal, current: ConversationDocument, correlation_id: str | None
+    ) -> ConversationDocument:
+        now = self._clock.now()
+        seconds = await self._wrapup.wrapup_seconds(current.queue_id or conversations.DEFAULT_QUEUE)
+        ends = now + timedelta(seconds=seconds)
+
+        def change(doc: ConversationDocument) -> ConversationDocument:
+            return move(
+                doc,
+                "wrapup",
+                now,
+                endReason="patient-left",
+                wrapupEndsAt=stamp(ends),
+                by=principal.subject,
+                cause="patient-left",
+            )
+
+        doc = await conversations.change(self._store, current.id, change)
+        await self.audit(principal, "update", doc, correlation_id)
+        return await self._wrapup_started(doc, seconds, ends)
 
     async def end_wrapup(self, conversation_id: str, _seq: Any) -> bool:
         now = self._clock.now()

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.conversations.events import move_events
 from shared.kernel.errors import Conflict
-from shared.kernel.ids import Id
+from shared.kernel.ids import ExternalId, Id
 from shared.kernel.outbox import Aggregate
 from shared.kernel.text import Line, Text
 from shared.kernel.times import InstantText, stamp
@@ -65,8 +65,9 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status, str | None]] = {
 class ConversationDocument(Aggregate):
     """A conversation as stored (`conversations`, partition `/conversationId`): the escalation's
     fixed fields, routing's (queue, agent, priority, skills, offers), the lifecycle's status and a
-    stamp per transition, messages, and the history of moves. The transcript, summary and
-    messages are PHI."""
+    stamp per transition, the last message's seq (messages are documents beside it,
+    shared/conversations/documents.py), and the history of moves. The reason and summary are
+    PHI."""
 
     PARTITION_FIELD: ClassVar[str] = "conversationId"
 
@@ -81,8 +82,10 @@ class ConversationDocument(Aggregate):
     priority: int = 1
     reason: str | None = None
     summary: str | None = None
-    transcript: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
+    # The bot conversation's key (shared/conversations/documents.py `bot_key`) and which of its
+    # human conversations this is (1, 2, …).
+    bot_key: str | None = None
+    generation: int = 1
     urgency: str | None = None
     specialty: str | None = None
     language: str | None = None
@@ -199,6 +202,8 @@ _NOTED = frozenset({"queueId", "agentId", "disposition"})
 # Set once by the escalation (or by `move` itself): no move may overwrite them.
 _FIXED = frozenset(
     {
+        "botKey",
+        "generation",
         "id",
         "conversationId",
         "version",
@@ -210,17 +215,6 @@ _FIXED = frozenset(
         "createdAt",
     }
 )
-
-
-class TranscriptLine(BaseModel):
-    model_config = ConfigDict(
-        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
-    )
-
-    from_: Literal["bot", "patient", "agent", "system"] = Field(alias="from")
-    text: str
-    timestamp: InstantText | None = None
-    agent_id: str | None = Field(None, alias="agentId")
 
 
 # What a conversation's history records: its opening, then each transition.
@@ -248,8 +242,9 @@ class HistoryEntry(BaseModel):
 
 
 class ConversationView(BaseModel):
-    """A conversation as agents and supervisors read it (the transcript and summary are PHI and
-    agent-only: never logged, never on the board)."""
+    """A conversation as agents and supervisors read it (the reason and summary are PHI and
+    agent-only: never logged, never on the board). Its messages, the bot's transcript first, are
+    read with `GET …/messages`."""
 
     model_config = ConfigDict(
         extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
@@ -271,8 +266,12 @@ class ConversationView(BaseModel):
     context: dict[str, str | int] = Field(default_factory=dict)
     reason: str | None = None
     summary: str | None = None
-    transcript: list[TranscriptLine] = Field(default_factory=list)
-    messages: list[TranscriptLine] = Field(default_factory=list)
+    last_seq: int = Field(0, alias="lastSeq", description="The seq of the last message (0: none).")
+    previous_conversation_id: str | None = Field(
+        None,
+        alias="previousConversationId",
+        description="The bot conversation's earlier human conversation, when this one followed it.",
+    )
     disposition: str | None = None
     end_reason: str | None = Field(None, alias="endReason")
     transfers: int = 0
@@ -300,7 +299,6 @@ def new_conversation(
     now: datetime,
     reason: str | None,
     summary: str | None,
-    transcript: list[dict[str, Any]],
     urgency: str,
     specialty: str | None,
     language: str,
@@ -308,6 +306,9 @@ def new_conversation(
     channel: str | None,
     locale: str | None,
     body_format: str,
+    bot_key: str | None = None,
+    generation: int = 1,
+    previous_conversation_id: str | None = None,
 ) -> ConversationDocument:
     """The document the escalation webhook stores, in status `open` until routing queues it."""
     at = stamp(now)
@@ -325,8 +326,9 @@ def new_conversation(
             "priority": 1,
             "reason": reason,
             "summary": summary,
-            "transcript": transcript,
-            "messages": [],
+            "botKey": bot_key,
+            "generation": generation,
+            "previousConversationId": previous_conversation_id,
             "urgency": urgency,
             "specialty": specialty,
             "language": language,
@@ -348,8 +350,96 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
+MessageText = Annotated[Text, Field(min_length=1, max_length=4000)]
+SenderMessageId = Annotated[
+    ExternalId, Field(description="Your own id for the message: sent twice, it is stored once.")
+]
+
+
 class MessageRequest(_Request):
-    text: Text = Field(min_length=1, max_length=4000)
+    """A message from staff: to the patient (`patient`, the default) or a note between staff
+    (`internal`), which the patient and the bot never see."""
+
+    text: MessageText
+    visibility: Literal["patient", "internal"] = "patient"
+    id: SenderMessageId | None = None
+
+
+class PatientMessageRequest(_Request):
+    text: MessageText
+    id: SenderMessageId | None = None
+
+
+class BotMessageRequest(_Request):
+    """The patient's message, relayed by the bot: `id` (the bot's own message id) is required."""
+
+    text: MessageText
+    id: SenderMessageId
+
+
+class MessagesQuery(_Request):
+    after: int | None = Field(None, ge=0, description="Messages after this seq (the last one you have).")
+    max_items: int = Field(50, alias="maxItems", ge=1, le=500)
+
+
+class MessageAuthor(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    role: Literal["patient", "bot", "agent", "supervisor", "system"]
+    id: str | None = None
+    name: str | None = None
+
+
+class MessageView(BaseModel):
+    """A message: `seq` 1, 2, … per conversation without gaps; `id` is the sender's own id when
+    they gave one."""
+
+    model_config = ConfigDict(defer_build=True, populate_by_name=True, serialize_by_alias=True)
+
+    seq: int
+    id: str
+    author: MessageAuthor = Field(alias="from")
+    visibility: Literal["patient", "internal"]
+    text: str
+    at: InstantText
+
+
+class MessagePage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    items: list[MessageView]
+    next: int | None = Field(description="Pass as `after` for the next page; null: no more now.")
+
+
+class PatientConversationView(BaseModel):
+    """A conversation as its patient sees it: where it stands, never staff's notes or summary."""
+
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
+
+    id: str
+    status: Status
+    queue_id: str | None = Field(None, alias="queueId")
+    last_seq: int = Field(0, alias="lastSeq")
+    previous_conversation_id: str | None = Field(None, alias="previousConversationId")
+    end_reason: str | None = Field(None, alias="endReason")
+    created_at: InstantText = Field(alias="createdAt")
+    escalated_at: InstantText | None = Field(None, alias="escalatedAt")
+    accepted_at: InstantText | None = Field(None, alias="acceptedAt")
+    wrapup_at: InstantText | None = Field(None, alias="wrapupAt")
+    closed_at: InstantText | None = Field(None, alias="closedAt")
+    abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
+
+
+class EndAnswer(BaseModel):
+    """What the bot learns when the patient left."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    conversationId: str
+    status: Status
+    endReason: str | None = None
 
 
 class TransferRequest(_Request):

@@ -1,7 +1,8 @@
 """Conversation documents in the store, and the supervisor board's list of live conversations.
 
 Every change is an ETag-checked replace through `change` (a lost race re-reads and applies the
-change again). Routing and the escalation webhook reach these through `shared.conversations.api`.
+change again), written with its events through the outbox (shared/kernel/outbox.py). Routing and
+the escalation webhook reach these through `shared.conversations.api`.
 
 The board's list `live-conversations:<queueId>` (one partition of `lists`, shared/kernel/lists.py)
 holds the queue's live conversations in creation order. Writers list a conversation on a queue
@@ -11,7 +12,7 @@ crash in between leaves an entry the board skips, never a live conversation off 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
@@ -20,7 +21,7 @@ from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import NotFound
 from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
-from shared.kernel.stored import TypedPage
+from shared.kernel.stored import Document, TypedPage
 
 DEFAULT_QUEUE = "default"
 
@@ -38,13 +39,19 @@ async def read_or_none(store: DocumentStore, conversation_id: str) -> Conversati
     return await documents(store).read_or_none(conversation_id)
 
 
-async def create(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
-    return await documents(store).create(doc)
+async def create(
+    store: DocumentStore, doc: ConversationDocument, children: Sequence[Document] = ()
+) -> ConversationDocument:
+    """Create the conversation with its events and `children` (its first messages): one batch."""
+    return await documents(store).create(doc, children=children)
 
 
-async def replace(store: DocumentStore, doc: ConversationDocument) -> ConversationDocument:
-    """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise)."""
-    return await documents(store).replace(doc)
+async def replace(
+    store: DocumentStore, doc: ConversationDocument, children: Sequence[Document] = ()
+) -> ConversationDocument:
+    """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise), with its
+    events and `children` (a message and its key) in the same batch."""
+    return await documents(store).replace(doc, children=children)
 
 
 async def delete(store: DocumentStore, doc: ConversationDocument) -> None:

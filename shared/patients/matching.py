@@ -1,8 +1,9 @@
 """Which patient an escalation is about, without a cross-partition query on the hot path.
 
 Order: the patient id the bot sent, when that patient exists; else the one patient whose e-mail
-or phone matches; else a provisional patient record with an id derived from the bot conversation
-id (a retried delivery finds and reuses it). `PatientMatch.method` records which way it went.
+or phone matches; else a provisional patient record with an id derived from the bot conversation's
+key (a hash of the calling bot and its conversation id; a retried delivery finds and reuses it).
+`PatientMatch.method` records which way it went.
 
 The contact index lives in `lookups` (partition key `/id`, point reads only):
 `contact:email:<sha256(lower-cased e-mail)>` and `contact:phone:<sha256(E.164)>`, each holding the
@@ -84,8 +85,8 @@ def contacts_of(doc: PatientDocument | Mapping[str, Any] | None) -> dict[str, tu
     return keys
 
 
-def provisional_patient_id(bot_conversation_id: str) -> str:
-    return PROVISIONAL_PREFIX + _sha(bot_conversation_id)[:32]
+def provisional_patient_id(conversation_key: str) -> str:
+    return PROVISIONAL_PREFIX + _sha(conversation_key)[:32]
 
 
 class ContactIndex:
@@ -199,7 +200,8 @@ class PatientMatcher:
                     break  # ambiguous already
         return found
 
-    async def match(self, identity: PatientIdentity, bot_conversation_id: str, now: datetime) -> PatientMatch:
+    async def match(self, identity: PatientIdentity, conversation_key: str, now: datetime) -> PatientMatch:
+        """`conversation_key`: the bot conversation's key, never the bot's raw id."""
         if identity.id and await self._exists_safely(identity.id):
             return PatientMatch(identity.id, "id")
         by_email = await self._candidates("email", normalize_email(identity.email))
@@ -208,7 +210,7 @@ class PatientMatcher:
         both = by_email & by_phone if by_email and by_phone else by_email or by_phone
         if len(both) == 1:
             return PatientMatch(next(iter(both)), "email" if len(by_email) == 1 else "phone")
-        return await self._provisional(identity, bot_conversation_id, now)
+        return await self._provisional(identity, conversation_key, now)
 
     async def _exists_safely(self, patient_id: str) -> bool:
         try:
@@ -218,11 +220,11 @@ class PatientMatcher:
         return await self._exists(patient_id)
 
     async def _provisional(
-        self, identity: PatientIdentity, bot_conversation_id: str, now: datetime
+        self, identity: PatientIdentity, conversation_key: str, now: datetime
     ) -> PatientMatch:
         """A provisional patient with a deterministic id, so a retried delivery reuses it. It is
         not put in the contact index: only a record staff confirm (a PatientRegistry write) is."""
-        patient_id = provisional_patient_id(bot_conversation_id)
+        patient_id = provisional_patient_id(conversation_key)
         at = stamp(now)
         doc = PatientDocument.model_validate(
             {

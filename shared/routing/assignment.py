@@ -30,8 +30,10 @@ from shared.conversations.api import (
     DEFAULT_QUEUE,
     HOLDS_CAPACITY,
     RETURN_GRACE,
+    Author,
     ConversationDocument,
     Status,
+    append_message,
     conversations,
     move,
 )
@@ -247,8 +249,11 @@ class Assignment:
                 moved = move(
                     doc, "end", now, endReason=f"overflow-{when}", by="routing", cause=f"overflow-{when}"
                 )
-                notice = {"from": "system", "text": text, "timestamp": stamp(now)}
-                moved = moved.changed(messages=[*doc.messages, notice])
+                # The queue's message to the patient, written with the end.
+                moved, children = append_message(
+                    moved, author=Author(role="system"), visibility="patient", text=text, at=stamp(now)
+                )
+                return await conversations.replace(self.store, moved, children)
             return await conversations.replace(self.store, moved)
 
         moved = await retry(step)

@@ -40,6 +40,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NotSet
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -121,7 +122,41 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
             ("Agent", {"path_parameters": {"conversationId": c["decline"]}})
         ],
         "POST /api/conversations/{conversationId}/messages": [
-            ("Agent", {"path_parameters": {"conversationId": c["message"]}, "body": {"text": "I am here."}})
+            ("Agent", {"path_parameters": {"conversationId": c["message"]}, "body": {"text": "I am here."}}),
+            (
+                "Supervisor",
+                {
+                    "path_parameters": {"conversationId": c["waiting"]},
+                    "body": {"text": "Check the allergy list", "visibility": "internal", "id": "note-1"},
+                },
+            ),
+        ],
+        "GET /api/conversations/{conversationId}/messages": [
+            ("Supervisor", {"path_parameters": {"conversationId": c["waiting"]}, "query": {"maxItems": 1}}),
+        ],
+        "GET /api/me/conversations/{conversationId}": [
+            ("Patient", {"path_parameters": {"conversationId": c["waiting"]}})
+        ],
+        "GET /api/me/conversations/{conversationId}/messages": [
+            ("Patient", {"path_parameters": {"conversationId": c["waiting"]}, "query": {"after": 0}})
+        ],
+        "POST /api/me/conversations/{conversationId}/messages": [
+            (
+                "Patient",
+                {"path_parameters": {"conversationId": c["waiting"]}, "body": {"text": "Still there?"}},
+            )
+        ],
+        "POST /api/bot/conversations/{botConversationId}/messages": [
+            (
+                "Bot.Escalate",
+                {
+                    "path_parameters": {"botConversationId": "world-waiting"},
+                    "body": {"text": "It hurts more now", "id": "world-bot-1"},
+                },
+            )
+        ],
+        "POST /api/bot/conversations/{botConversationId}/end": [
+            ("Bot.Escalate", {"path_parameters": {"botConversationId": "world-end"}})
         ],
         "POST /api/conversations/{conversationId}/transfer": [
             (
@@ -273,8 +308,10 @@ class Runner:
         case.headers.pop("Authorization", None)
         if role == "signed":
             # A Standard Webhooks delivery: sign the exact bytes sent, at the service's clock.
-            raw = json.dumps(case.body).encode()
-            case.body = raw
+            # (No body, as `…/end` takes none: the signature covers the empty body.)
+            raw = b"" if isinstance(case.body, NotSet) else json.dumps(case.body).encode()
+            if raw:
+                case.body = raw
             self.deliveries += 1
             case.headers.update(
                 sign_webhook(WEBHOOK_SECRET, f"msg_schemathesis_{self.deliveries}", self.app.clock.now(), raw)

@@ -73,6 +73,7 @@ class World:
             "agentId": list(DEMO_AGENTS),
             "conversationId": list(self.conversations.values()),
             "appointmentId": list(self.appointments.values()),  # by name: the ids are random
+            "botConversationId": [f"world-{name}" for name in self.conversations],
         }
         return known.get(parameter, [])
 
@@ -99,6 +100,7 @@ async def populate(client: httpx.AsyncClient, world: World) -> None:
         "assign": "waiting",
         "transfer": "waiting",
         "force-close": "waiting",
+        "end": "waiting",
         "accept": "offered",
         "decline": "offered",
         "message": "active",

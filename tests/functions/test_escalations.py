@@ -11,14 +11,29 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from shared.escalations.intake import conversation_id_for, webhook_record_id
+from shared.conversations.api import bot_key
+from shared.conversations.api import conversation_id_for as nth_conversation
+from shared.escalations.intake import webhook_record_id
 from shared.kernel.clock import ManualClock
 from shared.kernel.errors import Unavailable
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.observability import install_logging
-from shared.patients.matching import provisional_patient_id
+from shared.patients.matching import provisional_patient_id as provisional_for_key
 from shared.runtime import Runtime
 from tests.conftest import Answer, invoke, stored_items, token
+
+# Whose bot conversations: the bearer bot (a dev token's sub), or the holder of the webhook secret.
+BEARER_BOT = "dev:bot-sp-1"
+SIGNED_BOT = "webhook:webhook"
+
+
+def conversation_id_for(bot_conversation_id: str, bot: str = BEARER_BOT, generation: int = 1) -> str:
+    return nth_conversation(bot_key(bot, bot_conversation_id), generation)
+
+
+def provisional_patient_id(bot_conversation_id: str, bot: str = BEARER_BOT) -> str:
+    return provisional_for_key(bot_key(bot, bot_conversation_id))
+
 
 SECRET = "whsec_" + base64.b64encode(b"escalation-test-key-0123456789ab").decode()
 BOT = token("Bot.Escalate", sub="bot-sp-1")
@@ -143,11 +158,29 @@ async def test_a_native_escalation_with_a_bot_token_is_stored_queued_and_routed(
     doc = await conversation(runtime, cid)
     assert doc["status"] == "waiting"
     assert doc["botConversationId"] == "bot-conv-1"
-    assert doc["transcript"][1] == {
-        "from": "patient",
-        "text": TRANSCRIPT_TEXT,
-        "timestamp": "2026-01-05T08:59:00.000Z",
-    }
+    # The transcript is the conversation's first messages, as the patient sees them.
+    messages = await invoke(
+        "read_messages", bearer=token("Supervisor", sub="super-1"), route_params={"conversationId": cid}
+    )
+    assert messages.json["items"] == [
+        {
+            "seq": 1,
+            "id": "msg:0000000001",
+            "from": {"role": "bot"},
+            "visibility": "patient",
+            "text": "How can I help?",
+            "at": "2026-01-05T08:58:00.000Z",
+        },
+        {
+            "seq": 2,
+            "id": "msg:0000000002",
+            "from": {"role": "patient", "id": doc["patientId"]},
+            "visibility": "patient",
+            "text": TRANSCRIPT_TEXT,
+            "at": "2026-01-05T08:59:00.000Z",
+        },
+    ]
+    assert (doc["lastSeq"], messages.json["next"]) == (2, None)
     assert doc["reason"] == "Chest pain"
     assert (doc["urgency"], doc["specialty"], doc["language"], doc["locale"]) == (
         "urgent",
@@ -176,10 +209,10 @@ async def test_a_signed_bot_framework_activity_is_accepted(
 ) -> None:
     answer = await post_signed(activity(floor=3, email="eve@example.org"), clock)
     assert answer.status == 202, answer.json
-    cid = conversation_id_for("bf-conv-1")
+    cid = conversation_id_for("bf-conv-1", SIGNED_BOT)
     doc = await conversation(signed, cid)
     assert doc["summary"] == SUMMARY_TEXT
-    assert doc["transcript"] == []
+    assert doc["lastSeq"] == 0
     assert (doc["urgency"], doc["specialty"], doc["language"]) == ("emergency", "neurology", "en")
     assert doc["context"] == {"floor": 3}  # routing attributes and identity keys are not context
     assert doc["priority"] == 3
@@ -192,7 +225,7 @@ async def test_a_signed_bot_framework_activity_is_accepted(
 async def test_a_signed_native_escalation_is_accepted(signed: Runtime, clock: ManualClock) -> None:
     answer = await post_signed(NATIVE, clock)
     assert answer.status == 202
-    assert answer.json["conversationId"] == conversation_id_for("bot-conv-1")
+    assert answer.json["conversationId"] == conversation_id_for("bot-conv-1", SIGNED_BOT)
 
 
 # Authentication ---------------------------------------------------------------------------------
@@ -445,7 +478,9 @@ async def test_bus_down_is_503_and_the_retry_routes_the_saved_conversation(
     events = [e for e in await stored_items(signed, "conversations", children=True) if e["type"] == "event"]
     assert [e["eventType"] for e in events] == ["conversation.waiting"]
     assert await items(signed, "lookups") == []  # the webhook-id claim is released: not answered
-    assert [p["id"] for p in await items(signed, "patients")] == [provisional_patient_id("bot-conv-1")]
+    assert [p["id"] for p in await items(signed, "patients")] == [
+        provisional_patient_id("bot-conv-1", SIGNED_BOT)
+    ]
 
     monkeypatch.setattr(signed.bus, "send", recording_send)
     clock.advance(5)
@@ -552,7 +587,7 @@ async def test_an_escalation_reaches_an_agent_through_the_routing_function(
     assert doc["agentId"] == "a-1"
     # Delivered again after routing: the answer carries the current status and nothing is resent.
     before = len(sent.messages)
-    again = await post()
+    again = await post_signed(NATIVE, clock, msg_id="msg-again")
     assert again.status == 200
     assert again.json == {"conversationId": doc["id"], "status": "offered", "queueId": "cardio"}
     assert len(sent.messages) == before

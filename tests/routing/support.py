@@ -87,7 +87,6 @@ async def enqueue(
         now=now,
         reason="Needs help",
         summary="Summary for the agent",
-        transcript=[{"from": "patient", "text": "I feel unwell", "timestamp": stamp(now)}],
         urgency=urgency,
         specialty=specialty,
         language=language,
@@ -96,7 +95,7 @@ async def enqueue(
         locale=language,
         body_format="native",
     )
-    from shared.conversations.api import conversations
+    from shared.conversations.api import conversations, transcript_messages
     from shared.routing.directory import RoutingDirectory
 
     settings = await RoutingDirectory(runtime.store).queue(placement.queue_id)
@@ -110,8 +109,10 @@ async def enqueue(
         queuedAt=stamp(now),
         serviceLevelSeconds=settings.service_level_seconds,
     )
+    transcript = [{"from": "patient", "text": "I feel unwell", "timestamp": stamp(now)}]
+    first = transcript_messages(conversation_id, patient_id, transcript)
     await conversations.list_live(runtime.store, doc, placement.queue_id)
-    stored = (await conversations.create(runtime.store, doc)).body()
+    stored = (await conversations.create(runtime.store, doc.changed(last_seq=len(first)), first)).body()
     await runtime.bus.send(
         "routing",
         json_message(
@@ -167,3 +168,11 @@ async def events_of(runtime: Runtime, conversation_id: str) -> list[dict[str, An
         Query((where("type", "=", "event"),)), partition_key=conversation_id, max_items=1000
     )
     return sorted(page.items, key=lambda e: (e["version"], e["n"]))
+
+
+async def messages_of(runtime: Runtime, conversation_id: str) -> list[dict[str, Any]]:
+    """A conversation's message documents in seq order (as stored: internal notes too)."""
+    page = await runtime.store.container("conversations").query(
+        Query((where("type", "=", "message"),)), partition_key=conversation_id, max_items=1000
+    )
+    return sorted(page.items, key=lambda m: m["seq"])

@@ -18,6 +18,7 @@ from tests.routing.support import (
     conversation,
     deliver,
     enqueue,
+    messages_of,
     presence,
     put_agent,
     put_queue,
@@ -72,7 +73,8 @@ async def test_a_conversation_is_offered_accepted_answered_and_closed(
         json_body={"text": "Hello"},
     )
     assert sent.status == 201
-    assert sent.json["firstAgentResponseAt"]
+    assert (sent.json["seq"], sent.json["from"]["role"], sent.json["visibility"]) == (2, "agent", "patient")
+    assert (await conversation(runtime, "c-1"))["firstAgentResponseAt"]
 
     clock.advance(5)
     closed = await invoke(
@@ -296,7 +298,9 @@ async def test_agents_see_only_their_own_conversations(runtime: Runtime) -> None
     assert accept.status == 404
     mine = await invoke("get_conversation", bearer=A1, route_params={"conversationId": "c-1"})
     assert mine.status == 200
-    assert mine.json["transcript"][0]["text"] == "I feel unwell"
+    messages = await invoke("read_messages", bearer=A1, route_params={"conversationId": "c-1"})
+    assert messages.json["items"][0]["text"] == "I feel unwell"
+    assert (await invoke("read_messages", bearer=A2, route_params={"conversationId": "c-1"})).status == 404
     unknown = await invoke("get_conversation", bearer=SUPERVISOR, route_params={"conversationId": "nope"})
     assert unknown.status == 404
     patient = await invoke(
@@ -457,7 +461,8 @@ async def test_overflow_ends_or_transfers_when_a_queue_is_full_or_waited_too_lon
     third = await conversation(runtime, "c-3")
     assert third["status"] == "closed"
     assert third["endReason"] == "overflow-wait"
-    assert third["messages"][-1]["text"] == "Call us tomorrow."
+    last = (await messages_of(runtime, "c-3"))[-1]
+    assert (last["text"], last["from"], last["seq"]) == ("Call us tomorrow.", {"role": "system"}, 2)
 
 
 async def test_out_of_hours_conversations_overflow_on_arrival(runtime: Runtime, clock: ManualClock) -> None:

@@ -14,7 +14,16 @@ from shared.kernel.clock import ManualClock
 from shared.kernel.times import stamp
 from shared.routing.api import handle_routing_message
 from shared.runtime import Runtime
-from tests.routing.support import conversation, deliver, enqueue, presence, put_agent, put_queue, put_rules
+from tests.routing.support import (
+    conversation,
+    deliver,
+    enqueue,
+    messages_of,
+    presence,
+    put_agent,
+    put_queue,
+    put_rules,
+)
 
 
 def at(start: datetime, seconds: float) -> str:
@@ -80,7 +89,7 @@ async def test_overflow_by_wait_happens_at_the_deadline_without_the_sweep(
     doc = await conversation(runtime, "c-1")
     if action == "end":
         assert (doc["status"], doc["endReason"]) == ("closed", "overflow-wait")
-        assert doc["messages"][-1]["text"] == "Call us tomorrow."
+        assert (await messages_of(runtime, "c-1"))[-1]["text"] == "Call us tomorrow."
     else:
         assert (doc["status"], doc["queueId"], doc["overflowedFrom"]) == ("waiting", "backup", "slow")
         assert doc["queuedAt"] == at(start, 60)

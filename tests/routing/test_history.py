@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.escalations.intake import conversation_id_for
+from shared.conversations.api import bot_key, conversation_id_for
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
 from tests.conftest import invoke
@@ -29,7 +29,7 @@ ESCALATION: dict[str, Any] = {
     "triage": {"urgency": "urgent"},
     "transcript": [],
 }
-CID = conversation_id_for("bot-history-1")
+CID = conversation_id_for(bot_key("dev:bot-1", "bot-history-1"))  # BOT is a dev token, sub bot-1
 
 
 async def act(name: str, bearer: str = A1, body: dict[str, Any] | None = None) -> Any:

@@ -159,7 +159,8 @@ async def test_processes_sharing_the_file_lose_no_increment(tmp_path: Path, open
     path = tmp_path / "shared.sqlite3"
     store = open_store(path)
     await store.container("things").create({"id": "counter", "tenant": "t", "count": 0})
-    processes, increments = 4, 25
+    # Enough increments that the processes overlap even when one wakes a few milliseconds late.
+    processes, increments = 4, 300
     go = tmp_path / "go"
     workers = [
         subprocess.Popen(
