@@ -38,6 +38,7 @@ from shared.kernel.stored import Stored
 from shared.kernel.times import stamp
 
 STUCK_AFTER = timedelta(minutes=1)
+_MENTIONS = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]*>")
 
 
@@ -62,8 +63,9 @@ def verify_signature(raw: bytes, authorization: str | None, signers: list[Signer
 
 
 def reply_text(activity: TeamsActivity) -> str:
-    """The message as the provider wrote it: Teams sends HTML with the @mention in `<at>` tags."""
-    text = _TAGS.sub(" ", activity.text or "")
+    """The message as the provider wrote it: Teams sends HTML with the @mention of the outgoing
+    webhook in `<at>` tags, left out here."""
+    text = _TAGS.sub(" ", _MENTIONS.sub(" ", activity.text or ""))
     for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&")):
         text = text.replace(entity, char)
     return " ".join(text.split())
