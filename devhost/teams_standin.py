@@ -98,8 +98,12 @@ class TeamsStandIn:
         target = str(asked.get("target") or DEFAULT_TARGET)
         if urlsplit(target).hostname not in ("127.0.0.1", "localhost", "::1"):
             return JSONResponse({"error": "replies go to a loopback target only"}, status_code=400)
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.post(target, content=body, headers=headers)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.post(target, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            failure = f"{target} did not answer ({type(error).__name__})"
+            return JSONResponse({"error": failure}, status_code=502)
         return Response(
             answer.content, status_code=answer.status_code, media_type=answer.headers.get("content-type")
         )
