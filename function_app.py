@@ -4,16 +4,20 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    consults,
     conversations,
     dashboard,
     escalations,
     fhir,
     identity,
+    knowledge,
     patients,
     platform,
     providers,
+    records,
     routing,
     routing_admin,
+    workspace,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -28,3 +32,7 @@ app.register_functions(appointments.bp)
 app.register_functions(fhir.bp)
 app.register_functions(escalations.bp)
 app.register_functions(dashboard.bp)
+app.register_functions(knowledge.bp)
+app.register_functions(workspace.bp)
+app.register_functions(consults.bp)
+app.register_functions(records.bp)
