@@ -4,17 +4,21 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    consults,
     conversations,
     dashboard,
     escalations,
     fhir,
     identity,
+    knowledge,
     messages,
     patients,
     platform,
     providers,
+    records,
     routing,
     routing_admin,
+    workspace,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -30,3 +34,7 @@ app.register_functions(appointments.bp)
 app.register_functions(fhir.bp)
 app.register_functions(escalations.bp)
 app.register_functions(dashboard.bp)
+app.register_functions(knowledge.bp)
+app.register_functions(workspace.bp)
+app.register_functions(consults.bp)
+app.register_functions(records.bp)

@@ -67,6 +67,16 @@ param cosmosAutoscaleMaxThroughput int = 1000
 @description('Optional. Cosmos DB database name (COSMOS_DATABASE).')
 param cosmosDatabaseName string = 'psc'
 
+@description('Optional. Spanish knowledge articles get Cosmos DB\'s Spanish full-text analyser (a preview: enable "multi-language support for full-text search" on the account first); off, every path uses the English one.')
+param cosmosFullTextPreviewLanguages bool = false
+
+@description('Optional. The Teams outgoing webhook\'s security token (base64) for teams without their own (PSC_TEAMS_OUTGOING_TOKEN); empty: none.')
+@secure()
+param teamsOutgoingToken string = ''
+
+@description('Optional. Hosts a team\'s Workflows URL may name besides Power Automate\'s own (PSC_TEAMS_WORKFLOW_HOSTS), comma-separated.')
+param teamsWorkflowHosts string = ''
+
 @description('Optional. Service Bus tier; private networking needs Premium and forces it.')
 @allowed([
   'Standard'
@@ -246,6 +256,7 @@ module cosmos 'modules/cosmos.bicep' = {
     containers: catalog.containers
     throughputMode: cosmosThroughputMode
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
+    fullTextPreviewLanguages: cosmosFullTextPreviewLanguages
     appPrincipalId: identity.outputs.principalId
     developerPrincipalId: developerPrincipalId
     workspaceId: monitoring.outputs.workspaceId
@@ -301,6 +312,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     webhookSecret: webhookSecret
     botCallbackSecret: botCallbackSecret
+    teamsOutgoingToken: teamsOutgoingToken
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
@@ -446,6 +458,12 @@ module api 'modules/function-app.bicep' = {
       PSC_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookKeyVaultUri})'
       PSC_BOT_CALLBACK_HOSTS: botCallbackHosts
       PSC_BOT_CALLBACK_SECRET: empty(botCallbackSecret) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.botCallbackKeyVaultUri})'
+      // Team secrets (Workflows URLs, outgoing-webhook tokens) written through the API go to
+      // Key Vault with the identity (role Key Vault Secrets Officer).
+      PSC_SECRETS: 'keyvault'
+      PSC_KEY_VAULT_URI: keyVault.outputs.vaultUri
+      PSC_TEAMS_OUTGOING_TOKEN: empty(teamsOutgoingToken) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.teamsTokenKeyVaultUri})'
+      PSC_TEAMS_WORKFLOW_HOSTS: teamsWorkflowHosts
       AZURE_CLIENT_ID: identity.outputs.clientId
       COSMOS__accountEndpoint: cosmos.outputs.endpoint
       COSMOS__credential: 'managedidentity'

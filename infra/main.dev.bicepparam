@@ -13,6 +13,8 @@ param webhookSecret = readEnvironmentVariable('PSC_WEBHOOK_SECRET')
 // Bot callbacks (optional): the hosts bots' callback URLs may name, and the secret that signs them.
 param botCallbackHosts = readEnvironmentVariable('PSC_BOT_CALLBACK_HOSTS', '')
 param botCallbackSecret = readEnvironmentVariable('PSC_BOT_CALLBACK_SECRET', '')
+param teamsOutgoingToken = readEnvironmentVariable('PSC_TEAMS_OUTGOING_TOKEN', '')
+param teamsWorkflowHosts = readEnvironmentVariable('PSC_TEAMS_WORKFLOW_HOSTS', '')
 // Operators who run `python -m ops` (Service Bus Data Owner); empty: none.
 param opsPrincipalId = readEnvironmentVariable('PSC_OPS_PRINCIPAL_ID', '')
 param developerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')

@@ -51,6 +51,15 @@ def container_entry(spec: ContainerSpec) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": spec.name, "partitionKeyPath": spec.partition_key_path}
     if spec.default_ttl is not None:  # None = TTL off: Bicep leaves `defaultTtl` out entirely
         entry["defaultTtl"] = spec.default_ttl
+    if spec.full_text:
+        # Bicep adds the fullTextPolicy (one of the two path lists: with Cosmos DB's preview
+        # languages, or English analysers only) and the fullTextIndexes; written out whole here
+        # because checkov's Bicep parser reads no lambdas in a resource loop.
+        entry["fullTextPaths"] = [{"path": p.path, "language": p.language} for p in spec.full_text]
+        entry["fullTextPathsPreview"] = [
+            {"path": p.path, "language": p.preview_language or p.language} for p in spec.full_text
+        ]
+        entry["fullTextIndexes"] = [{"path": p.path} for p in spec.full_text]
     return entry
 
 

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 source scripts/python-env.sh
 
-if [ ! -x node_modules/.bin/azurite ]; then
+# Azurite, and adaptivecards (Microsoft's Adaptive Card parser: tests/consults checks the consult
+# card with it).
+if [ ! -x node_modules/.bin/azurite ] || [ ! -f node_modules/adaptivecards/package.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 bash scripts/checkov.sh --install

@@ -212,6 +212,57 @@ class Settings(BaseSettings):
         "In Azure the platform's CORS decides (Bicep corsAllowedOrigins).",
     )
 
+    secrets: Literal["embedded", "keyvault"] = _setting(  # type: ignore[assignment]
+        "PSC_SECRETS",
+        "embedded",
+        "Where secrets written through the API (Teams webhook URLs and tokens) are kept: "
+        "`embedded` (a file of their own under PSC_DATA_DIR) or `keyvault` (Azure Key Vault "
+        "through the identity).",
+    )
+    key_vault_uri: str | None = _setting(  # type: ignore[assignment]
+        "PSC_KEY_VAULT_URI",
+        None,
+        "Key Vault URI https://<name>.vault.azure.net/ (identity-based, role Key Vault Secrets "
+        "Officer), required with PSC_SECRETS=keyvault.",
+    )
+    teams_outgoing_token: str | None = _setting(  # type: ignore[assignment]
+        "PSC_TEAMS_OUTGOING_TOKEN",
+        None,
+        "The security token Teams showed when the outgoing webhook was created (base64): the "
+        "default for teams configured without a token of their own.",
+        repr=False,
+    )
+    teams_workflow_hosts: str | None = _setting(  # type: ignore[assignment]
+        "PSC_TEAMS_WORKFLOW_HOSTS",
+        None,
+        "Hosts a team's Workflows URL may name besides Power Automate's own domains (comma-"
+        "separated, as PSC_BOT_CALLBACK_HOSTS); in dev mode a listed loopback host also over http.",
+    )
+
+    @field_validator("teams_workflow_hosts")
+    @classmethod
+    def _workflow_hosts_parse(cls, value: str | None) -> str | None:
+        from shared.callbacks.api import parse_allowed_hosts
+
+        parse_allowed_hosts(value or "")
+        return value
+
+    @field_validator("teams_outgoing_token")
+    @classmethod
+    def _teams_token(cls, value: str | None) -> str | None:
+        import base64
+        import binascii
+
+        if value is None:
+            return value
+        try:
+            key = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be the base64 security token Teams showed") from None
+        if len(key) < 16:
+            raise ValueError("must be the base64 security token Teams showed (at least 16 bytes)")
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _origins_azure_would_match(cls, value: str | None) -> str | None:
@@ -302,6 +353,12 @@ class Settings(BaseSettings):
         callback_hosts = [part for part in (self.bot_callback_hosts or "").split(",") if part.strip()]
         if callback_hosts and not self.bot_callback_secret:
             raise ValueError("PSC_BOT_CALLBACK_SECRET is required when PSC_BOT_CALLBACK_HOSTS is set")
+        if self.secrets == "keyvault" and not re.fullmatch(
+            r"https://[A-Za-z0-9-]+\.vault\.[A-Za-z0-9.-]+/?", self.key_vault_uri or ""
+        ):
+            raise ValueError(
+                "PSC_KEY_VAULT_URI: https://<name>.vault.azure.net/ is required with PSC_SECRETS=keyvault"
+            )
         if self.store == "cosmos" and not self.cosmos_endpoint:
             raise ValueError("COSMOS__accountEndpoint is required when PSC_STORE=cosmos")
         if self.notify == "acs" and not self.acs_endpoint:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from shared.kernel.messages import MessageBus
     from shared.kernel.notify import Notifier
     from shared.kernel.realtime import Realtime
+    from shared.kernel.search import Search
+    from shared.kernel.secrets import Secrets
+    from shared.kernel.workflows import WorkflowPoster
     from shared.web.health import HealthCache
 
 
@@ -63,7 +66,37 @@ class Runtime:
             self._notifier = build_notifier(self.settings, self.store, self.bus, self.clock)
         return self._notifier
 
+    # Built on first use, kept for the worker's life: the knowledge search index (FTS5 file or the
+    # Cosmos DB `search` container), the secrets store (a file, or Key Vault) and the HTTP client
+    # that posts Teams cards (address-guarded like bot callbacks).
+    _search: Search | None = field(default=None, repr=False)
+    _secrets: Secrets | None = field(default=None, repr=False)
+    _workflows: WorkflowPoster | None = field(default=None, repr=False)
+
+    @property
+    def search(self) -> Search:
+        if self._search is None:
+            self._search = build_search(self.settings, self.store)
+        return self._search
+
+    @property
+    def secrets(self) -> Secrets:
+        if self._secrets is None:
+            self._secrets = build_secrets(self.settings)
+        return self._secrets
+
+    @property
+    def workflows(self) -> WorkflowPoster:
+        if self._workflows is None:
+            from shared.adapters.workflow_sender import HttpWorkflowPoster
+
+            self._workflows = HttpWorkflowPoster.from_settings(self.settings, self.clock)
+        return self._workflows
+
     async def close(self) -> None:
+        for extra in (self._search, self._secrets, self._workflows):
+            if extra is not None:
+                await extra.close()
         if self._notifier is not None:
             await self._notifier.close()
         await self.store.close()
@@ -83,6 +116,28 @@ def build_notifier(settings: Settings, store: DocumentStore, bus: MessageBus, cl
     return EmbeddedNotifier(
         store, bus, clock, sms_from=settings.acs_sms_from, email_sender=settings.acs_email_sender
     )
+
+
+def build_search(settings: Settings, store: DocumentStore) -> Search:
+    if settings.store == "cosmos":
+        from shared.adapters.cosmos_documents import CosmosDocumentStore
+        from shared.adapters.cosmos_search import CosmosSearch
+
+        assert isinstance(store, CosmosDocumentStore)
+        return CosmosSearch(store)
+    from shared.adapters.sqlite_search import SqliteSearch
+
+    return SqliteSearch(settings.data_dir / "search.sqlite3")
+
+
+def build_secrets(settings: Settings) -> Secrets:
+    if settings.secrets == "keyvault":
+        from shared.adapters.keyvault_secrets import KeyVaultSecrets
+
+        return KeyVaultSecrets.from_settings(settings)
+    from shared.adapters.embedded_secrets import EmbeddedSecrets
+
+    return EmbeddedSecrets(settings.data_dir / "secrets.sqlite3")
 
 
 _override: ContextVar[Runtime | None] = ContextVar("psc_runtime_override", default=None)

@@ -30,6 +30,9 @@ param autoscaleMaxThroughput int = 1000
 @description('Required. Principal id of the app identity (gets Cosmos DB Built-in Data Contributor).')
 param appPrincipalId string
 
+@description('Optional. Use Cosmos DB\'s preview full-text languages (the account must have the multi-language full-text preview enabled): a path whose catalogue entry names a previewLanguage (Spanish) gets that analyser instead of en-US.')
+param fullTextPreviewLanguages bool = false
+
 @description('Optional. Principal id of a developer who also gets Built-in Data Contributor, for local debugging against this account. Empty: none.')
 param developerPrincipalId string = ''
 
@@ -93,8 +96,9 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
 }
 
 // TTL stays off unless the catalogue sets defaultTtl: -1 = on without expiry, n = expire n seconds
-// after the last write (an item's own `ttl` overrides).
-resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = [
+// after the last write (an item's own `ttl` overrides). A container with fullTextPaths (the Search
+// port's) gets a fullTextPolicy and a full-text index on each path (API 2025-04-15 has both).
+resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-04-15' = [
   for container in containers: {
     parent: database
     name: container.name
@@ -112,7 +116,20 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
             includedPaths: [{ path: '/*' }]
             excludedPaths: [{ path: '/"_etag"/?' }]
           }
-        }, contains(container, 'defaultTtl') ? { defaultTtl: container.defaultTtl } : {})
+        }, contains(container, 'defaultTtl') ? { defaultTtl: container.defaultTtl } : {},
+        contains(container, 'fullTextPaths') ? {
+          fullTextPolicy: {
+            defaultLanguage: 'en-US'
+            fullTextPaths: fullTextPreviewLanguages ? container.fullTextPathsPreview : container.fullTextPaths
+          }
+          indexingPolicy: {
+            indexingMode: 'consistent'
+            automatic: true
+            includedPaths: [{ path: '/*' }]
+            excludedPaths: [{ path: '/"_etag"/?' }]
+            fullTextIndexes: container.fullTextIndexes
+          }
+        } : {})
     }
   }
 ]

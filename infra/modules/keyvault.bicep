@@ -41,7 +41,14 @@ param enablePrivateNetworking bool = false
 @description('Optional. Purge protection: a deleted vault cannot be purged before its retention ends. Irreversible once on; off, the property is left out (ARM refuses false), so `azd down --purge` can remove a dev vault.')
 param enablePurgeProtection bool = true
 
+@description('Optional. The Teams outgoing webhook\'s security token (base64) that signs providers\' replies for teams without a token of their own (PSC_TEAMS_OUTGOING_TOKEN); empty: none stored.')
+@secure()
+param teamsOutgoingToken string = ''
+
 var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+// Key Vault Secrets Officer: the API writes the secrets integration admins give it (a team's
+// Workflows URL and outgoing-webhook token: PUT /api/manage/teams/{teamId}).
+var secretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -109,6 +116,31 @@ resource secretsUserAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
+resource teamsTokenResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(teamsOutgoingToken)) {
+  // checkov:skip=CKV_AZURE_41: checkov does not read the properties of a conditional resource (= if); attributes.exp is set below, as for psc-webhook-secret (tests/infra asserts it).
+  // checkov:skip=CKV_AZURE_114: Same blindness to a conditional resource; contentType is set below (tests/infra asserts it).
+  parent: vault
+  name: 'psc-teams-outgoing-token'
+  properties: {
+    value: teamsOutgoingToken
+    contentType: 'text/plain; format=teams-outgoing-webhook-token'
+    attributes: {
+      enabled: true
+      exp: dateTimeToEpoch(dateTimeAdd(deployedAt, 'P${webhookSecretValidityDays}D'))
+    }
+  }
+}
+
+resource secretsOfficerAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, secretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsOfficer)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'to-log-analytics'
   scope: vault
@@ -140,3 +172,9 @@ output webhookKeyVaultUri string = webhookSecretResource.properties.secretUri
 
 @description('Versionless URI of the bot callback secret (built from the vault URI, so it never refers to a secret left undeployed); empty when none is stored.')
 output botCallbackKeyVaultUri string = empty(botCallbackSecret) ? '' : '${vault.properties.vaultUri}secrets/psc-bot-callback-secret'
+
+@description('Vault URI (PSC_KEY_VAULT_URI): the API writes team secrets here.')
+output vaultUri string = vault.properties.vaultUri
+
+@description('Key Vault reference target of the Teams outgoing token; empty when none was given.')
+output teamsTokenKeyVaultUri string = empty(teamsOutgoingToken) ? '' : '${vault.properties.vaultUri}secrets/psc-teams-outgoing-token'

@@ -7,7 +7,9 @@ from typing import Literal
 
 from shared.kernel.stored import Document
 
-Action = Literal["read", "create", "update", "delete", "list", "export", "assign", "transfer", "close"]
+Action = Literal[
+    "read", "create", "update", "delete", "list", "export", "assign", "transfer", "close", "merge"
+]
 NO_PATIENT = "-"
 
 

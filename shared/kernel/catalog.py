@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.kernel.documents import ContainerSpec
+from shared.kernel.documents import ContainerSpec, FullTextPath
 from shared.kernel.messages import QueueSpec, SubscriptionSpec, TopicSpec
 
 SIX_YEARS = 6 * 365 * 24 * 3600  # HIPAA keeps audit documentation six years
@@ -25,6 +25,11 @@ APPOINTMENTS = "appointments"
 LISTS = "lists"
 OUTBOX = "outbox"
 LEASES = "leases"
+ARTICLES = "articles"
+SEARCH = "search"
+SCRIPTS = "scripts"
+TEAMS = "teams"
+CONSULTS = "consults"
 ROUTING_QUEUE = "routing"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
 EVENTS_TOPIC = "events"
@@ -113,6 +118,47 @@ CONTAINERS: dict[str, ContainerSpec] = {
             description="Change-feed leases: where each change-feed-triggered function has read up "
             "to (the Cosmos DB trigger's lease container; the dev host keeps its leases here too). "
             "Partition key /id, as the trigger requires.",
+        ),
+        ContainerSpec(
+            ARTICLES,
+            "/articleId",
+            description="Knowledge articles: per article one partition holding the current version "
+            "(id = the article id) and every version written (`<articleId>:v<n>`), written together "
+            "in one transactional batch.",
+        ),
+        ContainerSpec(
+            SEARCH,
+            "/scope",
+            description="The Search port's index in Azure (Cosmos DB full-text search): one document "
+            "per entry in the partition `<index>:<language>`, its text in the path of its language "
+            "(derived data: the knowledge service rewrites it on every article write).",
+            full_text=(
+                FullTextPath("/textEn", "en-US"),
+                FullTextPath("/textEs", "en-US", preview_language="es-ES"),
+                FullTextPath("/textPl", "en-US"),
+                FullTextPath("/text", "en-US"),
+            ),
+        ),
+        ContainerSpec(
+            SCRIPTS,
+            "/scope",
+            description="Agent scripts, all in the partition `scripts`: one document per script and "
+            "the index (`_index`: each script's sub-script references, appliesTo and priority), "
+            "written together in one transactional batch so no write can close a cycle.",
+        ),
+        ContainerSpec(
+            TEAMS,
+            "/id",
+            description="Teams consult configuration: `team:<teamId>` (name, providers, where its "
+            "secrets are; never the secrets), `provider-team:<providerId>` (a provider's team), and "
+            "`team-index` (the configured team ids, for checking a reply's signature).",
+        ),
+        ContainerSpec(
+            CONSULTS,
+            "/id",
+            description="Teams consults (id = the reference code on the card: conversation, agent, "
+            "team, question, status sent/answered/expired, replies) and the replies Teams delivered "
+            "(`teams-reply:<sha256(activity id)>`, stored before anything else happens).",
         ),
     )
 }

@@ -53,6 +53,16 @@ def check_field_path(path: str) -> str:
 
 
 @dataclass(frozen=True)
+class FullTextPath:
+    """A full-text indexed path and its analyser language (`en-US`). `preview_language`: the
+    analyser to use where the account has Cosmos DB's preview languages enabled (Bicep decides)."""
+
+    path: str
+    language: str = "en-US"
+    preview_language: str | None = None
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """A container the code uses; infra must declare the same (tests compare them).
 
@@ -65,6 +75,9 @@ class ContainerSpec:
     partition_key_path: str
     default_ttl: int | None = None
     description: str = ""
+    # Paths Cosmos DB full-text indexes (its `fullTextPolicy` and `fullTextIndexes`): the Search
+    # port's container only (shared/adapters/cosmos_search.py).
+    full_text: tuple[FullTextPath, ...] = ()
 
     @property
     def partition_key_field(self) -> str:

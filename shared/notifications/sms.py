@@ -262,10 +262,11 @@ def _cost(part: Part, encoding: Encoding) -> int:
 
 def _cut(value: str, room: int, encoding: Encoding, ellipsis: str) -> str:
     """The longest start of `value` ending at a word, plus `ellipsis`, within `room` units. A space
-    the text began or ended with stays, so the parts around it stay apart."""
+    the text began or ended with stays, so the parts around it stay apart, unless even that space
+    is over `room`: then nothing stays (the links and fixed text fit by themselves)."""
     lead = " " if value[:1].isspace() else ""
     trail = " " if value[-1:].isspace() else ""
-    spacer = " " if lead or trail else ""
+    spacer = " " if (lead or trail) and room >= 1 else ""
     budget = room - units(ellipsis, encoding) - len(lead) - len(trail)
     words = value.strip()
     if budget <= 0 or not words:

@@ -5,7 +5,9 @@ from shared.patients.documents import PatientDocument
 from shared.patients.identity import Link, LinkCode, LinkRequest
 from shared.patients.links import IssuedCode, PatientLinks, linked_patient
 from shared.patients.matching import PatientMatch, PatientMatcher, index_patient
+from shared.patients.merging import check_merge, mark_merged, survivor_of
 from shared.patients.model import (
+    LanguageTag,
     PatientIdentity,
     PatientProfile,
     PatientRecord,
@@ -23,6 +25,7 @@ from shared.patients.registry import (
 
 __all__ = [
     "IssuedCode",
+    "LanguageTag",
     "Link",
     "LinkCode",
     "LinkRequest",
@@ -35,12 +38,15 @@ __all__ = [
     "PatientRecord",
     "PatientRegistry",
     "Stored",
+    "check_merge",
     "check_patient_id",
     "index_patient",
     "linked_patient",
+    "mark_merged",
     "patient_exists",
     "profile_changes",
     "profile_of",
     "record_changes",
     "record_of",
+    "survivor_of",
 ]

@@ -23,6 +23,8 @@ class PatientDocument(Document):
     created_at: str | None = None
     updated_at: str | None = None
     name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
     language: str | None = None
     time_zone: str | None = None
     email: str | None = None
@@ -32,6 +34,19 @@ class PatientDocument(Document):
     quiet_hours: dict[str, str] | None = None
     date_of_birth: str | None = None
     clinical_notes: str | None = None
+    # A provisional record merged into a registered one points to it (shared/patients/merging.py);
+    # `merge_pending` names references other capabilities still have to move, by kind.
+    merged_into: str | None = None
+    merged_at: str | None = None
+    merged_by: str | None = None
+    merge_pending: dict[str, list[str]] | None = None
+
+    @property
+    def first_name(self) -> str:
+        """How a script greets the patient: the given name, else the first word of the name."""
+        if self.given_name:
+            return self.given_name
+        return (self.name or "").split(" ", 1)[0]
 
     def fields(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The named fields (as stored, camelCase) that hold a value."""

@@ -52,6 +52,8 @@ from shared.kernel.retry import Again, retry
 from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
 from shared.patients.documents import Attempt, LinkAttempts, LinkCode, PatientDocument, PatientLink
+from shared.patients.matching import PROVISIONAL_PREFIX
+from shared.patients.merging import survivor_of
 from shared.patients.model import check_patient_id
 
 CODE_TTL = timedelta(hours=24)
@@ -97,9 +99,20 @@ def normalise_code(text: str) -> str | None:
 
 
 async def linked_patient(store: DocumentStore, principal: Principal) -> str | None:
-    """The patient `principal`'s sign-in is linked to (one point read), or None."""
-    link = await Stored(store, LOOKUPS, PatientLink).read_or_none(link_id(principal))
-    return link.patient_id if link else None
+    """The patient `principal`'s sign-in is linked to (one point read), or None. A link to a
+    provisional record that was merged since follows it to the survivor and is rewritten to name
+    it (one more read, once: only links to provisional records pay it)."""
+    links = Stored(store, LOOKUPS, PatientLink)
+    link = await links.read_or_none(link_id(principal))
+    if link is None:
+        return None
+    if link.patient_id.startswith(PROVISIONAL_PREFIX):
+        survivor = await survivor_of(store, link.patient_id)
+        if survivor != link.patient_id:
+            with contextlib.suppress(PreconditionFailed, NotFound):
+                await links.replace(link.changed(patient_id=survivor))
+            return survivor
+    return link.patient_id
 
 
 @dataclass(frozen=True)

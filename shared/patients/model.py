@@ -87,6 +87,10 @@ class PatientProfile(_Strict):
     """What a patient sees and edits about themselves (`/api/me/profile`)."""
 
     name: Line = Field(min_length=1, max_length=200)
+    # FHIR HumanName's given and family parts beside the display name; scripts greet a patient by
+    # the given name, else by the first word of `name`.
+    givenName: Line | None = Field(None, min_length=1, max_length=100)
+    familyName: Line | None = Field(None, min_length=1, max_length=100)
     language: LanguageTag = "en"
     timeZone: TimeZoneName = "UTC"
     email: EmailAddress | None = None
@@ -114,6 +118,9 @@ class PatientRecord(PatientProfile):
 
     id: Id | None = Field(default=None, description="Read-only; the patient id.")
     provisional: bool | None = Field(default=None, description="Read-only; created by a bot escalation.")
+    mergedInto: Id | None = Field(
+        default=None, description="Read-only; the patient this record was merged into."
+    )
     dateOfBirth: Day | None = None
     clinicalNotes: Text | None = Field(default=None, max_length=4000)
 

@@ -70,7 +70,9 @@ def profile_of(doc: PatientDocument) -> PatientProfile:
 
 def record_of(doc: PatientDocument, *, clinical: bool) -> PatientRecord:
     data = doc.fields((*PROFILE_FIELDS, *CLINICAL_FIELDS) if clinical else PROFILE_FIELDS)
-    return PatientRecord.model_validate({**data, "id": doc.id, "provisional": doc.provisional})
+    return PatientRecord.model_validate(
+        {**data, "id": doc.id, "provisional": doc.provisional, "mergedInto": doc.merged_into}
+    )
 
 
 class PatientRegistry:

@@ -5,6 +5,7 @@ from shared.scheduling.booking import Booked, Scheduling
 from shared.scheduling.demo import DEMO_PROVIDERS, seed_scheduling_demo
 from shared.scheduling.documents import AppointmentDocument, ProviderDocument
 from shared.scheduling.lists import list_providers, patient_appointments, provider_day
+from shared.scheduling.merge import move_patient_appointments
 from shared.scheduling.model import (
     PROVIDER_ID_PATTERN,
     Appointment,
@@ -62,6 +63,7 @@ __all__ = [
     "fhir_searchset",
     "fhir_slot",
     "list_providers",
+    "move_patient_appointments",
     "patient_appointments",
     "provider_day",
     "provider_view",

@@ -71,6 +71,17 @@ WEBHOOK_SIGNATURE = Header(
     "key of PSC_WEBHOOK_SECRET; several space-separated while a sender rotates keys.",
     {"type": "string", "minLength": 1, "examples": ["v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="]},
 )
+TEAMS_SIGNATURE = Header(
+    "Authorization",
+    "Teams outgoing webhooks: `HMAC <base64(HMAC-SHA256(base64-decoded token, raw body))>` with "
+    "the token Teams showed when the outgoing webhook was created (the team's own, or "
+    "PSC_TEAMS_OUTGOING_TOKEN). Missing or wrong: 401.",
+    {
+        "type": "string",
+        "pattern": "^HMAC [A-Za-z0-9+/=]+$",
+        "examples": ["HMAC K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="],
+    },
+)
 # Read by the edge for a route declared with `allow(..., signed_webhook=True)`, sent instead of
 # an `Authorization` header.
 WEBHOOK_HEADERS = (WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE)

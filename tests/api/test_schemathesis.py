@@ -26,6 +26,9 @@ clock, and the order of requests is fixed. The figures are printed (`-s` shows t
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
 from collections import Counter, defaultdict
@@ -53,7 +56,7 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.auth.webhook_auth import sign_webhook
 from tests.api.conformance import body_schema, response_spec, undeclared_dates, undeclared_headers
-from tests.api.world import TOKENS, UNLINKED_PATIENT, WEBHOOK_SECRET, SeededApp, World
+from tests.api.world import TEAMS_TOKEN, TOKENS, UNLINKED_PATIENT, WEBHOOK_SECRET, SeededApp, World
 
 POSITIVE_EXAMPLES = 25
 NEGATIVE_EXAMPLES = 10
@@ -266,6 +269,91 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
             ("Supervisor", {"path_parameters": {"agentId": "demo-agent-1"}})
         ],
         "GET /api/manage/agents": [("Administrator", {}), ("Administrator", {"query": {"maxItems": 2}})],
+        **issue_16_requests(world),
+    }
+
+
+def issue_16_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, Any]]]]:
+    """Knowledge, scripts, Teams consults and record hygiene (in order: writes before reads)."""
+    held = world.conversations["message"]  # active, held by demo-agent-1 (the Agent token)
+    article = {
+        "title": "Resetting your portal password",
+        "body": "Forgot the password? Use the reset link on the sign-in page.",
+        "language": "en",
+        "status": "published",
+        "tags": ["portal"],
+    }
+    script = {
+        "name": "Welcome",
+        "language": "en",
+        "steps": [
+            {"type": "text", "text": "Hello {patient.firstName}, this is {agent.name} from {queue.name}."},
+            {"type": "action", "action": "send-article", "articleId": "world-article"},
+        ],
+        "appliesTo": {"languages": ["en"]},
+    }
+    reply = {
+        "type": "message",
+        "id": "world-reply-1",
+        "text": f"<at>PSC</at> {world.consult} Yes, that is fine.",
+    }
+    return {
+        "PUT /api/knowledge/articles/{articleId}": [
+            ("KnowledgeManager", {"path_parameters": {"articleId": "world-article"}, "body": article})
+        ],
+        "GET /api/knowledge/articles/{articleId}": [
+            ("Agent", {"path_parameters": {"articleId": "world-article"}})
+        ],
+        "GET /api/knowledge/search": [("Agent", {"query": {"q": "I forgot my password", "language": "en"}})],
+        "GET /api/conversations/{conversationId}/suggestions": [
+            ("Agent", {"path_parameters": {"conversationId": held}})
+        ],
+        "PUT /api/manage/scripts/{scriptId}": [
+            ("Administrator", {"path_parameters": {"scriptId": "world-script"}, "body": script})
+        ],
+        "GET /api/manage/scripts/{scriptId}": [
+            ("Supervisor", {"path_parameters": {"scriptId": "world-script"}})
+        ],
+        "GET /api/conversations/{conversationId}/script": [
+            ("Agent", {"path_parameters": {"conversationId": held}})
+        ],
+        "PUT /api/manage/teams/{teamId}": [
+            (
+                "IntegrationAdmin",
+                {
+                    "path_parameters": {"teamId": "world-team"},
+                    "body": {"name": "Renamed team", "providerIds": ["dr-nowak"]},
+                },
+            )
+        ],
+        "GET /api/manage/teams/{teamId}": [
+            ("IntegrationAdmin", {"path_parameters": {"teamId": "world-team"}})
+        ],
+        "POST /api/conversations/{conversationId}/consults": [
+            (
+                "Agent",
+                {
+                    "path_parameters": {"conversationId": held},
+                    "body": {"providerId": "dr-nowak", "question": "Dose?"},
+                },
+            )
+        ],
+        "GET /api/conversations/{conversationId}/consults/{consultId}": [
+            ("Supervisor", {"path_parameters": {"conversationId": held, "consultId": world.consult}})
+        ],
+        "POST /api/teams/consult-replies": [("teams", {"body": reply})],
+        "POST /api/patients/{patientId}/merge": [
+            ("Agent", {"path_parameters": {"patientId": "p-demo-1"}, "body": {"from": world.provisional}})
+        ],
+        "GET /api/patients/{patientId}/access-log": [
+            (
+                "Administrator",
+                {
+                    "path_parameters": {"patientId": "p-demo-1"},
+                    "query": {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z", "maxItems": 5},
+                },
+            )
+        ],
     }
 
 
@@ -318,6 +406,12 @@ class Runner:
             )
         elif role == "unlinked":
             case.headers["Authorization"] = f"Bearer {UNLINKED_PATIENT}"
+        elif role == "teams":
+            # A Teams outgoing webhook's delivery: HMAC over the exact bytes sent.
+            raw = json.dumps(case.body).encode()
+            case.body = raw
+            digest = hmac.new(base64.b64decode(TEAMS_TOKEN), raw, hashlib.sha256).digest()
+            case.headers["Authorization"] = "HMAC " + base64.b64encode(digest).decode()
         elif role is not None:
             case.headers["Authorization"] = f"Bearer {TOKENS[role]}"
 

@@ -59,6 +59,8 @@ class World:
     appointments: dict[str, str] = field(default_factory=dict)
     free_slots: list[str] = field(default_factory=list)
     link_code: str = ""
+    consult: str = ""
+    provisional: str = ""
 
     def ids(self, parameter: str) -> list[str]:
         """Real values for a path parameter: what a generated request may use instead of a
@@ -74,6 +76,10 @@ class World:
             "conversationId": list(self.conversations.values()),
             "appointmentId": list(self.appointments.values()),  # by name: the ids are random
             "botConversationId": [f"world-{name}" for name in self.conversations],
+            "articleId": ["world-article"],
+            "scriptId": ["world-script"],
+            "teamId": ["world-team"],
+            "consultId": [self.consult] if self.consult else [],
         }
         return known.get(parameter, [])
 
@@ -157,6 +163,68 @@ async def populate(client: httpx.AsyncClient, world: World) -> None:
     world.free_slots = starts[4:]
     issued = await _ok(await client.post("/api/patients/p-demo-2/link-codes", headers=bearer("Agent")))
     world.link_code = issued["code"]
+    # Issue 16: a team taking dr-nowak's consults (its card goes to RecordingWorkflows), a consult
+    # in the active conversation, and a provisional record an unmatched escalation made.
+    await _ok(
+        await client.put(
+            "/api/manage/teams/world-team",
+            json={
+                "name": "World team",
+                "workflowUrl": WORKFLOW_URL,
+                "outgoingToken": TEAMS_TOKEN,
+                "providerIds": ["dr-nowak"],
+            },
+            headers=bearer("IntegrationAdmin"),
+        )
+    )
+    consult = await _ok(
+        await client.post(
+            f"/api/conversations/{world.conversations['message']}/consults",
+            json={"teamId": "world-team", "question": "Is ibuprofen fine with the new tablets?"},
+            headers=bearer("Agent"),
+        )
+    )
+    world.consult = consult["id"]
+    await _ok(
+        await client.post(
+            "/api/escalations",
+            json={
+                "botConversationId": "world-provisional",
+                "patient": {"name": "Nobody Known"},
+                "reason": "Question",
+                "triage": {"urgency": "routine"},
+                "transcript": [],
+            },
+            headers=bearer("Bot.Escalate"),
+        )
+    )
+    from shared.conversations.api import bot_key
+    from shared.patients.matching import provisional_patient_id
+
+    # The provisional id hashes the bot conversation's key, scoped to the calling bot.
+    world.provisional = provisional_patient_id(bot_key("dev:demo-health-bot", "world-provisional"))
+
+
+# A Workflows URL on Power Automate's domain (what a real team would give) and its outgoing
+# webhook's token; nothing is posted there: `RecordingWorkflows` stands in for the poster.
+WORKFLOW_URL = "https://prod-1.westeurope.logic.azure.com/workflows/world/triggers/manual/paths/invoke?sig=w"
+TEAMS_TOKEN = "d29ybGQtdGVhbS1vdXRnb2luZy10b2tlbi0wMTIzNDU="
+
+
+class RecordingWorkflows:
+    """The Workflows poster of the world: keeps every card and accepts it (no network here)."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, Any]] = []
+
+    async def post(self, url: str, payload: Any) -> Any:
+        from shared.kernel.callbacks import DeliveryResult
+
+        self.posted.append((url, payload))
+        return DeliveryResult(ok=True, reason="delivered", status=202)
+
+    async def close(self) -> None:
+        return None
 
 
 class SeededApp:
@@ -202,6 +270,7 @@ class SeededApp:
         self.host = HttpHost(
             discover(Indexed(), HOST_SETTINGS).http, Invoker(self.runtime), route_prefix="api"
         )
+        self.runtime._workflows = RecordingWorkflows()
         with use_runtime(self.runtime):
             await seed_demo(self.runtime)
         transport = httpx.ASGITransport(app=self.host)

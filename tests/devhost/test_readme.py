@@ -109,12 +109,20 @@ def test_every_bash_block_of_the_readme_works_as_written(
     port, _, env = dev_host
     blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
     assert blocks
+    printed = ""
     for block in blocks:
         assert "curl" in block
         result = _run_bash(block, port, env)
         assert result.returncode == 0, f"{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-        assert '"status": "ok"' in result.stdout  # health answered
-        assert '"slots": [{"start": ' in result.stdout  # the slots example finds free slots (not stale dates)
+        printed += result.stdout
+    assert '"status": "ok"' in printed  # health answered
+    assert '"slots": [{"start": ' in printed  # the slots example finds free slots (not stale dates)
+    # The agent's workspace walk-through: a script filled in, the article suggested, the consult
+    # answered through the Teams stand-in, the provisional record merged.
+    assert "Hello Ben, I am Demo Nurse from Urgent care." in printed
+    assert '"id": "chest-pain"' in printed
+    assert '"status": "answered"' in printed
+    assert '"alreadyMerged": false' in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:

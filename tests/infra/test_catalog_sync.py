@@ -72,7 +72,15 @@ def test_every_catalog_container_is_in_infra_with_the_same_settings_and_nothing_
         # None = TTL off, so the property is absent; -1 and n > 0 are passed through unchanged.
         assert entry.get("defaultTtl") == spec.default_ttl
         assert ("defaultTtl" in entry) == (spec.default_ttl is not None)
-        assert set(entry) <= {"name", "partitionKeyPath", "defaultTtl"}
+        assert set(entry) <= {
+            "name",
+            "partitionKeyPath",
+            "defaultTtl",
+            "fullTextPaths",
+            "fullTextPathsPreview",
+            "fullTextIndexes",
+        }
+        assert [p["path"] for p in entry.get("fullTextPaths", [])] == [p.path for p in spec.full_text]
 
 
 def test_every_catalog_queue_is_in_infra_with_the_same_settings_and_nothing_else() -> None:

@@ -409,7 +409,7 @@ def test_the_webhook_secret_is_a_key_vault_reference_never_a_value() -> None:
 
 def key_vault_secret(symbol: str) -> Resource:
     found = {r.symbol: r for r in resources(module_path("keyvault"), "Microsoft.KeyVault/vaults/secrets")}
-    assert set(found) == {"webhookSecretResource", "botCallbackSecretResource"}
+    assert set(found) == {"webhookSecretResource", "botCallbackSecretResource", "teamsTokenResource"}
     return found[symbol]
 
 
@@ -539,7 +539,7 @@ def role_ids(path: Path) -> set[str]:
                 "Azure Service Bus Data Owner",
             },
         ),
-        ("keyvault", {"Key Vault Secrets User"}),
+        ("keyvault", {"Key Vault Secrets User", "Key Vault Secrets Officer"}),
         ("monitoring", {"Monitoring Metrics Publisher"}),
         ("cosmos", {"Cosmos DB Built-in Data Contributor"}),
         ("webpubsub", {"Web PubSub Service Owner"}),

@@ -240,3 +240,16 @@ def test_transliteration_changes_only_what_gsm7_lacks(text: str) -> None:
     normalised = unicodedata.normalize("NFC", text)
     if is_gsm7(normalised):
         assert plain == normalised
+
+
+def test_a_lone_space_that_may_shrink_goes_when_the_rest_fills_the_segment() -> None:
+    # Found by hypothesis: a shrinkable " " kept as a spacer left 71 units where 70 fit.
+    parts: list[Part] = [
+        Text(" ", shrink=True),
+        Text("00\U00010000", shrink=False),
+        Link("https://x.org/a"),
+        Link("https://a.example.org/a/000000000000000000000000000"),
+    ]
+    fitted = fit_sms(parts)
+    assert fitted.units <= UCS2_LIMIT
+    assert fitted.text.startswith("00")
