@@ -18,6 +18,7 @@ from functions import (
     records,
     routing,
     routing_admin,
+    transcripts,
     workspace,
 )
 
@@ -38,3 +39,4 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(transcripts.bp)
