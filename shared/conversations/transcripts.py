@@ -180,7 +180,8 @@ class Transcripts:
         of at most 100 (one partition: each batch all or nothing). A batch that meets a concurrent
         delivery's reads again; documents that have their ttl are never written twice."""
         done = 0
-        for kind, type_ in ((self._messages, "message"), (self._keys, "message-key")):
+        # Keys first: a key never outlives its message (a sender's retry then answers 409).
+        for kind, type_ in ((self._keys, "message-key"), (self._messages, "message")):
             pending = Query((where("type", "=", type_), where("ttl", "undefined")))
             while True:
                 page = await kind.query(

@@ -5,7 +5,11 @@ relay publishes them (`event_message` of each outbox document)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +19,9 @@ from shared.kernel.clock import ManualClock
 from shared.kernel.errors import Unavailable
 from shared.kernel.messages import subscription_entity
 from shared.kernel.outbox import event_message
-from shared.runtime import Runtime
+from shared.runtime import Runtime, build_runtime, use_runtime
 from shared.web.api import ROUTES
-from tests.conftest import Answer, invoke, registered_functions, stored_items, token
+from tests.conftest import Answer, invoke, make_settings, registered_functions, stored_items, token
 from tests.functions.test_messages import (
     A1,
     NOTE,
@@ -105,13 +109,16 @@ async def partition(runtime: Runtime, cid: str) -> list[dict[str, Any]]:
 
 
 async def test_a_closed_conversation_is_archived_whole_and_only_then_its_messages_expire(
-    runtime: Runtime, clock: ManualClock
+    runtime: Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     cid = await closed(runtime, clock)
     assert all("ttl" not in m for m in await messages_of(runtime, cid))
 
     await publish(runtime, cid)
-    seen = await consume(runtime)
+    with caplog.at_level(logging.DEBUG):
+        seen = await consume(runtime)
+    assert "transcript archived" in caplog.text
+    assert NOTE not in caplog.text  # the log path carries ids and counts, never a text
 
     assert [m.subject for m in seen] == ["conversation.closed"]  # the subscription's one subject
     stored = await archived(runtime, cid)
@@ -285,6 +292,71 @@ async def test_many_messages_get_their_retention_in_batches_of_at_most_a_hundred
     assert len((await archived(runtime, cid))["messages"]) == 232
     items = await partition(runtime, cid)
     assert [i for i in items if i["type"] in ("message", "message-key") and i.get("ttl") != RETENTION] == []
+
+
+DELIVERIES = 4
+
+
+def delivery_thread(data_dir: Path, clock: ManualClock, message: Any, errors: list[BaseException]) -> None:
+    """One worker with its own runtime (its own SQLite connections) handling the message."""
+
+    async def run() -> None:
+        peer = await build_runtime(make_settings(data_dir), clock=clock)
+        try:
+            with use_runtime(peer):
+                await registered_functions()["archive_transcript"].get_user_function()(message)
+        finally:
+            await peer.close()
+
+    try:
+        asyncio.run(run())
+    except BaseException as error:  # reported by the test
+        errors.append(error)
+
+
+async def test_deliveries_racing_in_separate_workers_archive_once(
+    tmp_path: Path, runtime: Runtime, clock: ManualClock
+) -> None:
+    """Service Bus may hand a message to a second worker while the first still runs (a lock that
+    ran out): write-once, ETag-checked ttl batches and archivedAt keep the effect single."""
+    cid = await active(runtime)
+    for n in range(150):
+        assert (await staff_write(cid, text=f"line {n}", id=f"m-{n}")).status == 201
+    forced = await invoke(
+        "supervisor_force_close",
+        method="POST",
+        bearer=SUPERVISOR,
+        route_params={"conversationId": cid},
+        json_body={},
+    )
+    assert forced.status == 200, forced.json
+    await publish(runtime, cid)
+    bus: Any = runtime.bus
+    (received,) = await bus.receive(SUBSCRIPTION, max_messages=10)
+    from devhost.queues import to_functions_message
+
+    message = to_functions_message(received)
+    version = (await conversation(runtime, cid))["version"]
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=delivery_thread, args=(tmp_path / "data", clock, message, errors))
+        for _ in range(DELIVERIES)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join)
+
+    assert errors == []
+    assert await runtime.transcripts.list() == [f"{cid}.json"]
+    assert len((await archived(runtime, cid))["messages"]) == 152
+    items = await partition(runtime, cid)
+    assert {i.get("ttl") for i in items if i["type"] in ("message", "message-key")} == {RETENTION}
+    doc = await conversation(runtime, cid)
+    assert doc["archivedAt"]
+    assert doc["version"] == version + 1  # recorded once
+    exports = [a for a in await stored_items(runtime, "audit") if a["action"] == "export"]
+    assert len(exports) == 1
 
 
 # Reading ---------------------------------------------------------------------------------------------
