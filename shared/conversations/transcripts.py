@@ -11,7 +11,7 @@ The `transcripts` consumer of the `events` topic (functions/transcripts.py, subj
    `Conflict` means an earlier delivery wrote it and died before the end, so it goes on;
 3. the export is audited (one record per conversation: its id is derived, a repeat meets it);
 4. every message (and sender's key) without a `ttl` gets `ttl` = PSC_MESSAGE_RETENTION_DAYS, in
-   transactional batches of at most 100 in the conversation's partition (Cosmos DB counts a ttl
+   transactional batches of at most 100 (and 1.5 MB) in the conversation's partition (Cosmos DB counts a ttl
    from the item's last write, so the retention runs from here, after the archive write);
 5. `archivedAt` is recorded on the conversation through the outbox's `Aggregates` without an
    event: no consumer acts on it (the KPIs, the board, callbacks and the hub are done with a
@@ -194,14 +194,17 @@ class Transcripts:
         return done
 
     async def _expire(self, conversation_id: str, items: list[Document]) -> int:
-        ops = [BatchOperation.replace(doc.changed(ttl=self._retention).body(), doc.etag) for doc in items]
-        try:
-            await self._store.container(CONVERSATIONS).batch(conversation_id, ops)
-        except BatchFailed as failed:
-            if isinstance(failed.error, PreconditionFailed | NotFound):
-                return 0  # a concurrent delivery set them first: the next page says what is left
-            raise failed.error from None
-        return len(ops)
+        done = 0
+        for chunk in _within_batch_size([doc.changed(ttl=self._retention).body() for doc in items]):
+            ops = [BatchOperation.replace(body, items[i].etag) for i, body in chunk]
+            try:
+                await self._store.container(CONVERSATIONS).batch(conversation_id, ops)
+            except BatchFailed as failed:
+                if isinstance(failed.error, PreconditionFailed | NotFound):
+                    return done  # a concurrent delivery set them first: the next page says what is left
+                raise failed.error from None
+            done += len(ops)
+        return done
 
     # Reading -------------------------------------------------------------------------------------
 
@@ -230,6 +233,25 @@ class Transcripts:
         )
         transcript: dict[str, Any] = json.loads(body)
         return transcript
+
+
+# A transactional batch carries at most 2 MB. 100 messages of 4,000 characters fit in UTF-8, but
+# not with every character escaped (`\uXXXX`, 6 bytes or 12 for a pair): so batches also stop at
+# this size, measured escaped (the larger encoding).
+BATCH_BYTES = 1_500_000
+
+
+def _within_batch_size(bodies: list[dict[str, Any]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    chunks: list[list[tuple[int, dict[str, Any]]]] = [[]]
+    size = 0
+    for i, body in enumerate(bodies):
+        length = len(json.dumps(body, separators=(",", ":")))
+        if chunks[-1] and size + length > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((i, body))
+        size += length
+    return [chunk for chunk in chunks if chunk]
 
 
 __all__ = ["Outcome", "TranscriptView", "Transcripts", "handled_by", "transcript_name"]

@@ -262,12 +262,14 @@ async def test_an_abandoned_conversation_is_archived_with_the_bots_transcript(
     assert {m["ttl"] for m in await messages_of(runtime, cid)} == {RETENTION}
 
 
-async def test_many_messages_get_their_retention_in_batches_of_at_most_a_hundred(
+async def test_many_long_messages_get_their_retention_in_batches_cosmos_db_takes(
     runtime: Runtime, clock: ManualClock
 ) -> None:
+    """At most 100 operations and 2 MB a batch, however the SDK escapes the text: 230 messages
+    of 4,000 non-ASCII characters (24 KB each with every character escaped)."""
     cid = await active(runtime)
     for n in range(230):
-        assert (await staff_write(cid, text=f"line {n}", id=f"m-{n}")).status == 201
+        assert (await staff_write(cid, text=f"{n} " + "ż" * 3990, id=f"m-{n}")).status == 201
     forced = await invoke(
         "supervisor_force_close",
         method="POST",
@@ -277,18 +279,21 @@ async def test_many_messages_get_their_retention_in_batches_of_at_most_a_hundred
     )
     assert forced.status == 200, forced.json
     await publish(runtime, cid)
-    sizes: list[int] = []
+    batches: list[tuple[int, int]] = []
     batch = runtime.store.container("conversations").batch
 
     async def counted(partition_key: str, operations: Any) -> Any:
-        sizes.append(len(operations))
+        escaped = sum(len(json.dumps(op.item, separators=(",", ":"))) for op in operations)
+        batches.append((len(operations), escaped))
         return await batch(partition_key, operations)
 
     runtime.store.container("conversations").batch = counted  # type: ignore[method-assign]
 
     await consume(runtime)
 
-    assert max(sizes) <= 100
+    assert max(n for n, _ in batches) <= 100
+    assert max(size for _, size in batches) <= 2 * 1024 * 1024
+    assert sum(n for n, _ in batches) == 2 * 230 + 2  # every message and key, and the bot's two messages
     assert len((await archived(runtime, cid))["messages"]) == 232
     items = await partition(runtime, cid)
     assert [i for i in items if i["type"] in ("message", "message-key") and i.get("ttl") != RETENTION] == []
