@@ -19,6 +19,7 @@ from functions import (
     records,
     routing,
     routing_admin,
+    transcripts,
     workspace,
 )
 
@@ -40,3 +41,4 @@ app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(events.bp)
+app.register_functions(transcripts.bp)

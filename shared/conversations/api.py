@@ -1,7 +1,7 @@
 """The conversations capability's public module: the lifecycle, messages, the conversation
 documents (`conversations.read/replace/change`, the board's live list), the bot conversations'
-keys and the model. Other packages import from here only; conversations import no other
-capability but audit."""
+keys, transcripts and the model. Other packages import from here only; conversations import no
+other capability but audit."""
 
 from shared.conversations import store as conversations
 from shared.conversations.bots import bot_scope, conversation_key, current_conversation
@@ -38,6 +38,7 @@ from shared.conversations.model import (
 )
 from shared.conversations.notices import RETURN_GRACE
 from shared.conversations.store import DEFAULT_QUEUE
+from shared.conversations.transcripts import Transcripts, TranscriptView
 
 conversation_patient = conversations.patient_of
 
@@ -63,6 +64,8 @@ __all__ = [
     "Messages",
     "PatientConversationView",
     "Status",
+    "TranscriptView",
+    "Transcripts",
     "TransferRequest",
     "Urgency",
     "WrapupPolicy",

@@ -190,9 +190,17 @@ QUEUES: dict[str, QueueSpec] = {
     )
 }
 
-# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
-# the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        "transcripts",
+        "TRANSCRIPTS_SUBSCRIPTION",
+        subjects=("conversation.closed",),
+        description="Archives a closed conversation's transcript once, then starts its messages' "
+        "retention (shared/conversations/transcripts.py). No sessions: one event per conversation "
+        "matters, and `archivedAt` on the conversation makes a redelivery a no-op.",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

@@ -173,6 +173,10 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
                 {"path_parameters": {"conversationId": c["close"]}, "body": {"disposition": "resolved"}},
             )
         ],
+        "GET /api/conversations/{conversationId}/transcript": [
+            ("Supervisor", {"path_parameters": {"conversationId": c["archived"]}}),
+            ("Agent", {"path_parameters": {"conversationId": c["archived"]}}),
+        ],
         "POST /api/conversations/{conversationId}/abandon": [
             ("Patient", {"path_parameters": {"conversationId": c["abandon"]}})
         ],

@@ -152,17 +152,19 @@ async def committed_events(data_dir: Path) -> list[str]:
 
 async def until_published(probe: Probe, data_dir: Path, timeout: float = 60) -> list[str]:
     """Read the probe until it has every committed event (then a moment more: a late copy would
-    show), and return the committed ids."""
+    show), and return the committed ids. The host keeps working meanwhile (routing offers, agents'
+    load changes), so what is committed is read again after that moment, until nothing new came."""
     async with asyncio.timeout(timeout):
         while True:
             await probe.drain()
             committed = await committed_events(data_dir)
             if committed and set(committed) <= set(probe.ids):
-                break
+                await asyncio.sleep(1.0)
+                await probe.drain()
+                settled = await committed_events(data_dir)
+                if set(settled) <= set(probe.ids):
+                    return settled
             await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
-    await probe.drain()
-    return committed
 
 
 def in_version_order(ids: list[str]) -> bool:

@@ -265,8 +265,9 @@ def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme
             for value in binding.values():
                 named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
     assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    catalog = json.loads((INFRA / "catalog.json").read_text())
     in_azure = set(app_settings()) | {
-        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+        entity["setting"] for kind in ("queues", "topics", "subscriptions") for entity in catalog[kind]
     }
     sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
     readme = (INFRA.parent / "README.md").read_text()
@@ -323,6 +324,7 @@ def test_app_settings_select_the_azure_backends_and_entra_auth() -> None:
     assert s["PSC_ARCHIVE"] == "blob"
     assert s["ARCHIVE_CONTAINER"] == "storage.outputs.archiveContainerName"
     assert s["ARCHIVE__blobServiceUri"] == "storage.outputs.blobEndpoint"
+    assert s["TRANSCRIPTS_CONTAINER"] == "storage.outputs.transcriptsContainerName"
     assert "PSC_DEV_JWT_SECRET" not in s
 
 
@@ -488,8 +490,13 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
     containers = resources(
         module_path("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers"
     )
-    assert {render(c.body["name"]) for c in containers} == {"deploymentContainerName", "archiveContainerName"}
+    assert {render(c.body["name"]) for c in containers} == {
+        "deploymentContainerName",
+        "archiveContainerName",
+        "transcriptsContainerName",
+    }
     assert parameters(module_path("storage"))["archiveContainerName"]["default"] == "archive"
+    assert parameters(module_path("storage"))["transcriptsContainerName"]["default"] == "transcripts"
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
