@@ -62,7 +62,7 @@ def _install() -> None:
         ]
         return replace(found, change_feeds=tuple(feeds))
 
-    devhost.cli.discover = quick_leases  # type: ignore[assignment]
+    devhost.cli.discover = quick_leases
 
     container, _, at = (os.environ.get("OUTBOX_HOST_STALL") or "").partition(":")
     if not container:

@@ -14,7 +14,7 @@ import re
 import socket
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,24 +254,21 @@ async def test_a_host_killed_after_a_commit_and_before_publication_publishes_eve
     conversations, messages_each = 24, 3
     up = asyncio.Event()
 
-    async def resilient(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    async def resilient(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> httpx.Response:
         while True:
             await up.wait()
             try:
-                return await send()
+                return await client.post(url, json=body, headers=BOT)
             except httpx.TransportError:
                 await asyncio.sleep(0.05)  # cut off by the crash: the bot sends it again
 
     async def bot(client: httpx.AsyncClient, n: int) -> None:
         bot_conversation = f"load-{n}"
-        answer = await resilient(
-            lambda: client.post(f"{host.api}/escalations", json=escalation(bot_conversation), headers=BOT)
-        )
+        answer = await resilient(client, f"{host.api}/escalations", escalation(bot_conversation))
         assert answer.status_code == 202, answer.text
         for k in range(messages_each):
             url = f"{host.api}/bot/conversations/{bot_conversation}/messages"
-            body = {"id": f"m-{n}-{k}", "text": f"message {k}"}
-            answer = await resilient(lambda url=url, body=body: client.post(url, json=body, headers=BOT))
+            answer = await resilient(client, url, {"id": f"m-{n}-{k}", "text": f"message {k}"})
             assert answer.status_code in (200, 201), answer.text
             await asyncio.sleep(0.02)
 
