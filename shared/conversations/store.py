@@ -12,16 +12,17 @@ crash in between leaves an entry the board skips, never a live conversation off 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
-from shared.kernel.catalog import CONVERSATIONS
+from shared.kernel.catalog import CONVERSATIONS, LISTS
 from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import NotFound
 from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
-from shared.kernel.stored import Document, TypedPage
+from shared.kernel.stored import Document, Stored, TypedPage
 
 DEFAULT_QUEUE = "default"
 
@@ -115,3 +116,48 @@ async def list_live(store: DocumentStore, conversation: ConversationDocument, qu
 async def unlist_live(store: DocumentStore, queue_id: str | None, conversation_id: str) -> None:
     """Off a queue's board list (after the change that takes it away)."""
     await lists.remove(store, live_conversations_list(queue_id or DEFAULT_QUEUE), conversation_id)
+
+
+# A patient's conversations ----------------------------------------------------------------------
+# `patient-conversations:<patientId>`, newest last by `<createdAt>|<id>`: the unified patient view
+# reads a patient's conversations from one partition of `lists` (conversations are partitioned by
+# their own id). Listed before the conversation is created or moved to the patient, unlisted after
+# it leaves; a reader keeps an entry only while the conversation still names the patient.
+
+
+def patient_conversations_list(patient_id: str) -> str:
+    return f"patient-conversations:{patient_id}"
+
+
+def patient_entry(conversation: ConversationDocument, patient_id: str) -> lists.ListEntry:
+    cid = conversation.id
+    return lists.entry(patient_conversations_list(patient_id), cid, f"{conversation.created_at}|{cid}")
+
+
+async def list_for_patient(store: DocumentStore, conversation: ConversationDocument, patient_id: str) -> None:
+    """On `patient_id`'s list (before the change that makes the conversation theirs)."""
+    await lists.add(store, patient_entry(conversation, patient_id))
+
+
+async def unlist_for_patient(store: DocumentStore, patient_id: str, conversation_id: str) -> None:
+    """Off a patient's list (after the change that takes the conversation away)."""
+    await lists.remove(store, patient_conversations_list(patient_id), conversation_id)
+
+
+async def patient_conversation_ids(store: DocumentStore, patient_id: str, *, max_items: int) -> list[str]:
+    """The ids on a patient's list, newest first (one in-partition query of `lists`; entries
+    whose conversation left the patient are still here: check each read)."""
+    page = await Stored(store, LISTS, lists.ListEntry).query(
+        Query(order_by=(("sortKey", True),)),
+        partition_key=patient_conversations_list(patient_id),
+        max_items=max_items,
+    )
+    return [item.ref for item in page.items]
+
+
+async def for_patient(store: DocumentStore, patient_id: str, *, max_items: int) -> list[ConversationDocument]:
+    """A patient's newest conversations (up to `max_items`): the list's newest entries, each read
+    by id (point reads, in parallel) and kept only if it still names the patient."""
+    ids = await patient_conversation_ids(store, patient_id, max_items=max_items)
+    docs = await asyncio.gather(*(read_or_none(store, cid) for cid in ids))
+    return [doc for doc in docs if doc is not None and doc.patient_id == patient_id]

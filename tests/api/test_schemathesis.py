@@ -345,6 +345,11 @@ def issue_16_requests(world: World) -> dict[str, list[tuple[str | None, dict[str
         "POST /api/patients/{patientId}/merge": [
             ("Agent", {"path_parameters": {"patientId": "p-demo-1"}, "body": {"from": world.provisional}})
         ],
+        "GET /api/patients/{patientId}/summary": [
+            ("Agent", {"path_parameters": {"patientId": "p-demo-1"}}),
+            ("Patient", {"path_parameters": {"patientId": "p-demo-1"}}),
+        ],
+        "GET /api/me/summary": [("Patient", {})],
         "GET /api/patients/{patientId}/access-log": [
             (
                 "Administrator",

@@ -153,4 +153,11 @@ WORKSPACE: list[Case] = [
     case(K, "access log with a forged token", 400, ADMIN, LOG + "&continuationToken=eyJ2IjoxfQ"),
     case(K, "access log of a naive instant", 400, ADMIN, LOG.replace("T00:00:00Z", "T00:00:00")),
     case(K, "access log for an agent", 403, AGENT, LOG),
+    # The unified patient view
+    case(K, "summary of a malformed patient id", 400, AGENT, "GET /api/patients/p%201/summary"),
+    case(K, "summary of another patient", 404, PATIENT, "GET /api/patients/p-2/summary"),
+    case(K, "summary of an unknown patient", 404, AGENT, "GET /api/patients/p-404/summary"),
+    case(K, "summary for an administrator", 403, ADMIN, "GET /api/patients/p-1/summary"),
+    case(K, "my summary for an agent", 403, AGENT, "GET /api/me/summary"),
+    case(K, "my summary without a sign-in", 401, ANON, "GET /api/me/summary"),
 ]
