@@ -14,7 +14,7 @@ from shared.conversations.documents import (
     pointer_id,
 )
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
-from shared.conversations.messages import Messages, transcript_messages
+from shared.conversations.messages import Messages, patient_texts, transcript_messages
 from shared.conversations.messages import append as append_message
 from shared.conversations.model import (
     HOLDS_CAPACITY,
@@ -77,6 +77,7 @@ __all__ = [
     "is_supervisor",
     "move",
     "new_conversation",
+    "patient_texts",
     "pointer_id",
     "transcript_messages",
 ]
