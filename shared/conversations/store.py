@@ -48,11 +48,15 @@ async def create(
 
 
 async def replace(
-    store: DocumentStore, doc: ConversationDocument, children: Sequence[Document] = ()
+    store: DocumentStore,
+    doc: ConversationDocument,
+    children: Sequence[Document] = (),
+    replaced: Sequence[Document] = (),
 ) -> ConversationDocument:
     """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise), with its
-    events and `children` (a message and its key) in the same batch."""
-    return await documents(store).replace(doc, children=children)
+    events, `children` (created: a message and its key) and `replaced` (other documents of its
+    partition, under the ETags they were read with: a consult) in the same batch."""
+    return await documents(store).replace(doc, children=children, replaced=replaced)
 
 
 async def delete(store: DocumentStore, doc: ConversationDocument) -> None:

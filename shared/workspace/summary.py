@@ -55,8 +55,8 @@ class SummaryAppointment(BaseModel):
     start: InstantText
     end: InstantText | None = None
     timeZone: str = Field(description="The provider's IANA time zone (where the appointment is).")
-    localStart: str = Field(description="The start on the provider's wall clock, ISO 8601 with its offset.")
-    localEnd: str | None = None
+    localStart: InstantText = Field(description="The start on the provider's wall clock, with its offset.")
+    localEnd: InstantText | None = None
     conversationId: str | None = None
 
 
@@ -95,7 +95,7 @@ class PatientSummary(BaseModel):
 def _local(instant: str | None, zone: ZoneInfo) -> str | None:
     if instant is None:
         return None
-    return parse_stamp(instant).astimezone(zone).isoformat(timespec="minutes")
+    return parse_stamp(instant).astimezone(zone).isoformat(timespec="seconds")
 
 
 def _appointment(doc: AppointmentDocument, providers: dict[str, ProviderDocument]) -> SummaryAppointment:

@@ -308,6 +308,9 @@ def issue_16_requests(world: World) -> dict[str, list[tuple[str | None, dict[str
         "GET /api/conversations/{conversationId}/suggestions": [
             ("Agent", {"path_parameters": {"conversationId": held}})
         ],
+        "POST /api/conversations/{conversationId}/articles": [
+            ("Agent", {"path_parameters": {"conversationId": held}, "body": {"articleId": "world-article"}})
+        ],
         "PUT /api/manage/scripts/{scriptId}": [
             ("Administrator", {"path_parameters": {"scriptId": "world-script"}, "body": script})
         ],

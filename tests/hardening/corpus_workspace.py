@@ -58,6 +58,26 @@ WORKSPACE: list[Case] = [
         "GET /api/conversations/c-1/suggestions",
     ),
     case(K, "suggestions for a patient", 403, PATIENT, "GET /api/conversations/c-1/suggestions"),
+    case(K, "article sent without its id", 400, AGENT, "POST /api/conversations/c-1/articles", {}),
+    case(
+        K, "unknown article sent", 422, AGENT, "POST /api/conversations/c-1/articles", {"articleId": "a-404"}
+    ),
+    case(
+        K,
+        "article sent by another agent",
+        404,
+        OTHER_AGENT,
+        "POST /api/conversations/c-1/articles",
+        {"articleId": "a-1"},
+    ),
+    case(
+        K,
+        "article sent by a patient",
+        403,
+        PATIENT,
+        "POST /api/conversations/c-1/articles",
+        {"articleId": "a-1"},
+    ),
     # Scripts
     case(
         K,

@@ -95,8 +95,8 @@ async def test_staff_see_profile_appointments_with_provider_local_times_and_conv
         "start": "2026-01-19T10:00:00.000Z",
         "end": "2026-01-19T10:30:00.000Z",
         "timeZone": "Europe/Warsaw",
-        "localStart": "2026-01-19T11:00+01:00",
-        "localEnd": "2026-01-19T11:30+01:00",
+        "localStart": "2026-01-19T11:00:00+01:00",
+        "localEnd": "2026-01-19T11:30:00+01:00",
     }
     assert [a["id"] for a in view["recentAppointments"]] == [patient["past"]]
     assert [(c["id"], c["status"], c["urgency"]) for c in view["openConversations"]] == [
