@@ -151,14 +151,17 @@ class Consults:
             raise NotFound("no such conversation")
         return doc
 
-    async def _audit(self, principal: Principal, action: str, doc: ConsultDocument, cid: str | None) -> None:
+    async def _audit(
+        self, principal: Principal, action: str, doc: ConsultDocument, patient_id: str, cid: str | None
+    ) -> None:
+        # The conversation's patient (a merge moves the conversation, and so its consults, on).
         await record_access(
             self._store,
             self._clock,
             actor=principal,
             action=action,  # type: ignore[arg-type]
             resource=f"conversations/{doc.conversation_id}/consults/{doc.code}",
-            patient_id=doc.patient_id,
+            patient_id=patient_id,
             correlation_id=cid,
         )
 
@@ -216,7 +219,6 @@ class Consults:
         doc = ConsultDocument(
             id=consult_doc_id(ref.id),
             conversation_id=conversation.id,
-            patient_id=conversation.patient_id,
             agent_id=principal.subject,
             team_id=team.team_id,
             provider_id=request.providerId,
@@ -230,7 +232,7 @@ class Consults:
             lambda: commit(self._store, doc, "sent", at, created=True),
             give_up=lambda: Unavailable("The conversation is busy; the card was posted, retry to record it."),
         )
-        await self._audit(principal, "create", sent, correlation_id)
+        await self._audit(principal, "create", sent, conversation.patient_id, correlation_id)
         return sent
 
     async def _claim_code(
@@ -253,9 +255,11 @@ class Consults:
         doc = await self._consults.read_or_none(consult_doc_id(consult_id(code)), conversation_id)
         if doc is None:
             raise NotFound("No such consult.")
-        if not principal.has(Role.SUPERVISOR):
-            await self._conversation(principal, conversation_id)
-        await self._audit(principal, "read", doc, correlation_id)
+        if principal.has(Role.SUPERVISOR):
+            conversation = await conversations.read(self._store, conversation_id)
+        else:
+            conversation = await self._conversation(principal, conversation_id)
+        await self._audit(principal, "read", doc, conversation.patient_id, correlation_id)
         return doc
 
     async def expire_due(self, now: datetime, *, max_items: int = 200) -> int:

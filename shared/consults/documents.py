@@ -73,7 +73,6 @@ class ConsultDocument(Document):
 
     type: Literal["consult"] = "consult"
     conversation_id: str
-    patient_id: str
     agent_id: str
     team_id: str
     provider_id: str | None = None

@@ -62,7 +62,8 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "/conversationId",
             default_ttl=-1,
             description="A partition per conversation: the conversation (state, time stamps), its "
-            "messages, its message keys and its outbox events (which expire by their own ttl).",
+            "messages, its message keys, its Teams consults (`consult:<code>`) and its outbox "
+            "events (which expire by their own ttl).",
         ),
         ContainerSpec(
             AGENTS,
@@ -156,8 +157,9 @@ CONTAINERS: dict[str, ContainerSpec] = {
         ContainerSpec(
             CONSULTS,
             "/id",
-            description="Teams consults (id = the reference code on the card: conversation, agent, "
-            "team, question, status sent/answered/expired, replies) and the replies Teams delivered "
+            description="Teams consults' reference codes (id = the code on the card, created only if "
+            "absent: the conversation and team it belongs to; the consult itself lives in its "
+            "conversation's partition) and the replies Teams delivered "
             "(`teams-reply:<sha256(activity id)>`, stored before anything else happens).",
         ),
     )
