@@ -139,25 +139,44 @@ async def test_a_merge_moves_the_provisional_record_s_conversations(provisional:
     assert (record.get("mergePending"), record["mergeMoved"]) == (None, {"conversations": [CONVERSATION]})
 
 
-async def test_a_merge_cut_short_before_its_conversations_is_finished_by_merging_again(
-    provisional: Runtime, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "at",
+    [
+        pytest.param(("conversations", "batch", 1), id="moving-the-conversation"),
+        pytest.param(("lists", "delete", 2), id="unlisting-it-from-the-provisional"),
+    ],
+)
+async def test_a_merge_that_dies_midway_is_finished_by_merging_again(
+    provisional: Runtime, at: tuple[str, str, int]
 ) -> None:
-    import shared.workspace.merge as merging
+    """A real worker process dies (os._exit) at a write of the conversations' move."""
     from shared.conversations.api import conversations
+    from tests.functions.test_list_crashes import die_at
 
-    async def crash(*args: Any, **kwargs: Any) -> list[str]:
-        raise RuntimeError("worker died")
-
-    monkeypatch.setattr(merging, "move_patient_conversations", crash)
-    assert (await merge("p-1", {"from": PROVISIONAL})).status == 500
+    call = {
+        "name": "merge_patient",
+        "roles": ["Agent"],
+        "claims": {"sub": "agent-7"},
+        "body": {"from": PROVISIONAL},
+        "route": {"patientId": "p-1"},
+    }
+    die_at(provisional, at, call)
     records = await all_items(provisional, "patients")
     (record,) = [r for r in records if r["id"] == PROVISIONAL]
+    assert record["mergedInto"] == "p-1"
     assert record["mergePending"] == {"conversations": [CONVERSATION]}
-    monkeypatch.undo()
     again = await merge("p-1", {"from": PROVISIONAL})
     assert again.status == 200, again.json
     assert (again.json["conversations"], again.json["pendingConversations"]) == ([CONVERSATION], [])
     assert (await conversations.read(provisional.store, CONVERSATION)).patient_id == "p-1"
+    lists = {i["list"] for i in await all_items(provisional, "lists") if i["ref"] == CONVERSATION}
+    assert lists == {"patient-conversations:p-1", "live-conversations:default"}
+    merged = [
+        i
+        for i in await all_items(provisional, "conversations")
+        if i.get("type") == "event" and i["eventType"] == "conversation.merged"
+    ]
+    assert len(merged) == 1
 
 
 async def test_a_merge_twice_changes_nothing_the_second_time(provisional: Runtime) -> None:
