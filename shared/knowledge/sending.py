@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth.principal import Principal
-from shared.conversations.api import MessageDocument, Messages
+from shared.auth.principal import Principal, Role
+from shared.conversations.api import MessageDocument, Messages, conversations
 from shared.kernel.catalog import ARTICLES
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
-from shared.kernel.errors import UnprocessableContent
+from shared.kernel.errors import NotFound, UnprocessableContent
 from shared.kernel.ids import ExternalId, Id
 from shared.kernel.stored import Stored
 from shared.knowledge.documents import ArticleDocument
@@ -51,6 +51,12 @@ async def send_article(
     correlation_id: str | None,
 ) -> tuple[MessageDocument, bool]:
     """(the message, True), or (the first message, False) for an id sent before."""
+    # Whose conversation first (404 before anything about the body), as every conversation route.
+    conversation = await conversations.read_or_none(store, conversation_id)
+    if conversation is None or not (
+        principal.has(Role.SUPERVISOR) or conversation.agent_id == principal.subject
+    ):
+        raise NotFound("no such conversation")
     doc = await Stored(store, ARTICLES, ArticleDocument).read_or_none(request.articleId, request.articleId)
     if doc is None or doc.status != ArticleStatus.PUBLISHED:
         raise UnprocessableContent(
