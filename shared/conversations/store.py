@@ -13,7 +13,8 @@ crash in between leaves an entry the board skips, never a live conversation off 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
@@ -125,8 +126,10 @@ async def unlist_live(store: DocumentStore, queue_id: str | None, conversation_i
 # A patient's conversations ----------------------------------------------------------------------
 # `patient-conversations:<patientId>`, newest last by `<createdAt>|<id>`: the unified patient view
 # reads a patient's conversations from one partition of `lists` (conversations are partitioned by
-# their own id). Listed before the conversation is created or moved to the patient, unlisted after
-# it leaves; a reader keeps an entry only while the conversation still names the patient.
+# their own id). A new conversation is listed by the `patient-conversations` consumer of its
+# first `conversation.waiting` event (`list_from_event`), not by the webhook, which keeps its
+# round trips; a merge lists under the survivor before it moves a conversation and unlists after.
+# A reader keeps an entry only while the conversation still names the patient.
 
 
 def patient_conversations_list(patient_id: str) -> str:
@@ -165,3 +168,26 @@ async def for_patient(store: DocumentStore, patient_id: str, *, max_items: int) 
     ids = await patient_conversation_ids(store, patient_id, max_items=max_items)
     docs = await asyncio.gather(*(read_or_none(store, cid) for cid in ids))
     return [doc for doc in docs if doc is not None and doc.patient_id == patient_id]
+
+
+async def list_from_event(store: DocumentStore, envelope: Mapping[str, Any]) -> bool:
+    """The `patient-conversations` consumer: a conversation's first `conversation.waiting` lists it
+    under the patient it names now (read by id: a merge may have moved it since). Any other event,
+    or a conversation gone, changes nothing; a redelivery finds the entry and writes nothing. True
+    if listed."""
+    if envelope.get("type") != "conversation.waiting":
+        return False
+    data = envelope.get("data")
+    if isinstance(data, Mapping) and data.get("first") is False:
+        return False
+    conversation_id = envelope.get("aggregateId")
+    if not isinstance(conversation_id, str) or not conversation_id:
+        return False
+    doc = await read_or_none(store, conversation_id)
+    if doc is None or not doc.patient_id:
+        return False
+    entry = patient_entry(doc, doc.patient_id)
+    if await Stored(store, LISTS, lists.ListEntry).read_or_none(entry.id, entry.list) is not None:
+        return True  # a redelivery: listed already, nothing written
+    await lists.add(store, entry)
+    return True

@@ -219,8 +219,6 @@ class EscalationIntake:
         # On its queue's board list before it exists (shared/conversations/store.py): a delivery
         # that dies here leaves an entry the board skips, never a live conversation off the board.
         await conversations.list_live(self._store, doc, placement.queue_id)
-        # And on the patient's list, for the unified patient view (the same order, the same reason).
-        await conversations.list_for_patient(self._store, doc, match.patient_id)
         await self._write_later_messages(doc.id, messages[FIRST_MESSAGES:])
         try:
             stored = await conversations.create(self._store, doc, messages[:FIRST_MESSAGES])

@@ -194,7 +194,15 @@ QUEUES: dict[str, QueueSpec] = {
 
 # Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
 # the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        "patient-conversations",
+        "PATIENT_CONVERSATIONS_SUBSCRIPTION",
+        subjects=("conversation.waiting",),
+        description="Lists a new conversation under its patient (`patient-conversations:<patientId>` "
+        "in `lists`) for the unified patient view; idempotent (a redelivery finds the entry).",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

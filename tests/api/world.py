@@ -31,6 +31,8 @@ HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
     "COSMOS_DATABASE": "psc",
+    "EVENTS_TOPIC": "events",
+    "PATIENT_CONVERSATIONS_SUBSCRIPTION": "patient-conversations",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

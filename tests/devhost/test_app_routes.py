@@ -27,6 +27,8 @@ async def test_appointments_search_read_and_book_resolve_to_their_own_functions(
         "ROUTING_QUEUE": "routing",
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
         "COSMOS_DATABASE": "psc",
+        "EVENTS_TOPIC": "events",
+        "PATIENT_CONVERSATIONS_SUBSCRIPTION": "patient-conversations",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}

@@ -14,7 +14,15 @@ from shared.conversations.api import Status, conversations
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, use_runtime
 from tests.conftest import Answer, invoke, token
-from tests.workspace.support import ADMIN, AGENT, SUPERVISOR, all_items, held_conversation, put_patient
+from tests.workspace.support import (
+    ADMIN,
+    AGENT,
+    SUPERVISOR,
+    all_items,
+    deliver_patient_lists,
+    held_conversation,
+    put_patient,
+)
 
 BOT = token("Bot.Escalate", sub="bot-1")
 CLINICAL_AGENT = token("Agent", "ClinicalUser", sub="agent-9")
@@ -75,6 +83,7 @@ async def patient(runtime: Runtime, clock: ManualClock) -> dict[str, Any]:
     }
     answer = await invoke("escalate", method="POST", bearer=BOT, json_body=escalation)
     assert answer.status == 202, answer.json
+    await deliver_patient_lists(runtime)  # the relay and the patient-conversations consumer
     return {"past": past, "upcoming": upcoming, "open": answer.json["conversationId"]}
 
 
@@ -188,3 +197,43 @@ async def test_the_view_costs_six_point_reads_three_single_partition_queries_and
     assert counts["conversations:point.read"] == 2
     assert counts["lists:query.in-partition"] == 3
     assert counts["audit:point.create"] == 1
+
+
+# The patient-conversations consumer ----------------------------------------------------------------
+
+
+async def test_a_new_conversation_is_listed_under_its_patient_by_its_first_waiting_event(
+    runtime: Runtime,
+) -> None:
+    await put_patient("p-1")
+    escalation = {
+        "botConversationId": "bot-conv-2",
+        "patient": {"id": "p-1"},
+        "reason": "Question",
+        "triage": {"urgency": "routine"},
+        "transcript": [],
+    }
+    answer = await invoke("escalate", method="POST", bearer=BOT, json_body=escalation)
+    assert answer.status == 202, answer.json
+    assert (await staff_summary("p-1")).json["openConversations"] == []  # not delivered yet
+    assert await deliver_patient_lists(runtime) == 1
+    listed = (await staff_summary("p-1")).json["openConversations"]
+    assert [c["id"] for c in listed] == [answer.json["conversationId"]]
+
+
+async def test_redelivery_of_every_message_changes_nothing(runtime: Runtime, patient: dict[str, Any]) -> None:
+    before = await all_items(runtime, "lists")
+    assert await deliver_patient_lists(runtime) >= 1
+    assert await all_items(runtime, "lists") == before
+
+
+async def test_other_events_and_later_waits_are_acknowledged_and_ignored(runtime: Runtime) -> None:
+    await held_conversation(runtime, "c-9", "p-1")
+    for envelope in (
+        {"type": "conversation.offered", "aggregateId": "c-9", "data": {}},
+        {"type": "conversation.waiting", "aggregateId": "c-9", "data": {"first": False}},
+        {"type": "conversation.waiting", "aggregateId": "c-404", "data": {"first": True}},
+        {"type": "conversation.waiting", "data": {"first": True}},
+    ):
+        assert await conversations.list_from_event(runtime.store, envelope) is False
+    assert await all_items(runtime, "lists") == []
