@@ -13,6 +13,7 @@ from functions import (
     identity,
     knowledge,
     messages,
+    patient_conversations,
     patients,
     platform,
     providers,
@@ -42,3 +43,4 @@ app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(events.bp)
 app.register_functions(transcripts.bp)
+app.register_functions(patient_conversations.bp)

@@ -14,7 +14,8 @@ from shared.conversations.documents import (
     pointer_id,
 )
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
-from shared.conversations.messages import Messages, transcript_messages
+from shared.conversations.merge import listed_conversations, move_patient_conversations
+from shared.conversations.messages import Messages, patient_texts, transcript_messages
 from shared.conversations.messages import append as append_message
 from shared.conversations.model import (
     HOLDS_CAPACITY,
@@ -78,8 +79,11 @@ __all__ = [
     "conversations",
     "current_conversation",
     "is_supervisor",
+    "listed_conversations",
     "move",
+    "move_patient_conversations",
     "new_conversation",
+    "patient_texts",
     "pointer_id",
     "transcript_messages",
 ]
