@@ -12,6 +12,7 @@ from functions import (
     history,
     identity,
     knowledge,
+    kpis,
     messages,
     patients,
     platform,
@@ -40,3 +41,4 @@ app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(history.bp)
+app.register_functions(kpis.bp)
