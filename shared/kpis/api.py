@@ -7,6 +7,7 @@ from shared.history.api import Envelope, parse_envelope
 from shared.kernel.documents import DocumentStore
 from shared.kpis.aggregation import MemoryLedger, StoredLedger, apply_event
 from shared.kpis.queries import kpi_range
+from shared.kpis.rebuild import Rebuilt, rebuild
 
 
 async def apply_kpi_event(store: DocumentStore, envelope: Envelope, short_abandon_seconds: float) -> int:
@@ -15,4 +16,13 @@ async def apply_kpi_event(store: DocumentStore, envelope: Envelope, short_abando
     return await apply_event(StoredLedger(store), envelope, short_abandon_seconds)
 
 
-__all__ = ["Envelope", "MemoryLedger", "StoredLedger", "apply_kpi_event", "kpi_range", "parse_envelope"]
+__all__ = [
+    "Envelope",
+    "MemoryLedger",
+    "Rebuilt",
+    "StoredLedger",
+    "apply_kpi_event",
+    "kpi_range",
+    "parse_envelope",
+    "rebuild",
+]
