@@ -6,6 +6,7 @@ from __future__ import annotations
 from shared.history.api import Envelope, parse_envelope
 from shared.kernel.documents import DocumentStore
 from shared.kpis.aggregation import MemoryLedger, StoredLedger, apply_event
+from shared.kpis.live import kpi_live, push_tiles
 from shared.kpis.queries import kpi_range
 from shared.kpis.rebuild import Rebuilt, rebuild
 
@@ -22,7 +23,9 @@ __all__ = [
     "Rebuilt",
     "StoredLedger",
     "apply_kpi_event",
+    "kpi_live",
     "kpi_range",
     "parse_envelope",
+    "push_tiles",
     "rebuild",
 ]
