@@ -156,9 +156,15 @@ async def until_published(probe: Probe, data_dir: Path, timeout: float = 60) -> 
             if committed and set(committed) <= set(probe.ids):
                 break
             await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
-    await probe.drain()
-    return committed
+        await asyncio.sleep(1.0)
+        # Read the commits again: routing may have written more meanwhile (an offer), and a host
+        # busy with other consumers can take that long; wait until those are published too.
+        while True:
+            await probe.drain()
+            committed = await committed_events(data_dir)
+            if set(committed) <= set(probe.ids):
+                return committed
+            await asyncio.sleep(0.1)
 
 
 def in_version_order(ids: list[str]) -> bool:
