@@ -54,11 +54,12 @@ async def supervisor_kpis(call: Call) -> Reply:
     whole buckets, both ends echoed: `from` down to its 15-minute boundary, `to` up to a whole
     number of intervals from there (so a day starts at the caller's `from`, e.g. a local
     midnight). `from` after `to`, a range over 93 days or an unknown interval: 400. A KPI with
-    no denominator in a bucket or the range is null, never 0."""
+    no denominator in a bucket or the range is null, never 0. Utilization includes agents'
+    presence intervals still open, up to now."""
     from shared.kpis.api import kpi_range
 
-    q = call.query
-    answer = await kpi_range(call.runtime.store, q.from_, q.to, q.interval, q.queue_id, q.agent_id)
+    q, rt = call.query, call.runtime
+    answer = await kpi_range(rt.store, q.from_, q.to, q.interval, q.queue_id, q.agent_id, now=rt.clock.now())
     return Reply(body=answer)
 
 

@@ -10,9 +10,10 @@ that touched that scope in that hour (the conversations of an hour in a queue, i
 new hour starts a new document.
 
 Utilization needs the interval between an agent's presence events: the agent's last state is its
-own document (`presence:<agentId>`) with the same mark; an event first adds the interval it
-closes to the hours (each marked), then moves the state on (If-Match), so a crash in between
-re-adds nothing and the redelivery completes it.
+own document (`presence:<agentId>`, all agents' in the partition `presence`) with the same mark;
+an event first adds the interval it closes to the hours (each marked), then moves the state on
+(If-Match), so a crash in between re-adds nothing and the redelivery completes it. A range query
+adds the intervals still open up to now (shared/kpis/queries.py), without storing them.
 
 The same code runs over the store (`StoredLedger`: the consumer) and over memory
 (`MemoryLedger`: the rebuild, which writes its result afterwards).
@@ -33,12 +34,13 @@ from shared.kernel.retry import Again, retry
 from shared.kernel.stored import Stored
 from shared.kernel.times import parse_stamp, stamp
 from shared.kpis.documents import (
+    PRESENCE_PARTITION,
     HourDocument,
     Mark,
     PresenceState,
     hour_id,
     hour_partition,
-    presence_partition,
+    presence_id,
 )
 from shared.kpis.sums import Part, add_sums, event_parts, hour_of, presence_parts
 
@@ -105,7 +107,7 @@ class StoredLedger:
         return await retry(step)
 
     async def presence(self, agent_id: str) -> PresenceState | None:
-        return await self.states.read_or_none(presence_partition(agent_id), presence_partition(agent_id))
+        return await self.states.read_or_none(presence_id(agent_id), PRESENCE_PARTITION)
 
     async def save_presence(self, state: PresenceState) -> None:
         await self._write(self.states, state, not state.stored)
@@ -173,8 +175,8 @@ async def _apply_presence(ledger: Ledger, envelope: Envelope, mark: Mark) -> int
     previous = None if state is None else state.model_dump(by_alias=True)
     written = await _add_all(ledger, agent_id, mark, presence_parts(agent_id, previous, parse_stamp(at)))
     fresh = PresenceState(
-        id=presence_partition(agent_id),
-        partition=presence_partition(agent_id),
+        id=presence_id(agent_id),
+        partition=PRESENCE_PARTITION,
         agent_id=agent_id,
         status=str(d.get("status") or "offline"),
         load=int(d.get("load") or 0),

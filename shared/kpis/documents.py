@@ -20,7 +20,12 @@ def hour_id(scope: str, hour: datetime) -> str:
     return f"{scope}|{stamp(hour)[:13]}"
 
 
-def presence_partition(agent_id: str) -> str:
+# Every agent's last presence in one partition: a range query adds the intervals still open
+# with one single-partition read (an agent's document is still written alone, with its ETag).
+PRESENCE_PARTITION = "presence"
+
+
+def presence_id(agent_id: str) -> str:
     return f"presence:{agent_id}"
 
 

@@ -17,8 +17,8 @@ from shared.kernel.catalog import KPIS
 from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import ValidationFailed
 from shared.kernel.times import parse_stamp, stamp
-from shared.kpis.documents import HourDocument
-from shared.kpis.sums import ALL, QUARTER, Sums, add_sums, kpis, quarter_of
+from shared.kpis.documents import PRESENCE_PARTITION, HourDocument
+from shared.kpis.sums import ALL, QUARTER, Sums, add_sums, kpis, presence_parts, quarter_of
 
 INTERVALS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 MAX_RANGE = timedelta(days=93)
@@ -89,6 +89,35 @@ async def quarters_of(
     return found
 
 
+async def open_presence(
+    store: DocumentStore, scope: str, first: datetime, last: datetime, now: datetime
+) -> dict[datetime, Sums]:
+    """Utilization of the intervals no event has closed yet: each logged-in agent's last state
+    from its stamp until `now` (docs/KPIS.md: an agent with no event in a bucket contributes the
+    state of their last event), in [first, last). Read, never stored: the next presence event
+    stores the interval when it closes it."""
+    until = min(now, last)
+    found: dict[datetime, Sums] = {}
+    if until <= first:
+        return found
+    continuation = None
+    while True:
+        page = await store.container(KPIS).query(
+            Query((where("type", "=", "kpi-presence"),)),
+            partition_key=PRESENCE_PARTITION,
+            max_items=1000,
+            continuation=continuation,
+        )
+        for item in page.items:
+            since = max(parse_stamp(item["at"]), first)  # an interval opened long ago: from `first`
+            for part in presence_parts(item["agentId"], {**item, "at": stamp(since)}, until):
+                if part.scope == scope:
+                    add_sums(found.setdefault(part.quarter, {}), part.sums)
+        continuation = page.continuation
+        if not continuation:
+            return found
+
+
 async def kpi_range(
     store: DocumentStore,
     start: datetime,
@@ -96,11 +125,17 @@ async def kpi_range(
     interval: str,
     queue_id: str | None = None,
     agent_id: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """`{"from", "to", "interval", "series": [{"start", …KPIs}], "totals": {…KPIs}}`."""
+    """`{"from", "to", "interval", "series": [{"start", …KPIs}], "totals": {…KPIs}}`; with `now`,
+    agents' presence intervals still open add their utilization up to `now`."""
     scope = scope_of(queue_id, agent_id)
     first, last, step = widened(start, end, interval)
     quarters = await quarters_of(store, scope, first, last)
+    if now is not None:
+        for quarter, sums in (await open_presence(store, scope, first, last, now)).items():
+            if first <= quarter < last:
+                add_sums(quarters.setdefault(quarter, {}), sums)
     series: list[dict[str, Any]] = []
     totals: Sums = {}
     bucket = first

@@ -161,3 +161,20 @@ async def test_subjects_no_kpi_counts_are_acknowledged_and_write_nothing(runtime
         ]
     )
     assert await stored_items(runtime, "kpis") == []
+
+
+async def test_an_agent_with_no_event_since_counts_their_last_state_up_to_now(runtime: Runtime) -> None:
+    from tests.kpis.sequence import Feed, presence, t
+
+    feed = Feed()
+    feed.write("a-7", t("10:10:00"), presence("available", 1, t("10:10:00"), capacity=4, queues=("gen",)))
+    await consume(feed.events)
+    start, end = at("2026-03-02T10:00:00Z"), at("2026-03-02T11:00:00Z")
+    stored = await kpi_range(runtime.store, start, end, "15m", agent_id="a-7")
+    assert stored["totals"]["utilization"] is None  # nothing closed the interval yet
+    now = at("2026-03-02T10:40:00Z")
+    live = await kpi_range(runtime.store, start, end, "15m", queue_id="gen", now=now)
+    assert [q["utilization"] for q in live["series"]] == [0.25, 0.25, 0.25, None]  # 10:10-10:40
+    assert live["totals"]["utilization"] == 0.25
+    later = await kpi_range(runtime.store, start, end, "1h", agent_id="a-7", now=at("2026-03-05T00:00:00Z"))
+    assert later["totals"]["utilization"] == 0.25  # clipped to the range
