@@ -30,6 +30,7 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
+    "COSMOS_DATABASE": "psc",
     "EVENTS_TOPIC": "events",
     "HISTORY_SUBSCRIPTION": "history",
     "KPIS_SUBSCRIPTION": "kpis",
