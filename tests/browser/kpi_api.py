@@ -1,8 +1,9 @@
 """The dashboard's KPI endpoints are the real ones (`/api/supervisor/kpis`, `/kpis/live`, served
 by the dev host from the consumer's buckets and routing's state). What stays here:
 
-* `Calls`: every request the page makes to the supervisor API, recorded from the browser's own
-  network events (nothing is intercepted), so tests can check what the page asked for;
+* `Calls`: every request the page makes to the supervisor API and every KPI answer it received,
+  recorded from the browser's own network events (nothing is intercepted), so tests can check
+  what the page asked for and what it was told;
 * `answer_negotiate`: `GET /api/supervisor/negotiate` answered in the browser with a real client
   URL of the dev host's hub (minted with its key, so the page's WebSocket is the real one) until
   the app's own negotiate route lands (the realtime consumer's branch);
@@ -83,6 +84,7 @@ class Calls:
     """The page's requests to `/api/supervisor/…`: (path, query, Authorization)."""
 
     seen: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
+    answers: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
 
     def watch(self, page: Page) -> None:
         def record(request: Any) -> None:
@@ -93,8 +95,23 @@ class Calls:
 
         page.on("request", record)
 
+        def answered(response: Any) -> None:
+            url = urlsplit(response.url)
+            if url.path.startswith("/api/supervisor/kpis") and response.ok:
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                self.answers.append((url.path, query, response))
+
+        page.on("response", answered)
+
     def called(self, path: str) -> list[dict[str, str]]:
         return [query for called, query, _ in self.seen if called == path]
+
+    async def received(self, path: str, **query: str) -> Any:
+        """The last answer the page received for `path` with exactly `query`."""
+        for called, asked, body in reversed(self.answers):
+            if called == path and asked == query:
+                return await body.json()
+        raise AssertionError(f"the page never received {path} {query}")
 
 
 async def answer_negotiate(page: Page, calls: Calls, url: Callable[[], Awaitable[str]]) -> None:
