@@ -10,8 +10,10 @@ from functions import (
     escalations,
     events,
     fhir,
+    history,
     identity,
     knowledge,
+    kpis,
     messages,
     patient_conversations,
     patients,
@@ -44,3 +46,5 @@ app.register_functions(records.bp)
 app.register_functions(events.bp)
 app.register_functions(transcripts.bp)
 app.register_functions(patient_conversations.bp)
+app.register_functions(history.bp)
+app.register_functions(kpis.bp)

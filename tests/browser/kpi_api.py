@@ -1,17 +1,15 @@
-"""Stand-ins for the KPI endpoints the dashboard calls, answered inside the browser with
-Playwright's route interception, in exactly the shapes issue 15 fixes:
+"""The dashboard's KPI endpoints are the real ones (`/api/supervisor/kpis`, `/kpis/live`, served
+by the dev host from the consumer's buckets and routing's state). What stays here:
 
-* `GET /api/supervisor/kpis?from=&to=&interval=&queueId=&agentId=` → `{"from", "to", "interval",
-  "series": [{"start", …totals' fields}], "totals": {…18 KPIs, any of them null}}`;
-* `GET /api/supervisor/kpis/live` → `{"asOf", "queues": [{"queueId", "name", "waiting",
-  "longestWaitSeconds", "active", "agentsAvailable", "serviceLevelToday"}], "agents": [{"agentId",
-  "presence", "load", "capacity"}]}`;
-* `GET /api/supervisor/negotiate` → `{"url"}`: a real client URL of the dev host's embedded hub,
-  minted with its key, so the page's WebSocket is the real one.
-
-When those endpoints exist, `FakeKpiApi.install` goes and the tests read the same numbers from the
-real API (after seeding events); every call is recorded here so the tests can also check what the
-page asked for.
+* `Calls`: every request the page makes to the supervisor API and every KPI answer it received,
+  recorded from the browser's own network events (nothing is intercepted), so tests can check
+  what the page asked for and what it was told;
+* `answer_negotiate`: `GET /api/supervisor/negotiate` answered in the browser with a real client
+  URL of the dev host's hub (minted with its key, so the page's WebSocket is the real one) until
+  the app's own negotiate route lands (the realtime consumer's branch);
+* `Api`: the test's own client of the real API, and `shown`, the page's formatting in Python
+  (shared/web/dashboard/assets/format.js, locale en-US), so a test compares what the page shows
+  with what the API answers.
 """
 
 from __future__ import annotations
@@ -19,176 +17,130 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from playwright.async_api import Page, Route
 
-TOTALS: dict[str, Any] = {
-    "incoming": 128,
-    "engaged": 117,
-    "abandoned": 6,
-    "shortAbandoned": 3,
-    "transferred": 9,
-    "firstWaitSeconds": 61.4,
-    "asaSeconds": 95.5,
-    "serviceLevel": 0.8125,
-    "abandonRate": 0.048,
-    "transferRate": 0.0769,
-    "ahtSeconds": 754.0,
-    "firstResponseSeconds": 42.0,
-    "utilization": 0.634,
-    "csat": 0.9,
-    "nps": 41.7,
-    "surveyResponseRate": 0.35,
-    "reminderDeliveryRate": 0.98,
-    "noShowRate": None,  # no attended or no-show appointment in the range: "—", never 0
+KINDS = {
+    "incoming": "count",
+    "engaged": "count",
+    "abandoned": "count",
+    "shortAbandoned": "count",
+    "transferred": "count",
+    "firstWaitSeconds": "seconds",
+    "asaSeconds": "seconds",
+    "serviceLevel": "fraction",
+    "abandonRate": "fraction",
+    "transferRate": "fraction",
+    "ahtSeconds": "seconds",
+    "firstResponseSeconds": "seconds",
+    "utilization": "fraction",
+    "csat": "fraction",
+    "nps": "score",
+    "surveyResponseRate": "fraction",
+    "reminderDeliveryRate": "fraction",
+    "noShowRate": "fraction",
+    "longestWaitSeconds": "seconds",
+    "serviceLevelToday": "fraction",
+    "waiting": "count",
+    "active": "count",
+    "agentsAvailable": "count",
 }
-# What the page must show for TOTALS (locale en-US).
-SHOWN_TOTALS = {
-    "incoming": "128",
-    "engaged": "117",
-    "abandoned": "6",
-    "shortAbandoned": "3",
-    "transferred": "9",
-    "firstWaitSeconds": "01:01",
-    "asaSeconds": "01:36",
-    "serviceLevel": "81.3%",
-    "abandonRate": "4.8%",
-    "transferRate": "7.7%",
-    "ahtSeconds": "12:34",
-    "firstResponseSeconds": "00:42",
-    "utilization": "63.4%",
-    "csat": "90%",
-    "nps": "+41.7",
-    "surveyResponseRate": "35%",
-    "reminderDeliveryRate": "98%",
-    "noShowRate": "—",
-}
-EMPTY_TOTALS: dict[str, Any] = dict.fromkeys(TOTALS)
 
 
-def live_snapshot(as_of: str) -> dict[str, Any]:
-    return {
-        "asOf": as_of,
-        "queues": [
-            {
-                "queueId": "urgent-care",
-                "name": "Urgent care",
-                "waiting": 3,
-                "longestWaitSeconds": 125.0,
-                "active": 4,
-                "agentsAvailable": 1,
-                "serviceLevelToday": 0.75,
-            },
-            {
-                "queueId": "general",
-                "name": "General",
-                "waiting": 0,
-                "longestWaitSeconds": 0.0,
-                "active": 2,
-                "agentsAvailable": 2,
-                "serviceLevelToday": None,  # nothing answered or abandoned today
-            },
-        ],
-        "agents": [
-            {"agentId": "demo-agent-1", "presence": "busy", "load": 2, "capacity": 3},
-            {"agentId": "demo-agent-2", "presence": "available", "load": 0, "capacity": 3},
-        ],
-    }
+def _digits(value: float, places: int) -> str:
+    """Intl.NumberFormat's rounding (half away from zero), trailing zeros dropped."""
+    text = f"{Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def series(start: str, buckets: int, step_seconds: int) -> list[dict[str, Any]]:
-    from datetime import datetime, timedelta
-
-    first = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    rows = []
-    for n in range(buckets):
-        stamp = (first + timedelta(seconds=n * step_seconds)).isoformat(timespec="milliseconds")
-        quiet = n % 4 == 3  # a bucket with no conversation: ratios and averages are null
-        rows.append(
-            {
-                **EMPTY_TOTALS,
-                "start": stamp.replace("+00:00", "Z"),
-                "incoming": 0 if quiet else 10 + n,
-                "engaged": 0 if quiet else 9 + n,
-                "abandoned": 0 if quiet else n % 2,
-                "asaSeconds": None if quiet else 60.0 + 5 * n,
-                "ahtSeconds": None if quiet else 600.0 + 10 * n,
-                "serviceLevel": None if quiet else 0.8,
-                "abandonRate": None if quiet else (n % 2) / (10 + n),
-            }
-        )
-    return rows
+def clock(seconds: float) -> str:
+    whole = max(0, int(Decimal(repr(seconds)).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
+    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
 
 
-STEPS = {"15m": 900, "1h": 3600, "1d": 86400}
+def shown(name: str, value: Any) -> str:
+    """What the page shows for `value` of the KPI or tile field `name`."""
+    if value is None:
+        return "—"
+    kind = KINDS.get(name, "count")
+    if kind == "seconds":
+        return clock(value)
+    if kind == "fraction":
+        text = _digits(value * 100, 1)
+        return f"{'0' if text == '-0' else text}%"
+    if kind == "score":
+        text = _digits(value, 1)
+        return text if text in ("0", "-0") or text.startswith("-") else f"+{text}"
+    return _digits(value, 0)
 
 
 @dataclass
-class FakeKpiApi:
-    """Answers the KPI endpoints in the page; `live` is what `/kpis/live` answers now (a test
-    changes it to what the service would say after an event)."""
+class Calls:
+    """The page's requests to `/api/supervisor/…`: (path, query, Authorization)."""
 
-    negotiate_url: Callable[[], Awaitable[str]]
-    live: dict[str, Any]
-    calls: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
+    seen: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
+    answers: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
 
-    async def install(self, page: Page) -> None:
-        await page.route("**/api/supervisor/kpis?*", self._kpis)
-        await page.route("**/api/supervisor/kpis/live", self._live)
-        await page.route("**/api/supervisor/negotiate", self._negotiate)
+    def watch(self, page: Page) -> None:
+        def record(request: Any) -> None:
+            url = urlsplit(request.url)
+            if url.path.startswith("/api/supervisor/"):
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                self.seen.append((url.path, query, request.headers.get("authorization")))
+
+        page.on("request", record)
+
+        def answered(response: Any) -> None:
+            url = urlsplit(response.url)
+            if url.path.startswith("/api/supervisor/kpis") and response.ok:
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                self.answers.append((url.path, query, response))
+
+        page.on("response", answered)
 
     def called(self, path: str) -> list[dict[str, str]]:
-        return [query for called, query, _ in self.calls if called == path]
+        return [query for called, query, _ in self.seen if called == path]
 
-    def _record(self, route: Route) -> dict[str, str]:
-        url = urlsplit(route.request.url)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        self.calls.append((url.path, query, route.request.headers.get("authorization")))
-        return query
-
-    async def _kpis(self, route: Route) -> None:
-        query = self._record(route)
-        interval = query.get("interval", "1h")
-        filtered = "queueId" in query or "agentId" in query
-        body = {
-            "from": query.get("from"),
-            "to": query.get("to"),
-            "interval": interval,
-            "series": [] if filtered else series(query["from"], 8, STEPS[interval]),
-            "totals": _breakdown(query) if filtered else TOTALS,
-        }
-        await _json(route, body)
-
-    async def _live(self, route: Route) -> None:
-        self._record(route)
-        await _json(route, self.live)
-
-    async def _negotiate(self, route: Route) -> None:
-        self._record(route)
-        await _json(route, {"url": await self.negotiate_url()})
+    async def received(self, path: str, **query: str) -> Any:
+        """The last answer the page received for `path` with exactly `query`."""
+        for called, asked, body in reversed(self.answers):
+            if called == path and asked == query:
+                return await body.json()
+        raise AssertionError(f"the page never received {path} {query}")
 
 
-def _breakdown(query: dict[str, str]) -> dict[str, Any]:
-    """Per queue / per agent totals: distinct numbers per filter, so a row shows its own."""
-    key = query.get("queueId") or query.get("agentId") or ""
-    seed = sum(map(ord, key)) % 7
-    return {
-        **EMPTY_TOTALS,
-        "incoming": 20 + seed,
-        "engaged": 18 + seed,
-        "abandoned": seed % 3,
-        "asaSeconds": 30.0 + seed,
-        "serviceLevel": 0.9,
-        "abandonRate": None if seed % 2 else 0.05,
-        "ahtSeconds": 300.0 + seed,
-        "firstResponseSeconds": 20.0,
-        "transferRate": 0.0,
-        "utilization": 0.5,
-        "csat": None,
-    }
+async def answer_negotiate(page: Page, calls: Calls, url: Callable[[], Awaitable[str]]) -> None:
+    async def negotiate(route: Route) -> None:
+        await route.fulfill(
+            status=200, content_type="application/json", body=json.dumps({"url": await url()})
+        )
+
+    await page.route("**/api/supervisor/negotiate", negotiate)
 
 
-async def _json(route: Route, body: Any) -> None:
-    await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+@dataclass
+class Api:
+    """The real API as the test reads it (a supervisor), and as a bot and agents act on it."""
+
+    base_url: str
+    tokens: dict[str, str]
+
+    async def get(self, path: str, role: str = "supervisor", **params: str) -> Any:
+        async with httpx.AsyncClient(base_url=f"{self.base_url}/api", timeout=30) as client:
+            answer = await client.get(path, params=params, headers=self._auth(role))
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+    async def send(self, method: str, path: str, role: str, body: Any) -> Any:
+        async with httpx.AsyncClient(base_url=f"{self.base_url}/api", timeout=30) as client:
+            answer = await client.request(method, path, json=body, headers=self._auth(role))
+            assert answer.status_code < 300, answer.text
+            return answer.json() if answer.content else None
+
+    def _auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}

@@ -1,13 +1,12 @@
 """The supervisor dashboard in a real Chromium against the real app (the dev host with its demo
-data): sign-in, the live tiles and the hub, the KPI totals, charts and tables, keyboard use and
-phone width.
+data and its consumers): sign-in, the live tiles and the hub, the KPI totals, charts and tables,
+keyboard use and phone width.
 
-The KPI endpoints (`/api/supervisor/kpis`, `/kpis/live`, `/negotiate`) are answered in the
-browser by `tests/browser/kpi_api.py` with the shapes issue 15 fixes, and the hub frames the
-aggregation will send are pushed here through the dev host's real hub with the app's own adapter.
-The step that builds those endpoints and the live consumer replaces `FakeKpiApi.install` with the
-real API (seeded through real escalations and events), and the pushed frame with a real
-escalation; every assertion on what the page shows stays as it is.
+The KPI endpoints are the real ones: conversations are escalated through the API as a bot would,
+the relay publishes their events, the KPI consumer counts them and pushes the tiles, and the tests
+compare what the page shows with what the API answers. Only `/api/supervisor/negotiate` is still
+answered in the browser with a real URL of the dev host's hub (tests/browser/kpi_api.py), and one
+test pushes hand-made frames through the hub to check how the page treats them.
 """
 
 from __future__ import annotations
@@ -24,9 +23,20 @@ from playwright.async_api import Page, expect
 
 from shared.adapters.webpubsub_realtime import WebPubSubRealtime
 from tests.browser.conftest import HUB_KEY, SCREENSHOTS, DevHost, Watch, open_page
-from tests.browser.kpi_api import SHOWN_TOTALS, FakeKpiApi, live_snapshot
+from tests.browser.kpi_api import Api, Calls, answer_negotiate, shown
 
 SUPERVISOR = "demo-supervisor"
+QUEUE_COLUMNS = [
+    "incoming",
+    "engaged",
+    "abandoned",
+    "asaSeconds",
+    "serviceLevel",
+    "abandonRate",
+    "ahtSeconds",
+    "csat",
+]
+AGENT_COLUMNS = ["engaged", "ahtSeconds", "firstResponseSeconds", "transferRate", "utilization", "csat"]
 
 
 def now_stamp() -> str:
@@ -37,7 +47,7 @@ def now_stamp() -> str:
 class Session:
     page: Page
     watch: Watch
-    api: FakeKpiApi
+    calls: Calls
     realtime: WebPubSubRealtime
     host: DevHost
 
@@ -47,6 +57,11 @@ class Session:
     def tile(self, queue_id: str, field: str) -> Any:
         return self.page.locator(f'#tiles li[data-queue-id="{queue_id}"] dd[data-field="{field}"]')
 
+    def whole(self) -> list[dict[str, str]]:
+        return [
+            q for q in self.calls.called("/api/supervisor/kpis") if "queueId" not in q and "agentId" not in q
+        ]
+
 
 @pytest.fixture
 async def hub(dev_host: DevHost) -> AsyncIterator[WebPubSubRealtime]:
@@ -54,6 +69,55 @@ async def hub(dev_host: DevHost) -> AsyncIterator[WebPubSubRealtime]:
     realtime = WebPubSubRealtime(f"http://127.0.0.1:{dev_host.hub_port}", "psc", access_key=HUB_KEY)
     yield realtime
     await realtime.close()
+
+
+@pytest.fixture
+def api(dev_host: DevHost) -> Api:
+    return Api(dev_host.base_url, dev_host.tokens)
+
+
+async def escalate(api: Api, name: str, urgency: str = "routine") -> str:
+    answer = await api.send(
+        "POST",
+        "/escalations",
+        "bot",
+        {
+            "botConversationId": f"browser-{name}-{now_stamp()}",
+            "patient": {"id": "p-demo-2"},
+            "reason": "Browser test",
+            "triage": {"urgency": urgency},
+            "transcript": [{"from": "patient", "text": "hello", "timestamp": now_stamp()}],
+        },
+    )
+    return str(answer["conversationId"])
+
+
+# Utilization counts logged-in agents' open intervals up to the moment of the call, so it moves
+# between two reads by itself: the page's is compared with the answer the page itself received.
+MOVING = "utilization"
+
+
+def still(answer: dict[str, Any]) -> Any:
+    drop = lambda row: {k: v for k, v in row.items() if k != MOVING}  # noqa: E731
+    return drop(answer["totals"]), [drop(row) for row in answer["series"]]
+
+
+async def settled(api: Api, params: dict[str, str], *, incoming: int = 0) -> dict[str, Any]:
+    """The API's answer once the consumer has caught up (two reads alike, `incoming` reached)."""
+    last: Any = None
+    for _ in range(150):
+        now = await api.get("/supervisor/kpis", **params)
+        if last is not None and still(now) == still(last) and now["totals"]["incoming"] >= incoming:
+            return dict(now)
+        last = now
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the KPIs never settled: {last}")
+
+
+async def expect_kpi(cell: Any, name: str, value: Any, received: dict[str, Any]) -> None:
+    """The cell shows the API's `value`; a moving KPI, what the page received (which, with every
+    other KPI equal to the API's, is the API's at the page's moment)."""
+    await expect(cell).to_have_text(shown(name, received[name] if name == MOVING else value))
 
 
 async def open_dashboard(
@@ -66,12 +130,11 @@ async def open_dashboard(
     timezone_id: str | None = None,
 ) -> Session:
     page, watch = await open_page(browser, width=width, height=height, timezone_id=timezone_id)
-    api = FakeKpiApi(
-        negotiate_url=lambda: hub.client_url(SUPERVISOR, ["supervisors"]), live=live_snapshot(now_stamp())
-    )
-    await api.install(page)
+    calls = Calls()
+    calls.watch(page)
+    await answer_negotiate(page, calls, lambda: hub.client_url(SUPERVISOR, ["supervisors"]))
     await page.goto(f"{host.base_url}/api/dashboard")
-    return Session(page, watch, api, hub, host)
+    return Session(page, watch, calls, hub, host)
 
 
 async def sign_in(session: Session) -> None:
@@ -81,8 +144,7 @@ async def sign_in(session: Session) -> None:
     await page.keyboard.insert_text(session.host.tokens["supervisor"])
     await page.keyboard.press("Enter")
     await expect(page.locator("#live-status")).to_have_text("Live")
-    await expect(page.locator('#totals dd[data-kpi="incoming"]')).to_have_text("128")
-    await expect(page.locator("#agent-table tbody tr")).to_have_count(2)
+    await expect(page.locator("#agent-table tbody tr[data-agent-id]")).not_to_have_count(0)
 
 
 async def test_a_supervisor_signs_in_with_a_dev_token_kept_in_the_tab_only(
@@ -92,12 +154,12 @@ async def test_a_supervisor_signs_in_with_a_dev_token_kept_in_the_tab_only(
     page = session.page
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await expect(page.locator("#board")).to_be_hidden()
-    assert session.api.calls == []  # nothing is asked before sign-in
+    assert session.calls.seen == []  # nothing is asked before sign-in
 
     await sign_in(session)
 
     bearer = f"Bearer {dev_host.tokens['supervisor']}"
-    assert {auth for _, _, auth in session.api.calls} == {bearer}
+    assert {auth for _, _, auth in session.calls.seen} == {bearer}
     stored = await page.evaluate("[sessionStorage.length, localStorage.length, document.cookie]")
     assert stored == [1, 0, ""]
     # Another tab (a new context) has no token; a reload of this one keeps it.
@@ -127,131 +189,178 @@ async def test_the_page_loads_clean_and_asks_no_other_host(
 
 
 async def test_tiles_totals_and_tables_show_the_apis_numbers_with_a_dash_for_none(
-    browser: Any, dev_host: DevHost, hub: WebPubSubRealtime
+    browser: Any, dev_host: DevHost, hub: WebPubSubRealtime, api: Api
 ) -> None:
+    # Real conversations: two routine ones (the demo agents are offered them), one accepted.
+    first = await escalate(api, "numbers-1")
+    await escalate(api, "numbers-2")
+    for _ in range(100):
+        mine = await api.get("/agents/me/conversations", "agent")
+        offered = [c for c in mine.get("items", []) if c["id"] == first and c["status"] == "offered"]
+        if offered:
+            await api.send("POST", f"/conversations/{first}/accept", "agent", None)
+            break
+        await asyncio.sleep(0.2)
     session = await open_dashboard(browser, dev_host, hub)
-    await sign_in(session)
     page = session.page
+    await sign_in(session)
+    await expect(page.locator('#totals dd[data-kpi="incoming"]')).not_to_have_text("")
+    (whole,) = session.whole()
+    assert whole["interval"] == "1h"
+    expected = await settled(api, whole, incoming=2)
 
-    urgent = {
-        "waiting": "3",
-        "longestWaitSeconds": "02:05",
-        "active": "4",
-        "agentsAvailable": "1",
-        "serviceLevelToday": "75%",
-    }
-    for field, shown in urgent.items():
-        await expect(session.tile("urgent-care", field)).to_have_text(shown)
-    await expect(session.tile("general", "serviceLevelToday")).to_have_text("—")  # null, never 0
-    await expect(session.tile("general", "longestWaitSeconds")).to_have_text("00:00")
-    await expect(page.locator('#tiles li[data-queue-id="general"] h3')).to_have_text("General")
+    # The numbers as they are now: Show again, and wait for its every answer (the whole service,
+    # then each queue and agent: as many as the first showing asked).
+    def shown_kpis() -> int:
+        return sum(1 for path, _, _ in session.calls.answers if path == "/api/supervisor/kpis")
 
-    for name, shown in SHOWN_TOTALS.items():
-        await expect(page.locator(f'#totals dd[data-kpi="{name}"]')).to_have_text(shown)
+    first_showing = shown_kpis()
+    await page.get_by_role("button", name="Show").click()
+    for _ in range(100):
+        if shown_kpis() >= 2 * first_showing:
+            break
+        await asyncio.sleep(0.1)
+    assert shown_kpis() == 2 * first_showing
+    await asyncio.gather(*(answer.finished() for _, _, answer in session.calls.answers))
+
+    seen = await session.calls.received("/api/supervisor/kpis", **whole)
+    assert still(seen) == still(expected)
+    for name, value in expected["totals"].items():
+        await expect_kpi(page.locator(f'#totals dd[data-kpi="{name}"]'), name, value, seen["totals"])
+    assert expected["totals"]["noShowRate"] is None  # no appointment outcome: "—", never 0
+
+    live = await api.get("/supervisor/kpis/live")
+    for queue in live["queues"]:
+        for field in ("waiting", "active", "agentsAvailable", "serviceLevelToday"):
+            await expect(session.tile(queue["queueId"], field)).to_have_text(shown(field, queue[field]))
+        await expect(page.locator(f'#tiles li[data-queue-id="{queue["queueId"]}"] h3')).to_have_text(
+            queue["name"]
+        )
+        await expect(session.tile(queue["queueId"], "longestWaitSeconds")).to_have_text(
+            re.compile(r"^\d+:\d\d")
+        )
 
     # One call for the whole service, then one per queue and per agent, with the same range.
-    whole = [
-        q for q in session.api.called("/api/supervisor/kpis") if "queueId" not in q and "agentId" not in q
-    ]
-    assert len(whole) == 1
-    assert whole[0]["interval"] == "1h"
-    assert sorted(
-        q.get("queueId", "") for q in session.api.called("/api/supervisor/kpis") if "queueId" in q
-    ) == [
-        "general",
-        "urgent-care",
-    ]
-    assert len([q for q in session.api.called("/api/supervisor/kpis") if "agentId" in q]) == 2
-    assert all(q["from"] == whole[0]["from"] for q in session.api.called("/api/supervisor/kpis"))
+    queues = sorted(q["queueId"] for q in live["queues"])
+    by_queue = [q for q in session.calls.called("/api/supervisor/kpis") if "queueId" in q]
+    assert sorted({q["queueId"] for q in by_queue}) == queues
+    assert all(q["from"] == whole["from"] for q in session.calls.called("/api/supervisor/kpis"))
+    for queue in live["queues"]:
+        totals = (await api.get("/supervisor/kpis", **whole, queueId=queue["queueId"]))["totals"]
+        seen = (await session.calls.received("/api/supervisor/kpis", **whole, queueId=queue["queueId"]))[
+            "totals"
+        ]
+        row = page.locator(f'#queue-table tr[data-queue-id="{queue["queueId"]}"]')
+        await expect(row.locator("th")).to_have_text(queue["name"])
+        for name in QUEUE_COLUMNS:
+            await expect_kpi(row.locator(f'td[data-kpi="{name}"]'), name, totals[name], seen)
+    for agent in live["agents"]:
+        totals = (await api.get("/supervisor/kpis", **whole, agentId=agent["agentId"]))["totals"]
+        seen = (await session.calls.received("/api/supervisor/kpis", **whole, agentId=agent["agentId"]))[
+            "totals"
+        ]
+        row = page.locator(f'#agent-table tr[data-agent-id="{agent["agentId"]}"]')
+        await expect(row.locator('td[data-live="presence"]')).to_have_text(agent["presence"])
+        await expect(row.locator('td[data-live="load"]')).to_have_text(
+            f"{agent['load']} / {agent['capacity']}"
+        )
+        for name in AGENT_COLUMNS:
+            await expect_kpi(row.locator(f'td[data-kpi="{name}"]'), name, totals[name], seen)
 
-    queue_row = page.locator('#queue-table tr[data-queue-id="urgent-care"]')
-    await expect(queue_row.locator("th")).to_have_text("Urgent care")
-    await expect(queue_row.locator('td[data-kpi="serviceLevel"]')).to_have_text("90%")
-    await expect(queue_row.locator('td[data-kpi="csat"]')).to_have_text("—")
-    agent_row = page.locator('#agent-table tr[data-agent-id="demo-agent-1"]')
-    await expect(agent_row.locator('td[data-live="presence"]')).to_have_text("busy")
-    await expect(agent_row.locator('td[data-live="load"]')).to_have_text("2 / 3")
-
-    # The charts' numbers, as a table: 8 buckets, a quiet one showing "—" for its averages.
+    # The charts' numbers, as a table: a bucket per hour of the day, quiet ones showing "—".
     await page.get_by_text("Answer and handle times as a table").click()
     rows = page.locator("#chart-times details tbody tr")
-    await expect(rows).to_have_count(8)
-    await expect(rows.nth(0).locator("td").nth(0)).to_have_text("01:00")
-    await expect(rows.nth(3).locator("td").nth(1)).to_have_text("—")
+    await expect(rows).to_have_count(len(expected["series"]))
+    for index, bucket in enumerate(expected["series"]):
+        await expect(rows.nth(index).locator("td").nth(0)).to_have_text(
+            shown("asaSeconds", bucket["asaSeconds"])
+        )
+    assert any(b["asaSeconds"] is None for b in expected["series"])
     assert await page.locator("#chart-counts canvas").count() == 1
     assert session.watch.errors == []
 
 
-async def test_a_hub_frame_moves_the_live_tile_without_a_reload(
-    browser: Any, dev_host: DevHost, hub: WebPubSubRealtime
+async def test_a_real_escalation_moves_the_live_tile_without_a_reload(
+    browser: Any, dev_host: DevHost, hub: WebPubSubRealtime, api: Api
 ) -> None:
+    # Urgent care's only agent steps away, so an urgent escalation waits there.
+    await api.send("PUT", "/agents/me/presence", "clinical-agent", {"status": "offline"})
     session = await open_dashboard(browser, dev_host, hub)
     await sign_in(session)
     page = session.page
     await page.evaluate("window.stillTheSamePage = true")
     box = await page.locator('#tiles li[data-queue-id="urgent-care"]').bounding_box()
-
-    # What the live consumer sends when an escalation joins the urgent-care queue.
-    await session.push(
-        {
-            "kind": "queue",
-            "queueId": "urgent-care",
-            "waiting": 4,
-            "longestWaitSeconds": 130.0,
-            "active": 4,
-            "agentsAvailable": 0,
-            "asOf": now_stamp(),
-        }
-    )
-    await expect(session.tile("urgent-care", "waiting")).to_have_text("4")
-    await expect(session.tile("urgent-care", "longestWaitSeconds")).to_have_text("02:10")
-    await expect(session.tile("urgent-care", "agentsAvailable")).to_have_text("0")
-    await expect(session.tile("urgent-care", "serviceLevelToday")).to_have_text("75%")  # left out: kept
-    assert await page.locator('#tiles li[data-queue-id="urgent-care"]').bounding_box() == box  # nothing moved
-
-    # A frame older than what is shown changes nothing; an agent's presence reaches its row.
-    await session.push(
-        {"kind": "queue", "queueId": "urgent-care", "waiting": 1, "asOf": "2000-01-01T00:00:00.000Z"}
-    )
-    await session.push(
-        {"kind": "agent", "agentId": "demo-agent-2", "presence": "busy", "load": 1, "capacity": 3}
-    )
+    waiting = session.tile("urgent-care", "waiting")
+    await expect(waiting).not_to_have_text("")
+    before = int(await waiting.inner_text())
     agent_row = page.locator('#agent-table tr[data-agent-id="demo-agent-2"]')
-    await expect(agent_row.locator('td[data-live="presence"]')).to_have_text("busy")
-    await expect(agent_row.locator('td[data-live="load"]')).to_have_text("1 / 3")
-    await expect(session.tile("urgent-care", "waiting")).to_have_text("4")
+    await expect(agent_row.locator('td[data-live="presence"]')).to_have_text("offline")
 
-    # A queue the page does not know yet: it re-reads the live state and shows it.
-    reads = len(session.api.called("/api/supervisor/kpis/live"))
-    session.api.live["queues"].append(
-        {
-            "queueId": "spanish",
-            "name": "Spanish",
-            "waiting": 1,
-            "longestWaitSeconds": 12.0,
-            "active": 0,
-            "agentsAvailable": 1,
-            "serviceLevelToday": 1.0,
-        }
-    )
-    await session.push({"kind": "queue", "queueId": "spanish", "waiting": 1, "asOf": now_stamp()})
-    await expect(session.tile("spanish", "serviceLevelToday")).to_have_text("100%")
-    assert len(session.api.called("/api/supervisor/kpis/live")) == reads + 1
+    await escalate(api, "live", urgency="urgent")
 
+    await expect(waiting).to_have_text(str(before + 1), timeout=15_000)
+    await expect(session.tile("urgent-care", "longestWaitSeconds")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    assert await page.locator('#tiles li[data-queue-id="urgent-care"]').bounding_box() == box  # nothing moved
+    # The agent comes back: its row follows the pushed presence, still without a reload.
+    await api.send("PUT", "/agents/me/presence", "clinical-agent", {"status": "available"})
+    await expect(agent_row.locator('td[data-live="presence"]')).not_to_have_text("offline", timeout=15_000)
     assert await page.evaluate("window.stillTheSamePage") is True
     assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert session.watch.errors == []
 
 
-async def test_after_the_hub_connection_drops_the_page_reconnects_and_rereads_the_live_state(
+async def test_the_page_keeps_newer_tiles_and_rereads_for_a_queue_it_does_not_know(
     browser: Any, dev_host: DevHost, hub: WebPubSubRealtime
 ) -> None:
-    page, watch = await open_page(browser)
-    api = FakeKpiApi(
-        negotiate_url=lambda: hub.client_url(SUPERVISOR, ["supervisors"]), live=live_snapshot(now_stamp())
+    """Hand-made frames through the real hub: a frame older than the tile is ignored, a left-out
+    field keeps its value, an unknown queue makes the page read `/kpis/live` again."""
+    session = await open_dashboard(browser, dev_host, hub)
+    await sign_in(session)
+    sl = await session.tile("urgent-care", "serviceLevelToday").inner_text()
+    await session.push(
+        {
+            "kind": "queue",
+            "queueId": "urgent-care",
+            "waiting": 41,
+            "longestWaitSeconds": 130.0,
+            "asOf": now_stamp(),
+        }
     )
-    await api.install(page)
+    await expect(session.tile("urgent-care", "waiting")).to_have_text("41")
+    await expect(session.tile("urgent-care", "longestWaitSeconds")).to_have_text("02:10")
+    await expect(session.tile("urgent-care", "serviceLevelToday")).to_have_text(sl)  # left out: kept
+    await session.push(
+        {"kind": "queue", "queueId": "urgent-care", "waiting": 1, "asOf": "2000-01-01T00:00:00.000Z"}
+    )
+    await session.push(
+        {"kind": "agent", "agentId": "demo-agent-3", "presence": "away", "load": 1, "capacity": 3}
+    )
+    agent_row = session.page.locator('#agent-table tr[data-agent-id="demo-agent-3"]')
+    await expect(agent_row.locator('td[data-live="load"]')).to_have_text("1 / 3")
+    await expect(session.tile("urgent-care", "waiting")).to_have_text("41")
+
+    reads = len(session.calls.called("/api/supervisor/kpis/live"))
+    await session.push({"kind": "queue", "queueId": "not-a-queue-yet", "waiting": 1, "asOf": now_stamp()})
+    for _ in range(100):
+        if len(session.calls.called("/api/supervisor/kpis/live")) > reads:
+            break
+        await asyncio.sleep(0.1)
+    assert len(session.calls.called("/api/supervisor/kpis/live")) == reads + 1
+    assert session.watch.errors == []
+
+
+async def test_after_the_hub_connection_drops_the_page_reconnects_and_rereads_the_live_state(
+    browser: Any, dev_host: DevHost, hub: WebPubSubRealtime, api: Api
+) -> None:
+    page, watch = await open_page(browser)
+    calls = Calls()
+    calls.watch(page)
+    await answer_negotiate(page, calls, lambda: hub.client_url(SUPERVISOR, ["supervisors"]))
     connections: list[Any] = []
+    negotiated: list[str] = []
+    page.on(
+        "request", lambda r: negotiated.append(r.url) if r.url.endswith("/api/supervisor/negotiate") else None
+    )
 
     def through(ws: Any) -> None:  # the page's socket, relayed to the real hub
         ws.connect_to_server()
@@ -259,27 +368,28 @@ async def test_after_the_hub_connection_drops_the_page_reconnects_and_rereads_th
 
     await page.route_web_socket(re.compile(r"^ws://127\.0\.0\.1:\d+/client/hubs/psc\?.*"), through)
     await page.goto(f"{dev_host.base_url}/api/dashboard")
-    session = Session(page, watch, api, hub, dev_host)
+    session = Session(page, watch, calls, hub, dev_host)
     await sign_in(session)
-    reads = len(api.called("/api/supervisor/kpis/live"))
+    reads = len(calls.called("/api/supervisor/kpis/live"))
 
-    api.live["queues"][0]["waiting"] = 7  # changed while the page was away
     await connections[-1].close()
     await expect(page.locator("#live-status")).to_have_text("Reconnecting…")
     await expect(page.locator("#live-status")).to_have_text("Live", timeout=10_000)
-    await expect(session.tile("urgent-care", "waiting")).to_have_text("7")
-    assert len(api.called("/api/supervisor/kpis/live")) > reads
-    assert len(api.called("/api/supervisor/negotiate")) == 2  # a fresh URL for the new connection
+    assert len(calls.called("/api/supervisor/kpis/live")) > reads
+    assert len(negotiated) == 2  # a fresh URL for the new connection
+    live = await api.get("/supervisor/kpis/live")
+    (general,) = [q for q in live["queues"] if q["queueId"] == "general"]
+    await expect(session.tile("general", "active")).to_have_text(str(general["active"]))
 
-    await session.push({"kind": "queue", "queueId": "urgent-care", "waiting": 8, "asOf": now_stamp()})
-    await expect(session.tile("urgent-care", "waiting")).to_have_text("8")
+    await session.push({"kind": "queue", "queueId": "general", "waiting": 8, "asOf": now_stamp()})
+    await expect(session.tile("general", "waiting")).to_have_text("8")
 
 
 async def test_every_control_is_reached_by_tab_and_the_range_picker_works_by_keyboard(
     browser: Any, dev_host: DevHost, hub: WebPubSubRealtime
 ) -> None:
     session = await open_dashboard(browser, dev_host, hub, timezone_id="Europe/Warsaw")
-    page, api = session.page, session.api
+    page = session.page
     await sign_in(session)
 
     await page.reload()  # signed in (the tab keeps the token); Tab starts at the top
@@ -330,7 +440,7 @@ async def test_every_control_is_reached_by_tab_and_the_range_picker_works_by_key
     await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await expect(page.locator("#kpi-range")).to_have_text("2026-11-02 to 2026-11-04, by day")
-    last = [q for q in api.called("/api/supervisor/kpis") if "queueId" not in q and "agentId" not in q][-1]
+    last = session.whole()[-1]
     # Whole local days (Warsaw is UTC+1 in November), half-open, as UTC instants.
     assert last == {"from": "2026-11-01T23:00:00.000Z", "to": "2026-11-04T23:00:00.000Z", "interval": "1d"}
     assert session.watch.errors == []
