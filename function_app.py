@@ -11,6 +11,7 @@ from functions import (
     fhir,
     identity,
     knowledge,
+    live,
     messages,
     patients,
     platform,
@@ -38,3 +39,4 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(live.bp)

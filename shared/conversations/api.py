@@ -11,6 +11,7 @@ from shared.conversations.documents import (
     MessageDocument,
     bot_key,
     conversation_id_for,
+    message_id,
     pointer_id,
 )
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
@@ -75,6 +76,7 @@ __all__ = [
     "conversations",
     "current_conversation",
     "is_supervisor",
+    "message_id",
     "move",
     "new_conversation",
     "pointer_id",

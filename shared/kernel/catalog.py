@@ -192,7 +192,34 @@ QUEUES: dict[str, QueueSpec] = {
 
 # Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
 # the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        "realtime",
+        "REALTIME_SUBSCRIPTION",
+        max_delivery_count=10,
+        requires_session=True,
+        # shared/live/frames.py SUBJECTS (the kernel imports no capability; a test compares them).
+        subjects=(
+            "conversation.waiting",
+            "conversation.offered",
+            "conversation.accepted",
+            "conversation.declined",
+            "conversation.expired",
+            "conversation.message",
+            "conversation.transferred",
+            "conversation.wrapup",
+            "conversation.closed",
+            "conversation.abandoned",
+            "agent.presence",
+        ),
+        # A frame is news for seconds: an hour-old one would only confuse a client, which catches
+        # up through the REST API anyway.
+        default_message_ttl=timedelta(hours=1),
+        dead_lettering_on_expiration=False,
+        description="Real-time frames (shared/live): messages, status, queue places, offers and "
+        "removals, board deltas pushed to the hub's groups; per conversation or agent in order.",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

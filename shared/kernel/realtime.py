@@ -9,9 +9,10 @@ channel only: nothing is stored, a frame sent while a client is away is lost for
 reconnecting client catches up through the REST API.
 
 `add_user_to_group` puts a user's open connections in a group (an agent who accepted a
-conversation keeps the connection it has); `remove_user_from_group` takes a user's connections out of a group at once (an agent whose
-conversation was transferred). It does not revoke a URL already handed out: a token's groups are
-joined on every connect until it expires, which is why URLs are short-lived (`minutes`).
+conversation keeps the connection it has); `remove_user_from_group` takes a user's connections
+out of a group at once (an agent whose conversation was transferred). It does not revoke a URL
+already handed out: a token's groups are joined on every connect until it expires, which is why
+URLs are short-lived (`minutes`).
 
 Checked here, for every backend, so the embedded hub and Azure refuse the same things:
 - group names (ids only, never PHI): 1 to 1,024 characters (Web PubSub's limit) of letters,
