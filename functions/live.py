@@ -30,14 +30,14 @@ async def negotiate_patient(call: Call) -> Reply:
     your place in the queue (never staff's internal notes); another patient's conversation
     answers 404. The URL lives 5 minutes: negotiate again to reconnect, then read what you missed
     with `GET …/messages?after=<last seq>`. Audited."""
-    from shared.live.api import patient_url
+    from shared.live.api import client_url, patient_groups
 
     rt = call.runtime
     call.own_patient_id()
-    url = await patient_url(
-        rt.store, rt.clock, rt.realtime, call.user, call.route("conversationId"), call.correlation_id
+    groups = await patient_groups(
+        rt.store, rt.clock, call.user, call.route("conversationId"), call.correlation_id
     )
-    return Reply(body={"url": url})
+    return Reply(body={"url": await client_url(rt.realtime, call.user, groups)})
 
 
 @api.route(
@@ -53,10 +53,10 @@ async def negotiate_agent(call: Call) -> Reply:
     you hold now (every message, internal notes too, and status); conversations you accept later
     are added to the open connection, and one transferred or closed leaves it. 404 if you are not
     registered as an agent."""
-    from shared.live.api import agent_url
+    from shared.live.api import agent_groups, client_url
 
-    rt = call.runtime
-    return Reply(body={"url": await agent_url(rt.store, rt.realtime, call.user)})
+    groups = await agent_groups(call.runtime.store, call.user)
+    return Reply(body={"url": await client_url(call.runtime.realtime, call.user, groups)})
 
 
 @api.route(
@@ -69,9 +69,9 @@ async def negotiate_agent(call: Call) -> Reply:
 async def negotiate_supervisor(call: Call) -> Reply:
     """The `supervisors` group: agents' presence and load, conversations' status (ids and stamps
     only), as the dashboard shows them."""
-    from shared.live.api import supervisor_url
+    from shared.live.api import client_url, supervisor_groups
 
-    return Reply(body={"url": await supervisor_url(call.runtime.realtime, call.user)})
+    return Reply(body={"url": await client_url(call.runtime.realtime, call.user, supervisor_groups())})
 
 
 @bp.service_bus_topic_trigger(

@@ -3,7 +3,7 @@
 
 from shared.live.feed import WATERMARK_ID, LiveFeed, Watermark
 from shared.live.frames import SUBJECTS, SUPERVISORS, agent_group, patient_group, staff_group
-from shared.live.negotiate import agent_url, hub_user, patient_url, supervisor_url
+from shared.live.negotiate import agent_groups, client_url, hub_user, patient_groups, supervisor_groups
 
 __all__ = [
     "SUBJECTS",
@@ -12,10 +12,11 @@ __all__ = [
     "LiveFeed",
     "Watermark",
     "agent_group",
-    "agent_url",
+    "agent_groups",
+    "client_url",
     "hub_user",
     "patient_group",
-    "patient_url",
+    "patient_groups",
     "staff_group",
-    "supervisor_url",
+    "supervisor_groups",
 ]

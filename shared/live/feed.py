@@ -29,7 +29,7 @@ from shared.kernel.stored import Document, Stored
 from shared.live.frames import Plan, conversation_plan, position_frame, presence_plan
 from shared.routing.api import queue_order
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("psc.live")
 
 WATERMARK_ID = "live-watermark"
 # As long as an event can still be delivered (the topic keeps a message 14 days) and a day more.

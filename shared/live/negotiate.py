@@ -32,27 +32,26 @@ def hub_user(principal: Principal) -> str:
         return "u-" + hashlib.sha256(principal.subject.encode()).hexdigest()[:40]
 
 
-async def patient_url(
-    store: DocumentStore,
-    clock: Clock,
-    realtime: Realtime,
-    principal: Principal,
-    conversation_id: str,
-    correlation_id: str | None,
-) -> str:
+async def patient_groups(
+    store: DocumentStore, clock: Clock, principal: Principal, conversation_id: str, correlation_id: str | None
+) -> list[str]:
     """Read (and audited) as `GET /api/me/conversations/{id}`: 404 unless it is the caller's."""
     doc = await Messages(store, clock).conversation(
         principal, conversation_id, side="patient", correlation_id=correlation_id
     )
-    return await realtime.client_url(hub_user(principal), [patient_group(doc.id)])
+    return [patient_group(doc.id)]
 
 
-async def agent_url(store: DocumentStore, realtime: Realtime, principal: Principal) -> str:
+async def agent_groups(store: DocumentStore, principal: Principal) -> list[str]:
     """404 for a caller who is not a registered agent (as `GET /api/agents/me/conversations`)."""
     held = await my_conversations(store, RoutingDirectory(store), principal)
-    groups = [agent_group(principal.subject), *(staff_group(doc.id) for doc in held)]
+    return [agent_group(principal.subject), *(staff_group(doc.id) for doc in held)]
+
+
+def supervisor_groups() -> list[str]:
+    return [SUPERVISORS]
+
+
+async def client_url(realtime: Realtime, principal: Principal, groups: list[str]) -> str:
+    """Minted only once the groups are decided: a refused caller never reaches the hub."""
     return await realtime.client_url(hub_user(principal), groups)
-
-
-async def supervisor_url(realtime: Realtime, principal: Principal) -> str:
-    return await realtime.client_url(hub_user(principal), [SUPERVISORS])

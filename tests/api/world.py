@@ -29,6 +29,8 @@ WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
+    "EVENTS_TOPIC": "events",
+    "REALTIME_SUBSCRIPTION": "realtime",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
 }
 
@@ -260,7 +262,12 @@ class SeededApp:
     async def _start(self) -> None:
         from shared.demo import seed_demo
 
-        settings = make_settings(self.data_dir, PSC_WEBHOOK_SECRET=WEBHOOK_SECRET)
+        # Negotiate signs hub URLs with the embedded hub's key; no hub runs here (no frame is sent).
+        settings = make_settings(
+            self.data_dir,
+            PSC_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            PSC_REALTIME_KEY="world-realtime-key-" + "0" * 16,
+        )
         self.runtime = await build_runtime(settings, clock=self.clock)
 
         class Indexed:  # `app.get_functions()` may run once per app: serve the suite's index

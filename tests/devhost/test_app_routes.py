@@ -25,6 +25,8 @@ class _IndexedApp:
 async def test_appointments_search_read_and_book_resolve_to_their_own_functions(runtime: Runtime) -> None:
     settings = {
         "ROUTING_QUEUE": "routing",
+        "EVENTS_TOPIC": "events",
+        "REALTIME_SUBSCRIPTION": "realtime",
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")

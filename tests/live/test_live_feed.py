@@ -30,7 +30,7 @@ def kinds(frames: list[dict[str, object]]) -> list[tuple[object, ...]]:
 
 
 async def test_the_patient_hears_the_agents_message_and_never_an_internal_note(
-    runtime: Runtime, hub: EmbeddedHub
+    runtime: Runtime, hub: EmbeddedHub, caplog: pytest.LogCaptureFixture
 ) -> None:
     cid = await active(runtime)
     await publish(runtime)
@@ -53,6 +53,11 @@ async def test_the_patient_hears_the_agents_message_and_never_an_internal_note(
             (4, "internal"),
         ]
         assert NOTE not in json.dumps(seen)
+        # The texts went to the hub only, never to a log line.
+        logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+        assert "live frames pushed" in logged
+        assert "nurse" not in logged
+        assert NOTE not in logged
     finally:
         await patient_client.close()
         await agent_client.close()
@@ -233,3 +238,23 @@ async def test_an_agent_who_accepts_hears_the_conversation_on_the_connection_the
         ]
     finally:
         await agent_client.close()
+
+
+def test_an_internal_notes_frame_is_planned_for_the_staff_group_only() -> None:
+    from shared.live.frames import conversation_plan
+
+    envelope = {
+        "id": "c-1:7.1",
+        "type": "conversation.message",
+        "aggregateId": "c-1",
+        "version": 7,
+        "at": "2026-01-05T09:00:00.000Z",
+        "data": {"seq": 4, "visibility": "internal", "from": {"role": "agent", "id": "a-1"}},
+    }
+    note = {"seq": 4, "id": "msg:0000000004", "visibility": "internal", "text": NOTE}
+    assert [p.group for p in conversation_plan(envelope, note).pushes] == ["conv.c-1.staff"]
+    # Even an event that claimed `patient` for an internal message sends it to staff only.
+    lying = {**envelope, "data": {**envelope["data"], "visibility": "patient"}}
+    assert [p.group for p in conversation_plan(lying, note).pushes] == ["conv.c-1.staff"]
+    # A message document gone by the time the event arrives: nothing goes.
+    assert conversation_plan(envelope, None).pushes == []
