@@ -123,6 +123,8 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert '"id": "chest-pain"' in printed
     assert '"status": "answered"' in printed
     assert '"alreadyMerged": false' in printed
+    # Live frames: the patient's hub connection heard the agent's message.
+    assert "frame: Hello, this is your agent." in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:
