@@ -32,6 +32,7 @@ HOST_SETTINGS = {
     "EVENTS_TOPIC": "events",
     "REALTIME_SUBSCRIPTION": "realtime",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
+    "COSMOS_DATABASE": "psc",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

@@ -60,6 +60,7 @@ def http_functions() -> tuple[Any, ...]:
     environ = {
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
         "ROUTING_QUEUE": "routing",
+        "COSMOS_DATABASE": "psc",
         "EVENTS_TOPIC": "events",
         "REALTIME_SUBSCRIPTION": "realtime",
     }
