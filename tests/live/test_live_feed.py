@@ -160,7 +160,7 @@ async def test_transfer_and_close_take_the_agent_out_of_the_conversation(
         await publish(runtime)
         assert ("removed", "transferred") in kinds(await messages(agent_client))
 
-        # Messages written now are the new holder's, not a-1's.
+        # a-1 has left the staff group: the conversation's next status frames do not reach them.
         closed = await invoke(
             "supervisor_force_close",
             method="POST",
@@ -258,3 +258,28 @@ def test_an_internal_notes_frame_is_planned_for_the_staff_group_only() -> None:
     assert [p.group for p in conversation_plan(lying, note).pushes] == ["conv.c-1.staff"]
     # A message document gone by the time the event arrives: nothing goes.
     assert conversation_plan(envelope, None).pushes == []
+
+
+async def test_closing_takes_the_agent_out_and_tells_them(runtime: Runtime, hub: EmbeddedHub) -> None:
+    cid = await active(runtime)
+    await publish(runtime)
+    agent_client = await connect_as("negotiate_agent", A1)
+    patient_client = await connect_as("negotiate_patient", patient(), conversationId=cid)
+    staff = f"conv.{cid}.staff"
+    try:
+        assert hub.app.hub("psc").groups.get(staff)  # the agent's connection is in
+        closed = await invoke(
+            "supervisor_force_close",
+            method="POST",
+            bearer=SUPERVISOR,
+            route_params={"conversationId": cid},
+            json_body={},
+        )
+        assert closed.status == 200, closed.json
+        await publish(runtime)
+        assert kinds(await messages(agent_client)) == [("status", "closed"), ("removed", "closed")]
+        assert ("status", "closed") in kinds(await messages(patient_client))
+        assert not hub.app.hub("psc").groups.get(staff)  # and now out
+    finally:
+        await agent_client.close()
+        await patient_client.close()
