@@ -14,6 +14,7 @@ from functions import (
     identity,
     knowledge,
     kpis,
+    live,
     messages,
     patient_conversations,
     patients,
@@ -48,3 +49,4 @@ app.register_functions(transcripts.bp)
 app.register_functions(patient_conversations.bp)
 app.register_functions(history.bp)
 app.register_functions(kpis.bp)
+app.register_functions(live.bp)

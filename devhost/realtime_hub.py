@@ -19,8 +19,9 @@ our Bicep. Other subprotocols are refused (400): the reliable and protobuf ones 
 REST (the subset the SDK calls for us), each call authenticated by a JWT signed with the key whose
 `aud` is the request URL (401 otherwise), each but the health probe with an `api-version`:
 `POST /api/hubs/{hub}/groups/{group}/:send` (202; JSON, text or binary body),
-`DELETE /api/hubs/{hub}/users/{user}/groups/{group}` (204), `HEAD|GET /api/hubs/{hub}/groups/{group}`
-(200 when it has a connection, else 404: the SDK's `group_exists`), `HEAD|GET /api/health` (200).
+`PUT|DELETE /api/hubs/{hub}/users/{user}/groups/{group}` (200 / 204: the user's open
+connections join or leave), `HEAD|GET /api/hubs/{hub}/groups/{group}` (200 when it has a
+connection, else 404: the SDK's `group_exists`), `HEAD|GET /api/health` (200).
 
 Delivery: every connection has an outbound queue drained by its own task, so a send is answered
 once queued (the service, too, accepts before it delivers), a slow client never holds up the
@@ -148,7 +149,9 @@ class HubServer:
                 WebSocketRoute("/client/", self._client),
                 Route("/api/health", self._health, methods=["GET", "HEAD"]),
                 Route("/api/hubs/{hub}/groups/{group}/:send", self._send_to_group, methods=["POST"]),
-                Route("/api/hubs/{hub}/users/{user}/groups/{group}", self._remove_user, methods=["DELETE"]),
+                Route(
+                    "/api/hubs/{hub}/users/{user}/groups/{group}", self._user_group, methods=["PUT", "DELETE"]
+                ),
                 Route("/api/hubs/{hub}/groups/{group}", self._group_exists, methods=["GET", "HEAD"]),
             ]
         )
@@ -317,15 +320,20 @@ class HubServer:
         hub.publish(group, message, skip=skip)
         return Response(status_code=202)
 
-    async def _remove_user(self, request: Request) -> Response:
+    async def _user_group(self, request: Request) -> Response:
         refused = self._refused(request)
         if refused is not None:
             return refused
         hub = self.hub(request.path_params["hub"])
         group = request.path_params["group"]
+        adding = request.method == "PUT"
+        # The user's connections open now; one made later has only its token's groups.
         for connection in list(hub.users.get(request.path_params["user"], ())):
-            hub.leave(connection, group)
-        return Response(status_code=204)
+            if adding:
+                hub.join(connection, group)
+            else:
+                hub.leave(connection, group)
+        return Response(status_code=200 if adding else 204)
 
     async def _group_exists(self, request: Request) -> Response:
         refused = self._refused(request)

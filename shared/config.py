@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         "Never used in Azure.",
         repr=False,
     )
+    realtime_subscription: str = _setting(  # type: ignore[assignment]
+        "REALTIME_SUBSCRIPTION",
+        "realtime",
+        "Subscription of the `events` topic the real-time consumer reads (`%REALTIME_SUBSCRIPTION%`).",
+    )
     notify: Literal["embedded", "acs"] = _setting(  # type: ignore[assignment]
         "PSC_NOTIFY",
         "embedded",

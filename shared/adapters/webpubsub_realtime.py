@@ -157,6 +157,15 @@ class WebPubSubRealtime:
         except AzureError as exc:
             _raise_mapped(exc)
 
+    async def add_user_to_group(self, group: str, user_id: str) -> None:
+        check_group(group)
+        check_user_id(user_id)
+        service = await self._client()
+        try:
+            await service.add_user_to_group(group=group, user_id=user_id, **TIMEOUTS)
+        except AzureError as exc:
+            _raise_mapped(exc)
+
     async def remove_user_from_group(self, group: str, user_id: str) -> None:
         check_group(group)
         check_user_id(user_id)

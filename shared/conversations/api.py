@@ -11,6 +11,7 @@ from shared.conversations.documents import (
     MessageDocument,
     bot_key,
     conversation_id_for,
+    message_id,
     pointer_id,
 )
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
@@ -80,6 +81,7 @@ __all__ = [
     "current_conversation",
     "is_supervisor",
     "listed_conversations",
+    "message_id",
     "move",
     "move_patient_conversations",
     "new_conversation",

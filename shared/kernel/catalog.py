@@ -261,6 +261,32 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         "whole service, and the supervisors' live tiles; sessions on (each aggregate's events in "
         "order, which its per-aggregate marks rely on).",
     ),
+    SubscriptionSpec(
+        "realtime",
+        "REALTIME_SUBSCRIPTION",
+        max_delivery_count=10,
+        requires_session=True,
+        # shared/live/frames.py SUBJECTS (the kernel imports no capability; a test compares them).
+        subjects=(
+            "conversation.waiting",
+            "conversation.offered",
+            "conversation.accepted",
+            "conversation.declined",
+            "conversation.expired",
+            "conversation.message",
+            "conversation.transferred",
+            "conversation.wrapup",
+            "conversation.closed",
+            "conversation.abandoned",
+            "agent.presence",
+        ),
+        # A frame is news for seconds: an hour-old one would only confuse a client, which catches
+        # up through the REST API anyway.
+        default_message_ttl=timedelta(hours=1),
+        dead_lettering_on_expiration=False,
+        description="Real-time frames (shared/live): messages, status, queue places, offers and "
+        "removals, board deltas pushed to the hub's groups; per conversation or agent in order.",
+    ),
 )
 
 TOPICS: dict[str, TopicSpec] = {

@@ -8,9 +8,11 @@ to a group with `send_to_group`; a group's frames arrive in the order they were 
 channel only: nothing is stored, a frame sent while a client is away is lost for it, and a
 reconnecting client catches up through the REST API.
 
-`remove_user_from_group` takes a user's connections out of a group at once (an agent whose
-conversation was transferred). It does not revoke a URL already handed out: a token's groups are
-joined on every connect until it expires, which is why URLs are short-lived (`minutes`).
+`add_user_to_group` puts a user's open connections in a group (an agent who accepted a
+conversation keeps the connection it has); `remove_user_from_group` takes a user's connections
+out of a group at once (an agent whose conversation was transferred). It does not revoke a URL
+already handed out: a token's groups are joined on every connect until it expires, which is why
+URLs are short-lived (`minutes`).
 
 Checked here, for every backend, so the embedded hub and Azure refuse the same things:
 - group names (ids only, never PHI): 1 to 1,024 characters (Web PubSub's limit) of letters,
@@ -102,6 +104,11 @@ class Realtime(Protocol):
     async def send_to_group(self, group: str, payload: Mapping[str, Any]) -> None:
         """Push `payload` (a small JSON object) to every connection in `group`, as a
         `{"type":"message","from":"group","group":…,"dataType":"json","data":payload}` frame."""
+        ...
+
+    async def add_user_to_group(self, group: str, user_id: str) -> None:
+        """Put every connection `user_id` has now into `group` (an agent who accepted a
+        conversation); a later connection gets only its own token's groups."""
         ...
 
     async def remove_user_from_group(self, group: str, user_id: str) -> None:

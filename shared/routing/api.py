@@ -3,7 +3,7 @@ directory, assignment and presence, transfers, the consoles' reads (board, my wo
 `routing` queue's handler and the sweep. Other packages import from here only."""
 
 from shared.routing.assignment import Assignment
-from shared.routing.board import SupervisorBoard, my_conversations
+from shared.routing.board import SupervisorBoard, my_conversations, queue_order
 from shared.routing.directory import (
     RoutingDirectory,
     agent_view,
@@ -67,6 +67,7 @@ __all__ = [
     "place",
     "presence_etag",
     "profile_etag",
+    "queue_order",
     "queue_settings_of",
     "queue_state",
     "queue_states",

@@ -45,7 +45,7 @@ from shared.routing.directory import AGENT_SEGMENTS, RoutingDirectory, by_priori
 from shared.routing.documents import AgentDocument, SeatDocument, WaitingEntry
 from shared.routing.engine import Seat, Waiting, is_open, unassignable_reason
 from shared.routing.model import QueueSettings
-from shared.routing.seats import parse_time, seat_from_doc, waiting_entry, waiting_of
+from shared.routing.seats import WAITING_RANGE, parse_time, seat_from_doc, waiting_entry, waiting_of
 
 _AFTER_EVERY_PRIORITY = 10_001  # queue priorities are 0-10,000: the default queue walks last
 MEMBER_PAGE = 200
@@ -245,3 +245,18 @@ async def my_conversations(
         if doc is not None and doc.agent_id == principal.subject and doc.status in HOLDS_CAPACITY:
             out.append(doc)
     return sorted(out, key=lambda d: d.offered_at or "")
+
+
+QUEUE_ORDER_PAGE = 200
+
+
+async def queue_order(store: DocumentStore, queue_id: str) -> list[str]:
+    """The conversations waiting in a queue in serving order (first = next served), at most
+    QUEUE_ORDER_PAGE: one indexed range of the queue's partition. A patient's place in the queue
+    is its index + 1."""
+    page = await Stored(store, ROUTING, WaitingEntry).query_stored(
+        Query(WAITING_RANGE, order_by=(("sortKey", False),)),
+        partition_key=queue_id,
+        max_items=QUEUE_ORDER_PAGE,
+    )
+    return [str(item["conversationId"]) for item in page.items]

@@ -143,6 +143,11 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
         "GET /api/me/conversations/{conversationId}/messages": [
             ("Patient", {"path_parameters": {"conversationId": c["waiting"]}, "query": {"after": 0}})
         ],
+        "GET /api/me/conversations/{conversationId}/negotiate": [
+            ("Patient", {"path_parameters": {"conversationId": c["waiting"]}})
+        ],
+        "GET /api/agents/me/negotiate": [("Agent", {})],
+        "GET /api/supervisor/negotiate": [("Supervisor", {})],
         "POST /api/me/conversations/{conversationId}/messages": [
             (
                 "Patient",

@@ -266,7 +266,12 @@ class SeededApp:
     async def _start(self) -> None:
         from shared.demo import seed_demo
 
-        settings = make_settings(self.data_dir, PSC_WEBHOOK_SECRET=WEBHOOK_SECRET)
+        # Negotiate signs hub URLs with the embedded hub's key; no hub runs here (no frame is sent).
+        settings = make_settings(
+            self.data_dir,
+            PSC_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            PSC_REALTIME_KEY="world-realtime-key-" + "0" * 16,
+        )
         self.runtime = await build_runtime(settings, clock=self.clock)
 
         class Indexed:  # `app.get_functions()` may run once per app: serve the suite's index

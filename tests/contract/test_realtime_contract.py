@@ -139,6 +139,22 @@ async def test_removing_a_user_from_a_group_stops_delivery_at_once(backend: Back
             await client.close()
 
 
+async def test_adding_a_user_to_a_group_puts_their_open_connections_in_it(backend: Backend) -> None:
+    conversation, own = backend.group("conv.c4.staff"), backend.group("agent.agent-3")
+    tab = await connect(await backend.realtime.client_url("agent-3", [own]))
+    other = await connect(await backend.realtime.client_url("agent-4", [backend.group("agent.agent-4")]))
+    try:
+        await backend.realtime.add_user_to_group(conversation, "agent-3")
+        await backend.realtime.send_to_group(conversation, {"kind": "message", "n": 2})
+
+        frame = await tab.next_message()
+        assert (frame["group"], frame["data"]) == (conversation, {"kind": "message", "n": 2})
+        await other.assert_no_message()
+    finally:
+        await tab.close()
+        await other.close()
+
+
 async def test_removing_a_user_who_is_not_there_is_no_error(backend: Backend) -> None:
     await backend.realtime.remove_user_from_group(backend.group("conv.c9.staff"), "nobody")
 

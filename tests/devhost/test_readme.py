@@ -126,6 +126,8 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert '"openConversations": [{"id": "' in printed  # the summary
     assert '"visibility": "patient", "text": "Chest pain: when to call an ambulance' in printed  # sent
     assert '"visibility": "internal", "text": "Consult ' in printed  # the consult's answer, as a note
+    # Live frames: the patient's hub connection heard the agent's message.
+    assert "frame: Hello, this is your agent." in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:

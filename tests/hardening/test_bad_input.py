@@ -10,6 +10,7 @@ import pytest
 from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, TIME, Case
 from tests.hardening.corpus_content import BODIES, REFERENCES, TEXT, TYPES
 from tests.hardening.corpus_kpis import KPIS
+from tests.hardening.corpus_realtime import REALTIME
 from tests.hardening.corpus_transcripts import TRANSCRIPTS
 from tests.hardening.corpus_workspace import WORKSPACE
 from tests.hardening.world import World, bearer, world
@@ -27,6 +28,7 @@ CORPUS = [
     *WORKSPACE,
     *TRANSCRIPTS,
     *KPIS,
+    *REALTIME,
 ]
 
 

@@ -162,6 +162,26 @@ async def test_rest_calls_with_a_key_carry_a_jwt_whose_audience_is_the_request_u
     assert claims["exp"] - time.time() <= 60
 
 
+async def test_group_membership_changes_put_and_delete_the_users_group() -> None:
+    transport = RecordingTransport(lambda request: (200 if request.method == "PUT" else 204, None))
+    realtime, _ = keyless(transport)
+
+    await realtime.add_user_to_group("conv.c1.staff", "agent-7")
+    await realtime.remove_user_from_group("conv.c1.staff", "agent-8")
+
+    added, removed = transport.requests
+    assert (added.method, urlsplit(added.url).path) == (
+        "PUT",
+        "/api/hubs/psc/users/agent-7/groups/conv.c1.staff",
+    )
+    assert (removed.method, urlsplit(removed.url).path) == (
+        "DELETE",
+        "/api/hubs/psc/users/agent-8/groups/conv.c1.staff",
+    )
+    assert all(r.headers["Authorization"] == "Bearer entra-token" for r in transport.requests)
+    assert all("api-version" in query(r) for r in transport.requests)
+
+
 async def test_ping_asks_whether_the_probe_group_exists() -> None:
     transport = RecordingTransport(lambda request: (404, None))
     realtime, _ = keyless(transport)
