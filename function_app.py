@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    callbacks,
     consults,
     conversations,
     dashboard,
@@ -38,3 +39,4 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(callbacks.bp)

@@ -13,6 +13,7 @@ from shared.conversations.documents import (
     conversation_id_for,
     pointer_id,
 )
+from shared.conversations.documents import message_id as message_document_id
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
 from shared.conversations.messages import Messages, transcript_messages
 from shared.conversations.messages import append as append_message
@@ -75,6 +76,7 @@ __all__ = [
     "conversations",
     "current_conversation",
     "is_supervisor",
+    "message_document_id",
     "move",
     "new_conversation",
     "pointer_id",

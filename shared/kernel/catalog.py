@@ -190,9 +190,27 @@ QUEUES: dict[str, QueueSpec] = {
     )
 }
 
-# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
-# the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+CALLBACKS_SUBSCRIPTION = "callbacks"
+
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        CALLBACKS_SUBSCRIPTION,
+        "CALLBACKS_SUBSCRIPTION",
+        requires_session=True,
+        subjects=(
+            "conversation.waiting",
+            "conversation.accepted",
+            "conversation.message",
+            "conversation.transferred",
+            "conversation.closed",
+            "callbacks.wake",
+        ),
+        description="Bot callbacks (shared/callbacks/consumer.py): per conversation in order, the "
+        "events a bot hears about, and the consumer's own scheduled wake-ups (retries, queue "
+        "position looks), which no other subscription's filter lets in.",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

@@ -33,6 +33,7 @@ from shared.routing.model import (
 )
 from shared.routing.seats import route_request, seat_document, waiting_entry
 from shared.routing.settings import queue_settings_of
+from shared.routing.standing import Standing, agent_display_name, queue_standing
 from shared.routing.sweep import sweep
 from shared.routing.transfers import Transfers
 
@@ -55,8 +56,10 @@ __all__ = [
     "RoutingAttributes",
     "RoutingDirectory",
     "RoutingRules",
+    "Standing",
     "SupervisorBoard",
     "Transfers",
+    "agent_display_name",
     "agent_view",
     "handle_routing_message",
     "my_conversations",
@@ -65,6 +68,7 @@ __all__ = [
     "presence_etag",
     "profile_etag",
     "queue_settings_of",
+    "queue_standing",
     "route_request",
     "seat_document",
     "sweep",

@@ -247,10 +247,19 @@ NOT_NEEDED_IN_AZURE = {
 }
 
 
+def _catalog_settings() -> set[str]:
+    """Queue, topic and subscription settings: Bicep sets one per catalogue entry through
+    extraAppSettings (tests/infra/test_catalog_sync.py checks them)."""
+    from shared.kernel.catalog import QUEUES, TOPICS
+
+    names = {q.setting for q in QUEUES.values()} | {t.setting for t in TOPICS.values()}
+    return names | {s.setting for t in TOPICS.values() for s in t.subscriptions}
+
+
 def test_every_setting_the_code_reads_in_azure_is_set() -> None:
     settings = app_settings()
     for name in setting_names().values():
-        if name not in LOCAL_ONLY and name not in NOT_NEEDED_IN_AZURE:
+        if name not in LOCAL_ONLY and name not in NOT_NEEDED_IN_AZURE and name not in _catalog_settings():
             assert name in settings, f"{name} is read by shared/config.py but not set by infra"
 
 
@@ -265,8 +274,9 @@ def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme
             for value in binding.values():
                 named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
     assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    catalog = json.loads((INFRA / "catalog.json").read_text())
     in_azure = set(app_settings()) | {
-        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+        entity["setting"] for kind in ("queues", "topics", "subscriptions") for entity in catalog[kind]
     }
     sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
     readme = (INFRA.parent / "README.md").read_text()
