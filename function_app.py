@@ -9,6 +9,7 @@ from functions import (
     conversations,
     dashboard,
     escalations,
+    events,
     fhir,
     identity,
     knowledge,
@@ -40,3 +41,4 @@ app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(callbacks.bp)
+app.register_functions(events.bp)
