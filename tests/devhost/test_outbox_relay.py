@@ -27,6 +27,7 @@ from shared.auth.dev_tokens import issue_dev_token
 from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATIONS, QUEUES
 from shared.kernel.clock import SystemClock
 from shared.kernel.documents import Query, where
+from tests.callbacks.bot import RecordingBot
 from tests.devhost.outbox_host import PROBE, probe_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,23 +148,61 @@ async def committed_events(data_dir: Path) -> list[str]:
 
 
 async def until_published(probe: Probe, data_dir: Path, timeout: float = 60) -> list[str]:
-    """Read the probe until it has every committed event (then a moment more: a late copy would
-    show), and return the committed ids."""
+    """Read the probe until it has every committed event and no event was committed for a second
+    (a late copy would show; so would an event committed meanwhile, e.g. routing's presence
+    change after an offer, which the earlier read could not know), and return the committed ids."""
     async with asyncio.timeout(timeout):
         while True:
             await probe.drain()
             committed = await committed_events(data_dir)
             if committed and set(committed) <= set(probe.ids):
-                break
+                await asyncio.sleep(1.0)
+                await probe.drain()
+                if set(await committed_events(data_dir)) == set(committed):
+                    return committed
             await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
-    await probe.drain()
-    return committed
 
 
 def in_version_order(ids: list[str]) -> bool:
     keys = [tuple(int(p) for p in re.sub(r"^.*:", "", m).split(".")) for m in ids]
     return keys == sorted(keys)
+
+
+async def until_called_back(
+    bot: RecordingBot, data_dir: Path, conversations: int
+) -> dict[str, dict[str, Any]]:
+    """Wait until the bot heard every conversation close, the bot-callbacks consumer has nothing
+    pending and the bot has seen everything it finished; answer each conversation's state."""
+    store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
+    states: dict[str, dict[str, Any]] = {}
+    finished: set[str] = set()
+    seen: set[str] = set()
+    try:
+        async with asyncio.timeout(90):
+            while True:
+                page = await store.container(CONVERSATIONS).query_cross_partition(
+                    Query((where("type", "=", "callback-state"),)), max_items=1000
+                )
+                states = {i["conversationId"]: i for i in page.items}
+                finished = {w for s in states.values() for w in s["queue"].get("finished", [])}
+                seen = {s.headers["webhook-id"] for s in bot.seen}
+                settled = all(not s["queue"].get("pending") for s in states.values())
+                closed = {
+                    json.loads(s.body)["data"]["conversationId"]
+                    for s in bot.seen
+                    if json.loads(s.body)["type"] == "conversation.closed"
+                }
+                if len(closed) == len(states) == conversations and settled and finished <= seen:
+                    return states
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pending = {c: [p["type"] for p in s["queue"].get("pending", [])] for c, s in states.items()}
+        raise AssertionError(
+            f"{len(states)} states; pending { ({c: p for c, p in pending.items() if p}) }; "
+            f"finished, never seen: {sorted(finished - seen)}"
+        ) from None
+    finally:
+        await store.close()
 
 
 async def configure(client: httpx.AsyncClient, api: str, agents: int) -> None:
@@ -189,14 +228,17 @@ async def configure(client: httpx.AsyncClient, api: str, agents: int) -> None:
         assert presence.status_code == 200, presence.text
 
 
-def escalation(bot_conversation: str) -> dict[str, Any]:
-    return {
+def escalation(bot_conversation: str, callback: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "botConversationId": bot_conversation,
         "patient": {"name": "Relay Patient", "language": "en"},
         "reason": "Relay test",
         "triage": {"urgency": "routine"},
         "transcript": [{"from": "patient", "text": "hello", "timestamp": "2026-01-05T09:00:00Z"}],
     }
+    if callback is not None:
+        body["callback"] = {"url": callback}
+    return body
 
 
 BOT = {"Authorization": f"Bearer {token('relay-bot', 'Bot.Escalate')}"}
@@ -230,9 +272,13 @@ async def test_a_host_killed_after_a_commit_and_before_publication_publishes_eve
     conversation id, same message id). After a restart every committed event reaches the probe
     subscription exactly once, in version order per aggregate.
 
-    Hook: the bot-callbacks consumer adds here that its recording bot endpoint received every
-    callback once, in order per conversation, after the same crash."""
+    Each escalation names a recording bot on loopback as its callback, and the bot ends each
+    conversation after its messages: after the restart the bot has received every callback the
+    consumer made (its state's finished list), in that order per conversation, ending with
+    conversation.closed, each signature verified, none given up on."""
     conversations, messages_each = 24, 3
+    recording = RecordingBot(secret=SAMPLE["PSC_BOT_CALLBACK_SECRET"])
+    callback = f"http://127.0.0.1:{await recording.start()}/psc"
     up = asyncio.Event()
 
     async def resilient(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
@@ -246,7 +292,9 @@ async def test_a_host_killed_after_a_commit_and_before_publication_publishes_eve
     async def bot(client: httpx.AsyncClient, n: int) -> None:
         bot_conversation = f"load-{n}"
         answer = await resilient(
-            lambda: client.post(f"{host.api}/escalations", json=escalation(bot_conversation), headers=BOT)
+            lambda: client.post(
+                f"{host.api}/escalations", json=escalation(bot_conversation, callback), headers=BOT
+            )
         )
         assert answer.status_code == 202, answer.text
         for k in range(messages_each):
@@ -255,6 +303,9 @@ async def test_a_host_killed_after_a_commit_and_before_publication_publishes_eve
             answer = await resilient(lambda url=url, body=body: client.post(url, json=body, headers=BOT))
             assert answer.status_code in (200, 201), answer.text
             await asyncio.sleep(0.02)
+        url = f"{host.api}/bot/conversations/{bot_conversation}/end"
+        ended = await resilient(lambda: client.post(url, headers=BOT))
+        assert ended.status_code == 200, ended.text
 
     await host.start(stall=4)
     up.set()
@@ -276,11 +327,30 @@ async def test_a_host_killed_after_a_commit_and_before_publication_publishes_eve
             up.set()
             await load
             committed = await until_published(probe, host.data_dir)
+            states = await until_called_back(recording, host.data_dir, conversations)
     finally:
         await probe.close()
+        await recording.close()
 
     assert len(committed) >= conversations * (2 + messages_each)
     assert len(probe.ids) == len(set(probe.ids)), "an event was delivered twice"
     assert set(probe.ids) == set(committed), "an event was lost (or one was invented)"
     for aggregate, ids in probe.sessions.items():
         assert in_version_order(ids), f"{aggregate}: out of order"
+
+    # The bot received every callback, in order per conversation (at least once: a callback cut
+    # off by the crash may come twice with the same webhook-id, which bots dedupe on).
+    assert all(not isinstance(seen.verified, Exception) for seen in recording.seen)
+    received: dict[str, list[str]] = defaultdict(list)
+    kinds: dict[str, str] = {}
+    for seen in recording.seen:
+        body = json.loads(seen.body)
+        webhook_id = seen.headers["webhook-id"]
+        kinds[webhook_id] = body["type"]
+        if webhook_id not in received[body["data"]["conversationId"]]:
+            received[body["data"]["conversationId"]].append(webhook_id)
+    assert len(states) == conversations
+    for cid, state in states.items():
+        assert (state["queue"].get("dead_lettered", 0), state["queue"].get("pending", [])) == (0, [])
+        assert received[cid] == state["queue"]["finished"], f"{cid}: a callback missing or out of order"
+        assert kinds[received[cid][-1]] == "conversation.closed"
