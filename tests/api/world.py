@@ -32,6 +32,7 @@ HOST_SETTINGS = {
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
     "EVENTS_TOPIC": "events",
     "CALLBACKS_SUBSCRIPTION": "callbacks",
+    "COSMOS_DATABASE": "psc",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

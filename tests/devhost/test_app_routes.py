@@ -28,6 +28,7 @@ async def test_appointments_search_read_and_book_resolve_to_their_own_functions(
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
         "EVENTS_TOPIC": "events",
         "CALLBACKS_SUBSCRIPTION": "callbacks",
+        "COSMOS_DATABASE": "psc",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}

@@ -57,7 +57,7 @@ class World:
 def http_functions() -> tuple[Any, ...]:
     """The app's HTTP functions as the dev host serves them (the app is indexed once per session)."""
     app = SimpleNamespace(get_functions=lambda: list(registered_functions().values()))
-    environ = {"PSC_SWEEP_SCHEDULE": "0 */5 * * * *", "ROUTING_QUEUE": "routing"}
+    environ = {"PSC_SWEEP_SCHEDULE": "0 */5 * * * *", "ROUTING_QUEUE": "routing", "COSMOS_DATABASE": "psc"}
     environ |= {"EVENTS_TOPIC": "events", "CALLBACKS_SUBSCRIPTION": "callbacks"}
     return discover(app, environ).http
 
