@@ -290,7 +290,8 @@ class CosmosContainer:
         client = await self._client()
         with _mapped_errors():
             pager = client.query_items(query=sql, parameters=parameters, partition_key=partition_key)
-            values = [value async for value in pager]
+            # One partition answers one value; a partial result per page is summed all the same.
+            values = [value async for page in pager.by_page() async for value in page]
         return int(sum(values))
 
     async def query_cross_partition(

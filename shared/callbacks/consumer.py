@@ -42,7 +42,9 @@ from shared.callbacks.documents import STATE_ID, CallbackDeadLetter, CallbackSta
 from shared.callbacks.mapping import (
     ACCEPTED,
     CLOSED,
+    EVENT_TYPES,
     POSITION_EVERY,
+    TRANSFERRED,
     WAKE,
     Envelope,
     Need,
@@ -107,6 +109,8 @@ class CallbackConsumer:
         if kind == WAKE:
             await self._wake(str(body["conversationId"]))
             return
+        if kind not in EVENT_TYPES:
+            return  # not ours (a filter lets everything in for a moment at deployment): acknowledged
         envelope = Envelope.parse(body)
         if need_of(envelope) is None:
             # An internal note, the patient's or the bot's own message, a type not ours: nothing
@@ -145,6 +149,8 @@ class CallbackConsumer:
                 callback = self._callback(webhook_id(envelope.id), need, envelope.at, conversation, data)
         if envelope.type in (ACCEPTED, CLOSED):
             changes["look_at"] = None  # no longer waiting: no more looks
+        if envelope.type == TRANSFERRED:
+            changes["position"] = None  # a place in another queue is news, even the same number
         if callback is not None:
             queue, dead = on_new_event(queue, callback, now)
         await self._record(conversation.id, dead)

@@ -266,3 +266,33 @@ async def test_the_bot_hears_a_changed_place_at_the_next_look_at_most_every_15_s
     assert [a.data.get("position") for a in mine] == [2, 1]
     assert mine[1].at - last_told >= timedelta(seconds=15)
     assert mine[1].at - last_told <= timedelta(seconds=20)
+
+
+async def test_a_transfer_tells_the_bot_and_then_its_place_in_the_new_queue(
+    runtime: Runtime, clock: ManualClock, sender: ScriptedSender
+) -> None:
+    await seed(runtime, agent_available=False)
+    cid = await escalate(escalation())
+    await through_routing(runtime)
+
+    async def pump() -> None:
+        await publish(runtime, cid)
+        await run_callbacks(runtime)
+
+    await pump()
+    await presence("a-1", "available")
+    await through_routing(runtime)
+    await act("accept_conversation", cid)
+    await pump()
+    clock.advance(60)
+    await presence("a-1", "away")  # nobody to take it back at once
+    await act("transfer_conversation", cid, queueId="general")
+    await pump()
+    assert sender.delivered_types == [
+        "queue.position",
+        "agent.joined",
+        "conversation.transferred",
+        "queue.position",
+    ]
+    assert sender.attempts[2].data == {"conversationId": cid, "botConversationId": "chat-cb-1"}
+    assert sender.attempts[3].data["position"] == 1
