@@ -14,12 +14,14 @@ from functions import (
     identity,
     knowledge,
     messages,
+    patient_conversations,
     patients,
     platform,
     providers,
     records,
     routing,
     routing_admin,
+    transcripts,
     workspace,
 )
 
@@ -42,3 +44,5 @@ app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(callbacks.bp)
 app.register_functions(events.bp)
+app.register_functions(transcripts.bp)
+app.register_functions(patient_conversations.bp)

@@ -109,3 +109,32 @@ async def conversation_suggestions(call: Call) -> Reply:
     symptoms), in its language. The assigned agent or a supervisor; audited."""
     result = await _finder(call).suggestions(call.user, call.route("conversationId"), call.correlation_id)
     return Reply(body=result)
+
+
+@api.route(
+    "conversations/{conversationId}/articles",
+    "POST",
+    access=allow(*READERS),
+    summary="Send a published article to the patient",
+    body="shared.knowledge.sending:SendArticleRequest",
+    response="shared.conversations.model:MessageView",
+    status=201,
+    also=((200, "Sent before (the same id, or the same version): the first message, unchanged"),),
+    errors=(404, 409, 422),
+)
+async def send_article(call: Call) -> Reply:
+    """The article's title and body as a message the patient sees (a message holds 4,000
+    characters: a longer article is 422). The conversation's assigned agent while it is active or
+    in wrap-up, or a supervisor until it closes (409). The same version sent again answers the
+    first message (200). Audited."""
+    from shared.knowledge.api import send_article as send
+
+    message, created = await send(
+        call.runtime.store,
+        call.runtime.clock,
+        call.user,
+        call.route("conversationId"),
+        call.body,
+        call.correlation_id,
+    )
+    return Reply(body=message.view(), status=201 if created else 200)

@@ -26,9 +26,10 @@ api = Api(bp, tag="records")
 )
 async def merge_patient(call: Call) -> Reply:
     """`from` is a provisional record (made by a bot escalation that matched nobody). Its
-    appointments and audit trail move under this patient, sign-in links follow, and the
-    provisional record keeps pointing here (`mergedInto`). Done once: the same merge again
-    changes nothing (`alreadyMerged`). Audited on both records."""
+    appointments, conversations and audit trail move under this patient, sign-in links follow,
+    and the provisional record keeps pointing here (`mergedInto`). Done once: the same merge
+    again changes nothing (`alreadyMerged`); one cut short is finished by merging again
+    (`pendingConversations`). Audited on both records."""
     from shared.workspace.api import merge
 
     result = await merge(

@@ -89,3 +89,44 @@ async def conversation_script(call: Call) -> Reply:
         call.user, call.route("conversationId"), call.correlation_id
     )
     return Reply(body=script)
+
+
+@api.route(
+    "patients/{patientId}/summary",
+    "GET",
+    access=allow(Role.AGENT, Role.SUPERVISOR, Role.PATIENT, patient="patientId"),
+    summary="The unified patient view (clinical fields only for ClinicalUser)",
+    response="shared.workspace.summary:PatientSummary",
+    errors=(404,),
+)
+async def patient_summary(call: Call) -> Reply:
+    """Profile and consent, the next and the last appointments (provider names, the provider's
+    local times), open and recent conversations with their status, recent notifications and survey
+    answers. Clinical fields (dateOfBirth, clinicalNotes) only for ClinicalUser; a patient may read
+    only their own (another id answers 404). Point reads and single-partition queries only.
+    Audited."""
+    from shared.workspace.api import patient_summary as summary
+
+    view = await summary(
+        call.runtime.store, call.runtime.clock, call.user, call.route("patientId"), call.correlation_id
+    )
+    return Reply(body=view)
+
+
+@api.route(
+    "me/summary",
+    "GET",
+    access=allow(Role.PATIENT),
+    summary="My unified view: profile, appointments, conversations",
+    response="shared.workspace.summary:PatientSummary",
+    errors=(404,),
+)
+async def my_summary(call: Call) -> Reply:
+    """The unified view of the patient your sign-in is linked to (no clinical fields, no
+    agent-side fields of conversations). Audited."""
+    from shared.workspace.api import patient_summary as summary
+
+    view = await summary(
+        call.runtime.store, call.runtime.clock, call.user, call.own_patient_id(), call.correlation_id
+    )
+    return Reply(body=view)

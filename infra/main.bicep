@@ -131,6 +131,11 @@ param instanceMemoryMB int = 2048
 @minLength(11)
 param routingSweepSchedule string = '0 */5 * * * *'
 
+@description('Optional. Days a closed conversation\'s live message documents are kept after its transcript was archived (PSC_MESSAGE_RETENTION_DAYS); the transcript itself stays in the transcripts container.')
+@minValue(1)
+@maxValue(3650)
+param messageRetentionDays int = 30
+
 @description('Optional. Where Azure Communication Services keeps SMS and e-mail data at rest (United States, Europe, UK, Switzerland, Norway, Germany, France, Australia, Japan, Canada, ...).')
 param communicationDataLocation string = 'United States'
 
@@ -476,9 +481,12 @@ module api 'modules/function-app.bicep' = {
       PSC_REALTIME: 'webpubsub'
       PSC_WEBPUBSUB_ENDPOINT: webPubSub.outputs.endpoint
       PSC_WEBPUBSUB_HUB: webPubSub.outputs.hubName
-      // Transcripts and KPI exports go to the archive container, through the identity.
+      // KPI exports go to the archive container, transcripts to their own (PHI), through the
+      // identity (Storage Blob Data Owner on the account).
       PSC_ARCHIVE: 'blob'
       ARCHIVE_CONTAINER: storage.outputs.archiveContainerName
+      TRANSCRIPTS_CONTAINER: storage.outputs.transcriptsContainerName
+      PSC_MESSAGE_RETENTION_DAYS: string(messageRetentionDays)
       ARCHIVE__blobServiceUri: storage.outputs.blobEndpoint
       ARCHIVE__credential: 'managedidentity'
       ARCHIVE__clientId: identity.outputs.clientId

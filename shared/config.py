@@ -149,6 +149,19 @@ class Settings(BaseSettings):
         "Azurite connection string for a local blob archive only.",
         repr=False,
     )
+    transcripts_container: str = _setting(  # type: ignore[assignment]
+        "TRANSCRIPTS_CONTAINER",
+        "transcripts",
+        "Blob container of conversation transcripts (PHI: apart from the exports' archive); "
+        "embedded: files under PSC_DATA_DIR/transcripts.",
+    )
+    message_retention_days: int = _setting(  # type: ignore[assignment]
+        "PSC_MESSAGE_RETENTION_DAYS",
+        30,
+        "Days a closed conversation's message documents live after its transcript is archived.",
+        ge=1,
+        le=3650,
+    )
     servicebus_namespace: str | None = _setting(  # type: ignore[assignment]
         "ServiceBusConnection__fullyQualifiedNamespace",
         None,

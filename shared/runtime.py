@@ -41,6 +41,8 @@ class Runtime:
     bus: MessageBus
     clock: Clock
     archive: Archive
+    # Conversation transcripts: an archive of their own (a container apart from the exports').
+    transcripts: Archive
     # Built once per worker so the Entra JWKS cache lives as long as the worker does.
     validator: TokenValidator
     # The last health probe, shared by every request to this worker (shared/web/health.py).
@@ -115,6 +117,7 @@ class Runtime:
         await self.store.close()
         await self.bus.close()
         await self.archive.close()
+        await self.transcripts.close()
         if self.realtime_adapter is not None:
             await self.realtime_adapter.close()
 
@@ -158,6 +161,17 @@ _default: Runtime | None = None
 _default_lock = asyncio.Lock()
 
 
+def _archive(settings: Settings, container: str, folder: str) -> Archive:
+    """The archive `PSC_ARCHIVE` names: blob `container`, or files under PSC_DATA_DIR/`folder`."""
+    if settings.archive == "blob":
+        from shared.adapters.blob_archive import BlobArchive
+
+        return BlobArchive.from_settings(settings, container=container)
+    from shared.adapters.file_archive import FileArchive
+
+    return FileArchive(settings.data_dir / folder)
+
+
 async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     from shared.auth.tokens import build_validator
     from shared.kernel.catalog import CONTAINERS, QUEUES, TOPICS
@@ -181,21 +195,13 @@ async def build_runtime(settings: Settings, clock: Clock | None = None) -> Runti
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
         bus = SqliteMessageBus(settings.data_dir / "bus.sqlite3", QUEUES, clock, topics=TOPICS)
-    archive: Archive
-    if settings.archive == "blob":
-        from shared.adapters.blob_archive import BlobArchive
-
-        archive = BlobArchive.from_settings(settings)
-    else:
-        from shared.adapters.file_archive import FileArchive
-
-        archive = FileArchive(settings.data_dir / "archive")
     return Runtime(
         settings=settings,
         store=store,
         bus=bus,
         clock=clock,
-        archive=archive,
+        archive=_archive(settings, settings.archive_container, "archive"),
+        transcripts=_archive(settings, settings.transcripts_container, "transcripts"),
         validator=build_validator(settings, clock),
     )
 

@@ -63,6 +63,18 @@ class Answer:
         return json.loads(self.body) if self.body else None
 
 
+def trigger_settings() -> dict[str, str]:
+    """The app settings the triggers name (`%SETTING%`), as Bicep and the sample set them: every
+    queue, topic and subscription of the catalog, the sweep's schedule and the relay's database."""
+    from shared.kernel.catalog import QUEUES, TOPICS
+
+    names = {spec.setting: spec.name for spec in QUEUES.values()}
+    for topic in TOPICS.values():
+        names[topic.setting] = topic.name
+        names |= {sub.setting: sub.name for sub in topic.subscriptions}
+    return names | {"PSC_SWEEP_SCHEDULE": "0 */5 * * * *", "COSMOS_DATABASE": "psc"}
+
+
 _FUNCTIONS: dict[str, Any] | None = None
 
 

@@ -1,5 +1,5 @@
 metadata name = 'Storage account'
-metadata description = 'Host storage for the Functions runtime (identity-based), the Flex deployment-package container and the archive container; shared keys off.'
+metadata description = 'Host storage for the Functions runtime (identity-based), the Flex deployment-package container, the archive container and the transcripts container; shared keys off.'
 
 @description('Required. Storage account name (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -15,8 +15,11 @@ param tags object
 @description('Required. Blob container the Flex Consumption app deploys its package to.')
 param deploymentContainerName string
 
-@description('Optional. Blob container for conversation transcripts and KPI exports.')
+@description('Optional. Blob container for KPI and audit exports (no PHI in KPI exports).')
 param archiveContainerName string = 'archive'
+
+@description('Optional. Blob container for closed conversations\' transcripts (PHI, written once each), apart from the exports so that an export reader is never granted them.')
+param transcriptsContainerName string = 'transcripts'
 
 @description('Optional. Redundancy. ZRS keeps a copy in each availability zone of the region.')
 @allowed([
@@ -123,6 +126,14 @@ resource archiveContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }
 
+resource transcriptsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: transcriptsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
   parent: storage
   name: 'default'
@@ -202,3 +213,6 @@ output deploymentContainerName string = deploymentContainer.name
 
 @description('Archive container name.')
 output archiveContainerName string = archiveContainer.name
+
+@description('Transcripts container name.')
+output transcriptsContainerName string = transcriptsContainer.name

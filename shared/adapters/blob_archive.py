@@ -2,8 +2,9 @@
 
 Settings: `ARCHIVE__blobServiceUri` (the account's blob endpoint, identity-based like every other
 connection; falls back to `AzureWebJobsStorage__blobServiceUri`), `ARCHIVE_CONTAINER` (default
-`archive`; Bicep creates it). `ARCHIVE_CONNECTION_STRING` is accepted only for Azurite, where the
-container is created on first use. Write-once is the service's: `put` sends `If-None-Match: *`.
+`archive`; Bicep creates it) or, for transcripts, `TRANSCRIPTS_CONTAINER` (`transcripts`).
+`ARCHIVE_CONNECTION_STRING` is accepted only for Azurite, where the container is created on first
+use. Write-once is the service's: `put` sends `If-None-Match: *`.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ class BlobArchive:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BlobArchive:
+    def from_settings(cls, settings: Settings, *, container: str | None = None) -> BlobArchive:
+        """The archive on `container` (default `ARCHIVE_CONTAINER`) of the archive account."""
         from shared.adapters.azure_credentials import azure_credential, is_azurite_connection
         from shared.config import running_in_azure
 
-        container = settings.archive_container or DEFAULT_CONTAINER
+        container = container or settings.archive_container or DEFAULT_CONTAINER
         connection: str | None = settings.archive_connection_string
         if connection and not running_in_azure():
             if not is_azurite_connection(connection):

@@ -1,14 +1,16 @@
 """A consult: an agent asks a provider's team a question in Teams about a conversation they hold.
 
-The consult is written first (`pending`, its id a fresh reference code, created only if absent),
-then the card is posted through the team's Workflows URL, then the consult is `sent`; a post
-Teams does not accept deletes the pending consult and answers 503, so nothing half-sent remains.
-A consult is `answered` by the first reply that quotes its code (shared/consults/replies.py) and
-`expired` when none came within CONSULT_HOURS (the consult sweep). Each change is an event on the
-`events` topic (`consult.sent`, `consult.answered`, `consult.expired`; message id
-`<code>:<version>.1`, session id the code), published after the write: duplicate detection drops a
-retried send; an event lost to a crash between the write and the send is the gap the
-transactional outbox closes when consults move onto it.
+The reference code is claimed first (`consults/<code>`, created only if absent), then the card is
+posted through the team's Workflows URL, then the consult is written `sent` in its conversation's
+partition of `conversations` (`consult:<code>`) with the conversation's `consult.sent` event, in one
+batch through the outbox (shared/kernel/outbox.py); a post Teams does not accept releases the code
+and answers 503, so nothing half-sent remains. A consult is `answered` by the first reply that
+quotes its code (shared/consults/replies.py: the reply's internal note, the consult and
+`consult.answered` in one batch) and `expired` when none came within CONSULT_HOURS (the consult
+sweep: the consult and `consult.expired` in one batch). A consult's events are events of its
+conversation (the aggregate whose partition holds it): message id `<conversationId>:<version>.<n>`,
+session the conversation, so they reach the topic through the conversations relay, in order with
+the conversation's own, and a change never stands without its event. Ids and times only.
 
 The question leaves our systems, so it is checked against the patient's own record first: a
 question holding the patient's name, e-mail, phone number or date of birth is refused (400).
@@ -17,16 +19,17 @@ question holding the patient's name, e-mail, phone number or date of birth is re
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal, Role
 from shared.consults.card import consult_card, new_code, shown, workflow_payload
-from shared.consults.documents import ConsultDocument
+from shared.consults.documents import ConsultDocument, ConsultRef, consult_doc_id
 from shared.consults.model import Consult, ConsultReply, ConsultRequest, ConsultStatus
 from shared.consults.teams import Teams
 from shared.conversations.api import ConversationDocument, Status, conversations
-from shared.kernel.catalog import CONSULTS, EVENTS_TOPIC, PROVIDERS
+from shared.kernel.catalog import CONSULTS, CONVERSATIONS, PROVIDERS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import (
@@ -38,8 +41,8 @@ from shared.kernel.errors import (
     ValidationFailed,
 )
 from shared.kernel.messages import MessageBus
-from shared.kernel.messaging import json_message
-from shared.kernel.stored import Stored
+from shared.kernel.retry import retry
+from shared.kernel.stored import Document, Stored
 from shared.kernel.times import stamp
 from shared.kernel.workflows import WorkflowPoster
 from shared.patients.api import PatientRegistry
@@ -53,12 +56,12 @@ _QUESTION_RULE = "must not name the patient or hold their contact details or dat
 
 def consult_view(doc: ConsultDocument) -> Consult:
     return Consult(
-        id=shown(doc.id),
+        id=shown(doc.code),
         conversationId=doc.conversation_id,
         teamId=doc.team_id,
         providerId=doc.provider_id,
         question=doc.question,
-        status=ConsultStatus(doc.status if doc.status != "pending" else "sent"),
+        status=ConsultStatus(doc.status),
         sentAt=doc.sent_at or doc.created_at,
         expiresAt=doc.expires_at,
         answeredAt=doc.answered_at,
@@ -71,28 +74,43 @@ def consult_id(code: str) -> str:
     return code.replace("-", "").upper()
 
 
-async def publish(bus: MessageBus, doc: ConsultDocument, event: str) -> None:
-    """`consult.<event>`: ids and times only (never the question or a reply)."""
-    body = {
-        "type": f"consult.{event}",
-        "consultId": doc.id,
-        "conversationId": doc.conversation_id,
-        "teamId": doc.team_id,
-        "agentId": doc.agent_id,
-        "status": doc.status,
-        "version": doc.version,
-        "at": doc.answered_at
-        if event == "answered"
-        else doc.expired_at
-        if event == "expired"
-        else doc.sent_at,
-    }
-    await bus.send(
-        EVENTS_TOPIC,
-        json_message(
-            body, message_id=f"{doc.id}:{doc.version}.1", subject=f"consult.{event}", session_id=doc.id
-        ),
+def emit(
+    conversation: ConversationDocument, doc: ConsultDocument, event: str, at: str
+) -> ConversationDocument:
+    """The conversation with `consult.<event>` to write (ids and times only: never the question
+    or a reply)."""
+    return conversation.emit(
+        f"consult.{event}",
+        at,
+        consultId=doc.code,
+        teamId=doc.team_id,
+        agentId=doc.agent_id,
+        providerId=doc.provider_id,
+        status=doc.status,
     )
+
+
+async def commit(
+    store: DocumentStore,
+    doc: ConsultDocument,
+    event: str | None,
+    at: str,
+    *,
+    created: bool,
+    note: Callable[[ConversationDocument], tuple[ConversationDocument, list[Document]]] | None = None,
+) -> ConsultDocument:
+    """Write the consult (created, or replaced under its ETag) with its conversation's event and,
+    from `note`, the conversation's other change and its children (a reply's internal note): one
+    batch in the conversation's partition. `PreconditionFailed` when either changed since read."""
+    conversation = await conversations.read(store, doc.conversation_id)
+    changed, children = note(conversation) if note is not None else (conversation, [])
+    if event is not None:
+        changed = emit(changed, doc, event, at)
+    if created:
+        await conversations.replace(store, changed, [doc, *children])
+    else:
+        await conversations.replace(store, changed, children, replaced=[doc])
+    return await Stored(store, CONVERSATIONS, ConsultDocument).read(doc.id, doc.conversation_id)
 
 
 def _patient_details(record: dict[str, object]) -> list[re.Pattern[str]]:
@@ -124,7 +142,8 @@ class Consults:
         self._clock = clock
         self._teams = teams
         self._poster = poster
-        self._consults = Stored(store, CONSULTS, ConsultDocument)
+        self._refs = Stored(store, CONSULTS, ConsultRef)
+        self._consults = Stored(store, CONVERSATIONS, ConsultDocument)
 
     async def _conversation(self, principal: Principal, conversation_id: str) -> ConversationDocument:
         doc = await conversations.read_or_none(self._store, conversation_id)
@@ -132,14 +151,17 @@ class Consults:
             raise NotFound("no such conversation")
         return doc
 
-    async def _audit(self, principal: Principal, action: str, doc: ConsultDocument, cid: str | None) -> None:
+    async def _audit(
+        self, principal: Principal, action: str, doc: ConsultDocument, patient_id: str, cid: str | None
+    ) -> None:
+        # The conversation's patient (a merge moves the conversation, and so its consults, on).
         await record_access(
             self._store,
             self._clock,
             actor=principal,
             action=action,  # type: ignore[arg-type]
-            resource=f"conversations/{doc.conversation_id}/consults/{doc.id}",
-            patient_id=doc.patient_id,
+            resource=f"conversations/{doc.conversation_id}/consults/{doc.code}",
+            patient_id=patient_id,
             correlation_id=cid,
         )
 
@@ -175,14 +197,14 @@ class Consults:
         if not url:
             raise Unavailable("The team's Workflows URL is not available; ask an integration admin.")
         now = self._clock.now()
-        doc = await self._new(principal, conversation, team.team_id, request, now)
+        ref = await self._claim_code(conversation, team.team_id, now)
         try:
             agent = await RoutingDirectory(self._store).agent_doc(principal.subject)
             agent_name = agent.profile.name
         except NotFound:
             agent_name = principal.name or "an agent"
         card = consult_card(
-            code=doc.id,
+            code=ref.id,
             agent_name=agent_name,
             question=request.question,
             urgency=conversation.urgency,
@@ -191,38 +213,37 @@ class Consults:
         )
         result = await self._poster.post(url, workflow_payload(card))
         if not result.ok:
-            await self._consults.delete(doc.id, etag=doc.etag)
+            await self._refs.delete(ref.id, etag=ref.etag)
             raise Unavailable(f"Teams did not accept the consult card ({result.reason}); try again.")
-        sent = await self._consults.replace(
-            doc.changed(status="sent", sent_at=stamp(self._clock.now()), version=doc.version + 1)
+        at = stamp(self._clock.now())
+        doc = ConsultDocument(
+            id=consult_doc_id(ref.id),
+            conversation_id=conversation.id,
+            agent_id=principal.subject,
+            team_id=team.team_id,
+            provider_id=request.providerId,
+            question=request.question,
+            status="sent",
+            created_at=stamp(now),
+            sent_at=at,
+            expires_at=stamp(now + timedelta(hours=CONSULT_HOURS)),
         )
-        await self._audit(principal, "create", sent, correlation_id)
-        await publish(self._bus, sent, "sent")
+        sent = await retry(
+            lambda: commit(self._store, doc, "sent", at, created=True),
+            give_up=lambda: Unavailable("The conversation is busy; the card was posted, retry to record it."),
+        )
+        await self._audit(principal, "create", sent, conversation.patient_id, correlation_id)
         return sent
 
-    async def _new(
-        self,
-        principal: Principal,
-        conversation: ConversationDocument,
-        team_id: str,
-        request: ConsultRequest,
-        now: datetime,
-    ) -> ConsultDocument:
+    async def _claim_code(
+        self, conversation: ConversationDocument, team_id: str, now: datetime
+    ) -> ConsultRef:
         for _ in range(5):  # 40 random bits: a clash is a curiosity, not a loop
-            doc = ConsultDocument(
-                id=new_code(),
-                conversation_id=conversation.id,
-                patient_id=conversation.patient_id,
-                agent_id=principal.subject,
-                team_id=team_id,
-                provider_id=request.providerId,
-                question=request.question,
-                status="pending",
-                created_at=stamp(now),
-                expires_at=stamp(now + timedelta(hours=CONSULT_HOURS)),
+            ref = ConsultRef(
+                id=new_code(), conversation_id=conversation.id, team_id=team_id, created_at=stamp(now)
             )
             try:
-                return await self._consults.create(doc)
+                return await self._refs.create(ref)
             except Conflict:
                 continue
         raise Unavailable("Could not allocate a consult reference; try again.")
@@ -231,16 +252,19 @@ class Consults:
         self, principal: Principal, conversation_id: str, code: str, correlation_id: str | None
     ) -> ConsultDocument:
         """The conversation's assigned agent, or a supervisor."""
-        doc = await self._consults.read_or_none(consult_id(code))
-        if doc is None or doc.conversation_id != conversation_id or doc.status == "pending":
+        doc = await self._consults.read_or_none(consult_doc_id(consult_id(code)), conversation_id)
+        if doc is None:
             raise NotFound("No such consult.")
-        if not principal.has(Role.SUPERVISOR):
-            await self._conversation(principal, conversation_id)
-        await self._audit(principal, "read", doc, correlation_id)
+        if principal.has(Role.SUPERVISOR):
+            conversation = await conversations.read(self._store, conversation_id)
+        else:
+            conversation = await self._conversation(principal, conversation_id)
+        await self._audit(principal, "read", doc, conversation.patient_id, correlation_id)
         return doc
 
     async def expire_due(self, now: datetime, *, max_items: int = 200) -> int:
         """The sweep: consults still `sent` past their time become `expired` (first page per run)."""
+        # Cross-partition (the sweep only): streamable, no ORDER BY, first page per run.
         page = await self._consults.query_cross_partition(
             Query(
                 (
@@ -252,13 +276,13 @@ class Consults:
             max_items=max_items,
         )
         expired = 0
+        at = stamp(now)
         for doc in page.items:
             try:
-                done = await self._consults.replace(
-                    doc.changed(status="expired", expired_at=stamp(now), version=doc.version + 1)
+                await commit(
+                    self._store, doc.changed(status="expired", expired_at=at), "expired", at, created=False
                 )
             except (NotFound, PreconditionFailed):
                 continue  # answered or changed meanwhile: the next run looks again
-            await publish(self._bus, done, "expired")
             expired += 1
         return expired

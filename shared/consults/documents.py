@@ -1,6 +1,8 @@
-"""The consults capability's stored documents: team configuration (`teams`, partition `/id`) and
-consults with the replies Teams delivered (`consults`, partition `/id`). Secrets live in the
-Secrets port; a team document holds only their names."""
+"""The consults capability's stored documents: team configuration (`teams`, partition `/id`),
+reference codes and the replies Teams delivered (`consults`, partition `/id`), and the consults
+themselves in their conversation's partition of `conversations` (`/conversationId`), where their
+changes commit with their events through the outbox. Secrets live in the Secrets port; a team
+document holds only their names."""
 
 from __future__ import annotations
 
@@ -47,18 +49,35 @@ class TeamIndex(Document):
     team_ids: list[str] = []
 
 
+CONSULT_PREFIX = "consult:"
+
+
+def consult_doc_id(code: str) -> str:
+    return CONSULT_PREFIX + code
+
+
+class ConsultRef(Document):
+    """`<code>` in `consults` (partition `/id`): the reference code, created only if absent (so no
+    two consults share one), naming the conversation whose partition holds the consult. Written
+    before the card is posted; a ref without its consult is a card never confirmed as sent."""
+
+    type: Literal["consult-ref"] = "consult-ref"
+    conversation_id: str
+    team_id: str
+    created_at: str
+
+
 class ConsultDocument(Document):
-    """A consult; id = its reference code (8 Crockford base32 characters, shown `XXXX-XXXX`)."""
+    """A consult, in its conversation's partition of `conversations` (id `consult:<code>`), so its
+    changes commit with the conversation's events and the reply's internal note in one batch."""
 
     type: Literal["consult"] = "consult"
     conversation_id: str
-    patient_id: str
     agent_id: str
     team_id: str
     provider_id: str | None = None
     question: str
-    status: Literal["pending", "sent", "answered", "expired"]
-    version: int = 1
+    status: Literal["sent", "answered", "expired"]
     created_at: str
     sent_at: str | None = None
     expires_at: str
@@ -66,6 +85,10 @@ class ConsultDocument(Document):
     expired_at: str | None = None
     # {"activity": Teams' activity id, "at", "fromName", "text"}: a redelivery adds nothing.
     replies: list[dict[str, Any]] = []
+
+    @property
+    def code(self) -> str:
+        return self.id.removeprefix(CONSULT_PREFIX)
 
 
 class TeamsReplyDocument(Document):

@@ -8,8 +8,9 @@ PSC_TEAMS_OUTGOING_TOKEN), in constant time; missing or wrong is 401 before anyt
 Then the reply is stored as it came (`teams-reply:<sha256(activity id)>`, created only if absent:
 a redelivery answers the same and applies nothing twice) and only then matched: the first
 reference code in its text that names a consult of a team the signature speaks for. The reply is
-kept on the consult (its first one makes it `answered`) and handed to `land_reply`, where it will
-become an internal note of the conversation pushed to the agent. A reply stored but not processed
+kept on the consult (its first one makes it `answered`) and becomes, through `land_reply`, an
+internal note of the conversation, pushed to the agent by its event: consult, note and events in
+one batch in the conversation's partition. A reply stored but not processed
 (a crash in between) is picked up by the consult sweep after a minute.
 """
 
@@ -20,22 +21,27 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.consults.card import codes_in, shown
-from shared.consults.consults import publish
-from shared.consults.documents import ConsultDocument, TeamsReplyDocument
+from shared.consults.consults import commit
+from shared.consults.documents import ConsultDocument, ConsultRef, TeamsReplyDocument, consult_doc_id
 from shared.consults.model import TeamsActivity, TeamsAnswer
 from shared.consults.teams import Signer, Teams
-from shared.kernel.catalog import CONSULTS
+from shared.conversations.api import Author, ConversationDocument, Status, append_message
+from shared.kernel.catalog import CONSULTS, CONVERSATIONS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unauthorized, ValidationFailed
 from shared.kernel.messages import MessageBus
 from shared.kernel.retry import retry
-from shared.kernel.stored import Stored
+from shared.kernel.stored import Document, Stored
 from shared.kernel.times import stamp
+
+log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=1)
 _MENTIONS = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
@@ -71,10 +77,35 @@ def reply_text(activity: TeamsActivity) -> str:
     return " ".join(text.split())
 
 
-async def land_reply(store: DocumentStore, consult: ConsultDocument, reply: dict[str, object]) -> None:
-    """Where a reply reaches the conversation: it will be an internal note (never shown to the
-    patient or sent to the bot) and a push to the agent, once conversations keep messages as
-    documents. Until then the reply is kept on the consult, which the agent reads."""
+NOTE_LIMIT = 4000
+
+
+def land_reply(
+    consult: ConsultDocument, reply: dict[str, object]
+) -> Callable[[ConversationDocument], tuple[ConversationDocument, list[Document]]]:
+    """Where a reply reaches the conversation: an internal note (`visibility: internal`: staff
+    only, never shown to the patient nor sent to the bot), written by `system` in the consult's
+    name, committed with the consult's answer. Its `conversation.message` event (seq, visibility,
+    ids: never the text) is what pushes it to the agent. A closed conversation takes no more
+    messages: there the reply stays on the consult, which staff read."""
+    code = shown(consult.code)
+    sender = str(reply.get("fromName") or "the provider")
+    text = f"Consult {code}, answered by {sender}: {reply['text']}"[:NOTE_LIMIT]
+
+    def note(conversation: ConversationDocument) -> tuple[ConversationDocument, list[Document]]:
+        if conversation.status == Status.CLOSED:
+            return conversation, []
+        return append_message(
+            conversation,
+            author=Author(role="system", id=f"consult:{consult.code}", name=sender[:200]),
+            visibility="internal",
+            text=text,
+            at=str(reply["at"]),
+            client_id=f"consult-{consult.code}-{reply['activity']}"[:100],
+            sender="consults",
+        )
+
+    return note
 
 
 class ReplyIntake:
@@ -84,7 +115,8 @@ class ReplyIntake:
         self._clock = clock
         self._teams = teams
         self._replies = Stored(store, CONSULTS, TeamsReplyDocument)
-        self._consults = Stored(store, CONSULTS, ConsultDocument)
+        self._refs = Stored(store, CONSULTS, ConsultRef)
+        self._consults = Stored(store, CONVERSATIONS, ConsultDocument)
 
     async def receive(
         self, raw: bytes, authorization: str | None, team_id: str | None, activity: TeamsActivity
@@ -116,46 +148,56 @@ class ReplyIntake:
             await self._mark(reply, "unmatched", None)
             return _unmatched()
         await self._apply(consult, reply)
-        await self._mark(reply, "matched", consult.id)
-        return TeamsAnswer(text=f"Thank you: your answer to consult {shown(consult.id)} reached the agent.")
+        await self._mark(reply, "matched", consult.code)
+        return TeamsAnswer(text=f"Thank you: your answer to consult {shown(consult.code)} reached the agent.")
 
     async def _match(self, reply: TeamsReplyDocument) -> ConsultDocument | None:
         if reply.consult_id:
-            return await self._consults.read_or_none(reply.consult_id)
+            ref = await self._refs.read_or_none(reply.consult_id)
+            return None if ref is None else await self._consult(ref)
         for code in codes_in(reply.text)[:3]:
-            consult = await self._consults.read_or_none(code)
-            if consult is not None and consult.status != "pending" and consult.team_id in reply.team_ids:
+            ref = await self._refs.read_or_none(code)
+            if ref is None or ref.team_id not in reply.team_ids:
+                continue
+            consult = await self._consult(ref)
+            if consult is not None:  # None: the card was never confirmed as sent
                 return consult
         return None
 
+    async def _consult(self, ref: ConsultRef) -> ConsultDocument | None:
+        return await self._consults.read_or_none(consult_doc_id(ref.id), ref.conversation_id)
+
     async def _apply(self, consult: ConsultDocument, reply: TeamsReplyDocument) -> None:
+        """The reply on the consult (its first makes it `answered`), the internal note and the
+        events: one batch, so a redelivery finds the reply on the consult and writes nothing."""
         entry: dict[str, object] = {
             "activity": reply.activity,
             "at": reply.received_at,
             "fromName": reply.from_name,
             "text": reply.text,
         }
-        applied: list[ConsultDocument] = []
 
         async def step() -> None:
-            current = await self._consults.read(consult.id)
+            current = await self._consults.read(consult.id, consult.conversation_id)
             if any(r.get("activity") == reply.activity for r in current.replies):
-                applied.append(current)
                 return
-            first = current.status != "answered"
             fresh = current.changed(
                 replies=[*current.replies, entry][-50:],
                 status="answered",
                 answered_at=current.answered_at or reply.received_at,
-                version=current.version + 1,
             )
-            written = await self._consults.replace(fresh)
-            if first:
-                await publish(self._bus, written, "answered")
-            applied.append(written)
+            # A later reply changes the consult without changing its status: no consult event
+            # (its note's `conversation.message` tells the agent).
+            event = "answered" if current.status != "answered" else None
+            await commit(
+                self._store, fresh, event, reply.received_at, created=False, note=land_reply(fresh, entry)
+            )
 
         await retry(step)
-        await land_reply(self._store, applied[-1], entry)
+        log.info(
+            "consult reply landed",
+            extra={"conversation_id": consult.conversation_id, "consult_id": consult.code},
+        )
 
     async def _mark(self, reply: TeamsReplyDocument, status: str, consult_id: str | None) -> None:
         if reply.status == status:

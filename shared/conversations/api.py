@@ -1,7 +1,7 @@
 """The conversations capability's public module: the lifecycle, messages, the conversation
 documents (`conversations.read/replace/change`, the board's live list), the bot conversations'
-keys and the model. Other packages import from here only; conversations import no other
-capability but audit."""
+keys, transcripts and the model. Other packages import from here only; conversations import no
+other capability but audit."""
 
 from shared.conversations import store as conversations
 from shared.conversations.bots import bot_scope, conversation_key, current_conversation
@@ -15,7 +15,8 @@ from shared.conversations.documents import (
 )
 from shared.conversations.documents import message_id as message_document_id
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
-from shared.conversations.messages import Messages, transcript_messages
+from shared.conversations.merge import listed_conversations, move_patient_conversations
+from shared.conversations.messages import Messages, patient_texts, transcript_messages
 from shared.conversations.messages import append as append_message
 from shared.conversations.model import (
     HOLDS_CAPACITY,
@@ -39,6 +40,7 @@ from shared.conversations.model import (
 )
 from shared.conversations.notices import RETURN_GRACE
 from shared.conversations.store import DEFAULT_QUEUE
+from shared.conversations.transcripts import Transcripts, TranscriptView
 
 conversation_patient = conversations.patient_of
 
@@ -64,6 +66,8 @@ __all__ = [
     "Messages",
     "PatientConversationView",
     "Status",
+    "TranscriptView",
+    "Transcripts",
     "TransferRequest",
     "Urgency",
     "WrapupPolicy",
@@ -76,9 +80,12 @@ __all__ = [
     "conversations",
     "current_conversation",
     "is_supervisor",
+    "listed_conversations",
     "message_document_id",
     "move",
+    "move_patient_conversations",
     "new_conversation",
+    "patient_texts",
     "pointer_id",
     "transcript_messages",
 ]

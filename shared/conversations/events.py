@@ -17,6 +17,8 @@ the waits), never PHI (no reason, summary, transcript, message text or dispositi
 | close (end of wrap-up), end (overflow), force-close | `conversation.closed` |
 | abandon (the patient left while waiting or offered) | `conversation.abandoned`, `conversation.closed` |
 | a message | `conversation.message` (shared/conversations/messages.py) |
+| its patient merged (conversations/merge.py) | `conversation.merged` (`patientId`, `previousPatientId`) |
+| a Teams consult's change (shared/consults/) | `consult.sent`, `consult.answered`, `consult.expired` |
 """
 
 from __future__ import annotations

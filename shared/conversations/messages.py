@@ -285,3 +285,22 @@ class Messages:
             "items": [m.view() for m in items],
             "next": items[-1].seq if items and page.continuation else None,
         }
+
+
+async def patient_texts(store: DocumentStore, conversation_id: str, *, max_items: int = 20) -> list[str]:
+    """The texts of the patient's latest messages (written by the patient, or by the bot for them
+    in the transcript), newest first: one in-partition range of the conversation's partition. For
+    a conversation's article suggestions; not audited (the caller audits its read)."""
+    page = await Stored(store, CONVERSATIONS, MessageDocument).query(
+        Query(
+            (
+                where("sortKey", ">", message_id(0)),
+                where("sortKey", "<", MESSAGE_RANGE_END),
+                where("visibility", "=", "patient"),
+            ),
+            order_by=(("sortKey", True),),
+        ),
+        partition_key=conversation_id,
+        max_items=max_items,
+    )
+    return [m.text for m in page.items if m.author.role == "patient"]

@@ -127,6 +127,9 @@ class ConversationDocument(Aggregate):
     wrapup_at: str | None = None
     closed_at: str | None = None
     abandoned_at: str | None = None
+    # When its transcript was archived and its messages were given their retention
+    # (shared/conversations/transcripts.py); closed conversations only.
+    archived_at: str | None = None
     history: list[dict[str, Any]] = []
 
 
@@ -291,6 +294,12 @@ class ConversationView(BaseModel):
     abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
     offer_expires_at: InstantText | None = Field(None, alias="offerExpiresAt")
     updated_at: InstantText | None = Field(None, alias="updatedAt")
+    archived_at: InstantText | None = Field(
+        None,
+        alias="archivedAt",
+        description="When the closed conversation's transcript was archived (GET …/transcript); "
+        "its messages expire PSC_MESSAGE_RETENTION_DAYS later.",
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
 
 

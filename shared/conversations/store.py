@@ -12,16 +12,18 @@ crash in between leaves an entry the board skips, never a live conversation off 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from shared.conversations.model import ConversationDocument
 from shared.kernel import lists
-from shared.kernel.catalog import CONVERSATIONS
+from shared.kernel.catalog import CONVERSATIONS, LISTS
 from shared.kernel.documents import DocumentStore, Query
 from shared.kernel.errors import NotFound
 from shared.kernel.outbox import Aggregates
 from shared.kernel.retry import retry
-from shared.kernel.stored import Document, TypedPage
+from shared.kernel.stored import Document, Stored, TypedPage
 
 DEFAULT_QUEUE = "default"
 
@@ -47,11 +49,15 @@ async def create(
 
 
 async def replace(
-    store: DocumentStore, doc: ConversationDocument, children: Sequence[Document] = ()
+    store: DocumentStore,
+    doc: ConversationDocument,
+    children: Sequence[Document] = (),
+    replaced: Sequence[Document] = (),
 ) -> ConversationDocument:
     """Replace exactly the version `doc` was read as (`PreconditionFailed` otherwise), with its
-    events and `children` (a message and its key) in the same batch."""
-    return await documents(store).replace(doc, children=children)
+    events, `children` (created: a message and its key) and `replaced` (other documents of its
+    partition, under the ETags they were read with: a consult) in the same batch."""
+    return await documents(store).replace(doc, children=children, replaced=replaced)
 
 
 async def delete(store: DocumentStore, doc: ConversationDocument) -> None:
@@ -115,3 +121,73 @@ async def list_live(store: DocumentStore, conversation: ConversationDocument, qu
 async def unlist_live(store: DocumentStore, queue_id: str | None, conversation_id: str) -> None:
     """Off a queue's board list (after the change that takes it away)."""
     await lists.remove(store, live_conversations_list(queue_id or DEFAULT_QUEUE), conversation_id)
+
+
+# A patient's conversations ----------------------------------------------------------------------
+# `patient-conversations:<patientId>`, newest last by `<createdAt>|<id>`: the unified patient view
+# reads a patient's conversations from one partition of `lists` (conversations are partitioned by
+# their own id). A new conversation is listed by the `patient-conversations` consumer of its
+# first `conversation.waiting` event (`list_from_event`), not by the webhook, which keeps its
+# round trips; a merge lists under the survivor before it moves a conversation and unlists after.
+# A reader keeps an entry only while the conversation still names the patient.
+
+
+def patient_conversations_list(patient_id: str) -> str:
+    return f"patient-conversations:{patient_id}"
+
+
+def patient_entry(conversation: ConversationDocument, patient_id: str) -> lists.ListEntry:
+    cid = conversation.id
+    return lists.entry(patient_conversations_list(patient_id), cid, f"{conversation.created_at}|{cid}")
+
+
+async def list_for_patient(store: DocumentStore, conversation: ConversationDocument, patient_id: str) -> None:
+    """On `patient_id`'s list (before the change that makes the conversation theirs)."""
+    await lists.add(store, patient_entry(conversation, patient_id))
+
+
+async def unlist_for_patient(store: DocumentStore, patient_id: str, conversation_id: str) -> None:
+    """Off a patient's list (after the change that takes the conversation away)."""
+    await lists.remove(store, patient_conversations_list(patient_id), conversation_id)
+
+
+async def patient_conversation_ids(store: DocumentStore, patient_id: str, *, max_items: int) -> list[str]:
+    """The ids on a patient's list, newest first (one in-partition query of `lists`; entries
+    whose conversation left the patient are still here: check each read)."""
+    page = await Stored(store, LISTS, lists.ListEntry).query(
+        Query(order_by=(("sortKey", True),)),
+        partition_key=patient_conversations_list(patient_id),
+        max_items=max_items,
+    )
+    return [item.ref for item in page.items]
+
+
+async def for_patient(store: DocumentStore, patient_id: str, *, max_items: int) -> list[ConversationDocument]:
+    """A patient's newest conversations (up to `max_items`): the list's newest entries, each read
+    by id (point reads, in parallel) and kept only if it still names the patient."""
+    ids = await patient_conversation_ids(store, patient_id, max_items=max_items)
+    docs = await asyncio.gather(*(read_or_none(store, cid) for cid in ids))
+    return [doc for doc in docs if doc is not None and doc.patient_id == patient_id]
+
+
+async def list_from_event(store: DocumentStore, envelope: Mapping[str, Any]) -> bool:
+    """The `patient-conversations` consumer: a conversation's first `conversation.waiting` lists it
+    under the patient it names now (read by id: a merge may have moved it since). Any other event,
+    or a conversation gone, changes nothing; a redelivery finds the entry and writes nothing. True
+    if listed."""
+    if envelope.get("type") != "conversation.waiting":
+        return False
+    data = envelope.get("data")
+    if isinstance(data, Mapping) and data.get("first") is False:
+        return False
+    conversation_id = envelope.get("aggregateId")
+    if not isinstance(conversation_id, str) or not conversation_id:
+        return False
+    doc = await read_or_none(store, conversation_id)
+    if doc is None or not doc.patient_id:
+        return False
+    entry = patient_entry(doc, doc.patient_id)
+    if await Stored(store, LISTS, lists.ListEntry).read_or_none(entry.id, entry.list) is not None:
+        return True  # a redelivery: listed already, nothing written
+    await lists.add(store, entry)
+    return True

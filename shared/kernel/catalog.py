@@ -62,7 +62,8 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "/conversationId",
             default_ttl=-1,
             description="A partition per conversation: the conversation (state, time stamps), its "
-            "messages, its message keys and its outbox events (which expire by their own ttl).",
+            "messages, its message keys, its Teams consults (`consult:<code>`) and its outbox "
+            "events (which expire by their own ttl).",
         ),
         ContainerSpec(
             AGENTS,
@@ -156,8 +157,9 @@ CONTAINERS: dict[str, ContainerSpec] = {
         ContainerSpec(
             CONSULTS,
             "/id",
-            description="Teams consults (id = the reference code on the card: conversation, agent, "
-            "team, question, status sent/answered/expired, replies) and the replies Teams delivered "
+            description="Teams consults' reference codes (id = the code on the card, created only if "
+            "absent: the conversation and team it belongs to; the consult itself lives in its "
+            "conversation's partition) and the replies Teams delivered "
             "(`teams-reply:<sha256(activity id)>`, stored before anything else happens).",
         ),
     )
@@ -194,6 +196,21 @@ CALLBACKS_SUBSCRIPTION = "callbacks"
 
 # Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
 EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        "transcripts",
+        "TRANSCRIPTS_SUBSCRIPTION",
+        subjects=("conversation.closed",),
+        description="Archives a closed conversation's transcript once, then starts its messages' "
+        "retention (shared/conversations/transcripts.py). No sessions: one event per conversation "
+        "matters, and `archivedAt` on the conversation makes a redelivery a no-op.",
+    ),
+    SubscriptionSpec(
+        "patient-conversations",
+        "PATIENT_CONVERSATIONS_SUBSCRIPTION",
+        subjects=("conversation.waiting",),
+        description="Lists a new conversation under its patient (`patient-conversations:<patientId>` "
+        "in `lists`) for the unified patient view; idempotent (a redelivery finds the entry).",
+    ),
     SubscriptionSpec(
         CALLBACKS_SUBSCRIPTION,
         "CALLBACKS_SUBSCRIPTION",

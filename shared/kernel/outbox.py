@@ -167,14 +167,22 @@ class Aggregates(Stored[D]):
         """Create the aggregate at version 1 with its events (and `children`, created too)."""
         return await self._commit(doc, 1, BatchOperation.create, None, children)
 
-    async def replace(self, doc: D, *, unconditional: bool = False, children: Sequence[Document] = ()) -> D:
+    async def replace(
+        self,
+        doc: D,
+        *,
+        unconditional: bool = False,
+        children: Sequence[Document] = (),
+        replaced: Sequence[Document] = (),
+    ) -> D:
         """Replace the version `doc` was read as (`PreconditionFailed` if it changed since), with
-        its events and `children` (created) in the same transaction."""
+        its events, `children` (created) and `replaced` (child documents replaced under the ETag
+        they were read with: a consult in its conversation's partition) in the same transaction."""
         assert isinstance(doc, Aggregate)
         if unconditional and doc.pending_events:
             raise ValueError("a change with events must be conditional: its version names them")
         etag = None if unconditional else doc.etag
-        return await self._commit(doc, doc.version + 1, BatchOperation.replace, etag, children)
+        return await self._commit(doc, doc.version + 1, BatchOperation.replace, etag, children, replaced)
 
     async def upsert(self, doc: D) -> D:
         raise TypeError("aggregates are created or replaced, never upserted (their version counts changes)")
@@ -186,13 +194,14 @@ class Aggregates(Stored[D]):
         operation: Any,
         etag: str | None,
         children: Sequence[Document],
+        replaced: Sequence[Document] = (),
     ) -> D:
         assert isinstance(doc, Aggregate)
         fresh = doc.model_copy(update={"version": version})
         body = fresh.body()
         events = _event_documents(doc, version)
         container = self._container
-        if not events and not children:
+        if not events and not children and not replaced:
             if etag is None and operation is BatchOperation.create:
                 item = await container.create(body)
             else:
@@ -200,6 +209,7 @@ class Aggregates(Stored[D]):
             return _settled(fresh, item)
         ops = [operation(body, etag) if etag is not None else operation(body)]
         ops += [BatchOperation.create(child.body()) for child in children]
+        ops += [BatchOperation.replace(child.body(), child.etag) for child in replaced]
         ops += [BatchOperation.create(event.body()) for event in events]
         if len(ops) > MAX_BATCH_OPERATIONS:
             raise ValueError(f"a change writes at most {MAX_BATCH_OPERATIONS} documents")

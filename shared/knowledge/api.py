@@ -3,6 +3,7 @@
 from shared.knowledge.articles import INDEX, Articles, Written, article_of
 from shared.knowledge.finder import Finder, conversation_language, suggestion_text
 from shared.knowledge.model import Article, ArticleRequest, ArticleStatus, SearchQuery, SearchResults
+from shared.knowledge.sending import SendArticleRequest, send_article
 
 __all__ = [
     "INDEX",
@@ -13,8 +14,10 @@ __all__ = [
     "Finder",
     "SearchQuery",
     "SearchResults",
+    "SendArticleRequest",
     "Written",
     "article_of",
     "conversation_language",
+    "send_article",
     "suggestion_text",
 ]

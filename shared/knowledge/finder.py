@@ -4,18 +4,20 @@ The Search port ranks; this module turns a question into terms, re-reads each hi
 version (point reads, in parallel) and keeps only published articles in the language asked (the
 index is derived data and may lag an article's last write: shared/knowledge/articles.py).
 
-Suggestions search with the conversation's own words: `suggestion_text` gathers them (today the
-bot's `reason`; the patient's messages join when conversations keep them as documents), and the
-top three published articles in the conversation's language come back.
+Suggestions search with the conversation's own words: `suggestion_text` gathers them (the bot's
+`reason`, the triage's specialty and symptoms, then the patient's latest messages, newest first:
+the query keeps its first 16 terms, so the escalation's own words come first), and the top three
+published articles in the conversation's language come back.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal, Role
-from shared.conversations.api import ConversationDocument, conversations
+from shared.conversations.api import ConversationDocument, conversations, patient_texts
 from shared.kernel.catalog import ARTICLES
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
@@ -30,10 +32,15 @@ SEARCH_TOP = 10
 SUGGESTIONS = 3
 
 
-def suggestion_text(conversation: ConversationDocument) -> str:
-    """The words suggestions search with: the bot's reason for escalating and the triage's
-    specialty and symptoms. The patient's messages join here once conversations store them."""
-    parts = [conversation.reason or "", conversation.specialty or "", *(conversation.symptoms or [])]
+def suggestion_text(conversation: ConversationDocument, patient_messages: Sequence[str] = ()) -> str:
+    """The words suggestions search with: the bot's reason for escalating, the triage's specialty
+    and symptoms, and the patient's messages (newest first)."""
+    parts = [
+        conversation.reason or "",
+        conversation.specialty or "",
+        *(conversation.symptoms or []),
+        *patient_messages,
+    ]
     return "\n".join(part for part in parts if part)
 
 
@@ -79,4 +86,5 @@ class Finder:
             patient_id=doc.patient_id,
             correlation_id=correlation_id,
         )
-        return await self.search(suggestion_text(doc), conversation_language(doc), top=SUGGESTIONS)
+        said = await patient_texts(self._store, doc.id)
+        return await self.search(suggestion_text(doc, said), conversation_language(doc), top=SUGGESTIONS)

@@ -5,7 +5,7 @@ from shared.patients.documents import PatientDocument
 from shared.patients.identity import Link, LinkCode, LinkRequest
 from shared.patients.links import IssuedCode, PatientLinks, linked_patient
 from shared.patients.matching import PatientMatch, PatientMatcher, index_patient
-from shared.patients.merging import check_merge, mark_merged, survivor_of
+from shared.patients.merging import check_merge, mark_merged, settle_merge, survivor_of
 from shared.patients.model import (
     LanguageTag,
     PatientIdentity,
@@ -48,5 +48,6 @@ __all__ = [
     "profile_of",
     "record_changes",
     "record_of",
+    "settle_merge",
     "survivor_of",
 ]

@@ -40,6 +40,8 @@ class PatientDocument(Document):
     merged_at: str | None = None
     merged_by: str | None = None
     merge_pending: dict[str, list[str]] | None = None
+    # What the merge moved, by kind, once it moved it (the merge's answer, the same every time).
+    merge_moved: dict[str, list[str]] | None = None
 
     @property
     def first_name(self) -> str:

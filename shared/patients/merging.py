@@ -82,3 +82,28 @@ async def mark_merged(
         return await patients.replace(fresh), True
 
     return await retry(step)
+
+
+async def settle_merge(
+    store: DocumentStore, clock: Clock, from_id: str, kind: str, moved: list[str]
+) -> tuple[PatientDocument, bool]:
+    """After a kind of reference was moved: it leaves `mergePending` for `mergeMoved` (with what
+    this run moved). Returns the record and whether this call changed it (not when run again)."""
+    patients = Stored(store, PATIENTS, PatientDocument)
+
+    async def step() -> tuple[PatientDocument, bool]:
+        doc = await patients.read(from_id)
+        pending = dict(doc.merge_pending or {})
+        done = dict(doc.merge_moved or {})
+        listed = pending.pop(kind, [])
+        merged = list(dict.fromkeys([*done.get(kind, []), *listed, *moved]))
+        if not listed and merged == done.get(kind, []):
+            return doc, False
+        fresh = doc.changed(
+            merge_pending=pending or None,
+            merge_moved={**done, kind: merged},
+            updated_at=stamp(clock.now()),
+        )
+        return await patients.replace(fresh), True
+
+    return await retry(step)

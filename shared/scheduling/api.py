@@ -4,7 +4,7 @@ appointments, their paged lists, the FHIR R4 views and the demo calendars."""
 from shared.scheduling.booking import Booked, Scheduling
 from shared.scheduling.demo import DEMO_PROVIDERS, seed_scheduling_demo
 from shared.scheduling.documents import AppointmentDocument, ProviderDocument
-from shared.scheduling.lists import list_providers, patient_appointments, provider_day
+from shared.scheduling.lists import appointments_around, list_providers, patient_appointments, provider_day
 from shared.scheduling.merge import move_patient_appointments
 from shared.scheduling.model import (
     PROVIDER_ID_PATTERN,
@@ -30,6 +30,9 @@ from shared.scheduling.model import (
     fhir_searchset,
     fhir_slot,
 )
+from shared.scheduling.model import (
+    Status as AppointmentStatus,
+)
 from shared.scheduling.providers import appointment_etag, appointment_view, provider_view
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "AppointmentList",
     "AppointmentListQuery",
     "AppointmentSearch",
+    "AppointmentStatus",
     "Booked",
     "BookingRequest",
     "Calendar",
@@ -58,6 +62,7 @@ __all__ = [
     "StatusRequest",
     "appointment_etag",
     "appointment_view",
+    "appointments_around",
     "check_provider_id",
     "fhir_appointment",
     "fhir_searchset",

@@ -8,15 +8,16 @@ that patient, a provider's day once per patient on the page.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from shared.audit.api import record_access
 from shared.auth.principal import Principal
 from shared.kernel import lists
-from shared.kernel.catalog import APPOINTMENTS, PROVIDERS
+from shared.kernel.catalog import APPOINTMENTS, LISTS, PROVIDERS
 from shared.kernel.clock import Clock
-from shared.kernel.documents import DocumentStore, where
+from shared.kernel.documents import DocumentStore, Query, where
 from shared.kernel.errors import NotFound
 from shared.kernel.observability import mark_phi
 from shared.kernel.stored import Stored
@@ -154,3 +155,40 @@ async def provider_day(
             correlation_id=correlation_id,
         )
     return items, following
+
+
+async def appointments_around(
+    store: DocumentStore, patient_id: str, now: str, *, upcoming: int, recent: int
+) -> tuple[list[AppointmentDocument], list[AppointmentDocument], dict[str, ProviderDocument]]:
+    """For the unified patient view: the patient's next `upcoming` appointments (from `now`, soonest
+    first, cancelled and entered-in-error left out) and last `recent` ones (before `now`, latest
+    first), and their providers by id. Two in-partition queries of the patient's list, then point
+    reads of the appointments and of each provider once. Not audited: the caller audits the view."""
+    entries = Stored(store, LISTS, lists.ListEntry)
+    list_key = index.patient_appointments_list(patient_id)
+    ahead, behind = await asyncio.gather(
+        entries.query(
+            Query((where("sortKey", ">=", now),), order_by=(("sortKey", False),)),
+            partition_key=list_key,
+            max_items=upcoming,
+        ),
+        entries.query(
+            Query((where("sortKey", "<", now),), order_by=(("sortKey", True),)),
+            partition_key=list_key,
+            max_items=recent,
+        ),
+    )
+    load = _appointment_loader(store, patientId=patient_id)
+    segment = lists.Segment("0", list_key)
+
+    async def members(page: list[lists.ListEntry]) -> list[AppointmentDocument]:
+        found = await asyncio.gather(*(load(item, segment) for item in page))
+        return [item for item in found if item is not None]
+
+    soon, past = await asyncio.gather(members(list(ahead.items)), members(list(behind.items)))
+    soon = [item for item in soon if item.status not in ("cancelled", "entered-in-error")]
+    _mask_reasons([*soon, *past])
+    provider_ids = sorted({item.provider_id for item in (*soon, *past)})
+    providers = Stored(store, PROVIDERS, ProviderDocument)
+    read = await asyncio.gather(*(providers.read_or_none(pid) for pid in provider_ids))
+    return soon, past, {doc.id: doc for doc in read if doc is not None}

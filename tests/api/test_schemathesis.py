@@ -173,6 +173,10 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
                 {"path_parameters": {"conversationId": c["close"]}, "body": {"disposition": "resolved"}},
             )
         ],
+        "GET /api/conversations/{conversationId}/transcript": [
+            ("Supervisor", {"path_parameters": {"conversationId": c["archived"]}}),
+            ("Agent", {"path_parameters": {"conversationId": c["archived"]}}),
+        ],
         "POST /api/conversations/{conversationId}/abandon": [
             ("Patient", {"path_parameters": {"conversationId": c["abandon"]}})
         ],
@@ -308,6 +312,9 @@ def issue_16_requests(world: World) -> dict[str, list[tuple[str | None, dict[str
         "GET /api/conversations/{conversationId}/suggestions": [
             ("Agent", {"path_parameters": {"conversationId": held}})
         ],
+        "POST /api/conversations/{conversationId}/articles": [
+            ("Agent", {"path_parameters": {"conversationId": held}, "body": {"articleId": "world-article"}})
+        ],
         "PUT /api/manage/scripts/{scriptId}": [
             ("Administrator", {"path_parameters": {"scriptId": "world-script"}, "body": script})
         ],
@@ -345,6 +352,11 @@ def issue_16_requests(world: World) -> dict[str, list[tuple[str | None, dict[str
         "POST /api/patients/{patientId}/merge": [
             ("Agent", {"path_parameters": {"patientId": "p-demo-1"}, "body": {"from": world.provisional}})
         ],
+        "GET /api/patients/{patientId}/summary": [
+            ("Agent", {"path_parameters": {"patientId": "p-demo-1"}}),
+            ("Patient", {"path_parameters": {"patientId": "p-demo-1"}}),
+        ],
+        "GET /api/me/summary": [("Patient", {})],
         "GET /api/patients/{patientId}/access-log": [
             (
                 "Administrator",

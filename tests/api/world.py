@@ -22,18 +22,12 @@ from devhost.http_host import HttpHost
 from devhost.invocation import Invoker
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
-from tests.conftest import make_settings, registered_functions, token
+from tests.conftest import make_settings, registered_functions, token, trigger_settings
 
 WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l"
 # A Monday morning: the demo providers work today and the booking horizon is ahead.
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-HOST_SETTINGS = {
-    "ROUTING_QUEUE": "routing",
-    "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
-    "EVENTS_TOPIC": "events",
-    "CALLBACKS_SUBSCRIPTION": "callbacks",
-    "COSMOS_DATABASE": "psc",
-}
+HOST_SETTINGS = trigger_settings()
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.
 TOKENS: dict[str, str] = {
@@ -114,6 +108,7 @@ async def populate(client: httpx.AsyncClient, world: World) -> None:
         "decline": "offered",
         "message": "active",
         "close": "active",
+        "archived": "active",
     }
     for name, state in plan.items():
         patient = "p-demo-1" if name in ("waiting", "abandon") else "p-demo-2"
@@ -144,6 +139,14 @@ async def populate(client: httpx.AsyncClient, world: World) -> None:
             await _ok(
                 await client.post(f"/api/conversations/{conversation_id}/accept", headers=bearer("Agent"))
             )
+    # Closed by the supervisor; SeededApp archives its transcript (the consumer does not run here).
+    await _ok(
+        await client.post(
+            f"/api/supervisor/conversations/{world.conversations['archived']}/close",
+            json={},
+            headers=bearer("Supervisor"),
+        )
+    )
     # Appointments of the demo patient with dr-nowak, booked by the patient.
     today = NOW.date()
     slots = await _ok(
@@ -279,3 +282,8 @@ class SeededApp:
         transport = httpx.ASGITransport(app=self.host)
         async with httpx.AsyncClient(transport=transport, base_url="http://world") as client:
             await populate(client, self.world)
+        from shared.conversations.api import Transcripts
+
+        rt = self.runtime
+        transcripts = Transcripts(rt.store, rt.transcripts, rt.clock, rt.settings.message_retention_days)
+        assert await transcripts.archive(self.world.conversations["archived"]) == "archived"

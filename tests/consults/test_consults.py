@@ -6,7 +6,7 @@ status and events, and the sweep's expiry."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +14,9 @@ import pytest
 
 from shared.conversations.model import Status
 from shared.kernel.clock import ManualClock
+from shared.kernel.documents import Query, where
 from shared.kernel.messages import OutgoingMessage
+from shared.kernel.outbox import event_message
 from shared.runtime import Runtime
 from tests.conftest import Answer, invoke, token
 from tests.consults.workflows import OTHER_TOKEN, TOKEN, Workflows, activity, sign
@@ -46,18 +48,23 @@ async def workflows() -> AsyncIterator[Workflows]:
     await endpoint.close()
 
 
+Events = Callable[[], Awaitable[list[OutgoingMessage]]]
+
+
 @pytest.fixture
-def events(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[OutgoingMessage]:
-    sent: list[OutgoingMessage] = []
-    real = runtime.bus.send
+def events(runtime: Runtime) -> Events:
+    """The consult events written with their changes (through the outbox, in conversation c-1's
+    partition), as the relay publishes them to the topic."""
 
-    async def send(entity: str, message: OutgoingMessage) -> None:
-        await real(entity, message)
-        if entity == "events":
-            sent.append(message)
+    async def written() -> list[OutgoingMessage]:
+        page = await runtime.store.container("conversations").query(
+            Query((where("type", "=", "event"),)), partition_key="c-1"
+        )
+        items = sorted(page.items, key=lambda item: (item["version"], item["n"]))
+        messages = [event_message(item) for item in items if item["eventType"].startswith("consult.")]
+        return [m for m in messages if m is not None]
 
-    monkeypatch.setattr(runtime.bus, "send", send)
-    return sent
+    return written
 
 
 @pytest.fixture
@@ -215,7 +222,7 @@ async def test_only_integration_admins_configure_teams(teams: Runtime) -> None:
 
 
 async def test_a_consult_posts_the_card_with_no_patient_details(
-    cardiology: Runtime, workflows: Workflows, events: list[OutgoingMessage]
+    cardiology: Runtime, workflows: Workflows, events: Events
 ) -> None:
     answer = await consult({"providerId": "dr-nowak", "question": QUESTION})
     assert answer.status == 201, answer.json
@@ -240,10 +247,16 @@ async def test_a_consult_posts_the_card_with_no_patient_details(
         "forgot",
     ):
         assert detail not in text, detail
-    assert [(m.subject, m.message_id, m.session_id) for m in events] == [
-        ("consult.sent", f"{code.replace('-', '')}:2.1", code.replace("-", ""))
-    ]
-    assert QUESTION not in events[0].body.decode()
+    (sent,) = await events()
+    assert (sent.subject, sent.message_id, sent.session_id) == ("consult.sent", "c-1:1.1", "c-1")
+    assert json.loads(sent.body)["data"] == {
+        "consultId": code.replace("-", ""),
+        "teamId": "cardiology",
+        "agentId": "agent-7",
+        "providerId": "dr-nowak",
+        "status": "sent",
+    }
+    assert QUESTION not in sent.body.decode()
 
 
 async def test_a_question_naming_the_patient_is_refused_and_nothing_is_sent(
@@ -325,7 +338,7 @@ async def read_consult(code: str, bearer: str = AGENT) -> Answer:
 
 
 async def test_a_signed_reply_is_matched_by_its_code_and_answers_the_consult(
-    sent: str, cardiology: Runtime, events: list[OutgoingMessage]
+    sent: str, cardiology: Runtime, events: Events
 ) -> None:
     answer = await reply(activity(f"{sent.lower()} Yes, 5 mg is fine; recheck in a week."))
     assert answer.status == 200, answer.json
@@ -338,7 +351,7 @@ async def test_a_signed_reply_is_matched_by_its_code_and_answers_the_consult(
     assert [(r["fromName"], r["text"]) for r in read.json["replies"]] == [
         ("Dr Nowak", f"{sent.lower()} Yes, 5 mg is fine; recheck in a week.")
     ]
-    assert [m.subject for m in events] == ["consult.answered"]
+    assert [m.subject for m in await events()] == ["consult.sent", "consult.answered"]
 
 
 async def test_a_redelivered_reply_is_answered_again_and_applied_once(sent: str, cardiology: Runtime) -> None:
@@ -425,7 +438,7 @@ async def test_a_consult_is_read_by_its_agent_or_a_supervisor(sent: str, cardiol
 
 
 async def test_an_unanswered_consult_expires_and_a_late_answer_still_lands(
-    sent: str, cardiology: Runtime, clock: ManualClock, events: list[OutgoingMessage]
+    sent: str, cardiology: Runtime, clock: ManualClock, events: Events
 ) -> None:
     from functions.consults import _intake, _teams
     from shared.consults.api import Consults
@@ -438,7 +451,7 @@ async def test_an_unanswered_consult_expires_and_a_late_answer_still_lands(
     assert (await read_consult(sent)).json["status"] == "expired"
     await reply(activity(f"{sent} sorry, late"))
     assert (await read_consult(sent)).json["status"] == "answered"
-    assert [m.subject for m in events] == ["consult.expired", "consult.answered"]
+    assert [m.subject for m in await events()] == ["consult.sent", "consult.expired", "consult.answered"]
     assert await _intake(cardiology).retry_stuck(clock.now()) == 0
 
 

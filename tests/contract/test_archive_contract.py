@@ -7,6 +7,7 @@ Each test gets its own container, so tests never see each other's objects.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,6 +61,25 @@ async def test_an_archived_object_is_never_overwritten(archive: Archive) -> None
         await archive.put("audit/export-1.jsonl", b"second")
 
     assert await archive.get("audit/export-1.jsonl") == b"first"
+
+
+async def test_of_racing_writers_of_one_name_exactly_one_writes(archive: Archive) -> None:
+    """Two deliveries of one event may archive at once: write-once must hold under the race
+    (the blob service's `If-None-Match: *`; the files' hard link), not only one after another."""
+
+    async def write(n: int) -> bytes | None:
+        try:
+            await archive.put("transcripts/c-1.json", f"writer {n}".encode() * 1000, "application/json")
+        except Conflict:
+            return None
+        return f"writer {n}".encode() * 1000
+
+    results = await asyncio.gather(*(write(n) for n in range(8)))
+
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert await archive.get("transcripts/c-1.json") == winners[0]
+    assert await archive.list() == ["transcripts/c-1.json"]
 
 
 async def test_reading_an_absent_object_is_not_found(archive: Archive) -> None:

@@ -5,9 +5,11 @@ relay among its functions) with three test-only additions, so tests can watch an
   process reads from the same bus file, as any consumer would;
 - change-feed leases expire after 2 s instead of 60 s, so a host started after a `kill -9` takes the
   dead host's leases over at once (in Azure a new instance waits out `leaseExpirationInterval`);
-- `OUTBOX_HOST_STALL=N`: the N-th relay batch that holds an event document is read from the change
-  feed, then the host prints `stalled <message id> …` and hangs before publishing it, so the test's
-  SIGKILL lands after those events were committed and before they were published.
+- `OUTBOX_HOST_STALL=<container>:<N>[:after]`: the N-th relay batch of that container that holds an
+  event document is read from the change feed, then the host prints `stalled <message id> …` and
+  hangs before publishing it, so the test's SIGKILL lands after those events were committed and
+  before they were published; with `:after`, it hangs after publishing and before the lease is
+  checkpointed, so the next host publishes the batch again.
 
     python -m tests.devhost.outbox_host [python -m devhost arguments]
 
@@ -67,20 +69,24 @@ def _install() -> None:
         ]
         return replace(found, change_feeds=tuple(feeds))
 
-    devhost.cli.discover = quick_leases  # type: ignore[assignment]
+    devhost.cli.discover = quick_leases
 
-    stall_at = int(os.environ.get("OUTBOX_HOST_STALL") or 0)
-    if not stall_at:
+    container, _, point = (os.environ.get("OUTBOX_HOST_STALL") or "").partition(":")
+    if not container:
         return
+    at, _, when = point.partition(":")
+    stall_at = int(at)
     invoke = ChangeFeedRunner._invoke
     batches = 0
 
     async def stalling(self: ChangeFeedRunner, items: list[dict[str, Any]], retry: int) -> None:
         nonlocal batches
         events = [f"{i['aggregateId']}:{i['version']}.{i['n']}" for i in items if i.get("type") == "event"]
-        if events:
+        if events and self.function.container == container:
             batches += 1
             if batches == stall_at:
+                if when == "after":
+                    await invoke(self, items, retry)
                 print("stalled " + " ".join(events), flush=True)
                 await asyncio.Event().wait()
         await invoke(self, items, retry)

@@ -12,7 +12,7 @@ from devhost.discovery import discover
 from devhost.http_host import HttpHost
 from devhost.invocation import Invoker
 from shared.runtime import Runtime
-from tests.conftest import registered_functions, token
+from tests.conftest import registered_functions, token, trigger_settings
 
 
 class _IndexedApp:
@@ -23,14 +23,7 @@ class _IndexedApp:
 
 
 async def test_appointments_search_read_and_book_resolve_to_their_own_functions(runtime: Runtime) -> None:
-    settings = {
-        "ROUTING_QUEUE": "routing",
-        "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
-        "EVENTS_TOPIC": "events",
-        "CALLBACKS_SUBSCRIPTION": "callbacks",
-        "COSMOS_DATABASE": "psc",
-    }
-    host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
+    host = HttpHost(discover(_IndexedApp(), trigger_settings()).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://test") as client:
         search = await client.get("/api/appointments", params={"patientId": "p-1"}, headers=agent)

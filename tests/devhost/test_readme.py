@@ -123,6 +123,9 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert '"id": "chest-pain"' in printed
     assert '"status": "answered"' in printed
     assert '"alreadyMerged": false' in printed
+    assert '"openConversations": [{"id": "' in printed  # the summary
+    assert '"visibility": "patient", "text": "Chest pain: when to call an ambulance' in printed  # sent
+    assert '"visibility": "internal", "text": "Consult ' in printed  # the consult's answer, as a note
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:

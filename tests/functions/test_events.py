@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
@@ -17,7 +19,7 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.kernel.catalog import QUEUES
 from shared.kernel.clock import ManualClock
-from shared.kernel.errors import PayloadTooLarge
+from shared.kernel.errors import PayloadTooLarge, Unavailable
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.relay import relay_events
 from shared.runtime import Runtime, use_runtime
@@ -146,7 +148,7 @@ async def test_a_batch_too_big_for_the_bus_goes_in_halves_keeping_the_order() ->
     bus = SmallBatches(limit=3)
     changes = [event_item("c-1", v, 1) for v in range(1, 11)]
 
-    await relay_events(bus, changes)  # type: ignore[arg-type] - only send_batch is used
+    await relay_events(bus, changes)  # type: ignore[arg-type]  # only send_batch is used
 
     assert all(len(batch) <= 3 for batch in bus.sent)
     assert [m for batch in bus.sent for m in batch] == [f"c-1:{v}.1" for v in range(1, 11)]
@@ -194,3 +196,45 @@ def test_one_relay_per_aggregate_container_with_its_own_lease_and_a_retry_that_n
         assert retry["strategy"] == "exponential_backoff"
         assert retry["max_retry_count"] == "-1"
     assert len(prefixes) == len(relays)
+
+
+class FlakyBus:
+    """The probe bus, down for the first `failures` sends (Service Bus unreachable, throttled)."""
+
+    def __init__(self, inner: SqliteMessageBus, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def send_batch(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("the bus is down")
+        await self.inner.send_batch(entity, messages)
+
+
+async def test_a_batch_the_bus_refuses_is_retried_with_backoff_never_skipped(
+    runtime: Runtime, bus: SqliteMessageBus
+) -> None:
+    from devhost.change_feed import ChangeFeedRunner
+    from devhost.discovery import discover
+    from devhost.invocation import Invoker
+
+    app = SimpleNamespace(get_functions=lambda: list(registered_functions().values()))
+    environ = {"COSMOS_DATABASE": "psc", "ROUTING_QUEUE": "routing", "PSC_SWEEP_SCHEDULE": "0 */5 * * * *"}
+    (relay,) = [f for f in discover(app, environ).change_feeds if f.container == "conversations"]
+    flaky = FlakyBus(bus, failures=4)
+    host_runtime = replace(runtime, bus=flaky)  # type: ignore[arg-type]  # only send_batch is used
+    feed = ChangeFeedRunner(relay, runtime.store, runtime.clock, Invoker(host_runtime))  # type: ignore[arg-type]
+    conversations = runtime.store.container("conversations")
+    for version in (1, 2):
+        item = {k: v for k, v in event_item("c-1", version, 1).items() if not k.startswith("_")}
+        await conversations.create(item)
+    before = runtime.clock.now()
+
+    assert await feed.poll_once() == 2
+
+    assert flaky.failures == 0
+    assert runtime.clock.now() - before == timedelta(seconds=1 + 2 + 4 + 8)  # exponential from 1 s
+    assert feed.stats.skipped_batches == 0
+    assert [m for m, _, _ in (await received(bus))["c-1"]] == ["c-1:1.1", "c-1:2.1"]
+    assert await feed.poll_once() == 0  # checkpointed past them only once they were published

@@ -58,6 +58,26 @@ WORKSPACE: list[Case] = [
         "GET /api/conversations/c-1/suggestions",
     ),
     case(K, "suggestions for a patient", 403, PATIENT, "GET /api/conversations/c-1/suggestions"),
+    case(K, "article sent without its id", 400, AGENT, "POST /api/conversations/c-1/articles", {}),
+    case(
+        K, "unknown article sent", 422, AGENT, "POST /api/conversations/c-1/articles", {"articleId": "a-404"}
+    ),
+    case(
+        K,
+        "article sent by another agent",
+        404,
+        OTHER_AGENT,
+        "POST /api/conversations/c-1/articles",
+        {"articleId": "a-1"},
+    ),
+    case(
+        K,
+        "article sent by a patient",
+        403,
+        PATIENT,
+        "POST /api/conversations/c-1/articles",
+        {"articleId": "a-1"},
+    ),
     # Scripts
     case(
         K,
@@ -153,4 +173,11 @@ WORKSPACE: list[Case] = [
     case(K, "access log with a forged token", 400, ADMIN, LOG + "&continuationToken=eyJ2IjoxfQ"),
     case(K, "access log of a naive instant", 400, ADMIN, LOG.replace("T00:00:00Z", "T00:00:00")),
     case(K, "access log for an agent", 403, AGENT, LOG),
+    # The unified patient view
+    case(K, "summary of a malformed patient id", 400, AGENT, "GET /api/patients/p%201/summary"),
+    case(K, "summary of another patient", 404, PATIENT, "GET /api/patients/p-2/summary"),
+    case(K, "summary of an unknown patient", 404, AGENT, "GET /api/patients/p-404/summary"),
+    case(K, "summary for an administrator", 403, ADMIN, "GET /api/patients/p-1/summary"),
+    case(K, "my summary for an agent", 403, AGENT, "GET /api/me/summary"),
+    case(K, "my summary without a sign-in", 401, ANON, "GET /api/me/summary"),
 ]

@@ -20,7 +20,7 @@ from devhost.discovery import discover
 from devhost.http_host import HttpHost
 from devhost.invocation import Invoker
 from shared.runtime import Runtime
-from tests.conftest import registered_functions, token
+from tests.conftest import registered_functions, token, trigger_settings
 from tests.routing.support import deliver, enqueue, presence, put_agent, put_queue, put_rules
 
 ADMIN = token("Administrator", sub="admin-1")
@@ -57,9 +57,7 @@ class World:
 def http_functions() -> tuple[Any, ...]:
     """The app's HTTP functions as the dev host serves them (the app is indexed once per session)."""
     app = SimpleNamespace(get_functions=lambda: list(registered_functions().values()))
-    environ = {"PSC_SWEEP_SCHEDULE": "0 */5 * * * *", "ROUTING_QUEUE": "routing", "COSMOS_DATABASE": "psc"}
-    environ |= {"EVENTS_TOPIC": "events", "CALLBACKS_SUBSCRIPTION": "callbacks"}
-    return discover(app, environ).http
+    return discover(app, trigger_settings()).http
 
 
 def edge_client(runtime: Runtime, **host_options: Any) -> httpx.AsyncClient:

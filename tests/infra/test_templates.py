@@ -275,6 +275,7 @@ def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme
                 named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
     assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
     catalog = json.loads((INFRA / "catalog.json").read_text())
+    # main.bicep sets one app setting per queue, topic and subscription of the catalogue.
     in_azure = set(app_settings()) | {
         entity["setting"] for kind in ("queues", "topics", "subscriptions") for entity in catalog[kind]
     }
@@ -333,6 +334,7 @@ def test_app_settings_select_the_azure_backends_and_entra_auth() -> None:
     assert s["PSC_ARCHIVE"] == "blob"
     assert s["ARCHIVE_CONTAINER"] == "storage.outputs.archiveContainerName"
     assert s["ARCHIVE__blobServiceUri"] == "storage.outputs.blobEndpoint"
+    assert s["TRANSCRIPTS_CONTAINER"] == "storage.outputs.transcriptsContainerName"
     assert "PSC_DEV_JWT_SECRET" not in s
 
 
@@ -498,8 +500,13 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
     containers = resources(
         module_path("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers"
     )
-    assert {render(c.body["name"]) for c in containers} == {"deploymentContainerName", "archiveContainerName"}
+    assert {render(c.body["name"]) for c in containers} == {
+        "deploymentContainerName",
+        "archiveContainerName",
+        "transcriptsContainerName",
+    }
     assert parameters(module_path("storage"))["archiveContainerName"]["default"] == "archive"
+    assert parameters(module_path("storage"))["transcriptsContainerName"]["default"] == "transcripts"
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 

@@ -51,3 +51,29 @@ def test_a_production_storage_connection_string_is_refused(monkeypatch: pytest.M
 def test_without_an_account_url_the_setting_is_named() -> None:
     with pytest.raises(ConfigError, match="ARCHIVE__blobServiceUri"):
         BlobArchive.from_settings(settings())
+
+
+async def test_transcripts_go_to_a_container_of_their_own_beside_the_exports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Transcripts are PHI: the runtime writes them to TRANSCRIPTS_CONTAINER, never to the exports'
+    ARCHIVE_CONTAINER, which a KPI reader may be granted."""
+    from shared.runtime import build_runtime
+
+    monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+    monkeypatch.delenv("WEBSITE_SITE_NAME", raising=False)
+    suffix = uuid.uuid4().hex[:12]
+    rt = await build_runtime(
+        settings(
+            archive="blob",
+            archive_container=f"exp-{suffix}",
+            transcripts_container=f"tr-{suffix}",
+            archive_connection_string=azurite_blob_connection(),
+        )
+    )
+    try:
+        url = await rt.transcripts.put("c-1.json", b"{}", "application/json")
+        assert url.endswith(f"/tr-{suffix}/c-1.json")
+        assert await rt.archive.list() == []
+    finally:
+        await rt.close()

@@ -233,3 +233,131 @@ async def test_suggestions_are_only_for_the_assigned_agent_or_a_supervisor(corpu
 async def test_a_spanish_conversation_gets_spanish_articles(corpus: Runtime) -> None:
     await held_conversation(corpus, "c-1", "p-1", reason="olvidó la contraseña", language="es")
     assert ids(await suggestions("c-1")) == ["restablecer"]
+
+
+PATIENT = token("Patient", sub="oid-p1", patient_id="p-1")
+
+
+async def say(conversation_id: str, text: str, bearer: str = PATIENT) -> None:
+    answer = await invoke(
+        "send_my_message",
+        method="POST",
+        bearer=bearer,
+        json_body={"text": text},
+        route_params={"conversationId": conversation_id},
+    )
+    assert answer.status == 201, answer.json
+
+
+async def test_the_patient_s_messages_feed_the_suggestions(corpus: Runtime) -> None:
+    await held_conversation(corpus, "c-1", "p-1", reason="Question")
+    assert ids(await suggestions("c-1")) == []
+    await say("c-1", "I need to reschedule my visit")
+    assert ids(await suggestions("c-1")) == ["move-appointment"]
+    await say("c-1", "and I forgot the portal password")
+    assert set(ids(await suggestions("c-1"))) == {"move-appointment", "reset-password"}
+
+
+async def test_staff_messages_and_internal_notes_do_not_feed_the_suggestions(corpus: Runtime) -> None:
+    await held_conversation(corpus, "c-1", "p-1", reason="Question")
+    for visibility in ("patient", "internal"):
+        answer = await invoke(
+            "send_message",
+            method="POST",
+            bearer=AGENT,
+            json_body={"text": "Forgot password? Reschedule?", "visibility": visibility},
+            route_params={"conversationId": "c-1"},
+        )
+        assert answer.status == 201, answer.json
+    assert ids(await suggestions("c-1")) == []
+
+
+# Sending an article ------------------------------------------------------------------------------
+
+
+async def send_article(conversation_id: str, body: Any, bearer: str = AGENT) -> Answer:
+    return await invoke(
+        "send_article",
+        method="POST",
+        bearer=bearer,
+        json_body=body,
+        route_params={"conversationId": conversation_id},
+    )
+
+
+async def patient_messages(conversation_id: str) -> list[dict[str, Any]]:
+    answer = await invoke("my_messages", bearer=PATIENT, route_params={"conversationId": conversation_id})
+    assert answer.status == 200, answer.json
+    items: list[dict[str, Any]] = answer.json["items"]
+    return items
+
+
+async def test_an_agent_sends_a_published_article_the_patient_reads_as_a_message(corpus: Runtime) -> None:
+    await held_conversation(corpus, "c-1", "p-1")
+    sent = await send_article("c-1", {"articleId": "reset-password"})
+    assert sent.status == 201, sent.json
+    article = ARTICLES["reset-password"]
+    assert sent.json["visibility"] == "patient"
+    assert sent.json["text"] == f"{article['title']}\n\n{article['body']}"
+    assert sent.json["from"] == {"role": "agent", "id": "agent-7", "name": "Alex Agent"}
+    assert [m["text"] for m in await patient_messages("c-1")] == [sent.json["text"]]
+    # The same version again (a retry, a double click): the first message, nothing new.
+    again = await send_article("c-1", {"articleId": "reset-password"})
+    assert (again.status, again.json["seq"]) == (200, sent.json["seq"])
+    assert len(await patient_messages("c-1")) == 1
+    audit = await corpus.store.container("audit").query(Query(), partition_key="p-1")
+    assert ("create", "conversations/c-1/messages") in {(r["action"], r["resource"]) for r in audit.items}
+
+
+async def test_a_new_version_of_the_article_is_a_new_message(corpus: Runtime) -> None:
+    await held_conversation(corpus, "c-1", "p-1")
+    assert (await send_article("c-1", {"articleId": "book-appointment"})).status == 201
+    changed = {**ARTICLES["book-appointment"], "body": "Choose a provider and a slot, then confirm."}
+    assert (await put_article("book-appointment", changed)).status == 200
+    assert (await send_article("c-1", {"articleId": "book-appointment"})).status == 201
+    assert len(await patient_messages("c-1")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"articleId": "password-draft"}, 422),
+        ({"articleId": "old-password"}, 422),
+        ({"articleId": "nothing-here"}, 422),
+        ({}, 400),
+        ({"articleId": "reset-password", "text": "extra"}, 400),
+        ({"articleId": "not an id"}, 400),
+    ],
+)
+async def test_only_published_articles_are_sent_and_bad_requests_write_nothing(
+    corpus: Runtime, body: dict[str, Any], status: int
+) -> None:
+    await held_conversation(corpus, "c-1", "p-1")
+    before = await all_items(corpus, "conversations")
+    answer = await send_article("c-1", body)
+    assert answer.status == status, answer.json
+    assert await all_items(corpus, "conversations") == before
+
+
+async def test_an_article_too_long_for_a_message_is_refused(corpus: Runtime) -> None:
+    await held_conversation(corpus, "c-1", "p-1")
+    long = {**ARTICLES["book-appointment"], "body": "Choose a slot. " * 300}
+    assert (await put_article("long", long)).status == 201
+    assert (await send_article("c-1", {"articleId": "long"})).status == 422
+    assert await patient_messages("c-1") == []
+
+
+async def test_only_the_assigned_agent_or_a_supervisor_sends_and_not_to_a_closed_conversation(
+    corpus: Runtime,
+) -> None:
+    await held_conversation(corpus, "c-1", "p-1")
+    body = {"articleId": "reset-password"}
+    assert (await send_article("c-1", body, OTHER_AGENT)).status == 404
+    assert (await send_article("c-404", body)).status == 404
+    assert (await send_article("c-1", body, PATIENT)).status == 403
+    assert (await send_article("c-1", body, KNOWLEDGE)).status == 403
+    assert (await send_article("c-1", body, SUPERVISOR)).status == 201
+    from shared.conversations.model import Status
+
+    await held_conversation(corpus, "c-2", "p-1", status=Status.CLOSED)
+    assert (await send_article("c-2", body)).status == 409

@@ -91,3 +91,39 @@ async def all_items(runtime: Runtime, container: str) -> list[dict[str, Any]]:
 
     page = await runtime.store.container(container).query_cross_partition(Query(), max_items=5000)
     return sorted(page.items, key=lambda item: (str(item.get("id")), str(item.get("_etag"))))
+
+
+async def deliver_patient_lists(runtime: Runtime) -> int:
+    """The relay and the `patient-conversations` subscription in-process: every event document of
+    `conversations` the subscription's rules let in goes through the consumer function, as the topic
+    would deliver it. Returns how many were delivered (a second call delivers them again)."""
+    from azure.functions.servicebus import ServiceBusMessage
+
+    from shared.kernel.catalog import EVENT_SUBSCRIPTIONS
+    from shared.kernel.documents import Query, where
+    from shared.kernel.outbox import event_message
+    from tests.conftest import registered_functions
+
+    (spec,) = [s for s in EVENT_SUBSCRIPTIONS if s.name == "patient-conversations"]
+    consume = registered_functions()["list_patient_conversation"].get_user_function()
+    page = await runtime.store.container("conversations").query_cross_partition(
+        Query((where("type", "=", "event"),)), max_items=5000
+    )
+    delivered = 0
+    for item in sorted(page.items, key=lambda i: (i["aggregateId"], i["version"], i["n"])):
+        message = event_message(item)
+        if message is None or not spec.accepts(message.subject):
+            continue
+        await consume(
+            ServiceBusMessage(
+                body=message.body,
+                message_id=message.message_id,
+                session_id=message.session_id,
+                subject=message.subject,
+                label=message.subject,
+                application_properties={},
+                user_properties={},
+            )
+        )
+        delivered += 1
+    return delivered

@@ -98,7 +98,8 @@ async def test_a_merge_moves_appointments_links_and_audit_and_points_the_provisi
         "mergedAt": "2026-01-05T09:00:00.000Z",
         "mergedBy": "agent-7",
         "alreadyMerged": False,
-        "pendingConversations": [CONVERSATION],
+        "conversations": [CONVERSATION],
+        "pendingConversations": [],
     }
     assert await appointments_of("p-1") == ["p-1"]
     assert await appointments_of(PROVISIONAL) == []
@@ -115,6 +116,67 @@ async def test_a_merge_moves_appointments_links_and_audit_and_points_the_provisi
     assert copied
     assert {i["mergedFrom"] for i in copied} == {PROVISIONAL}
     assert any(i["resource"] == f"patients/{PROVISIONAL}" for i in copied)
+
+
+async def test_a_merge_moves_the_provisional_record_s_conversations(provisional: Runtime) -> None:
+    from shared.conversations.api import conversations
+
+    assert (await merge("p-1", {"from": PROVISIONAL})).status == 200
+    doc = await conversations.read(provisional.store, CONVERSATION)
+    assert doc.patient_id == "p-1"
+    events = [
+        i
+        for i in await all_items(provisional, "conversations")
+        if i.get("type") == "event" and i["eventType"] == "conversation.merged"
+    ]
+    assert [e["data"] for e in events] == [{"patientId": "p-1", "previousPatientId": PROVISIONAL}]
+    lists = {i["list"] for i in await all_items(provisional, "lists") if i["ref"] == CONVERSATION}
+    assert lists == {"patient-conversations:p-1", "live-conversations:default"}
+    summary = await invoke("patient_summary", bearer=AGENT, route_params={"patientId": "p-1"})
+    assert [c["id"] for c in summary.json["openConversations"]] == [CONVERSATION]
+    records = await all_items(provisional, "patients")
+    (record,) = [r for r in records if r["id"] == PROVISIONAL]
+    assert (record.get("mergePending"), record["mergeMoved"]) == (None, {"conversations": [CONVERSATION]})
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        pytest.param(("conversations", "batch", 1), id="moving-the-conversation"),
+        pytest.param(("lists", "delete", 2), id="unlisting-it-from-the-provisional"),
+    ],
+)
+async def test_a_merge_that_dies_midway_is_finished_by_merging_again(
+    provisional: Runtime, at: tuple[str, str, int]
+) -> None:
+    """A real worker process dies (os._exit) at a write of the conversations' move."""
+    from shared.conversations.api import conversations
+    from tests.functions.test_list_crashes import die_at
+
+    call = {
+        "name": "merge_patient",
+        "roles": ["Agent"],
+        "claims": {"sub": "agent-7"},
+        "body": {"from": PROVISIONAL},
+        "route": {"patientId": "p-1"},
+    }
+    die_at(provisional, at, call)
+    records = await all_items(provisional, "patients")
+    (record,) = [r for r in records if r["id"] == PROVISIONAL]
+    assert record["mergedInto"] == "p-1"
+    assert record["mergePending"] == {"conversations": [CONVERSATION]}
+    again = await merge("p-1", {"from": PROVISIONAL})
+    assert again.status == 200, again.json
+    assert (again.json["conversations"], again.json["pendingConversations"]) == ([CONVERSATION], [])
+    assert (await conversations.read(provisional.store, CONVERSATION)).patient_id == "p-1"
+    lists = {i["list"] for i in await all_items(provisional, "lists") if i["ref"] == CONVERSATION}
+    assert lists == {"patient-conversations:p-1", "live-conversations:default"}
+    merged = [
+        i
+        for i in await all_items(provisional, "conversations")
+        if i.get("type") == "event" and i["eventType"] == "conversation.merged"
+    ]
+    assert len(merged) == 1
 
 
 async def test_a_merge_twice_changes_nothing_the_second_time(provisional: Runtime) -> None:
