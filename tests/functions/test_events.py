@@ -23,7 +23,7 @@ from shared.kernel.errors import PayloadTooLarge, Unavailable
 from shared.kernel.messages import OutgoingMessage
 from shared.kernel.relay import relay_events
 from shared.runtime import Runtime, use_runtime
-from tests.conftest import registered_functions
+from tests.conftest import registered_functions, trigger_settings
 from tests.devhost.outbox_host import PROBE, probe_topics
 
 
@@ -220,8 +220,7 @@ async def test_a_batch_the_bus_refuses_is_retried_with_backoff_never_skipped(
     from devhost.invocation import Invoker
 
     app = SimpleNamespace(get_functions=lambda: list(registered_functions().values()))
-    environ = {"COSMOS_DATABASE": "psc", "ROUTING_QUEUE": "routing", "PSC_SWEEP_SCHEDULE": "0 */5 * * * *"}
-    (relay,) = [f for f in discover(app, environ).change_feeds if f.container == "conversations"]
+    (relay,) = [f for f in discover(app, trigger_settings()).change_feeds if f.container == "conversations"]
     flaky = FlakyBus(bus, failures=4)
     host_runtime = replace(runtime, bus=flaky)  # type: ignore[arg-type]  # only send_batch is used
     feed = ChangeFeedRunner(relay, runtime.store, runtime.clock, Invoker(host_runtime))  # type: ignore[arg-type]
