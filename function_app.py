@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import (
     appointments,
+    callbacks,
     consults,
     conversations,
     dashboard,
@@ -44,6 +45,7 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(callbacks.bp)
 app.register_functions(events.bp)
 app.register_functions(transcripts.bp)
 app.register_functions(patient_conversations.bp)

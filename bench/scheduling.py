@@ -96,6 +96,10 @@ class CountingContainer:
             query, partition_key=partition_key, max_items=max_items, continuation=continuation
         )
 
+    async def count(self, query: Query, *, partition_key: str) -> int:
+        self._count("count")
+        return await self._inner.count(query, partition_key=partition_key)
+
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:

@@ -33,11 +33,16 @@ async def escalate(call: Call) -> Reply:
     `webhook-signature`). The body is native JSON or a Bot Framework activity whose
     `channelData.tags` is the JSON string `{"type":"Escalate","context":{...}}`. A new
     escalation answers 202; the same bot conversation id (or a replayed `webhook-id`) answers 200
-    with the same body and changes nothing. 503 means nothing was kept: retry."""
+    with the same body and changes nothing. 503 means nothing was kept: retry. An optional
+    `callback.url` (`channelData.callback.url` in an activity) names where the bot receives signed
+    callbacks about the conversation; a host not listed in PSC_BOT_CALLBACK_HOSTS (or http outside
+    dev mode's loopback) is a 400 naming the rule, and nothing is written."""
+    from shared.callbacks.api import CallbackPolicy
     from shared.escalations.api import EscalationIntake
 
     runtime = call.runtime
-    result = await EscalationIntake(runtime.store, runtime.bus, runtime.clock).escalate(
+    policy = CallbackPolicy.from_settings(runtime.settings)
+    result = await EscalationIntake(runtime.store, runtime.bus, runtime.clock, policy).escalate(
         call.body.normalized(),
         actor=call.user,
         webhook_id=call.webhook.id if call.webhook else None,

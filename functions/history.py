@@ -17,10 +17,13 @@ bp = func.Blueprint()
     connection="ServiceBusConnection",
 )
 async def event_history(msg: func.ServiceBusMessage) -> None:
-    from shared.history.api import parse_envelope, record
+    from shared.history.api import is_private, parse_envelope, record
     from shared.kernel.messaging import handling
     from shared.runtime import get_runtime
 
     with handling(msg):
+        body = msg.get_body()
+        if is_private(body):
+            return  # a consumer's own wake-up (callbacks.wake): acknowledged, not filed
         rt = await get_runtime()
-        await record(rt.store, parse_envelope(msg.get_body()))
+        await record(rt.store, parse_envelope(body))

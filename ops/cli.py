@@ -6,11 +6,17 @@ Service Bus.
     python -m ops deadletters peek ENTITY [--max N] [--show-body]
     python -m ops deadletters resubmit ENTITY SEQ [SEQ ...] | --all
     python -m ops kpis rebuild --from DAY --to DAY
+    python -m ops callbacks [--max N]
 
 ENTITY is a queue name or a topic subscription as `<topic>/subscriptions/<subscription>` (e.g.
 `events/subscriptions/reminders`); `queues` lists them all. A subscription's dead letter is
 resubmitted through its topic (Service Bus cannot send to one subscription), so other subscriptions
 that accept it see its message id again and ignore it.
+
+`callbacks` lists bot callbacks given up on (shared/callbacks: retried for an hour, or refused at
+once): when, the conversation, the callback's webhook-id and type, the reason, the HTTP status and
+the attempts; never the body (it may hold a message's text). They live in the store, beside each
+conversation, not on the bus.
 
 The bus comes from the settings (`PSC_BUS`, `PSC_DATA_DIR` or the Service Bus namespace), read as the
 dev host reads them: the environment first, then `local.settings.json` (or the committed sample, or
@@ -42,6 +48,7 @@ OPS_ROLE = "Azure Service Bus Data Owner"
 EXIT_DENIED = 3
 
 AdminFactory = Callable[[], AbstractAsyncContextManager[DeadLetterAdmin]]
+StoreFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @asynccontextmanager
@@ -65,6 +72,28 @@ async def _admin_from_settings(queues: Mapping[str, QueueSpec], topics: Mapping[
         await bus.close()
 
 
+@asynccontextmanager
+async def _store_from_settings() -> Any:
+    from shared.config import load_settings
+    from shared.kernel.catalog import CONTAINERS
+
+    settings = load_settings()
+    store: Any
+    if settings.store == "cosmos":
+        from shared.adapters.cosmos_documents import CosmosDocumentStore
+
+        store = CosmosDocumentStore.from_settings(settings, CONTAINERS)
+    else:
+        from shared.adapters.sqlite_documents import SqliteDocumentStore
+        from shared.kernel.clock import SystemClock
+
+        store = SqliteDocumentStore(settings.data_dir / "store.sqlite3", CONTAINERS, SystemClock())
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops", description="Patient Service Center operations.")
     parser.add_argument(
@@ -81,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ops import kpis
 
     kpis.add_parser(commands)
+    callbacks = commands.add_parser("callbacks", help="bot callbacks given up on (dead letters in the store)")
+    callbacks.add_argument("--max", type=int, default=100, help="at most N (default 100)")
+
     dead = commands.add_parser("deadletters", help="inspect and resubmit dead-lettered messages")
     actions = dead.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="one line per dead-lettered message")
@@ -118,6 +150,7 @@ def main(
     queues: Mapping[str, QueueSpec] | None = None,
     topics: Mapping[str, TopicSpec] | None = None,
     admin: AdminFactory | None = None,
+    store: StoreFactory | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -143,7 +176,7 @@ def main(
         print("give either sequence numbers or --all", file=stderr)
         return 2
     try:
-        if admin is None:
+        if admin is None and (store is None or args.command != "callbacks"):
             _load_local_settings(args.settings)
     except StartError as exc:
         print(f"configuration error: {exc}", file=stderr)
@@ -158,6 +191,8 @@ def main(
             return 2
     factory = admin or (lambda: _admin_from_settings(queues, topics))
     try:
+        if args.command == "callbacks":
+            return asyncio.run(_callbacks(store or _store_from_settings, args.max, stdout))
         return asyncio.run(_run(args, queues, topics, factory, stdout, stderr))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=stderr)
@@ -199,6 +234,27 @@ async def _run(
             "resubmit": lambda: _resubmit(admin, args.queue, args.sequence_numbers, args.all, out, err),
         }
         return await commands[args.action]()
+
+
+async def _callbacks(store: StoreFactory, limit: int, out: TextIO) -> int:
+    from shared.callbacks.api import dead_letters
+
+    async with store() as documents:
+        letters = await dead_letters(documents, max_items=limit)
+    if not letters:
+        print("no bot callbacks dead-lettered", file=out)
+        return 0
+    print("DEAD-LETTERED\tCONVERSATION\tWEBHOOK-ID\tTYPE\tREASON\tSTATUS\tATTEMPTS", file=out)
+    for d in letters:
+        status = d.status if d.status is not None else "-"
+        print(
+            f"{d.dead_lettered_at.isoformat()}\t{d.conversation_id}\t{d.callback_id}\t{d.callback_type}"
+            f"\t{d.reason}\t{status}\t{d.attempts}",
+            file=out,
+        )
+    if len(letters) == limit:
+        print(f"(first {limit} shown; use --max for more)", file=out)
+    return 0
 
 
 async def _queues(

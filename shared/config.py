@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "Standard Webhooks secret `whsec_<base64>` that signs bot callbacks.",
         repr=False,
     )
+    callbacks_subscription: str = _setting(  # type: ignore[assignment]
+        "CALLBACKS_SUBSCRIPTION",
+        "callbacks",
+        "Subscription of the `events` topic the bot-callbacks consumer reads (the trigger reads it "
+        "as `%CALLBACKS_SUBSCRIPTION%`; Bicep sets it).",
+    )
     cosmos_endpoint: str | None = _setting(  # type: ignore[assignment]
         "COSMOS__accountEndpoint", None, "Cosmos DB account endpoint (identity-based connection)."
     )

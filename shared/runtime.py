@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shared.auth.tokens import TokenValidator
     from shared.config import Settings
     from shared.kernel.archive import Archive
+    from shared.kernel.callbacks import CallbackSender
     from shared.kernel.documents import DocumentStore
     from shared.kernel.messages import MessageBus
     from shared.kernel.notify import Notifier
@@ -95,8 +96,20 @@ class Runtime:
             self._workflows = HttpWorkflowPoster.from_settings(self.settings, self.clock)
         return self._workflows
 
+    # Built by the first bot callback (aiohttp and the signer load then), kept for the worker's
+    # life; tests and the dev host may install their own.
+    callback_sender: CallbackSender | None = field(default=None, repr=False)
+
+    @property
+    def callbacks(self) -> CallbackSender:
+        if self.callback_sender is None:
+            from shared.adapters.callback_sender import HttpCallbackSender
+
+            self.callback_sender = HttpCallbackSender.from_settings(self.settings, self.clock)
+        return self.callback_sender
+
     async def close(self) -> None:
-        for extra in (self._search, self._secrets, self._workflows):
+        for extra in (self._search, self._secrets, self._workflows, self.callback_sender):
             if extra is not None:
                 await extra.close()
         if self._notifier is not None:

@@ -284,6 +284,16 @@ class CosmosContainer:
     ) -> Page:
         return await self._page(query, {"partition_key": partition_key}, max_items, continuation)
 
+    async def count(self, query: Query, *, partition_key: str) -> int:
+        sql, parameters = render_query(Query(query.conditions))
+        sql = sql.replace("SELECT * FROM c", "SELECT VALUE COUNT(1) FROM c", 1)
+        client = await self._client()
+        with _mapped_errors():
+            pager = client.query_items(query=sql, parameters=parameters, partition_key=partition_key)
+            # One partition answers one value; a partial result per page is summed all the same.
+            values = [value async for page in pager.by_page() async for value in page]
+        return int(sum(values))
+
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:

@@ -259,6 +259,20 @@ class SqliteContainer:
     ) -> Page:
         return await self._page(query, partition_key, max_items, continuation)
 
+    async def count(self, query: Query, *, partition_key: str) -> int:
+        params: list[Any] = [self.spec.name, partition_key]
+        where = ["container = ?", "pk = ?"]
+        if self.spec.default_ttl is not None:
+            where.append("(expires_at IS NULL OR expires_at > ?)")
+            params.append(self._now())
+        where.extend(render_condition(condition, params) for condition in query.conditions)
+        sql = f"SELECT COUNT(*) FROM documents WHERE {' AND '.join(where)}"  # noqa: S608 - fixed fragments only
+
+        def run(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(sql, params).fetchone()[0])
+
+        return await self._file.call(run)
+
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:

@@ -14,6 +14,7 @@ from shared.conversations.documents import (
     message_id,
     pointer_id,
 )
+from shared.conversations.documents import message_id as message_document_id
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
 from shared.conversations.merge import listed_conversations, move_patient_conversations
 from shared.conversations.messages import Messages, patient_texts, transcript_messages
@@ -81,6 +82,7 @@ __all__ = [
     "current_conversation",
     "is_supervisor",
     "listed_conversations",
+    "message_document_id",
     "message_id",
     "move",
     "move_patient_conversations",

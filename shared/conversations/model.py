@@ -113,6 +113,9 @@ class ConversationDocument(Aggregate):
     last_seq: int = 0
     # The bot conversation's earlier human conversation (closed) this one follows.
     previous_conversation_id: str | None = None
+    # Where the bot hears about this conversation (shared/callbacks), as the escalation named it
+    # and the policy accepted it; never served (it may carry the bot's token).
+    callback_url: str | None = None
     created_at: str
     updated_at: str | None = None
     escalated_at: str | None = None
@@ -215,6 +218,7 @@ _FIXED = frozenset(
         "reason",
         "patientId",
         "botConversationId",
+        "callbackUrl",
         "createdAt",
     }
 )
@@ -318,6 +322,7 @@ def new_conversation(
     bot_key: str | None = None,
     generation: int = 1,
     previous_conversation_id: str | None = None,
+    callback_url: str | None = None,
 ) -> ConversationDocument:
     """The document the escalation webhook stores, in status `open` until routing queues it."""
     at = stamp(now)
@@ -338,6 +343,7 @@ def new_conversation(
             "botKey": bot_key,
             "generation": generation,
             "previousConversationId": previous_conversation_id,
+            "callbackUrl": callback_url,
             "urgency": urgency,
             "specialty": specialty,
             "language": language,

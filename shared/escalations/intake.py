@@ -47,12 +47,13 @@ patient match (1-2), the audit batch, the board entry, the conversation batch: a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audit.api import Action, record_accesses
 from shared.auth.principal import Principal
+from shared.callbacks.api import CallbackPolicy, CallbackUrlRefused
 from shared.conversations.api import (
     LIVE,
     BotConversationPointer,
@@ -71,7 +72,7 @@ from shared.escalations.model import Escalation
 from shared.kernel.catalog import CONVERSATIONS, LOOKUPS, ROUTING_QUEUE
 from shared.kernel.clock import Clock
 from shared.kernel.documents import BatchFailed, BatchOperation, DocumentStore
-from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from shared.kernel.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationFailed
 from shared.kernel.idempotency import Idempotency, Scope, answer_of
 from shared.kernel.messages import MessageBus
 from shared.kernel.observability import mark_phi
@@ -121,10 +122,18 @@ class Saved(Exception):
 
 
 class EscalationIntake:
-    def __init__(self, store: DocumentStore, bus: MessageBus, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        bus: MessageBus,
+        clock: Clock,
+        callbacks: CallbackPolicy | None = None,
+    ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
+        # Without a policy no callback URL is allowed (as PSC_BOT_CALLBACK_HOSTS unset).
+        self._callbacks = callbacks or CallbackPolicy(allowed=())
         self._webhooks = Idempotency(store, clock, WEBHOOK)
         self._pointers = Stored(store, LOOKUPS, BotConversationPointer)
 
@@ -137,6 +146,7 @@ class EscalationIntake:
         correlation_id: str,
     ) -> IntakeResult:
         mark_phi(*escalation.phi())
+        escalation = self._checked_callback(escalation)
         key = conversation_key(actor, escalation.bot_conversation_id)
         first = Target(key, conversation_id_for(key))
         placement = await place(self._store, escalation.attributes)
@@ -169,6 +179,17 @@ class EscalationIntake:
             assert webhook_id is not None
             await self._webhooks.settle(webhook_id, answer=result.answer)  # a next conversation
         return result
+
+    def _checked_callback(self, escalation: Escalation) -> Escalation:
+        """The escalation with its callback URL normalised, or a 400 naming the rule it breaks
+        (never the URL), before anything is written."""
+        if escalation.callback_url is None:
+            return escalation
+        try:
+            url = self._callbacks.check_url(escalation.callback_url)
+        except CallbackUrlRefused as refused:
+            raise ValidationFailed([{"field": escalation.callback_field, "message": str(refused)}]) from None
+        return replace(escalation, callback_url=url)
 
     # webhook-id ------------------------------------------------------------------------------
 
@@ -258,6 +279,7 @@ class EscalationIntake:
             bot_key=target.key,
             generation=target.generation,
             previous_conversation_id=target.previous,
+            callback_url=escalation.callback_url,
         )
         doc = doc.changed(last_seq=len(escalation.transcript))
         if escalation.symptoms:

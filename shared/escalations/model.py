@@ -93,6 +93,16 @@ class TranscriptEntry(_Bot):
     timestamp: Instant
 
 
+class CallbackRequest(_Bot):
+    """Where the bot wants to hear about its conversation (PRODUCT.md "Bot callbacks"). The URL is
+    checked against PSC_BOT_CALLBACK_HOSTS when the escalation arrives (a 400 names the rule,
+    never the URL: it may carry a token)."""
+
+    url: str = Field(
+        min_length=1, max_length=2048, description="https URL on a host listed in PSC_BOT_CALLBACK_HOSTS."
+    )
+
+
 class NativeEscalation(_Bot):
     """The native escalation body."""
 
@@ -104,6 +114,7 @@ class NativeEscalation(_Bot):
     locale: Line | None = Field(None, min_length=2, max_length=35)
     channel: Line | None = Field(None, max_length=64)
     context: Context = Field(default_factory=dict)
+    callback: CallbackRequest | None = None
 
 
 def _json_object(value: Any) -> Any:
@@ -144,6 +155,7 @@ _TAGS_SCHEMA = {
 
 class ChannelData(_Bot):
     tags: Annotated[EscalateTags, BeforeValidator(_json_object), WithJsonSchema(_TAGS_SCHEMA)]
+    callback: CallbackRequest | None = None
 
 
 class ActivityConversation(_Bot):
@@ -219,6 +231,13 @@ class Escalation:
     locale: str | None
     body_format: BodyFormat
     symptoms: list[str] = field(default_factory=list)
+    # The bot's callback URL as sent (checked by the intake against the policy of the moment).
+    callback_url: str | None = None
+
+    @property
+    def callback_field(self) -> str:
+        """Where the callback URL sat in the body, for a 400 field error."""
+        return "body.callback.url" if self.body_format == "native" else "body.channelData.callback.url"
 
     def phi(self) -> list[Any]:
         """Every value that must never reach a log (for `mark_phi`)."""
@@ -232,6 +251,7 @@ class Escalation:
             self.summary,
             *(line["text"] for line in self.transcript),
             *self.symptoms,
+            self.callback_url,  # not PHI, but it may carry the bot's token
         ]
 
 
@@ -279,6 +299,7 @@ def _from_native(body: NativeEscalation) -> Escalation:
         locale=body.locale,
         body_format="native",
         symptoms=list(body.triage.symptoms),
+        callback_url=body.callback.url if body.callback else None,
     )
 
 
@@ -311,6 +332,7 @@ def _from_activity(activity: BotActivity) -> Escalation:
         channel=activity.channelId,
         locale=locale,
         body_format="activity",
+        callback_url=activity.channelData.callback.url if activity.channelData.callback else None,
     )
 
 

@@ -46,6 +46,22 @@ class Envelope(BaseModel):
         return int(n)
 
 
+# Messages a consumer schedules onto the topic for itself (the bot-callbacks consumer's wake-ups,
+# `callbacks.wake`): they ride the topic to reach their own session, but are no domain event.
+_NOT_EVENTS = ("callbacks.",)
+
+
+def is_private(body: bytes | str) -> bool:
+    """Whether a message of the topic is a consumer's own scheduling message, not an event."""
+    import json
+
+    try:
+        kind = json.loads(body).get("type")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(kind, str) and kind.startswith(_NOT_EVENTS)
+
+
 def parse_envelope(body: bytes | str | dict[str, Any]) -> Envelope:
     """The envelope of a message body (ValueError / ValidationError for anything else)."""
     if isinstance(body, dict):
@@ -103,4 +119,4 @@ async def events_between(store: DocumentStore, first: date, last: date) -> Async
         day += timedelta(days=1)
 
 
-__all__ = ["Envelope", "day_of", "events_between", "events_of_day", "parse_envelope", "record"]
+__all__ = ["Envelope", "day_of", "events_between", "events_of_day", "is_private", "parse_envelope", "record"]

@@ -210,6 +210,8 @@ QUEUES: dict[str, QueueSpec] = {
     )
 }
 
+CALLBACKS_SUBSCRIPTION = "callbacks"
+
 # Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
 EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(
@@ -286,6 +288,22 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         dead_lettering_on_expiration=False,
         description="Real-time frames (shared/live): messages, status, queue places, offers and "
         "removals, board deltas pushed to the hub's groups; per conversation or agent in order.",
+    ),
+    SubscriptionSpec(
+        CALLBACKS_SUBSCRIPTION,
+        "CALLBACKS_SUBSCRIPTION",
+        requires_session=True,
+        subjects=(
+            "conversation.waiting",
+            "conversation.accepted",
+            "conversation.message",
+            "conversation.transferred",
+            "conversation.closed",
+            "callbacks.wake",
+        ),
+        description="Bot callbacks (shared/callbacks/consumer.py): per conversation in order, the "
+        "events a bot hears about, and the consumer's own scheduled wake-ups (retries, queue "
+        "position looks), which no other subscription's filter lets in.",
     ),
 )
 

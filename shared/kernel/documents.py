@@ -228,6 +228,12 @@ class Container(Protocol):
         callers may wrap them in their own."""
         ...
 
+    async def count(self, query: Query, *, partition_key: str) -> int:
+        """How many items of one logical partition match (`order_by` is ignored). Cosmos DB answers
+        `SELECT VALUE COUNT(1)` from the index without loading the items: what a position in a
+        long list costs (bot callbacks' queue position)."""
+        ...
+
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> Page:

@@ -202,6 +202,9 @@ class Stored(Generic[D]):
             query, partition_key=partition_key, max_items=max_items, continuation=continuation
         )
 
+    async def count(self, query: Query, *, partition_key: str) -> int:
+        return await self._container.count(query, partition_key=partition_key)
+
     async def query_cross_partition(
         self, query: Query, *, max_items: int = 100, continuation: str | None = None
     ) -> TypedPage[D]:

@@ -34,6 +34,7 @@ from shared.routing.model import (
 )
 from shared.routing.seats import route_request, seat_document, waiting_entry
 from shared.routing.settings import queue_settings_of
+from shared.routing.standing import Standing, agent_display_name, queue_standing
 from shared.routing.sweep import sweep
 from shared.routing.transfers import Transfers
 
@@ -58,8 +59,10 @@ __all__ = [
     "RoutingDirectory",
     "RoutingRules",
     "SeatState",
+    "Standing",
     "SupervisorBoard",
     "Transfers",
+    "agent_display_name",
     "agent_view",
     "handle_routing_message",
     "my_conversations",
@@ -69,6 +72,7 @@ __all__ = [
     "profile_etag",
     "queue_order",
     "queue_settings_of",
+    "queue_standing",
     "queue_state",
     "queue_states",
     "route_request",

@@ -39,7 +39,8 @@ class Seen:
 class RecordingBot:
     """`answers` are used in turn (the last one repeats)."""
 
-    def __init__(self, *answers: Answer) -> None:
+    def __init__(self, *answers: Answer, secret: str = SECRET) -> None:
+        self.secret = secret
         self.answers = list(answers) or [Answer()]
         self.seen: list[Seen] = []
         self.sni: list[str | None] = []
@@ -48,7 +49,7 @@ class RecordingBot:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
-            verified = Webhook(SECRET).verify(body, dict(request.headers))
+            verified = Webhook(self.secret).verify(body, dict(request.headers))
         except WebhookVerificationError as exc:
             verified = exc
         self.seen.append(Seen(request.path_qs, dict(request.headers), body, verified))

@@ -361,6 +361,20 @@ async def test_a_partition_query_never_returns_other_partitions(store_harness: S
     assert sorted(found) == ["m0", "m1", "m2"]
 
 
+async def test_a_count_counts_matching_items_of_one_partition_only(store_harness: StoreHarness) -> None:
+    container = things(store_harness)
+    mine, other = fresh(), fresh()
+    for index in range(5):
+        await container.create({"id": f"m{index}", "tenant": mine, "sortKey": f"w|{index}"})
+        await container.create({"id": f"o{index}", "tenant": other, "sortKey": f"w|{index}"})
+    ahead = Query(
+        (where("sortKey", ">=", "w|"), where("sortKey", "<", "w|3")), order_by=(("sortKey", False),)
+    )
+    assert await container.count(ahead, partition_key=mine) == 3
+    assert await container.count(Query(), partition_key=mine) == 5
+    assert await container.count(ahead, partition_key=fresh()) == 0
+
+
 async def test_a_cross_partition_query_spans_partitions(store_harness: StoreHarness) -> None:
     container = things(store_harness)
     run = fresh("run")

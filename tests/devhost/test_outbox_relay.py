@@ -29,6 +29,7 @@ from shared.auth.dev_tokens import issue_dev_token
 from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATIONS, QUEUES
 from shared.kernel.clock import SystemClock
 from shared.kernel.documents import Query, where
+from tests.callbacks.bot import RecordingBot
 from tests.devhost.outbox_host import PROBE, probe_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +173,40 @@ def in_version_order(ids: list[str]) -> bool:
     return keys == sorted(keys)
 
 
+async def until_called_back(
+    bot: RecordingBot, data_dir: Path, conversations: int
+) -> dict[str, dict[str, Any]]:
+    """Wait until the bot heard every conversation close, the bot-callbacks consumer has nothing
+    pending and the bot has seen everything it finished; answer each conversation's state."""
+    store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
+    states: dict[str, dict[str, Any]] = {}
+    finished: set[str] = set()
+    seen: set[str] = set()
+    try:
+        async with asyncio.timeout(90):
+            while True:
+                page = await store.container(CONVERSATIONS).query_cross_partition(
+                    Query((where("type", "=", "callback-state"),)), max_items=1000
+                )
+                states = {i["conversationId"]: i for i in page.items}
+                finished = {w for s in states.values() for w in s["queue"].get("finished", [])}
+                seen = {s.headers["webhook-id"] for s in bot.seen}
+                settled = all(not s["queue"].get("pending") for s in states.values())
+                bodies = [json.loads(s.body) for s in bot.seen]
+                closed = {b["data"]["conversationId"] for b in bodies if b["type"] == "conversation.closed"}
+                if len(closed) == len(states) == conversations and settled and finished <= seen:
+                    return states
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pending = {c: [p["type"] for p in s["queue"].get("pending", [])] for c, s in states.items()}
+        raise AssertionError(
+            f"{len(states)} states; pending { ({c: p for c, p in pending.items() if p}) }; "
+            f"finished, never seen: {sorted(finished - seen)}"
+        ) from None
+    finally:
+        await store.close()
+
+
 async def configure(client: httpx.AsyncClient, api: str, agents: int) -> None:
     admin = {"Authorization": f"Bearer {token('admin-1', 'Administrator')}"}
     queue = {"name": "Relay", "acceptTimeoutSeconds": 3600, "assignmentMethod": "highest-capacity"}
@@ -195,14 +230,17 @@ async def configure(client: httpx.AsyncClient, api: str, agents: int) -> None:
         assert presence.status_code == 200, presence.text
 
 
-def escalation(bot_conversation: str) -> dict[str, Any]:
-    return {
+def escalation(bot_conversation: str, callback: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "botConversationId": bot_conversation,
         "patient": {"name": "Relay Patient", "language": "en"},
         "reason": "Relay test",
         "triage": {"urgency": "routine"},
         "transcript": [{"from": "patient", "text": "hello", "timestamp": "2026-01-05T09:00:00Z"}],
     }
+    if callback is not None:
+        body["callback"] = {"url": callback}
+    return body
 
 
 BOT = {"Authorization": f"Bearer {token('relay-bot', 'Bot.Escalate')}"}
@@ -250,9 +288,13 @@ async def test_a_host_killed_after_a_commit_publishes_every_event_once(host: Hos
     a restart every committed event reaches the probe subscription exactly once, in version order
     per aggregate.
 
-    Hook: the bot-callbacks consumer adds here that its recording bot endpoint received every
-    callback once, in order per conversation, after the same crash."""
+    Each escalation names a recording bot on loopback as its callback, and the bot ends each
+    conversation after its messages: after the restart the bot has received every callback the
+    consumer made (its state's finished list), in that order per conversation, ending with
+    conversation.closed, each signature verified, none given up on."""
     conversations, messages_each = 24, 3
+    recording = RecordingBot(secret=SAMPLE["PSC_BOT_CALLBACK_SECRET"])
+    callback = f"http://127.0.0.1:{await recording.start()}/psc"
     up = asyncio.Event()
 
     async def resilient(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> httpx.Response:
@@ -265,13 +307,15 @@ async def test_a_host_killed_after_a_commit_publishes_every_event_once(host: Hos
 
     async def bot(client: httpx.AsyncClient, n: int) -> None:
         bot_conversation = f"load-{n}"
-        answer = await resilient(client, f"{host.api}/escalations", escalation(bot_conversation))
+        answer = await resilient(client, f"{host.api}/escalations", escalation(bot_conversation, callback))
         assert answer.status_code == 202, answer.text
         for k in range(messages_each):
             url = f"{host.api}/bot/conversations/{bot_conversation}/messages"
             answer = await resilient(client, url, {"id": f"m-{n}-{k}", "text": f"message {k}"})
             assert answer.status_code in (200, 201), answer.text
             await asyncio.sleep(0.02)
+        ended = await resilient(client, f"{host.api}/bot/conversations/{bot_conversation}/end", {})
+        assert ended.status_code == 200, ended.text
 
     await host.start(stall=f"{CONVERSATIONS}:2" + (":after" if published else ""))
     up.set()
@@ -297,11 +341,30 @@ async def test_a_host_killed_after_a_commit_publishes_every_event_once(host: Hos
             up.set()
             await load
             committed = await until_published(probe, host.data_dir)
+            states = await until_called_back(recording, host.data_dir, conversations)
     finally:
         await probe.close()
+        await recording.close()
 
     assert len(committed) >= conversations * (2 + messages_each)
     assert len(probe.ids) == len(set(probe.ids)), "an event was delivered twice"
     assert set(probe.ids) == set(committed), "an event was lost (or one was invented)"
     for aggregate, ids in probe.sessions.items():
         assert in_version_order(ids), f"{aggregate}: out of order"
+
+    # The bot received every callback, in order per conversation (at least once: a callback cut
+    # off by the crash may come twice with the same webhook-id, which bots dedupe on).
+    assert all(not isinstance(seen.verified, Exception) for seen in recording.seen)
+    received: dict[str, list[str]] = defaultdict(list)
+    kinds: dict[str, str] = {}
+    for seen in recording.seen:
+        body = json.loads(seen.body)
+        webhook_id = seen.headers["webhook-id"]
+        kinds[webhook_id] = body["type"]
+        if webhook_id not in received[body["data"]["conversationId"]]:
+            received[body["data"]["conversationId"]].append(webhook_id)
+    assert len(states) == conversations
+    for cid, state in states.items():
+        assert (state["queue"].get("dead_lettered", 0), state["queue"].get("pending", [])) == (0, [])
+        assert received[cid] == state["queue"]["finished"], f"{cid}: a callback missing or out of order"
+        assert kinds[received[cid][-1]] == "conversation.closed"

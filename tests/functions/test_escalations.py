@@ -604,3 +604,82 @@ async def test_concurrent_deliveries_of_one_bot_conversation_make_one_conversati
     assert len(await items(runtime, "conversations")) == 1
     assert len(await items(runtime, "patients")) == 1
     assert set(sent.ids) == {f"route:{answers[0].json['conversationId']}:queued"}
+
+
+# The bot's callback URL (PRODUCT.md "Bot callbacks") -------------------------------------------
+
+CALLBACK_SECRET = "whsec_" + base64.b64encode(b"callback-test-key-0123456789abcd").decode()
+
+
+@pytest.fixture
+def callbacks_allowed(runtime: Runtime) -> Runtime:
+    runtime.settings = runtime.settings.model_copy(
+        update={"bot_callback_hosts": "bots.example.org,127.0.0.1", "bot_callback_secret": CALLBACK_SECRET}
+    )
+    return runtime
+
+
+async def test_a_callback_url_on_a_listed_host_is_stored_with_the_conversation(
+    callbacks_allowed: Runtime,
+) -> None:
+    native = {**NATIVE, "callback": {"url": "https://Bots.Example.org/hooks/psc?token=t0ken"}}
+    answer = await post(body=native)
+    assert answer.status == 202, answer.json
+    stored = await conversation(callbacks_allowed, answer.json["conversationId"])
+    assert stored["callbackUrl"] == "https://bots.example.org/hooks/psc?token=t0ken"
+    # Never served: it may carry the bot's token.
+    view = await invoke(
+        "get_conversation",
+        bearer=token("Supervisor", sub="sup-1"),
+        route_params={"conversationId": answer.json["conversationId"]},
+    )
+    assert view.status == 200, view.json
+    assert "t0ken" not in json.dumps(view.json)
+
+
+async def test_an_activity_carries_its_callback_in_channel_data(callbacks_allowed: Runtime) -> None:
+    body = activity("bf-cb-1")
+    body["channelData"]["callback"] = {"url": "http://127.0.0.1:3978/api/psc"}
+    answer = await post(body=body)
+    assert answer.status == 202, answer.json
+    stored = await conversation(callbacks_allowed, answer.json["conversationId"])
+    assert stored["callbackUrl"] == "http://127.0.0.1:3978/api/psc"
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("https://evil.example.com/hook?token=s3cret", "PSC_BOT_CALLBACK_HOSTS"),
+        ("http://bots.example.org/hook?token=s3cret", "must use https"),
+        ("https://user:s3cret@bots.example.org/hook", "user name or password"),
+        ("https://bots.example.org/hook#s3cret", "fragment"),
+        ("https://bots.example.org:8443/hook?token=s3cret", "port"),
+        ("ftp://bots.example.org/s3cret", "https URL"),
+    ],
+)
+async def test_a_refused_callback_url_is_400_naming_the_rule_never_the_url_and_writes_nothing(
+    callbacks_allowed: Runtime, sent: Sent, url: str, rule: str
+) -> None:
+    answer = await post(body={**NATIVE, "callback": {"url": url}})
+    assert answer.status == 400, answer.json
+    [error] = answer.json["errors"]
+    assert error["field"] == "body.callback.url"
+    assert rule in error["message"]
+    assert "s3cret" not in json.dumps(answer.json)
+    for container in ("conversations", "lookups", "patients", "audit"):
+        assert await items(callbacks_allowed, container) == [], container
+    assert sent.messages == []
+
+
+async def test_an_activity_callback_refused_names_its_channel_data_field(callbacks_allowed: Runtime) -> None:
+    body = activity("bf-cb-2")
+    body["channelData"]["callback"] = {"url": "https://elsewhere.example.net/hook"}
+    answer = await post(body=body)
+    assert answer.status == 400
+    assert [e["field"] for e in answer.json["errors"]] == ["body.channelData.callback.url"]
+
+
+async def test_without_callback_hosts_every_callback_url_is_refused(runtime: Runtime) -> None:
+    answer = await post(body={**NATIVE, "callback": {"url": "https://bots.example.org/hook"}})
+    assert answer.status == 400
+    assert "PSC_BOT_CALLBACK_HOSTS" in answer.json["errors"][0]["message"]

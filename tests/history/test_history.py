@@ -112,3 +112,17 @@ async def test_a_message_that_is_not_an_envelope_fails_and_files_nothing(
         await handler(message)
     page = await runtime.store.container("history").query_cross_partition(Query(), max_items=10)
     assert page.items == []
+
+
+async def test_a_bot_callbacks_wake_up_on_the_topic_is_acknowledged_and_not_filed(runtime: Runtime) -> None:
+    # The callbacks consumer schedules its wake-ups onto the topic (into the conversation's
+    # session); the history takes every subject, so it sees them, and they are no event.
+    from datetime import UTC, datetime
+
+    from shared.callbacks.consumer import wake_message
+
+    handler = registered_functions()["event_history"].get_user_function()
+    wake = wake_message("c-1", datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    await handler(topic_message(envelope("x.y", "c-1", 3, "2026-03-01T08:00:00Z"), body=wake.body))
+    page = await runtime.store.container("history").query_cross_partition(Query(), max_items=10)
+    assert page.items == []

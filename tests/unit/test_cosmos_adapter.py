@@ -332,6 +332,28 @@ async def test_a_partition_query_is_scoped_and_pages_with_the_continuation_token
     ]
 
 
+async def test_a_count_asks_one_partition_for_select_value_count() -> None:
+    harness = Harness()
+    fake = await harness.container()
+    fake.pages = [([3], None)]
+
+    ahead = Query(
+        (where("sortKey", ">=", "w|"), where("sortKey", "<", "w|5")), order_by=(("sortKey", False),)
+    )
+    assert await harness.store.container("things").count(ahead, partition_key="general") == 3
+    assert fake.calls == [
+        (
+            "query_items",
+            {
+                "query": "SELECT VALUE COUNT(1) FROM c WHERE c.sortKey >= @p0 AND c.sortKey < @p1",
+                "parameters": [{"name": "@p0", "value": "w|"}, {"name": "@p1", "value": "w|5"}],
+                "partition_key": "general",
+            },
+        ),
+        ("by_page", None),
+    ]
+
+
 @pytest.mark.parametrize(
     "token",
     ["[" * 1000 + "]" * 1000, '{"token":"a","token":"b"}', "x" * (17 * 1024), '[{"token":"\u0000"}]'],
