@@ -8,6 +8,7 @@ from functions import (
     conversations,
     dashboard,
     escalations,
+    exports,
     fhir,
     identity,
     knowledge,
@@ -38,3 +39,4 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(exports.bp)

@@ -234,7 +234,10 @@ async def _seed_demo(runtime: Runtime, base_url: str) -> None:
         print("devhost: --demo needs shared/demo.py, which this checkout lacks; no demo data seeded")
         return
     seed = demo.seed_demo
-    if "base_url" in inspect.signature(seed).parameters:
+    parameters = inspect.signature(seed).parameters
+    if "history" in parameters:
+        seeded = await seed(runtime, base_url=base_url, history=True)
+    elif "base_url" in parameters:
         seeded = await seed(runtime, base_url=base_url)
     else:
         seeded = await seed(runtime)

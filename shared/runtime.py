@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
     from shared.kernel.archive import Archive
     from shared.kernel.documents import DocumentStore
+    from shared.kernel.exports import Exports
     from shared.kernel.messages import MessageBus
     from shared.kernel.notify import Notifier
     from shared.kernel.realtime import Realtime
@@ -93,8 +94,18 @@ class Runtime:
             self._workflows = HttpWorkflowPoster.from_settings(self.settings, self.clock)
         return self._workflows
 
+    # Built by the first export (`exports`): the nightly timer and `python -m ops export` only.
+    _exports: Exports | None = field(default=None, repr=False)
+
+    @property
+    def exports(self) -> Exports:
+        """Where the Power BI export goes: `<data dir>/exports/`, or the `exports` blob container."""
+        if self._exports is None:
+            self._exports = build_exports(self.settings)
+        return self._exports
+
     async def close(self) -> None:
-        for extra in (self._search, self._secrets, self._workflows):
+        for extra in (self._search, self._secrets, self._workflows, self._exports):
             if extra is not None:
                 await extra.close()
         if self._notifier is not None:
@@ -128,6 +139,16 @@ def build_search(settings: Settings, store: DocumentStore) -> Search:
     from shared.adapters.sqlite_search import SqliteSearch
 
     return SqliteSearch(settings.data_dir / "search.sqlite3")
+
+
+def build_exports(settings: Settings) -> Exports:
+    if settings.archive == "blob":
+        from shared.adapters.blob_exports import BlobExports
+
+        return BlobExports.from_settings(settings)
+    from shared.adapters.file_exports import FileExports
+
+    return FileExports(settings.data_dir / "exports")
 
 
 def build_secrets(settings: Settings) -> Secrets:

@@ -488,8 +488,13 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
     containers = resources(
         module_path("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers"
     )
-    assert {render(c.body["name"]) for c in containers} == {"deploymentContainerName", "archiveContainerName"}
+    assert {render(c.body["name"]) for c in containers} == {
+        "deploymentContainerName",
+        "archiveContainerName",
+        "exportsContainerName",
+    }
     assert parameters(module_path("storage"))["archiveContainerName"]["default"] == "archive"
+    assert parameters(module_path("storage"))["exportsContainerName"]["default"] == "exports"
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
@@ -529,7 +534,13 @@ def role_ids(path: Path) -> set[str]:
     [
         (
             "storage",
-            {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"},
+            # The reader is Power BI's, on the exports container only (when a principal is given).
+            {
+                "Storage Blob Data Owner",
+                "Storage Queue Data Contributor",
+                "Storage Table Data Contributor",
+                "Storage Blob Data Reader",
+            },
         ),
         (
             "servicebus",
