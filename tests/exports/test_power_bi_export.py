@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -152,7 +151,8 @@ async def test_the_export_joins_facts_to_dimensions_and_gives_the_known_numbers(
         45.0,
         False,
     )
-    assert c2["handleSeconds"] is None and c2["endReason"] == "abandoned"
+    assert c2["handleSeconds"] is None
+    assert c2["endReason"] == "abandoned"
     assert (c3["queueId"], c3["firstQueueId"], c3["transfers"], c3["agentId"]) == (
         "billing",
         "general",

@@ -57,9 +57,8 @@ async def test_the_demo_week_is_history_made_through_the_services_once(runtime: 
     ]
     assert {(a["presence"], a["used"]) for a in agents} == {("available", 0)}
     presence = [e for e in await events(runtime, "agents") if e["eventType"] == "agent.presence"]
-    assert presence and all(
-        e["at"][:10] < today.isoformat() or e["data"]["status"] == "available" for e in presence
-    )
+    assert presence
+    assert all(e["at"][:10] < today.isoformat() or e["data"]["status"] == "available" for e in presence)
 
     again = await seed_demo(runtime, history=True)
     assert not any(line.startswith("Demo week") for line in again.lines)
