@@ -10,6 +10,7 @@ from functions import (
     escalations,
     exports,
     fhir,
+    history,
     identity,
     knowledge,
     messages,
@@ -39,4 +40,5 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(history.bp)
 app.register_functions(exports.bp)

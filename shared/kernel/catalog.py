@@ -30,6 +30,7 @@ SEARCH = "search"
 SCRIPTS = "scripts"
 TEAMS = "teams"
 CONSULTS = "consults"
+HISTORY = "history"
 ROUTING_QUEUE = "routing"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
 EVENTS_TOPIC = "events"
@@ -160,6 +161,14 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "team, question, status sent/answered/expired, replies) and the replies Teams delivered "
             "(`teams-reply:<sha256(activity id)>`, stored before anything else happens).",
         ),
+        ContainerSpec(
+            HISTORY,
+            "/day",
+            description="The durable event history: every event of the `events` topic as its "
+            "envelope (ids, stamps, attributes; never PHI), one partition per UTC day of `at`, id = "
+            "the message id (a redelivery meets its own document). Read by the KPI rebuild and the "
+            "Power BI export; kept, unlike the outbox's event documents, which expire.",
+        ),
     )
 }
 
@@ -190,9 +199,15 @@ QUEUES: dict[str, QueueSpec] = {
     )
 }
 
-# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
-# the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        "history",
+        "HISTORY_SUBSCRIPTION",
+        description="The event history (shared/history): every event filed under its day; no "
+        "sessions (a day is read back in order of `at`).",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

@@ -4,6 +4,8 @@ functions."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +25,10 @@ class _IndexedApp:
 
 
 async def test_appointments_search_read_and_book_resolve_to_their_own_functions(runtime: Runtime) -> None:
-    settings = {
-        "ROUTING_QUEUE": "routing",
-        "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
-    }
+    # The trigger settings as the dev host has them (every queue, topic and subscription).
+    settings = json.loads((Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text())[
+        "Values"
+    ]
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://test") as client:

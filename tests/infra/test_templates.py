@@ -265,8 +265,10 @@ def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme
             for value in binding.values():
                 named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
     assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    catalog = json.loads((INFRA / "catalog.json").read_text())
+    # Bicep sets one app setting per queue, topic and subscription of the catalogue.
     in_azure = set(app_settings()) | {
-        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+        entity["setting"] for kind in ("queues", "topics", "subscriptions") for entity in catalog[kind]
     }
     sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
     readme = (INFRA.parent / "README.md").read_text()
