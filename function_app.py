@@ -8,6 +8,7 @@ from functions import (
     conversations,
     dashboard,
     escalations,
+    events,
     exports,
     fhir,
     history,
@@ -40,5 +41,6 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(events.bp)
 app.register_functions(history.bp)
 app.register_functions(exports.bp)
