@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from shared.exports.export import MAX_DAYS, EventSource, ExportResult, OutboxEvents, PowerBiExport, day_range
+from shared.exports.export import MAX_DAYS, EventSource, ExportResult, HistoryEvents, PowerBiExport, day_range
 from shared.exports.tables import DIMENSIONS, FACTS, Table
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ __all__ = [
     "MAX_DAYS",
     "EventSource",
     "ExportResult",
-    "OutboxEvents",
+    "HistoryEvents",
     "PowerBiExport",
     "Table",
     "day_range",
@@ -32,10 +32,10 @@ def yesterday(runtime: Runtime) -> date:
 
 
 async def export_days(runtime: Runtime, first: date, last: date) -> ExportResult:
-    """Export `first`..`last` (UTC days) from the runtime's events to its exports store."""
+    """Export `first`..`last` (UTC days) from the event history to the runtime's exports store."""
     from shared.exports.dimensions import current_dimensions
 
     store = runtime.store
     return await PowerBiExport(
-        OutboxEvents(store), runtime.exports, lambda: current_dimensions(store)
+        HistoryEvents(store), runtime.exports, lambda: current_dimensions(store)
     ).export(first, last)

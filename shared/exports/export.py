@@ -2,8 +2,8 @@
 as they are now, as Parquet files in the exports store (`shared.kernel.exports`).
 
 Idempotent: exporting a day again replaces its files, so a re-run after a late event or a rebuild
-leaves one file per table and day. Events come from an `EventSource`; docs/POWERBI.md says which
-one the deployed code reads.
+leaves one file per table and day. Events come from an `EventSource`: the event history
+(`HistoryEvents`) in the app.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shared.exports import tables
 from shared.exports.tables import Row, Table
-from shared.kernel.documents import DocumentStore, Query, where
+from shared.kernel.documents import DocumentStore
 from shared.kernel.exports import Exports
 from shared.kernel.times import stamp
 
@@ -24,7 +24,6 @@ log = logging.getLogger("psc.exports")
 
 # One call exports at most this many days (a quarter, as the KPI API's longest range).
 MAX_DAYS = 93
-PAGE = 500
 
 
 class EventSource(Protocol):
@@ -34,31 +33,20 @@ class EventSource(Protocol):
 
 
 @dataclass
-class OutboxEvents:
-    """Events as the outbox keeps them beside their aggregates (conversations, appointments):
-    a cross-partition query per container and range. They expire after 14 days
-    (`shared.kernel.outbox.EVENT_TTL`), so this source can export only the last fortnight."""
+class HistoryEvents:
+    """The durable event history (shared/history: every event of the `events` topic filed under
+    its UTC day by its own consumer), read a day partition at a time: the same history the KPI
+    rebuild reads, kept as long as the history is (outbox event documents expire in 14 days)."""
 
     store: DocumentStore
-    containers: tuple[str, ...] = ("conversations", "appointments")
 
     async def between(self, start: datetime, end: datetime) -> AsyncIterator[Mapping[str, Any]]:
-        from shared.kernel.outbox import EventDocument
-        from shared.kernel.stored import load
+        from shared.history.api import events_between
 
-        query = Query(
-            (where("type", "=", "event"), where("at", ">=", stamp(start)), where("at", "<", stamp(end)))
-        )
-        for name in self.containers:
-            container = self.store.container(name)
-            continuation: str | None = None
-            while True:
-                page = await container.query_cross_partition(query, max_items=PAGE, continuation=continuation)
-                for item in page.items:
-                    yield load(EventDocument, item).envelope()
-                continuation = page.continuation
-                if not continuation:
-                    break
+        first, last = start.date(), (end - timedelta(microseconds=1)).date()
+        async for envelope in events_between(self.store, first, last):
+            if stamp(start) <= envelope["at"] < stamp(end):
+                yield envelope
 
 
 @dataclass

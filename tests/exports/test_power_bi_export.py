@@ -18,7 +18,8 @@ import pytest
 from shared.exports.api import FACTS, export_days
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime
-from tests.conftest import invoke
+from tests.conftest import invoke, registered_functions
+from tests.history.support import topic_message, written_envelopes
 from tests.routing.support import (
     SUPERVISOR,
     agent_token,
@@ -30,8 +31,8 @@ from tests.routing.support import (
     put_rules,
 )
 
-# Recent enough that the outbox still holds the events (they expire after 14 days), and a fixed
-# hour so every stamp lands on one UTC day.
+# Recent: the outbox the history is filed from keeps events 14 days (and the ops command reads with
+# the system clock); the day starts at 09:00 so every stamp lands on it.
 DAY = (datetime.now(UTC) - timedelta(days=2)).date()
 A1 = agent_token("a-1")
 
@@ -107,6 +108,16 @@ async def known_day(runtime: Runtime, clock: ManualClock) -> None:
     await act("abandon_conversation", SUPERVISOR, "c-4")
 
 
+async def file_history(runtime: Runtime) -> int:
+    """What the relay and the history consumer do in the app: every event the services wrote goes
+    through the real `event_history` function as the topic would deliver it."""
+    consume = registered_functions()["event_history"].get_user_function()
+    envelopes = await written_envelopes(runtime)
+    for envelope in envelopes:
+        await consume(topic_message(envelope))
+    return len(envelopes)
+
+
 def read(root: Path, table: str) -> pa.Table:
     """A table as Power BI's folder connector sees it: every file under the table's folder, the
     date folders as a Hive partition."""
@@ -117,6 +128,7 @@ async def test_the_export_joins_facts_to_dimensions_and_gives_the_known_numbers(
     runtime: Runtime, clock: ManualClock
 ) -> None:
     await known_day(runtime, clock)
+    await file_history(runtime)
     result = await export_days(runtime, DAY, DAY)
     root = runtime.settings.data_dir / "exports"
 
@@ -207,6 +219,7 @@ async def test_an_appointment_and_its_outcome_are_facts_that_find_their_provider
         json_body={"status": "noshow"},
     )
     assert marked.status == 200, marked.json
+    await file_history(runtime)
     await export_days(runtime, DAY, visit.date())
 
     root = runtime.settings.data_dir / "exports"
@@ -227,6 +240,7 @@ async def test_no_file_holds_a_name_a_reason_or_anything_the_patient_said(
     runtime: Runtime, clock: ManualClock
 ) -> None:
     await known_day(runtime, clock)
+    await file_history(runtime)
     await export_days(runtime, DAY, DAY)
     root = runtime.settings.data_dir / "exports"
     files = sorted(root.rglob("*.parquet"))
@@ -250,6 +264,7 @@ async def test_no_file_holds_a_name_a_reason_or_anything_the_patient_said(
 
 async def test_exporting_a_day_again_replaces_its_files(runtime: Runtime, clock: ManualClock) -> None:
     await known_day(runtime, clock)
+    await file_history(runtime)
     first = await export_days(runtime, DAY, DAY)
     again = await export_days(runtime, DAY, DAY)
     root = runtime.settings.data_dir / "exports"
@@ -280,6 +295,7 @@ async def test_the_ops_command_exports_the_dev_hosts_data(
     from ops.cli import main
 
     await known_day(runtime, clock)
+    await file_history(runtime)
     data = runtime.settings.data_dir
     monkeypatch.setenv("PSC_DATA_DIR", str(data))
     monkeypatch.setenv("PSC_AUTH_MODE", "dev")
@@ -309,7 +325,7 @@ async def test_the_blob_exports_replace_and_read_back_through_azurite(
     import uuid
 
     from shared.adapters.blob_exports import BlobExports
-    from shared.exports.api import OutboxEvents, PowerBiExport
+    from shared.exports.api import HistoryEvents, PowerBiExport
     from shared.exports.dimensions import current_dimensions
 
     exports = BlobExports(
@@ -317,8 +333,9 @@ async def test_the_blob_exports_replace_and_read_back_through_azurite(
     )
     try:
         await known_day(runtime, clock)
+        await file_history(runtime)
         store = runtime.store
-        job = PowerBiExport(OutboxEvents(store), exports, lambda: current_dimensions(store))
+        job = PowerBiExport(HistoryEvents(store), exports, lambda: current_dimensions(store))
         first = await job.export(DAY, DAY)
         again = await job.export(DAY, DAY)
         assert sorted(await exports.list()) == sorted(first.files) == sorted(again.files)
@@ -329,3 +346,66 @@ async def test_the_blob_exports_replace_and_read_back_through_azurite(
         assert sorted(joined.column("conversationId").to_pylist()) == ["c-1", "c-2", "c-3", "c-4"]
     finally:
         await exports.close()
+
+
+async def test_a_conversation_that_crossed_midnight_is_exported_whole_from_the_history(
+    runtime: Runtime,
+) -> None:
+    """Read from the history alone (no outbox document behind it): the close's day holds the row,
+    with the escalation and acceptance of the day before (the export's lookback)."""
+    from shared.history.api import parse_envelope, record
+    from tests.history.support import envelope
+
+    before = DAY - timedelta(days=1)
+    night = f"{before.isoformat()}T23:59:50.000Z"
+    accepted = f"{DAY.isoformat()}T00:00:02.000Z"
+    closed = f"{DAY.isoformat()}T00:05:02.000Z"
+    for event in (
+        envelope(
+            "conversation.waiting",
+            "c-9",
+            1,
+            night,
+            queueId="general",
+            queuedAt=night,
+            first=True,
+            escalatedAt=night,
+            serviceLevelSeconds=20,
+            firstQueueId="general",
+        ),
+        envelope(
+            "conversation.accepted",
+            "c-9",
+            3,
+            accepted,
+            agentId="a-1",
+            queueId="general",
+            first=True,
+            acceptedAt=accepted,
+            firstWaitSeconds=12.0,
+            serviceLevelSeconds=20,
+            firstQueueId="general",
+        ),
+        envelope(
+            "conversation.closed",
+            "c-9",
+            5,
+            closed,
+            queueId="general",
+            agentId="a-1",
+            handled=True,
+            activeSeconds=240.0,
+            wrapupSeconds=60.0,
+            endReason="completed",
+            closedAt=closed,
+        ),
+    ):
+        assert await record(runtime.store, parse_envelope(event))
+        assert not await record(runtime.store, parse_envelope(event)), "filed once"
+
+    await export_days(runtime, before, DAY)
+    rows = read(runtime.settings.data_dir / "exports", "conversations").to_pylist()
+    assert [(r["conversationId"], r["dateKey"]) for r in rows] == [("c-9", DAY)]
+    row = rows[0]
+    assert row["escalatedAt"] == datetime.fromisoformat(night.replace("Z", "")), "from the day before"
+    assert (row["firstWaitSeconds"], row["withinServiceLevel"], row["handleSeconds"]) == (12.0, True, 300.0)

@@ -10,6 +10,8 @@ from shared.demo import seed_demo
 from shared.exports.api import export_days
 from shared.kernel.documents import Query, where
 from shared.runtime import Runtime
+from tests.conftest import registered_functions
+from tests.history.support import topic_message, written_envelopes
 
 
 async def events(runtime: Runtime, container: str) -> list[dict]:
@@ -64,6 +66,10 @@ async def test_the_demo_week_is_history_made_through_the_services_once(runtime: 
     assert not any(line.startswith("Demo week") for line in again.lines)
     assert len(await events(runtime, "conversations")) == len(conversation_events), "never a second week"
 
+    # What the relay and the history consumer do in the dev host.
+    consume = registered_functions()["event_history"].get_user_function()
+    for envelope in await written_envelopes(runtime):
+        await consume(topic_message(envelope))
     result = await export_days(runtime, today - timedelta(days=7), today - timedelta(days=1))
     assert result.rows["conversations"] == kinds["conversation.closed"]
     assert result.rows["appointments"] == sum(appointment_kinds.values())
