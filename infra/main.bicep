@@ -157,6 +157,14 @@ param developerPrincipalId string = ''
 @description('Optional. Object id of the group (or user, or service principal) Power BI reads the export as: Storage Blob Data Reader on the `exports` container only (docs/POWERBI.md). Empty: none.')
 param powerBiReaderPrincipalId string = ''
 
+@description('Optional. Principal type of powerBiReaderPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param powerBiReaderPrincipalType string = 'Group'
+
 @description('Optional. Object id of the operators\' principal (a group, user or service principal) that runs `python -m ops` against Service Bus; it gets Azure Service Bus Data Owner on the namespace (queue depths need the Manage right). Empty: none.')
 param opsPrincipalId string = ''
 
@@ -246,6 +254,7 @@ module storage 'modules/storage.bicep' = {
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
     exportsReaderPrincipalId: powerBiReaderPrincipalId
+    exportsReaderPrincipalType: powerBiReaderPrincipalType
   }
 }
 

@@ -161,7 +161,7 @@ async def test_the_export_joins_facts_to_dimensions_and_gives_the_known_numbers(
         True,
         False,
         45.0,
-        False,
+        None,
     )
     assert c2["handleSeconds"] is None
     assert c2["endReason"] == "abandoned"
