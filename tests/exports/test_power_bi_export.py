@@ -409,3 +409,19 @@ async def test_a_conversation_that_crossed_midnight_is_exported_whole_from_the_h
     row = rows[0]
     assert row["escalatedAt"] == datetime.fromisoformat(night.replace("Z", "")), "from the day before"
     assert (row["firstWaitSeconds"], row["withinServiceLevel"], row["handleSeconds"]) == (12.0, True, 300.0)
+
+
+async def test_the_nightly_timer_exports_yesterday(runtime: Runtime, clock: ManualClock) -> None:
+    from azure.functions.timer import TimerRequest
+
+    from functions.exports import NIGHTLY
+
+    await known_day(runtime, clock)
+    await file_history(runtime)
+    clock.set(datetime(DAY.year, DAY.month, DAY.day, 2, 30, tzinfo=UTC) + timedelta(days=1))
+    assert NIGHTLY == "0 30 2 * * *"
+    await registered_functions()["power_bi_export"].get_user_function()(TimerRequest(past_due=False))
+    root = runtime.settings.data_dir / "exports"
+    assert (root / f"conversations/date={DAY.isoformat()}/conversations.parquet").is_file()
+    assert read(root, "conversations").num_rows == 4
+    assert not (root / f"conversations/date={(DAY + timedelta(days=1)).isoformat()}").exists()
