@@ -14,6 +14,7 @@ from functions import (
     history,
     identity,
     knowledge,
+    kpis,
     messages,
     patients,
     platform,
@@ -43,4 +44,5 @@ app.register_functions(consults.bp)
 app.register_functions(records.bp)
 app.register_functions(events.bp)
 app.register_functions(history.bp)
+app.register_functions(kpis.bp)
 app.register_functions(exports.bp)

@@ -131,6 +131,11 @@ param instanceMemoryMB int = 2048
 @minLength(11)
 param routingSweepSchedule string = '0 */5 * * * *'
 
+@description('Optional. KPIs: a conversation the patient leaves within this many seconds of its first queuing is a short abandon, reported apart and kept out of the abandon rate (PSC_KPI_SHORT_ABANDON_SECONDS, docs/KPIS.md).')
+@minValue(0)
+@maxValue(3600)
+param kpiShortAbandonSeconds int = 10
+
 @description('Optional. Where Azure Communication Services keeps SMS and e-mail data at rest (United States, Europe, UK, Switzerland, Norway, Germany, France, Australia, Japan, Canada, ...).')
 param communicationDataLocation string = 'United States'
 
@@ -502,6 +507,7 @@ module api 'modules/function-app.bicep' = {
       // the worker carries the host's trace context into each invocation.
       PYTHON_ENABLE_OPENTELEMETRY: 'true'
       PSC_SWEEP_SCHEDULE: routingSweepSchedule
+      PSC_KPI_SHORT_ABANDON_SECONDS: string(kpiShortAbandonSeconds)
       // SMS and e-mail through ACS with the identity (Communication and Email Service Owner).
       PSC_NOTIFY: 'acs'
       ACS__endpoint: communication.outputs.endpoint

@@ -5,6 +5,7 @@ Service Bus.
     python -m ops deadletters list ENTITY
     python -m ops deadletters peek ENTITY [--max N] [--show-body]
     python -m ops deadletters resubmit ENTITY SEQ [SEQ ...] | --all
+    python -m ops kpis rebuild --from DAY --to DAY
     python -m ops export --from DAY --to DAY   (the Power BI export: ops/export.py)
 
 ENTITY is a queue name or a topic subscription as `<topic>/subscriptions/<subscription>` (e.g.
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "queues", help="active, scheduled and dead-lettered counts of every queue, topic and subscription"
     )
 
+    from ops import kpis
+
+    kpis.add_parser(commands)
     dead = commands.add_parser("deadletters", help="inspect and resubmit dead-lettered messages")
     actions = dead.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="one line per dead-lettered message")
@@ -149,6 +153,14 @@ def main(
     except StartError as exc:
         print(f"configuration error: {exc}", file=stderr)
         return 2
+    if args.command == "kpis":
+        from ops import kpis
+
+        try:
+            return kpis.run(args, stdout, stderr)
+        except (ConfigError, ValueError) as exc:
+            print(f"error: {exc}", file=stderr)
+            return 2
     factory = admin or (lambda: _admin_from_settings(queues, topics))
     try:
         if args.command == "export":

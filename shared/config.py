@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     appinsights_connection_string: str | None = _setting(  # type: ignore[assignment]
         "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables OpenTelemetry export when set."
     )
+    kpi_short_abandon_seconds: float = _setting(  # type: ignore[assignment]
+        "PSC_KPI_SHORT_ABANDON_SECONDS",
+        10.0,
+        "KPIs: a conversation left within this many seconds of its first queuing is a short "
+        "abandon (docs/KPIS.md), reported apart and kept out of the abandon rate.",
+        ge=0,
+        le=3600,
+    )
     realtime: Literal["embedded", "webpubsub"] = _setting(  # type: ignore[assignment]
         "PSC_REALTIME",
         "embedded",

@@ -31,6 +31,7 @@ SCRIPTS = "scripts"
 TEAMS = "teams"
 CONSULTS = "consults"
 HISTORY = "history"
+KPIS = "kpis"
 ROUTING_QUEUE = "routing"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
 EVENTS_TOPIC = "events"
@@ -169,6 +170,14 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "the message id (a redelivery meets its own document). Read by the KPI rebuild and the "
             "Power BI export; kept, unlike the outbox's event documents, which expire.",
         ),
+        ContainerSpec(
+            KPIS,
+            "/partition",
+            description="KPI buckets (docs/KPIS.md): one document per scope (`all`, `queue:<id>`, "
+            "`agent:<id>`) and UTC hour with its four 15-minute buckets' sums and the last event "
+            "applied per aggregate, in the partition `<scope>:<YYYY-MM-DD>` (a range query reads a "
+            "day's partition per scope); and each agent's last presence (`presence:<agentId>`).",
+        ),
     )
 }
 
@@ -206,6 +215,34 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         "HISTORY_SUBSCRIPTION",
         description="The event history (shared/history): every event filed under its day; no "
         "sessions (a day is read back in order of `at`).",
+    ),
+    SubscriptionSpec(
+        "kpis",
+        "KPIS_SUBSCRIPTION",
+        requires_session=True,
+        subjects=(
+            "conversation.waiting",
+            "conversation.accepted",
+            "conversation.abandoned",
+            "conversation.transferred",
+            "conversation.closed",
+            "conversation.message",
+            "conversation.offered",
+            "conversation.declined",
+            "conversation.expired",
+            "conversation.wrapup",
+            "agent.presence",
+            "appointment.arrived",
+            "appointment.fulfilled",
+            "appointment.noshow",
+            "notification.sent",
+            "notification.delivered",
+            "survey.sent",
+            "survey.answered",
+        ),
+        description="KPI aggregation (shared/kpis): 15-minute buckets per queue, agent and the "
+        "whole service, and the supervisors' live tiles; sessions on (each aggregate's events in "
+        "order, which its per-aggregate marks rely on).",
     ),
 )
 

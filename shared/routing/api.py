@@ -14,6 +14,7 @@ from shared.routing.directory import (
 )
 from shared.routing.engine import Placement
 from shared.routing.handler import handle_routing_message
+from shared.routing.live import QueueState, SeatState, queue_state, queue_states
 from shared.routing.model import (
     FALLBACK_LANGUAGE,
     URGENCY_PRIORITY,
@@ -52,9 +53,11 @@ __all__ = [
     "PresenceChange",
     "QueueList",
     "QueueSettings",
+    "QueueState",
     "RoutingAttributes",
     "RoutingDirectory",
     "RoutingRules",
+    "SeatState",
     "SupervisorBoard",
     "Transfers",
     "agent_view",
@@ -65,6 +68,8 @@ __all__ = [
     "presence_etag",
     "profile_etag",
     "queue_settings_of",
+    "queue_state",
+    "queue_states",
     "route_request",
     "seat_document",
     "sweep",

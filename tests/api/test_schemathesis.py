@@ -225,6 +225,24 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
         "GET /api/dashboard": [(None, {})],
         "GET /api/dashboard/assets/{asset}": [(None, {"path_parameters": {"asset": "dashboard.js"}})],
         "GET /api/dashboard/config.json": [(None, {})],
+        "GET /api/supervisor/kpis": [
+            (
+                "Supervisor",
+                {"query": {"from": "2026-01-05T00:00:00Z", "to": "2026-01-06T00:00:00Z", "interval": "1h"}},
+            ),
+            (
+                "Supervisor",
+                {
+                    "query": {
+                        "from": "2026-01-05T08:00:00+01:00",
+                        "to": "2026-01-05T10:00:00Z",
+                        "interval": "15m",
+                        "queueId": "general",
+                    }
+                },
+            ),
+        ],
+        "GET /api/supervisor/kpis/live": [("Supervisor", {})],
         "PUT /api/manage/providers/{providerId}": [
             ("Administrator", {"path_parameters": {"providerId": "dr-lopez"}, "body": provider})
         ],

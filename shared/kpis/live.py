@@ -1,0 +1,143 @@
+"""The supervisors' live view: `GET /api/supervisor/kpis/live` and the tiles the KPI consumer
+pushes to the hub group `supervisors` (docs/ARCHITECTURE.md "Dashboard" fixes the frames).
+
+From state, not buckets: routing's waiting entries, board lists and seats (shared/routing/live.py,
+bounded single-partition reads), except `serviceLevelToday`, which is the queue's buckets of the
+current UTC day. A frame is pushed for an event of the last `LIVE_WINDOW` only (a replay, a
+rebuild or a backlog after an outage pushes nothing: the page re-reads `/kpis/live` whenever it
+reconnects). Routing writes its waiting entry after the conversation's event, so a queue's tile
+counts the event's own conversation as the event says (waiting, or gone from waiting / the board)
+whatever routing has written yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from shared.history.api import Envelope
+from shared.kernel.clock import Clock
+from shared.kernel.documents import DocumentStore
+from shared.kernel.realtime import Realtime
+from shared.kernel.times import parse_stamp, stamp
+from shared.kpis.queries import quarters_of
+from shared.kpis.sums import total
+from shared.routing.api import QueueState, queue_state, queue_states
+
+log = logging.getLogger("psc.kpis")
+
+GROUP = "supervisors"
+LIVE_WINDOW = timedelta(minutes=5)
+# Events after which a conversation no longer waits in, or is no longer on the board of, its queue.
+_NOT_WAITING = frozenset(
+    {
+        "conversation.offered",
+        "conversation.accepted",
+        "conversation.abandoned",
+        "conversation.closed",
+        "conversation.transferred",
+    }
+)
+_OFF_BOARD = frozenset({"conversation.abandoned", "conversation.closed", "conversation.transferred"})
+
+
+async def service_level_today(store: DocumentStore, queue_id: str, now: datetime) -> float | None:
+    start = datetime.combine(now.date(), time(), UTC)
+    summed = total((await quarters_of(store, f"queue:{queue_id}", start, start + timedelta(days=1))).values())
+    within, offered = summed.get("slWithin", 0), summed.get("slTotal", 0)
+    return within / offered if offered else None
+
+
+def queue_tile(state: QueueState, now: datetime, sl: float | None) -> dict[str, Any]:
+    oldest = min(state.waiting.values(), default=None)
+    wait = max(0.0, (now - parse_stamp(oldest)).total_seconds()) if oldest else 0.0
+    return {
+        "queueId": state.queue_id,
+        "name": state.name,
+        "waiting": len(state.waiting),
+        "longestWaitSeconds": round(wait, 3),
+        "active": len(state.live - state.waiting.keys()),
+        "agentsAvailable": sum(1 for s in state.seats if s.presence == "available"),
+        "serviceLevelToday": sl,
+    }
+
+
+async def kpi_live(store: DocumentStore, clock: Clock) -> dict[str, Any]:
+    """`{"asOf", "queues": [...], "agents": [...]}`, queues in priority order, agents by id."""
+    now = clock.now()
+    states = await queue_states(store)
+    queues = [queue_tile(s, now, await service_level_today(store, s.queue_id, now)) for s in states]
+    agents: dict[str, dict[str, Any]] = {}
+    for state in states:
+        for seat in state.seats:
+            agents.setdefault(
+                seat.agent_id,
+                {
+                    "agentId": seat.agent_id,
+                    "presence": seat.presence,
+                    "load": seat.load,
+                    "capacity": seat.capacity,
+                },
+            )
+    return {"asOf": stamp(now), "queues": queues, "agents": [agents[a] for a in sorted(agents)]}
+
+
+def _as_of_event(state: QueueState, envelope: Envelope) -> QueueState:
+    """`state` with the event's own conversation where the event puts it."""
+    d: Mapping[str, Any] = envelope.data
+    cid = envelope.aggregate_id
+    waiting, live = dict(state.waiting), set(state.live)
+    if envelope.type == "conversation.waiting" and d.get("queueId") == state.queue_id:
+        waiting.setdefault(cid, d.get("queuedAt") or envelope.at)
+        live.add(cid)
+    elif envelope.type in _NOT_WAITING:
+        waiting.pop(cid, None)
+        if envelope.type in _OFF_BOARD:
+            live.discard(cid)
+    return QueueState(state.queue_id, state.name, waiting, live, state.seats)
+
+
+def _queues_of(envelope: Envelope) -> list[str]:
+    d = envelope.data
+    if envelope.type == "conversation.transferred":
+        return [q for q in (d.get("fromQueueId"),) if q]
+    return [q for q in (d.get("queueId"),) if q]
+
+
+async def push_tiles(
+    store: DocumentStore, realtime: Callable[[], Realtime], clock: Clock, envelope: Envelope
+) -> int:
+    """Push the tiles an event changed (its queue's, or the agent's); how many were sent. Never
+    raises: a tile that could not be pushed is caught up by the page's next read. `realtime` is
+    asked for the port only when there is something to push (it loads the hub's SDK)."""
+    now = clock.now()
+    if abs(now - parse_stamp(envelope.at)) > LIVE_WINDOW:
+        return 0
+    frames: list[dict[str, Any]] = []
+    try:
+        if envelope.type == "agent.presence":
+            d = envelope.data
+            frames.append(
+                {
+                    "kind": "agent",
+                    "agentId": envelope.aggregate_id,
+                    "presence": d.get("status"),
+                    "load": d.get("load"),
+                    "capacity": d.get("capacity"),
+                    "asOf": stamp(parse_stamp(d.get("at") or envelope.at)),
+                }
+            )
+        elif envelope.type.startswith("conversation."):
+            for queue_id in _queues_of(envelope):
+                state = _as_of_event(await queue_state(store, queue_id), envelope)
+                tile = queue_tile(state, now, await service_level_today(store, queue_id, now))
+                del tile["name"]
+                frames.append({"kind": "queue", **tile, "asOf": stamp(now)})
+        for frame in frames:
+            await realtime().send_to_group(GROUP, frame)
+    except Exception:
+        log.warning("live tile not pushed", extra={"eventId": envelope.id}, exc_info=True)
+        return 0
+    return len(frames)
