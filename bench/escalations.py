@@ -265,6 +265,9 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     for rate, http, http_wall, docs in runs:
         report(args.count, rate, http, http_wall, docs)
+    flat_out = len(runs[0][3]) / routed_span(runs[0][3]) * 60
+    bare_rate = args.count / bare_wall * 60
+    print(f"routed/min flat out ÷ bare function /min: {flat_out / bare_rate:.2f} (issue 13 goal ≥ 0.2)")
 
 
 def routed_span(docs: list[dict[str, Any]]) -> float:

@@ -33,6 +33,7 @@ HOST_SETTINGS = {
     "EVENTS_TOPIC": "events",
     "HISTORY_SUBSCRIPTION": "history",
     "KPIS_SUBSCRIPTION": "kpis",
+    "COSMOS_DATABASE": "psc",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

@@ -1,8 +1,9 @@
 """The outbox end to end through `python -m devhost` (a real subprocess, the real function app, the
 embedded store and bus; tests/devhost/outbox_host.py adds a `probe` subscription and the crash
-hook): a state change made through the HTTP API reaches a subscription of the `events` topic once;
-and a host killed with SIGKILL under load, after a batch of events was committed and before it was
-published, publishes every event once after a restart."""
+hook): state changes made through the HTTP API (an escalation and its routing, a booking) reach a
+subscription of the `events` topic once each; and a host killed with SIGKILL under load, after a
+batch of events was committed and before it was published, publishes every event once after a
+restart."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def token(sub: str, *roles: str) -> str:
-    return issue_dev_token(SAMPLE["PSC_DEV_JWT_SECRET"], sub=sub, roles=list(roles), ttl_seconds=3600)
+def token(sub: str, *roles: str, patient_id: str | None = None) -> str:
+    secret = SAMPLE["PSC_DEV_JWT_SECRET"]
+    return issue_dev_token(secret, sub=sub, roles=list(roles), patient_id=patient_id, ttl_seconds=3600)
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Host:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    async def start(self, *, stall: int = 0) -> None:
+    async def start(self, *, stall: int = 0, demo: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PSC_", "COSMOS", "ServiceBus"))}
         env.update(SAMPLE)
         env["OUTBOX_HOST_STALL"] = str(stall)
@@ -67,6 +70,7 @@ class Host:
             *args,
             "--realtime-port",
             "0",
+            *(["--demo"] if demo else []),
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -202,15 +206,27 @@ def escalation(bot_conversation: str) -> dict[str, Any]:
 BOT = {"Authorization": f"Bearer {token('relay-bot', 'Bot.Escalate')}"}
 
 
-async def test_an_escalation_through_the_api_reaches_a_topic_subscription_exactly_once(host: Host) -> None:
-    await host.start()
+async def test_an_escalation_and_a_booking_through_the_api_reach_a_topic_subscription_exactly_once(
+    host: Host,
+) -> None:
+    await host.start(demo=True)
     probe = Probe(host.data_dir)
+    patient = {"Authorization": f"Bearer {token('p-demo-2', 'Patient', patient_id='p-demo-2')}"}
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             await configure(client, host.api, agents=1)
             answer = await client.post(f"{host.api}/escalations", json=escalation("bot-1"), headers=BOT)
             assert answer.status_code == 202, answer.text
             conversation = answer.json()["conversationId"]
+            today = datetime.now(UTC).date()
+            window = {"from": today.isoformat(), "to": (today + timedelta(days=7)).isoformat()}
+            slots = await client.get(f"{host.api}/providers/dr-nowak/slots", params=window, headers=patient)
+            assert slots.status_code == 200, slots.text
+            start = slots.json()["slots"][0]["start"]
+            booking = {"providerId": "dr-nowak", "start": start, "reason": "Check-up"}
+            booked = await client.post(f"{host.api}/appointments", json=booking, headers=patient)
+            assert booked.status_code == 201, booked.text
+            appointment = booked.json()["id"]
             committed = await until_published(probe, host.data_dir)
     finally:
         await probe.close()
@@ -218,6 +234,7 @@ async def test_an_escalation_through_the_api_reaches_a_topic_subscription_exactl
     assert sorted(probe.ids) == sorted(committed)  # every event once, nothing else
     assert len(probe.sessions[conversation]) >= 2  # conversation.waiting, then .offered to agent-0
     assert in_version_order(probe.sessions[conversation])
+    assert probe.sessions[appointment] == [f"{appointment}:1.1"]  # appointment.booked
     assert probe.sessions["agent-0"], "the agent's presence changes are published too"
 
 

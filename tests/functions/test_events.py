@@ -99,6 +99,21 @@ async def test_each_event_document_is_published_once_with_its_id_session_and_typ
     }
 
 
+async def test_the_events_of_one_write_go_by_their_number_whatever_order_the_feed_gives(
+    bus: SqliteMessageBus,
+) -> None:
+    changes = [
+        event_item("c-1", 4, 1, "conversation.accepted"),
+        event_item("c-1", 5, 2, "conversation.waiting"),  # one transfer: .transferred, then .waiting
+        event_item("c-2", 1, 1, "conversation.waiting"),
+        event_item("c-1", 5, 1, "conversation.transferred"),
+        event_item("c-1", 6, 1, "conversation.offered"),
+    ]
+    await relay_events(bus, changes)
+
+    assert [m for m, _, _ in (await received(bus))["c-1"]] == ["c-1:4.1", "c-1:5.1", "c-1:5.2", "c-1:6.1"]
+
+
 async def test_a_batch_delivered_again_after_a_crash_publishes_nothing_twice(bus: SqliteMessageBus) -> None:
     changes = [event_item("c-1", v, 1) for v in range(1, 6)]
     await relay_events(bus, changes[:3])  # published, then the host died before its checkpoint

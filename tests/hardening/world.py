@@ -63,6 +63,7 @@ def http_functions() -> tuple[Any, ...]:
         "EVENTS_TOPIC": "events",
         "HISTORY_SUBSCRIPTION": "history",
         "KPIS_SUBSCRIPTION": "kpis",
+        "COSMOS_DATABASE": "psc",
     }
     return discover(app, environ).http
 
