@@ -3,7 +3,8 @@ escalations, routing's offers, agents accepting, writing, transferring and closi
 leaving, appointments booked in the conversations and marked arrived, fulfilled or no-show, all
 through the services and their outbox events, with a manual clock stepping through the seven UTC
 days before today. Nothing is written into KPI aggregates or exports by hand: they are computed
-from these events like any others.
+from these events like any others (filed in the history and the week's KPIs rebuilt from it at
+once, as the consumers and `ops kpis rebuild` do; `_carry_on` says why).
 
 Not in it (they do not exist yet): surveys and reminders.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from shared.auth.principal import Principal
@@ -118,10 +119,41 @@ async def seed_demo_week(runtime: Runtime, seed_base: Any) -> list[str]:
         clock.set(max(clock.now(), runtime.clock.now() - timedelta(seconds=1)))
         await week.settle()
         await _presence(week, "available")
+        await _carry_on(week_runtime, start.date(), (today - timedelta(days=1)).date())
     finally:
         await week_runtime.close()
     counts = ", ".join(f"{n} {what}" for what, n in sorted(week.made.items()))
     return [f"Demo week {start.date()}..{(today - timedelta(days=1)).date()} through the services: {counts}."]
+
+
+async def _carry_on(runtime: Runtime, first: date, last: date) -> None:
+    """What the relay, the history consumer and the KPI consumer do with these events, done now so
+    the first page view has the week: each event filed in the history (`history.record`, the
+    consumer's own code) and the week's KPI buckets rebuilt from it (`kpis.rebuild`, as
+    `python -m ops kpis rebuild` does). The relay still publishes every event when the host runs;
+    the history and the KPI consumer then meet them as replays and change nothing (idempotent by
+    message id). Without this the KPI consumer, holding at most 8 sessions (one per conversation)
+    for the 60 s session idle timeout each, takes about half an hour to catch up."""
+    from shared.history.api import parse_envelope, record
+    from shared.kernel.documents import Query, where
+    from shared.kernel.outbox import EventDocument
+    from shared.kernel.stored import load
+    from shared.kpis.api import rebuild
+
+    query = Query((where("type", "=", "event"),))
+    for container in ("conversations", "appointments", "agents"):
+        continuation: str | None = None
+        while True:
+            page = await runtime.store.container(container).query_cross_partition(
+                query, max_items=500, continuation=continuation
+            )
+            for item in page.items:
+                await record(runtime.store, parse_envelope(load(EventDocument, item).envelope()))
+            continuation = page.continuation
+            if not continuation:
+                break
+    settings = runtime.settings
+    await rebuild(runtime.store, first, last, settings.kpi_short_abandon_seconds, runtime.clock.now().date())
 
 
 async def _presence(week: Week, status: str) -> None:

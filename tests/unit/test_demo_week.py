@@ -10,7 +10,7 @@ from shared.demo import seed_demo
 from shared.exports.api import export_days
 from shared.kernel.documents import Query, where
 from shared.runtime import Runtime
-from tests.conftest import registered_functions
+from tests.conftest import invoke, registered_functions, token
 from tests.history.support import topic_message, written_envelopes
 
 
@@ -66,10 +66,29 @@ async def test_the_demo_week_is_history_made_through_the_services_once(runtime: 
     assert not any(line.startswith("Demo week") for line in again.lines)
     assert len(await events(runtime, "conversations")) == len(conversation_events), "never a second week"
 
-    # What the relay and the history consumer do in the dev host.
-    consume = registered_functions()["event_history"].get_user_function()
+    # The week is in the KPIs at once (no waiting for the consumer to catch up)...
+    supervisor = token("Supervisor", sub="demo-supervisor")
+    week = {"from": f"{today - timedelta(days=7)}T00:00:00Z", "to": f"{today}T00:00:00Z", "interval": "1d"}
+    before = await invoke("supervisor_kpis", bearer=supervisor, params=week)
+    assert before.status == 200, before.json
+    totals = before.json["totals"]
+    first_waits = [
+        e for e in conversation_events if e["eventType"] == "conversation.waiting" and e["data"]["first"]
+    ]
+    assert totals["incoming"] == len(first_waits)
+    assert totals["engaged"] > 0
+    assert totals["abandoned"] + totals["shortAbandoned"] == kinds["conversation.abandoned"]
+    assert len([d for d in before.json["series"] if d["incoming"]]) == 7
+    # ...and when the relay delivers the same events to the history and KPI consumers, as the dev
+    # host does, nothing changes.
+    history = registered_functions()["event_history"].get_user_function()
+    kpis = registered_functions()["kpi_events"].get_user_function()
     for envelope in await written_envelopes(runtime):
-        await consume(topic_message(envelope))
+        await history(topic_message(envelope))
+        await kpis(topic_message(envelope))
+    after = await invoke("supervisor_kpis", bearer=supervisor, params=week)
+    assert after.json == before.json
+
     result = await export_days(runtime, today - timedelta(days=7), today - timedelta(days=1))
     assert result.rows["conversations"] == kinds["conversation.closed"]
     assert result.rows["appointments"] == sum(appointment_kinds.values())
