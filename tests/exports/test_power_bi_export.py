@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +36,16 @@ from tests.routing.support import (
 # the system clock); the day starts at 09:00 so every stamp lands on it.
 DAY = (datetime.now(UTC) - timedelta(days=2)).date()
 A1 = agent_token("a-1")
+
+
+@pytest.fixture
+def environ() -> Iterator[None]:
+    """`python -m ops` loads the settings file into os.environ, as the dev host does: put it back,
+    so later tests do not inherit the sample's secrets."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
@@ -287,6 +298,7 @@ async def test_notifications_and_surveys_are_empty_files_with_their_columns(runt
     assert [r["dateKey"] for r in read(root, "dates").to_pylist()] == [DAY, DAY + timedelta(days=1)]
 
 
+@pytest.mark.usefixtures("environ")
 async def test_the_ops_command_exports_the_dev_hosts_data(
     runtime: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -307,6 +319,7 @@ async def test_the_ops_command_exports_the_dev_hosts_data(
     assert read(data / "exports", "conversations").num_rows == 4
 
 
+@pytest.mark.usefixtures("environ")
 def test_the_ops_command_refuses_a_range_backwards_or_too_long(capsys: pytest.CaptureFixture[str]) -> None:
     from ops.cli import main
 
