@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from shared.auth.principal import Principal
 from shared.kernel.catalog import LOOKUPS
 from shared.kernel.clock import ManualClock
 from shared.kernel.errors import Conflict
+from shared.kernel.times import stamp
 from shared.runtime import Runtime, build_runtime
 
 MARKER = "demo-week"
@@ -87,7 +89,7 @@ class Week:
         return await conversations.read(self.runtime.store, cid)
 
 
-async def seed_demo_week(runtime: Runtime, seed_base: Any) -> list[str]:
+async def seed_demo_week(runtime: Runtime, seed_base: Callable[[Runtime], Awaitable[list[str]]]) -> list[str]:
     """The week, then `seed_base` (the routing demo: queues, rules, agents) at the week's start.
     Lines for the dev host banner."""
     settings = runtime.settings
@@ -104,8 +106,9 @@ async def seed_demo_week(runtime: Runtime, seed_base: Any) -> list[str]:
     today = datetime.combine(runtime.clock.now().astimezone(UTC).date(), time(), tzinfo=UTC)
     start = today - timedelta(days=DAYS)
     try:
+        # Claimed first: a start that dies half-way through the week never plays it again.
         await runtime.store.container(LOOKUPS).create(
-            {"id": MARKER, "key": MARKER, "createdAt": runtime.clock.now().isoformat()}
+            {"id": MARKER, "type": "demo-marker", "createdAt": stamp(runtime.clock.now())}
         )
     except Conflict:
         return []
