@@ -10,6 +10,7 @@ from functions import (
     dashboard,
     escalations,
     events,
+    exports,
     fhir,
     history,
     identity,
@@ -52,3 +53,4 @@ app.register_functions(patient_conversations.bp)
 app.register_functions(history.bp)
 app.register_functions(kpis.bp)
 app.register_functions(live.bp)
+app.register_functions(exports.bp)

@@ -79,7 +79,7 @@ def serve_command(argv: Sequence[str], *, root: Path) -> int:
                 bind=args.host,
                 port=port,
                 realtime_port=args.realtime_port,
-                demo=args.demo,
+                demo="week" if args.demo and args.demo_week else "data" if args.demo else None,
             )
         )
     except (StartError, ConfigError) as exc:
@@ -172,7 +172,7 @@ async def _serve(
     bind: str,
     port: int,
     realtime_port: int | None,
-    demo: bool,
+    demo: str | None,
 ) -> None:
     if settings.store == "embedded" or settings.bus == "embedded":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ async def _serve_app(
     *,
     bind: str,
     port: int,
-    demo: bool,
+    demo: str | None,
     hub: EmbeddedHub | None,
 ) -> None:
     runtime = await build_runtime(settings, SystemClock())
@@ -200,7 +200,9 @@ async def _serve_app(
     with use_runtime(runtime):
         try:
             if demo:
-                await _seed_demo(runtime, _base_url(bind, port, host_config.route_prefix))
+                await _seed_demo(
+                    runtime, _base_url(bind, port, host_config.route_prefix), week=demo == "week"
+                )
             receiver = runtime.bus if isinstance(runtime.bus, QueueReceiver) else None
             host = DevHost(
                 discovered,
@@ -225,7 +227,7 @@ async def _serve_app(
             await runtime.close()
 
 
-async def _seed_demo(runtime: Runtime, base_url: str) -> None:
+async def _seed_demo(runtime: Runtime, base_url: str, *, week: bool = True) -> None:
     try:
         demo = importlib.import_module("shared.demo")
     except ModuleNotFoundError as exc:
@@ -234,7 +236,10 @@ async def _seed_demo(runtime: Runtime, base_url: str) -> None:
         print("devhost: --demo needs shared/demo.py, which this checkout lacks; no demo data seeded")
         return
     seed = demo.seed_demo
-    if "base_url" in inspect.signature(seed).parameters:
+    parameters = inspect.signature(seed).parameters
+    if "history" in parameters:
+        seeded = await seed(runtime, base_url=base_url, history=week)
+    elif "base_url" in parameters:
         seeded = await seed(runtime, base_url=base_url)
     else:
         seeded = await seed(runtime)
@@ -277,6 +282,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder for embedded data (PSC_DATA_DIR)")
     parser.add_argument("--demo", action="store_true", help="seed demo data and print demo tokens")
+    parser.add_argument(
+        "--demo-week",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --demo on a fresh data folder, also a week of history made through the services"
+        " (default on; --no-demo-week for a quicker first start and fewer events to relay)",
+    )
     parser.add_argument(
         "--settings",
         type=Path,

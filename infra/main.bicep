@@ -163,6 +163,17 @@ param corsAllowedOrigins array = []
 @description('Optional. Object id of a developer who also gets Cosmos DB and Service Bus data roles, for debugging locally against Azure (azd sets AZURE_PRINCIPAL_ID). Empty: none.')
 param developerPrincipalId string = ''
 
+@description('Optional. Object id of the group (or user, or service principal) Power BI reads the export as: Storage Blob Data Reader on the `exports` container only (docs/POWERBI.md). Empty: none.')
+param powerBiReaderPrincipalId string = ''
+
+@description('Optional. Principal type of powerBiReaderPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param powerBiReaderPrincipalType string = 'Group'
+
 @description('Optional. Object id of the operators\' principal (a group, user or service principal) that runs `python -m ops` against Service Bus; it gets Azure Service Bus Data Owner on the namespace (queue depths need the Manage right). Empty: none.')
 param opsPrincipalId string = ''
 
@@ -251,6 +262,8 @@ module storage 'modules/storage.bicep' = {
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
+    exportsReaderPrincipalId: powerBiReaderPrincipalId
+    exportsReaderPrincipalType: powerBiReaderPrincipalType
   }
 }
 
@@ -491,6 +504,8 @@ module api 'modules/function-app.bicep' = {
       ARCHIVE_CONTAINER: storage.outputs.archiveContainerName
       TRANSCRIPTS_CONTAINER: storage.outputs.transcriptsContainerName
       PSC_MESSAGE_RETENTION_DAYS: string(messageRetentionDays)
+      // The Power BI export (nightly timer, python -m ops export), on the same account.
+      EXPORTS_CONTAINER: storage.outputs.exportsContainerName
       ARCHIVE__blobServiceUri: storage.outputs.blobEndpoint
       ARCHIVE__credential: 'managedidentity'
       ARCHIVE__clientId: identity.outputs.clientId

@@ -7,6 +7,7 @@ Service Bus.
     python -m ops deadletters resubmit ENTITY SEQ [SEQ ...] | --all
     python -m ops kpis rebuild --from DAY --to DAY
     python -m ops callbacks [--max N]
+    python -m ops export --from DAY --to DAY   (the Power BI export: ops/export.py)
 
 ENTITY is a queue name or a topic subscription as `<topic>/subscriptions/<subscription>` (e.g.
 `events/subscriptions/reminders`); `queues` lists them all. A subscription's dead letter is
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit.add_argument("queue", metavar="ENTITY", help="a queue, or TOPIC/subscriptions/SUBSCRIPTION")
     resubmit.add_argument("sequence_numbers", nargs="*", type=int, metavar="SEQ")
     resubmit.add_argument("--all", action="store_true", help="every dead-lettered message of the entity")
+
+    from ops import export
+
+    export.add_parser(commands)
     return parser
 
 
@@ -193,6 +198,10 @@ def main(
     try:
         if args.command == "callbacks":
             return asyncio.run(_callbacks(store or _store_from_settings, args.max, stdout))
+        if args.command == "export":
+            from ops import export
+
+            return export.run(args, stdout, stderr)
         return asyncio.run(_run(args, queues, topics, factory, stdout, stderr))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=stderr)

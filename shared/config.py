@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     archive_container: str = _setting(  # type: ignore[assignment]
         "ARCHIVE_CONTAINER", "archive", "Blob container of the archive."
     )
+    exports_container: str = _setting(  # type: ignore[assignment]
+        "EXPORTS_CONTAINER", "exports", "Blob container of the Power BI export (with PSC_ARCHIVE=blob)."
+    )
     archive_blob_service_uri: str | None = _setting(  # type: ignore[assignment]
         "ARCHIVE__blobServiceUri", None, "Blob service URI of the archive account (identity-based)."
     )

@@ -155,7 +155,11 @@ class DemoInfo:
     lines: list[str] = field(default_factory=list)
 
 
-async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api") -> DemoInfo:
+async def seed_demo(
+    runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api", *, history: bool = False
+) -> DemoInfo:
+    """Patients, providers, routing and tokens; with `history` (the dev host's `--demo`) also a week
+    of history made through the services (shared/demo_week.py) when the store is fresh."""
     from shared.patients.api import PatientDocument, index_patient
 
     patients = Stored(runtime.store, PATIENTS, PatientDocument)
@@ -169,10 +173,15 @@ async def seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:7071/api
             await patients.create(doc)
         await index_patient(runtime.store, doc)  # so the webhook can match them by e-mail/phone
     info = DemoInfo()
-    info.lines += await seed_routing_demo(runtime)
+    from shared.demo_week import seed_demo_week
     from shared.scheduling.api import seed_scheduling_demo
 
-    info.lines += await seed_scheduling_demo(runtime, base_url=base_url)
+    scheduling = await seed_scheduling_demo(runtime, base_url=base_url)
+    # The week before the routing demo: it seeds queues and agents at its start, so the agents'
+    # history comes before their live presence (a store seeded before gets no week).
+    week = await seed_demo_week(runtime, seed_routing_demo) if history else []
+    info.lines += await seed_routing_demo(runtime)
+    info.lines += scheduling + week
     secret = runtime.settings.dev_jwt_secret
     if runtime.settings.auth_mode != "dev" or not secret:
         info.lines.append("Demo tokens need PSC_AUTH_MODE=dev.")

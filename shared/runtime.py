@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.kernel.archive import Archive
     from shared.kernel.callbacks import CallbackSender
     from shared.kernel.documents import DocumentStore
+    from shared.kernel.exports import Exports
     from shared.kernel.messages import MessageBus
     from shared.kernel.notify import Notifier
     from shared.kernel.realtime import Realtime
@@ -108,8 +109,18 @@ class Runtime:
             self.callback_sender = HttpCallbackSender.from_settings(self.settings, self.clock)
         return self.callback_sender
 
+    # Built by the first export (`exports`): the nightly timer and `python -m ops export` only.
+    _exports: Exports | None = field(default=None, repr=False)
+
+    @property
+    def exports(self) -> Exports:
+        """Where the Power BI export goes: `<data dir>/exports/`, or the `exports` blob container."""
+        if self._exports is None:
+            self._exports = build_exports(self.settings)
+        return self._exports
+
     async def close(self) -> None:
-        for extra in (self._search, self._secrets, self._workflows, self.callback_sender):
+        for extra in (self._search, self._secrets, self._workflows, self.callback_sender, self._exports):
             if extra is not None:
                 await extra.close()
         if self._notifier is not None:
@@ -144,6 +155,16 @@ def build_search(settings: Settings, store: DocumentStore) -> Search:
     from shared.adapters.sqlite_search import SqliteSearch
 
     return SqliteSearch(settings.data_dir / "search.sqlite3")
+
+
+def build_exports(settings: Settings) -> Exports:
+    if settings.archive == "blob":
+        from shared.adapters.blob_exports import BlobExports
+
+        return BlobExports.from_settings(settings)
+    from shared.adapters.file_exports import FileExports
+
+    return FileExports(settings.data_dir / "exports")
 
 
 def build_secrets(settings: Settings) -> Secrets:

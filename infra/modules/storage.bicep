@@ -1,5 +1,5 @@
 metadata name = 'Storage account'
-metadata description = 'Host storage for the Functions runtime (identity-based), the Flex deployment-package container, the archive container and the transcripts container; shared keys off.'
+metadata description = 'Host storage for the Functions runtime (identity-based), the Flex deployment-package container, the archive container, the transcripts container and the Power BI exports container; shared keys off.'
 
 @description('Required. Storage account name (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -20,6 +20,19 @@ param archiveContainerName string = 'archive'
 
 @description('Optional. Blob container for closed conversations\' transcripts (PHI, written once each), apart from the exports so that an export reader is never granted them.')
 param transcriptsContainerName string = 'transcripts'
+@description('Optional. Blob container of the Power BI export (Parquet by table and date folder).')
+param exportsContainerName string = 'exports'
+
+@description('Optional. Object id of the principal Power BI reads the export as (a group, a user or a service principal); it gets Storage Blob Data Reader on the exports container only. Empty: none.')
+param exportsReaderPrincipalId string = ''
+
+@description('Optional. Principal type of exportsReaderPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param exportsReaderPrincipalType string = 'Group'
 
 @description('Optional. Redundancy. ZRS keeps a copy in each availability zone of the region.')
 @allowed([
@@ -134,6 +147,26 @@ resource transcriptsContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   }
 }
 
+resource exportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: exportsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Storage Blob Data Reader on the exports container alone: Power BI reads the feed, nothing else.
+// The app writes it with the account-wide Blob Data Owner role above.
+resource exportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(exportsReaderPrincipalId)) {
+  name: guid(exportsContainer.id, exportsReaderPrincipalId, '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+  scope: exportsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+    principalId: exportsReaderPrincipalId
+    principalType: exportsReaderPrincipalType
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
   parent: storage
   name: 'default'
@@ -216,3 +249,5 @@ output archiveContainerName string = archiveContainer.name
 
 @description('Transcripts container name.')
 output transcriptsContainerName string = transcriptsContainer.name
+@description('Power BI exports container name.')
+output exportsContainerName string = exportsContainer.name

@@ -71,7 +71,8 @@ class Host:
             *args,
             "--realtime-port",
             "0",
-            *(["--demo"] if demo else []),
+            # The demo's patients and providers, without its week of history to relay.
+            *(["--demo", "--no-demo-week"] if demo else []),
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,

@@ -155,7 +155,7 @@ def test_function_app_only_composes_blueprints() -> None:
 def test_importing_the_app_creates_no_client_and_reads_no_setting() -> None:
     probe = """
 import os, sys
-OURS = ('PSC_', 'COSMOS', 'ServiceBus', 'AZURE_', 'APPLICATIONINSIGHTS', 'ARCHIVE')
+OURS = ('PSC_', 'COSMOS', 'ServiceBus', 'AZURE_', 'APPLICATIONINSIGHTS', 'ARCHIVE', 'EXPORTS')
 class Spy(dict):
     def __getitem__(self, k):
         if k.startswith(OURS):
@@ -169,7 +169,7 @@ os.environ = Spy(os.environ)
 import function_app
 heavy = [m for m in ('azure.cosmos', 'azure.servicebus', 'azure.identity', 'azure.storage.blob',
                      'azure.communication', 'babel', 'uvicorn', 'starlette', 'devhost', 'sqlite3',
-                     'pydantic', 'jwt') if m in sys.modules]
+                     'pydantic', 'jwt', 'duckdb', 'pyarrow') if m in sys.modules]
 assert not heavy, heavy
 print('ok', len(function_app.app.get_functions()))
 """

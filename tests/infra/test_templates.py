@@ -513,9 +513,11 @@ def test_storage_refuses_shared_keys_and_public_blobs() -> None:
         "deploymentContainerName",
         "archiveContainerName",
         "transcriptsContainerName",
+        "exportsContainerName",
     }
     assert parameters(module_path("storage"))["archiveContainerName"]["default"] == "archive"
     assert parameters(module_path("storage"))["transcriptsContainerName"]["default"] == "transcripts"
+    assert parameters(module_path("storage"))["exportsContainerName"]["default"] == "exports"
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
@@ -555,7 +557,13 @@ def role_ids(path: Path) -> set[str]:
     [
         (
             "storage",
-            {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"},
+            # The reader is Power BI's, on the exports container only (when a principal is given).
+            {
+                "Storage Blob Data Owner",
+                "Storage Queue Data Contributor",
+                "Storage Table Data Contributor",
+                "Storage Blob Data Reader",
+            },
         ),
         (
             "servicebus",
