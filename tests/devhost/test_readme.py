@@ -128,6 +128,8 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert '"visibility": "internal", "text": "Consult ' in printed  # the consult's answer, as a note
     # Live frames: the patient's hub connection heard the agent's message.
     assert "frame: Hello, this is your agent." in printed
+    # The patient's answer, relayed by the bot, reaches the agent's conversation.
+    assert '"text": "Thanks. Can I take ibuprofen with my new tablets?"' in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:
