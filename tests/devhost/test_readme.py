@@ -69,7 +69,20 @@ def dev_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Ba
     env = _fresh_clone_environment()
     data_dir = tmp_path_factory.mktemp("readme-devhost")
     process = subprocess.Popen(
-        [PYTHON, "-m", "devhost", "--demo", "--port", str(port), "--data-dir", str(data_dir)],
+        # --realtime-port 0: the hub on any free port (clients learn it from negotiate), so a run
+        # beside another dev host never meets its fixed 7072.
+        [
+            PYTHON,
+            "-m",
+            "devhost",
+            "--demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--realtime-port",
+            "0",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
