@@ -92,6 +92,9 @@ class DevHost:
             "-m",
             "devhost",
             "--demo",
+            # Without the demo's week of history: its replay through the relay and consumers would
+            # load the host while the round trips are measured (and push frames of old work).
+            "--no-demo-week",
             "--port",
             str(self.port),
             "--data-dir",

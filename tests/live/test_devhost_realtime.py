@@ -38,10 +38,21 @@ async def host(tmp_path: Path) -> AsyncIterator[DevHost]:
 async def next_message(connection: Connection, cid: str, seq: int) -> dict[str, object]:
     future = connection.expect(cid, seq)
     for _, data in connection.frames:
-        if data.get("kind") == "message" and data["message"]["seq"] == seq:  # type: ignore[index]
+        if _is(data, cid, seq):
             return data
     await asyncio.wait_for(future, 10)
-    return next(d for _, d in connection.frames if d.get("kind") == "message" and d["message"]["seq"] == seq)  # type: ignore[index]
+    return next(d for _, d in connection.frames if _is(d, cid, seq))
+
+
+def _is(data: dict[str, object], cid: str, seq: int) -> bool:
+    """The message frame of `cid`'s message `seq` (an agent hears every conversation it holds)."""
+    message = data.get("message")
+    return (
+        data.get("kind") == "message"
+        and data.get("conversationId") == cid
+        and isinstance(message, dict)
+        and message.get("seq") == seq
+    )
 
 
 async def test_an_agents_message_reaches_the_patients_hub_connection_and_a_note_only_staff(
