@@ -9,6 +9,7 @@ from functions import (
     dashboard,
     escalations,
     fhir,
+    followups,
     identity,
     knowledge,
     messages,
@@ -38,3 +39,4 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(followups.bp)

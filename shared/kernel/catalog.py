@@ -30,8 +30,11 @@ SEARCH = "search"
 SCRIPTS = "scripts"
 TEAMS = "teams"
 CONSULTS = "consults"
+NOTIFICATIONS = "notifications"
 ROUTING_QUEUE = "routing"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
+FOLLOWUPS_QUEUE = "followups"
+FOLLOWUPS_SUBSCRIPTION = "followups"
 EVENTS_TOPIC = "events"
 
 CONTAINERS: dict[str, ContainerSpec] = {
@@ -113,6 +116,17 @@ CONTAINERS: dict[str, ContainerSpec] = {
             "notification and channel; stays empty in Azure, where ACS sends.",
         ),
         ContainerSpec(
+            NOTIFICATIONS,
+            "/patientId",
+            default_ttl=-1,
+            description="Follow-ups, a partition per patient: the patient's follow-up ledger (the "
+            "aggregate: cap counters by day and ISO week, version; the ETag on it guards the whole "
+            "partition), notification records (deterministic id purpose + subject + occasion: "
+            "intent, attempts, status), per appointment the reminders scheduled for its version, "
+            "portal inbox items, surveys and their answers, and the ledger's outbox events; the "
+            "partition `_config` holds the reminder and survey policies.",
+        ),
+        ContainerSpec(
             LEASES,
             "/id",
             description="Change-feed leases: where each change-feed-triggered function has read up "
@@ -187,12 +201,37 @@ QUEUES: dict[str, QueueSpec] = {
             "the embedded channel sends the same events. No sessions: Event Grid cannot deliver to "
             "a session-enabled queue.",
         ),
+        QueueSpec(
+            FOLLOWUPS_QUEUE,
+            "FOLLOWUPS_QUEUE",
+            max_delivery_count=10,
+            lock_duration=timedelta(seconds=60),
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Scheduled follow-up sends (reminders, confirmations, surveys): scheduled "
+            "messages (sequence numbers kept to cancel), message id = the notification id; the "
+            "dispatcher checks the appointment version and the record before it sends.",
+        ),
     )
 }
 
-# Subscriptions of the `events` topic: one per consumer, each idempotent by message id. None yet:
-# the consumers come with the outbox (a topic without subscriptions accepts and discards).
-EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = ()
+# Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
+EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        FOLLOWUPS_SUBSCRIPTION,
+        "FOLLOWUPS_SUBSCRIPTION",
+        requires_session=True,
+        subjects=(
+            "appointment.booked",
+            "appointment.rescheduled",
+            "appointment.cancelled",
+            "appointment.fulfilled",
+            "appointment.noshow",
+            "conversation.closed",
+        ),
+        description="Follow-ups: schedules reminders and confirmations per appointment version, "
+        "cancels them on a change, and surveys after a conversation or a visit.",
+    ),
+)
 
 TOPICS: dict[str, TopicSpec] = {
     spec.name: spec

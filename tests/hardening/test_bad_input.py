@@ -9,12 +9,13 @@ import pytest
 
 from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, TIME, Case
 from tests.hardening.corpus_content import BODIES, REFERENCES, TEXT, TYPES
+from tests.hardening.corpus_followups import FOLLOWUPS
 from tests.hardening.corpus_workspace import WORKSPACE
 from tests.hardening.world import World, bearer, world
 
 __all__ = ["world"]
 
-CORPUS = [*TIME, *DEPTH_AND_SIZE, *IDENTIFIERS, *TEXT, *TYPES, *REFERENCES, *BODIES, *WORKSPACE]
+CORPUS = [*TIME, *DEPTH_AND_SIZE, *IDENTIFIERS, *TEXT, *TYPES, *REFERENCES, *BODIES, *WORKSPACE, *FOLLOWUPS]
 
 
 def _content(body: object) -> bytes | None:

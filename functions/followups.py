@@ -1,0 +1,128 @@
+"""Follow-ups: reminder and survey policies (administrators).
+
+Services and models load with the first call (see shared/web/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.auth.principal import Role
+from shared.web.api import Api, Call, Reply, allow
+
+if TYPE_CHECKING:
+    from shared.followups.api import Policies
+
+bp = func.Blueprint()
+api = Api(bp, tag="follow-ups")
+
+ADMIN = allow(Role.ADMINISTRATOR)
+READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
+REMINDER_POLICY = "shared.followups.model:ReminderPolicy"
+SURVEY_POLICY = "shared.followups.model:SurveyPolicy"
+
+
+def _policies(call: Call) -> Policies:
+    from shared.followups.api import Policies
+
+    return Policies(call.runtime.store)
+
+
+async def _audit(call: Call, action: str, resource: str, patient_id: str | None = None) -> None:
+    from shared.audit.api import record_access
+
+    await record_access(
+        call.runtime.store,
+        call.runtime.clock,
+        actor=call.user,
+        action=action,  # type: ignore[arg-type]
+        resource=resource,
+        patient_id=patient_id,
+        correlation_id=call.correlation_id,
+    )
+
+
+def _etag_of(doc: object | None) -> dict[str, str]:
+    from shared.kernel.etags import stored_etag
+
+    return {} if doc is None else {"ETag": stored_etag(doc)}
+
+
+@api.route(
+    "manage/reminder-policy",
+    "PUT",
+    access=ADMIN,
+    summary="Replace the reminder policy",
+    body=REMINDER_POLICY,
+    response=REMINDER_POLICY,
+    errors=(400,),
+    if_match=True,
+)
+async def put_reminder_policy(call: Call) -> Reply:
+    """`offsets`: ISO 8601 durations before the appointment's start (`P2D`, `PT2H`; days, hours,
+    minutes, seconds; at most `P30D`), one reminder each; `channels`: the allowed channels in
+    fallback order (the patient's preferred channel goes first when allowed); `quietHours` on the
+    patient's clock (a patient's own win); `cap`: follow-ups (reminders and surveys) per day and
+    per ISO week. Applies to appointments booked or moved after the change. `If-Match` with the
+    ETag you read avoids overwriting a concurrent change (412)."""
+    doc = await _policies(call).put_reminder_policy(
+        call.body, call.runtime.clock.now(), if_match=call.if_match
+    )
+    await _audit(call, "update", "manage/reminder-policy")
+    return Reply(body=call.body, headers=_etag_of(doc))
+
+
+@api.route(
+    "manage/reminder-policy",
+    "GET",
+    access=READERS,
+    summary="Read the reminder policy",
+    response=REMINDER_POLICY,
+    etag=True,
+)
+async def get_reminder_policy(call: Call) -> Reply:
+    """The policy in force: as last written (with its ETag), or the defaults (one reminder a day
+    before, SMS then e-mail then the portal, quiet 21:00-08:00, 1 a day and 3 a week)."""
+    from shared.followups.api import ReminderPolicy
+
+    doc = await _policies(call).reminder_doc()
+    body = ReminderPolicy() if doc is None else ReminderPolicy.model_validate(doc.policy)
+    return Reply(body=body, headers=_etag_of(doc))
+
+
+@api.route(
+    "manage/survey-policy",
+    "PUT",
+    access=ADMIN,
+    summary="Replace the survey policy",
+    body=SURVEY_POLICY,
+    response=SURVEY_POLICY,
+    errors=(400,),
+    if_match=True,
+)
+async def put_survey_policy(call: Call) -> Reply:
+    """`afterConversation` (a conversation a human handled closed) and `afterVisit` (an
+    appointment fulfilled): whether a survey goes and after which delay (ISO 8601 duration);
+    `capDays`: no survey to a patient who had one within that many days. `If-Match` as above."""
+    doc = await _policies(call).put_survey_policy(call.body, call.runtime.clock.now(), if_match=call.if_match)
+    await _audit(call, "update", "manage/survey-policy")
+    return Reply(body=call.body, headers=_etag_of(doc))
+
+
+@api.route(
+    "manage/survey-policy",
+    "GET",
+    access=READERS,
+    summary="Read the survey policy",
+    response=SURVEY_POLICY,
+    etag=True,
+)
+async def get_survey_policy(call: Call) -> Reply:
+    """The policy in force: as last written (with its ETag), or the defaults (no surveys)."""
+    from shared.followups.api import SurveyPolicy
+
+    doc = await _policies(call).survey_doc()
+    body = SurveyPolicy() if doc is None else SurveyPolicy.model_validate(doc.policy)
+    return Reply(body=body, headers=_etag_of(doc))

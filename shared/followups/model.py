@@ -1,0 +1,122 @@
+"""The words of follow-ups: the reminder and survey policies administrators write, with their
+ISO 8601 durations, and the shapes the follow-up routes answer. Pure: no store, no clock."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from shared.kernel.week import ClockTime
+
+Channel = Literal["sms", "email", "portal"]
+# A reminder may come up to this long before the appointment; a survey this long after its cause.
+MAX_OFFSET = timedelta(days=30)
+MAX_DELAY = timedelta(days=30)
+_SHAPE = re.compile(r"P(?=\d|T\d)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?")
+_DURATION_RULE = (
+    "must be an ISO 8601 duration of days, hours, minutes or seconds such as P2D, PT2H or P1DT12H "
+    "(no years or months: their length depends on the date), at most P30D"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO 8601 duration as a timedelta (isodate parses; the rules are ours): weeks, days,
+    hours, minutes and seconds only, never negative, at most 30 days. ValueError otherwise."""
+    import isodate
+
+    # isodate accepts "P", "PT" and a sign; the policy's shape is the strict subset below.
+    if not _SHAPE.fullmatch(text):
+        raise ValueError(_DURATION_RULE)
+    try:
+        value = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError, TypeError, OverflowError):
+        raise ValueError(_DURATION_RULE) from None
+    # isodate answers a Duration (not a timedelta) for years and months, whose length varies.
+    if not isinstance(value, timedelta) or value < timedelta(0) or value > MAX_OFFSET:
+        raise ValueError(_DURATION_RULE)
+    return value
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+IsoDuration = Annotated[
+    str,
+    Field(examples=["P2D", "PT2H"], min_length=3, max_length=32, description=_DURATION_RULE),
+    AfterValidator(_duration),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class QuietHours(_Strict):
+    """No reminder or survey between `start` and `end` on the patient's clock (may wrap midnight)."""
+
+    start: ClockTime
+    end: ClockTime
+
+
+class Cap(_Strict):
+    """How many follow-ups (reminders and surveys; confirmations are never capped) a patient gets
+    per day and per ISO week on their own clock."""
+
+    perDay: int = Field(1, ge=1, le=10)
+    perWeek: int = Field(3, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _week_holds_a_day(self) -> Cap:
+        if self.perWeek < self.perDay:
+            raise ValueError("perWeek must be at least perDay")
+        return self
+
+
+def _all_channels() -> list[Channel]:
+    return ["sms", "email", "portal"]
+
+
+DEFAULT_QUIET_HOURS = QuietHours(start="21:00", end="08:00")
+
+
+class ReminderPolicy(_Strict):
+    """When reminders go (`offsets` before the start, each an ISO 8601 duration) and on which
+    channels (the allowed ones in fallback order; the patient's preferred channel goes first when
+    allowed). Quiet hours default to 21:00-08:00; a patient's own quiet hours win."""
+
+    offsets: list[IsoDuration] = Field(default_factory=lambda: ["P1D"], max_length=5)
+    channels: list[Channel] = Field(default_factory=_all_channels, min_length=1, max_length=3)
+    quietHours: QuietHours = Field(default_factory=lambda: DEFAULT_QUIET_HOURS)
+    cap: Cap = Field(default_factory=Cap)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ReminderPolicy:
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        if len({parse_duration(o) for o in self.offsets}) != len(self.offsets):
+            raise ValueError("offsets must be distinct durations")
+        if any(parse_duration(o) <= timedelta(0) for o in self.offsets):
+            raise ValueError("an offset must be longer than zero")
+        return self
+
+    def offset_durations(self) -> list[tuple[str, timedelta]]:
+        return [(offset, parse_duration(offset)) for offset in self.offsets]
+
+
+class SurveyTrigger(_Strict):
+    enabled: bool = False
+    delay: IsoDuration = "PT1H"
+
+
+class SurveyPolicy(_Strict):
+    """Surveys after a conversation a human handled and after a visit (`appointment.fulfilled`),
+    each after its delay, unless the patient had one within `capDays`."""
+
+    afterConversation: SurveyTrigger = Field(default_factory=SurveyTrigger)
+    afterVisit: SurveyTrigger = Field(default_factory=SurveyTrigger)
+    capDays: int = Field(30, ge=0, le=365)

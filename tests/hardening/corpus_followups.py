@@ -1,0 +1,46 @@
+"""The bad-input corpus for issue 14's routes (follow-ups): each a 4xx problem that changes nothing."""
+
+from __future__ import annotations
+
+from tests.hardening.corpus import Case, case
+from tests.hardening.world import ADMIN, AGENT, PATIENT, SUPERVISOR
+
+RP = "PUT /api/manage/reminder-policy"
+SP = "PUT /api/manage/survey-policy"
+POLICY = {"offsets": ["P2D", "PT2H"], "channels": ["sms", "email", "portal"]}
+SURVEYS = {"afterConversation": {"enabled": True, "delay": "PT1H"}, "capDays": 30}
+
+F = "follow-ups"
+FOLLOWUPS: list[Case] = [
+    case(F, "reminder offset in words", 400, ADMIN, RP, {**POLICY, "offsets": ["two days"]}),
+    case(F, "reminder offset in months", 400, ADMIN, RP, {**POLICY, "offsets": ["P1M"]}),
+    case(F, "negative reminder offset", 400, ADMIN, RP, {**POLICY, "offsets": ["-P1D"]}),
+    case(F, "reminder offset of a year", 400, ADMIN, RP, {**POLICY, "offsets": ["P365D"]}),
+    case(F, "the same offset twice", 400, ADMIN, RP, {**POLICY, "offsets": ["P1D", "PT24H"]}),
+    case(F, "reminder by fax", 400, ADMIN, RP, {**POLICY, "channels": ["fax"]}),
+    case(F, "reminder on no channel", 400, ADMIN, RP, {**POLICY, "channels": []}),
+    case(
+        F,
+        "quiet hours at 24:61",
+        400,
+        ADMIN,
+        RP,
+        {**POLICY, "quietHours": {"start": "24:61", "end": "08:00"}},
+    ),
+    case(F, "cap per day as a string", 400, ADMIN, RP, {**POLICY, "cap": {"perDay": "1", "perWeek": 3}}),
+    case(F, "cap per week below per day", 400, ADMIN, RP, {**POLICY, "cap": {"perDay": 3, "perWeek": 1}}),
+    case(F, "reminder policy by a supervisor", 403, SUPERVISOR, RP, POLICY),
+    case(F, "reminder policy with a malformed If-Match", 400, ADMIN, RP, POLICY, headers={"If-Match": "v1"}),
+    case(
+        F,
+        "survey delay in words",
+        400,
+        ADMIN,
+        SP,
+        {**SURVEYS, "afterConversation": {"enabled": True, "delay": "soon"}},
+    ),
+    case(F, "survey cap of a negative number of days", 400, ADMIN, SP, {**SURVEYS, "capDays": -1}),
+    case(F, "survey enabled as a string", 400, ADMIN, SP, {**SURVEYS, "afterVisit": {"enabled": "yes"}}),
+    case(F, "survey policy by an agent", 403, AGENT, SP, SURVEYS),
+    case(F, "reminder policy read by a patient", 403, PATIENT, "GET /api/manage/reminder-policy"),
+]
