@@ -1,10 +1,12 @@
-"""Follow-ups: reminder and survey policies (administrators).
+"""Follow-ups: reminder and survey policies (administrators), the consumer of the `events`
+topic that plans reminders, confirmations and surveys, and the `followups` queue's sends.
 
 Services and models load with the first call (see shared/web/api.py).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import azure.functions as func
@@ -13,7 +15,8 @@ from shared.auth.principal import Role
 from shared.web.api import Api, Call, Reply, allow
 
 if TYPE_CHECKING:
-    from shared.followups.api import Policies
+    from shared.followups.api import Followups, Policies
+    from shared.runtime import Runtime
 
 bp = func.Blueprint()
 api = Api(bp, tag="follow-ups")
@@ -22,6 +25,63 @@ ADMIN = allow(Role.ADMINISTRATOR)
 READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
 REMINDER_POLICY = "shared.followups.model:ReminderPolicy"
 SURVEY_POLICY = "shared.followups.model:SurveyPolicy"
+
+
+def followups_of(rt: Runtime, correlation_id: str = "followups") -> Followups:
+    from shared.followups.api import Followups
+
+    settings = rt.settings
+    return Followups(
+        rt.store,
+        rt.bus,
+        rt.clock,
+        rt.notifier,
+        settings.link_signing_key,
+        settings.public_base_url,
+        settings.portal_base_url,
+        correlation_id,
+    )
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    topic_name="%EVENTS_TOPIC%",
+    subscription_name="%FOLLOWUPS_SUBSCRIPTION%",
+    connection="ServiceBusConnection",
+    is_sessions_enabled=True,
+)
+async def followup_events(msg: func.ServiceBusMessage) -> None:
+    """Appointment and conversation events: plan and schedule reminders, confirmations and
+    surveys. Subjects it does not handle are acknowledged; a redelivery changes nothing."""
+    from shared.followups.api import handle_event
+    from shared.kernel.messaging import handling
+    from shared.runtime import get_runtime
+
+    with handling(msg) as correlation_id:
+        rt = await get_runtime()
+        try:
+            envelope = json.loads(msg.get_body())
+        except ValueError:
+            return  # not an event envelope: nothing to do (never retried into the dead letters)
+        if isinstance(envelope, dict):
+            await handle_event(followups_of(rt, correlation_id), envelope)
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%FOLLOWUPS_QUEUE%", connection="ServiceBusConnection"
+)
+async def followup_send(msg: func.ServiceBusMessage) -> None:
+    """One scheduled send: record the intent, send, record the outcome, fall back once. A
+    redelivery finds the record settled or repeats the same send, which the channel deduplicates."""
+    from shared.followups.api import dispatch, send_body
+    from shared.kernel.messaging import handling
+    from shared.runtime import get_runtime
+
+    with handling(msg) as correlation_id:
+        rt = await get_runtime()
+        body = send_body(msg.get_body())
+        if body is not None:
+            await dispatch(followups_of(rt, correlation_id), body)
 
 
 def _policies(call: Call) -> Policies:

@@ -1,7 +1,20 @@
 """The follow-ups capability's public module: policies, the planner, the event handler, the
 dispatcher, links, the inbox and the dev outbox."""
 
+from shared.followups.dispatcher import dispatch
+from shared.followups.handler import HANDLED, handle_event
 from shared.followups.model import ReminderPolicy, SurveyPolicy, parse_duration
 from shared.followups.policies import Policies
+from shared.followups.service import Followups, send_body
 
-__all__ = ["Policies", "ReminderPolicy", "SurveyPolicy", "parse_duration"]
+__all__ = [
+    "HANDLED",
+    "Followups",
+    "Policies",
+    "ReminderPolicy",
+    "SurveyPolicy",
+    "dispatch",
+    "handle_event",
+    "parse_duration",
+    "send_body",
+]

@@ -4,7 +4,7 @@ delivery reports; the channels themselves are the kernel's `Notifier` port)."""
 from shared.notifications.channels import ChannelPlan, ContactPoints, plan_channels
 from shared.notifications.model import PURPOSE_OF, AppointmentFacts, Channel, RenderedText, TextKind
 from shared.notifications.reports import DeliveryReport, Ignored, InboundSms, Report, parse_report
-from shared.notifications.sms import SmsText, fit_sms
+from shared.notifications.sms import SmsText, SmsTooLong, fit_sms
 from shared.notifications.texts import render
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "RenderedText",
     "Report",
     "SmsText",
+    "SmsTooLong",
     "TextKind",
     "fit_sms",
     "parse_report",

@@ -30,6 +30,9 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
+    "EVENTS_TOPIC": "events",
+    "FOLLOWUPS_SUBSCRIPTION": "followups",
+    "FOLLOWUPS_QUEUE": "followups",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

@@ -26,6 +26,9 @@ async def test_appointments_search_read_and_book_resolve_to_their_own_functions(
     settings = {
         "ROUTING_QUEUE": "routing",
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
+        "EVENTS_TOPIC": "events",
+        "FOLLOWUPS_SUBSCRIPTION": "followups",
+        "FOLLOWUPS_QUEUE": "followups",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}

@@ -57,7 +57,13 @@ class World:
 def http_functions() -> tuple[Any, ...]:
     """The app's HTTP functions as the dev host serves them (the app is indexed once per session)."""
     app = SimpleNamespace(get_functions=lambda: list(registered_functions().values()))
-    environ = {"PSC_SWEEP_SCHEDULE": "0 */5 * * * *", "ROUTING_QUEUE": "routing"}
+    environ = {
+        "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
+        "ROUTING_QUEUE": "routing",
+        "EVENTS_TOPIC": "events",
+        "FOLLOWUPS_SUBSCRIPTION": "followups",
+        "FOLLOWUPS_QUEUE": "followups",
+    }
     return discover(app, environ).http
 
 

@@ -265,8 +265,9 @@ def test_every_setting_a_trigger_names_is_set_in_azure_the_sample_and_the_readme
             for value in binding.values():
                 named |= set(re.findall(r"%([^%]+)%", value)) if isinstance(value, str) else set()
     assert {"ROUTING_QUEUE", "PSC_SWEEP_SCHEDULE"} <= named
+    catalog = json.loads((INFRA / "catalog.json").read_text())
     in_azure = set(app_settings()) | {
-        q["setting"] for q in json.loads((INFRA / "catalog.json").read_text())["queues"]
+        entity["setting"] for kind in ("queues", "topics", "subscriptions") for entity in catalog[kind]
     }
     sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
     readme = (INFRA.parent / "README.md").read_text()
@@ -409,7 +410,12 @@ def test_the_webhook_secret_is_a_key_vault_reference_never_a_value() -> None:
 
 def key_vault_secret(symbol: str) -> Resource:
     found = {r.symbol: r for r in resources(module_path("keyvault"), "Microsoft.KeyVault/vaults/secrets")}
-    assert set(found) == {"webhookSecretResource", "botCallbackSecretResource", "teamsTokenResource"}
+    assert set(found) == {
+        "webhookSecretResource",
+        "botCallbackSecretResource",
+        "teamsTokenResource",
+        "linkSigningKeyResource",
+    }
     return found[symbol]
 
 
@@ -802,3 +808,14 @@ def test_dev_uses_the_free_tier_and_prod_standard() -> None:
     dev, prod = bicepparam("main.dev.bicepparam"), bicepparam("main.prod.bicepparam")
     assert dev["webPubSubSku"] == "'Free_F1'"
     assert prod["webPubSubSku"] == "'Standard_S1'"
+
+
+def test_the_link_signing_key_is_a_key_vault_reference_with_an_expiry_never_a_value() -> None:
+    s = app_settings()
+    assert s["PSC_LINK_SIGNING_KEY"] == (
+        "empty(linkSigningKey) ?  : @Microsoft.KeyVault(SecretUri=${keyVault.outputs.linkSigningKeyVaultUri})"
+    )
+    assert decorator(parameters(MAIN)["linkSigningKey"], "secure")
+    secret = key_vault_secret("linkSigningKeyResource")
+    assert props(secret)["value"] == "linkSigningKey"
+    assert "exp" in props(secret)["attributes"]

@@ -1,0 +1,93 @@
+"""Surveys after a conversation a human handled: once per conversation, after the policy's delay,
+never within `capDays` of the last one, and never in place of a reminder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from shared.kernel.clock import ManualClock
+from shared.runtime import Runtime
+from tests.conftest import invoke, seed_conversation
+from tests.followups.harness import ADMIN, deliver, fu_runtime, outbox, pump, records, world
+
+__all__ = ["fu_runtime", "world"]
+
+SURVEYS = {
+    "afterConversation": {"enabled": True, "delay": "PT1H"},
+    "afterVisit": {"enabled": False},
+    "capDays": 30,
+}
+
+
+def closed(conversation_id: str, *, handled: bool = True, version: int = 5) -> dict[str, Any]:
+    return {
+        "id": f"{conversation_id}:{version}.1",
+        "type": "conversation.closed",
+        "aggregateId": conversation_id,
+        "version": version,
+        "at": "2026-01-05T09:00:00.000Z",
+        "data": {"queueId": "general", "agentId": "agent-1", "handled": handled, "endReason": "completed"},
+    }
+
+
+async def surveys_on(runtime: Runtime) -> None:
+    answer = await invoke("put_survey_policy", method="PUT", bearer=ADMIN, json_body=SURVEYS)
+    assert answer.status == 200, answer.json
+    await seed_conversation(runtime, "conv-1", "p-1")
+    await seed_conversation(runtime, "conv-2", "p-1")
+
+
+async def test_a_survey_goes_once_after_a_handled_conversation_closes(
+    world: Runtime, clock: ManualClock
+) -> None:
+    await surveys_on(world)
+    await deliver([closed("conv-1"), closed("conv-1")])
+    assert await pump(world) == 0, "not before the delay"
+    clock.advance(seconds=3600)
+    assert await pump(world) == 1
+    sent = await outbox(world)
+    assert [(s["purpose"], s["subjectId"], s["channel"]) for s in sent] == [("survey", "conv-1", "sms")]
+    assert sent[0]["links"]["survey"].startswith("https://psc.example.org/api/surveys/")
+    survey = (await records(world))["survey:conv-1"]
+    assert survey["attributes"] == {"queueId": "general", "agentId": "agent-1"}
+
+
+async def test_no_survey_after_a_conversation_no_human_handled_or_within_cap_days(
+    world: Runtime, clock: ManualClock
+) -> None:
+    await surveys_on(world)
+    await deliver([closed("conv-1", handled=False)])
+    clock.advance(seconds=3600)
+    assert await pump(world) == 0
+    await deliver([closed("conv-2")])
+    clock.advance(seconds=3600)
+    assert await pump(world) == 1
+    await seed_conversation(world, "conv-3", "p-1")
+    await deliver([closed("conv-3")])
+    clock.advance(days=2)
+    await pump(world)
+    assert [s["subjectId"] for s in await outbox(world)] == ["conv-2"]
+    assert (await records(world))["survey:conv-3"]["reason"] == "survey-cap-days"
+
+
+async def test_a_survey_waits_for_the_next_day_when_a_reminder_holds_today(
+    world: Runtime, clock: ManualClock
+) -> None:
+    from tests.followups.harness import book, deliver_new
+
+    await surveys_on(world)
+    clock.set(clock.now().replace(day=8, hour=9))  # Thursday 10:00 in Warsaw
+    await book()  # Friday 13:00 in Warsaw: reminders Friday 11:00 (PT2H); P1D was due today 13:00
+    await deliver_new(world)
+    await pump(world)
+    await deliver([closed("conv-1")])
+    clock.advance(seconds=3600)
+    await pump(world)
+    survey = (await records(world))["survey:conv-1"]
+    assert survey["status"] == "scheduled"
+    assert survey["due"] > "2026-01-08T23:00:00.000Z"
+    assert [s["purpose"] for s in await outbox(world)] == ["confirmation"]
+    clock.advance(timedelta(hours=2).total_seconds())
+    await pump(world)
+    assert [s["purpose"] for s in await outbox(world)] == ["confirmation", "reminder"]
