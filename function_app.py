@@ -8,6 +8,7 @@ from functions import (
     conversations,
     dashboard,
     escalations,
+    events,
     fhir,
     followups,
     identity,
@@ -39,4 +40,5 @@ app.register_functions(knowledge.bp)
 app.register_functions(workspace.bp)
 app.register_functions(consults.bp)
 app.register_functions(records.bp)
+app.register_functions(events.bp)
 app.register_functions(followups.bp)

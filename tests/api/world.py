@@ -31,6 +31,7 @@ HOST_SETTINGS = {
     "ROUTING_QUEUE": "routing",
     "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
     "EVENTS_TOPIC": "events",
+    "COSMOS_DATABASE": "psc",
     "FOLLOWUPS_SUBSCRIPTION": "followups",
     "FOLLOWUPS_QUEUE": "followups",
 }

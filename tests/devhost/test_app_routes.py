@@ -27,6 +27,7 @@ async def test_appointments_search_read_and_book_resolve_to_their_own_functions(
         "ROUTING_QUEUE": "routing",
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
         "EVENTS_TOPIC": "events",
+        "COSMOS_DATABASE": "psc",
         "FOLLOWUPS_SUBSCRIPTION": "followups",
         "FOLLOWUPS_QUEUE": "followups",
     }

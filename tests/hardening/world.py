@@ -61,6 +61,7 @@ def http_functions() -> tuple[Any, ...]:
         "PSC_SWEEP_SCHEDULE": "0 */5 * * * *",
         "ROUTING_QUEUE": "routing",
         "EVENTS_TOPIC": "events",
+        "COSMOS_DATABASE": "psc",
         "FOLLOWUPS_SUBSCRIPTION": "followups",
         "FOLLOWUPS_QUEUE": "followups",
     }

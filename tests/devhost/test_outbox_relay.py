@@ -1,0 +1,286 @@
+"""The outbox end to end through `python -m devhost` (a real subprocess, the real function app, the
+embedded store and bus; tests/devhost/outbox_host.py adds a `probe` subscription and the crash
+hook): a state change made through the HTTP API reaches a subscription of the `events` topic once;
+and a host killed with SIGKILL under load, after a batch of events was committed and before it was
+published, publishes every event once after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.adapters.sqlite_bus import SqliteMessageBus
+from shared.adapters.sqlite_documents import SqliteDocumentStore
+from shared.auth.dev_tokens import issue_dev_token
+from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATIONS, QUEUES
+from shared.kernel.clock import SystemClock
+from shared.kernel.documents import Query, where
+from tests.devhost.outbox_host import PROBE, probe_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+AGGREGATES = (CONVERSATIONS, APPOINTMENTS, AGENTS)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def token(sub: str, *roles: str) -> str:
+    return issue_dev_token(SAMPLE["PSC_DEV_JWT_SECRET"], sub=sub, roles=list(roles), ttl_seconds=3600)
+
+
+@dataclass
+class Host:
+    """One dev host process on `data_dir` and `port`; restartable on the same data."""
+
+    data_dir: Path
+    port: int
+    process: asyncio.subprocess.Process | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    async def start(self, *, stall: int = 0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PSC_", "COSMOS", "ServiceBus"))}
+        env.update(SAMPLE)
+        env["OUTBOX_HOST_STALL"] = str(stall)
+        args = ["-m", "tests.devhost.outbox_host", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            "--realtime-port",
+            "0",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await self.wait_for(lambda line: line.startswith("Dev host listening"), 60)
+
+    async def wait_for(self, matches: Callable[[str], bool], timeout: float) -> str:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while raw := await self.process.stdout.readline():
+                line = raw.decode().rstrip()
+                self.lines.append(line)
+                if matches(line):
+                    return line
+        raise AssertionError("the dev host exited:\n" + "\n".join(self.lines[-30:]))
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown, no lease released
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await self.process.wait()
+            except TimeoutError:
+                await self.kill()
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    host = Host(tmp_path / "data", _free_port())
+    yield host
+    await host.stop()
+
+
+class Probe:
+    """The `probe` subscription, read from the bus file as a consumer reads its own: every message
+    id received, per session (aggregate) in arrival order."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.bus = SqliteMessageBus(data_dir / "bus.sqlite3", QUEUES, SystemClock(), topics=probe_topics())
+        self.sessions: dict[str, list[str]] = defaultdict(list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [m for ids in self.sessions.values() for m in ids]
+
+    async def drain(self) -> None:
+        while (session := await self.bus.accept_next_session(PROBE)) is not None:
+            while batch := await self.bus.receive_from_session(session, max_messages=100):
+                for message in batch:
+                    self.sessions[session.session_id].append(message.message_id)
+                    await self.bus.complete(PROBE, message.lock_token)
+            await self.bus.release_session(session)
+
+    async def close(self) -> None:
+        await self.bus.close()
+
+
+async def committed_events(data_dir: Path) -> list[str]:
+    """The message id of every event document the outbox has committed, in the three containers."""
+    store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
+    try:
+        ids = []
+        for name in AGGREGATES:
+            page = await store.container(name).query_cross_partition(
+                Query((where("type", "=", "event"),)), max_items=100_000
+            )
+            ids += [f"{i['aggregateId']}:{i['version']}.{i['n']}" for i in page.items]
+        return ids
+    finally:
+        await store.close()
+
+
+async def until_published(probe: Probe, data_dir: Path, timeout: float = 60) -> list[str]:
+    """Read the probe until it has every committed event (then a moment more: a late copy would
+    show), and return the committed ids."""
+    async with asyncio.timeout(timeout):
+        while True:
+            await probe.drain()
+            committed = await committed_events(data_dir)
+            if committed and set(committed) <= set(probe.ids):
+                break
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    await probe.drain()
+    return committed
+
+
+def in_version_order(ids: list[str]) -> bool:
+    keys = [tuple(int(p) for p in re.sub(r"^.*:", "", m).split(".")) for m in ids]
+    return keys == sorted(keys)
+
+
+async def configure(client: httpx.AsyncClient, api: str, agents: int) -> None:
+    admin = {"Authorization": f"Bearer {token('admin-1', 'Administrator')}"}
+    queue = {"name": "Relay", "acceptTimeoutSeconds": 3600, "assignmentMethod": "highest-capacity"}
+    for url, body in (
+        (f"{api}/manage/queues/relay", queue),
+        (f"{api}/manage/routing-rules", {"rules": [], "fallbackQueueId": "relay"}),
+    ):
+        assert (await client.put(url, json=body, headers=admin)).status_code in (200, 201)
+    for n in range(agents):
+        agent = f"agent-{n}"
+        body = {"name": agent, "capacity": 50, "queues": ["relay"], "languages": ["en"]}
+        assert (await client.put(f"{api}/manage/agents/{agent}", json=body, headers=admin)).status_code in (
+            200,
+            201,
+        )
+        presence = await client.put(
+            f"{api}/agents/me/presence",
+            json={"status": "available"},
+            headers={"Authorization": f"Bearer {token(agent, 'Agent')}"},
+        )
+        assert presence.status_code == 200, presence.text
+
+
+def escalation(bot_conversation: str) -> dict[str, Any]:
+    return {
+        "botConversationId": bot_conversation,
+        "patient": {"name": "Relay Patient", "language": "en"},
+        "reason": "Relay test",
+        "triage": {"urgency": "routine"},
+        "transcript": [{"from": "patient", "text": "hello", "timestamp": "2026-01-05T09:00:00Z"}],
+    }
+
+
+BOT = {"Authorization": f"Bearer {token('relay-bot', 'Bot.Escalate')}"}
+
+
+async def test_an_escalation_through_the_api_reaches_a_topic_subscription_exactly_once(host: Host) -> None:
+    await host.start()
+    probe = Probe(host.data_dir)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await configure(client, host.api, agents=1)
+            answer = await client.post(f"{host.api}/escalations", json=escalation("bot-1"), headers=BOT)
+            assert answer.status_code == 202, answer.text
+            conversation = answer.json()["conversationId"]
+            committed = await until_published(probe, host.data_dir)
+    finally:
+        await probe.close()
+
+    assert sorted(probe.ids) == sorted(committed)  # every event once, nothing else
+    assert len(probe.sessions[conversation]) >= 2  # conversation.waiting, then .offered to agent-0
+    assert in_version_order(probe.sessions[conversation])
+    assert probe.sessions["agent-0"], "the agent's presence changes are published too"
+
+
+async def test_a_host_killed_after_a_commit_and_before_publication_publishes_every_event_once(
+    host: Host,
+) -> None:
+    """Under load (escalations and the patient's messages through HTTP, routing running), the 4th
+    relay batch with events stalls between the change-feed read and the publication and the host
+    is SIGKILLed there. Requests cut off by the crash are sent again, as a bot does (same
+    conversation id, same message id). After a restart every committed event reaches the probe
+    subscription exactly once, in version order per aggregate.
+
+    Hook: the bot-callbacks consumer adds here that its recording bot endpoint received every
+    callback once, in order per conversation, after the same crash."""
+    conversations, messages_each = 24, 3
+    up = asyncio.Event()
+
+    async def resilient(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        while True:
+            await up.wait()
+            try:
+                return await send()
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)  # cut off by the crash: the bot sends it again
+
+    async def bot(client: httpx.AsyncClient, n: int) -> None:
+        bot_conversation = f"load-{n}"
+        answer = await resilient(
+            lambda: client.post(f"{host.api}/escalations", json=escalation(bot_conversation), headers=BOT)
+        )
+        assert answer.status_code == 202, answer.text
+        for k in range(messages_each):
+            url = f"{host.api}/bot/conversations/{bot_conversation}/messages"
+            body = {"id": f"m-{n}-{k}", "text": f"message {k}"}
+            answer = await resilient(lambda url=url, body=body: client.post(url, json=body, headers=BOT))
+            assert answer.status_code in (200, 201), answer.text
+            await asyncio.sleep(0.02)
+
+    await host.start(stall=4)
+    up.set()
+    probe = Probe(host.data_dir)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await configure(client, host.api, agents=3)
+            load = asyncio.gather(*(bot(client, n) for n in range(conversations)))
+            stalled = await host.wait_for(lambda line: line.startswith("stalled "), 60)
+            up.clear()
+            await host.kill()
+            stranded = stalled.split()[1:]
+            committed = await committed_events(host.data_dir)
+            await probe.drain()
+            assert set(stranded) <= set(committed), "the stalled events were committed"
+            assert not set(stranded) & set(probe.ids), "and not yet published when the host died"
+
+            await host.start()
+            up.set()
+            await load
+            committed = await until_published(probe, host.data_dir)
+    finally:
+        await probe.close()
+
+    assert len(committed) >= conversations * (2 + messages_each)
+    assert len(probe.ids) == len(set(probe.ids)), "an event was delivered twice"
+    assert set(probe.ids) == set(committed), "an event was lost (or one was invented)"
+    for aggregate, ids in probe.sessions.items():
+        assert in_version_order(ids), f"{aggregate}: out of order"
