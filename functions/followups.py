@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.auth.principal import Role
-from shared.web.api import Api, Call, Reply, allow
+from shared.web.api import PUBLIC, Api, Call, Reply, allow
+from shared.web.headers import Header
 
 if TYPE_CHECKING:
     from shared.followups.api import Followups, Policies
@@ -23,6 +24,21 @@ api = Api(bp, tag="follow-ups")
 
 ADMIN = allow(Role.ADMINISTRATOR)
 READERS = allow(Role.ADMINISTRATOR, Role.SUPERVISOR)
+HTML_PAGE = "shared.followups.model:HtmlPage"
+PAGE_HEADERS = (
+    Header(
+        "Content-Security-Policy",
+        "No script, no framing, no resource from elsewhere; the page's form posts to this origin only.",
+        {"type": "string", "examples": ["default-src 'none'; form-action 'self'; frame-ancestors 'none'"]},
+        required=True,
+    ),
+    Header(
+        "Referrer-Policy",
+        "`no-referrer`: the link (its token) is never sent elsewhere.",
+        {"type": "string", "enum": ["no-referrer"]},
+        required=True,
+    ),
+)
 REMINDER_POLICY = "shared.followups.model:ReminderPolicy"
 SURVEY_POLICY = "shared.followups.model:SurveyPolicy"
 
@@ -186,3 +202,54 @@ async def get_survey_policy(call: Call) -> Reply:
     doc = await _policies(call).survey_doc()
     body = SurveyPolicy() if doc is None else SurveyPolicy.model_validate(doc.policy)
     return Reply(body=body, headers=_etag_of(doc))
+
+
+def _page(body: bytes) -> Reply:
+    from shared.followups.actions import PAGE_CSP
+
+    return Reply(
+        body=body,
+        content_type="text/html",
+        headers={"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer"},
+    )
+
+
+@api.route(
+    "links/{token}",
+    "GET",
+    access=PUBLIC,
+    summary="The page of a reminder's link (never acts)",
+    response=HTML_PAGE,
+    media_type="text/html",
+    errors=(404, 409, 410),
+    response_headers=PAGE_HEADERS,
+)
+async def link_page(call: Call) -> Reply:
+    """A small page with one button (confirm, or cancel the appointment) that posts to the same
+    address. Fetching it never acts: mail scanners and link previews open every link. 409: the
+    link was used; 410: it expired; 404: no such link (or not one we signed)."""
+    from shared.followups.actions import link_page as page
+
+    return _page(await page(followups_of(call.runtime, call.correlation_id), call.route("token")))
+
+
+@api.route(
+    "links/{token}",
+    "POST",
+    access=PUBLIC,
+    summary="Use a reminder's link, once",
+    response=HTML_PAGE,
+    media_type="text/html",
+    errors=(404, 409, 410),
+    response_headers=PAGE_HEADERS,
+)
+async def use_link(call: Call) -> Reply:
+    """Acts without sign-in, once: `confirm` notes the patient's confirmation, `cancel` cancels
+    the appointment (its confirmation follows). Send no body (the page's form post, or an empty
+    POST). A second use is 409, an expired link 410, an unknown or forged one 404; a link of an
+    appointment changed since the reminder went is 409. Audited under the patient."""
+    from shared.followups.actions import done_page
+    from shared.followups.actions import use_link as act
+
+    result = await act(followups_of(call.runtime, call.correlation_id), call.route("token"))
+    return _page(done_page(result))

@@ -104,6 +104,9 @@ class NotificationRecord(Document):
     sent_at: str | None = None
     channel: str | None = None
     links: dict[str, str] = {}
+    # The patient's answer through a link of this notification (`confirmed`, `cancelled`).
+    answer: str | None = None
+    answered_at: str | None = None
     # KPI attributes of the subject as they were (docs/KPIS.md): ids only.
     attributes: dict[str, str] = {}
 

@@ -129,3 +129,8 @@ class Links:
             return await self._links.replace(doc.changed(used_at=stamp(now), outcome=outcome))
         except (PreconditionFailed, NotFound):
             raise Conflict("This link was used already.") from None
+
+    async def unuse(self, doc: LinkDocument) -> None:
+        """Give a link back after the action it was used for failed (best effort)."""
+        with contextlib.suppress(PreconditionFailed, NotFound):
+            await self._links.replace(doc.changed(used_at=None, outcome=None))

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.kernel.week import ClockTime
 
@@ -120,3 +120,7 @@ class SurveyPolicy(_Strict):
     afterConversation: SurveyTrigger = Field(default_factory=SurveyTrigger)
     afterVisit: SurveyTrigger = Field(default_factory=SurveyTrigger)
     capDays: int = Field(30, ge=0, le=365)
+
+
+class HtmlPage(RootModel[str]):
+    """A small HTML page (a link's button, or what the link did), not JSON."""

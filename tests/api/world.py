@@ -24,6 +24,7 @@ from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings, registered_functions, token
 
+LINK_SIGNING_KEY = "world-link-signing-key-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l"
 # A Monday morning: the demo providers work today and the booking horizon is ahead.
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -65,6 +66,7 @@ class World:
     link_code: str = ""
     consult: str = ""
     provisional: str = ""
+    links: dict[str, str] = field(default_factory=dict)  # issue 14: one-use link tokens by use
 
     def ids(self, parameter: str) -> list[str]:
         """Real values for a path parameter: what a generated request may use instead of a
@@ -264,7 +266,9 @@ class SeededApp:
     async def _start(self) -> None:
         from shared.demo import seed_demo
 
-        settings = make_settings(self.data_dir, PSC_WEBHOOK_SECRET=WEBHOOK_SECRET)
+        settings = make_settings(
+            self.data_dir, PSC_WEBHOOK_SECRET=WEBHOOK_SECRET, PSC_LINK_SIGNING_KEY=LINK_SIGNING_KEY
+        )
         self.runtime = await build_runtime(settings, clock=self.clock)
 
         class Indexed:  # `app.get_functions()` may run once per app: serve the suite's index
@@ -280,3 +284,6 @@ class SeededApp:
         transport = httpx.ASGITransport(app=self.host)
         async with httpx.AsyncClient(transport=transport, base_url="http://world") as client:
             await populate(client, self.world)
+        from tests.api.followup_requests import seed_followups
+
+        await seed_followups(self.runtime, self.world)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.hardening.corpus import Case, case
+from tests.hardening.corpus import ANON, Case, case
 from tests.hardening.world import ADMIN, AGENT, PATIENT, SUPERVISOR
 
 RP = "PUT /api/manage/reminder-policy"
@@ -43,4 +43,9 @@ FOLLOWUPS: list[Case] = [
     case(F, "survey enabled as a string", 400, ADMIN, SP, {**SURVEYS, "afterVisit": {"enabled": "yes"}}),
     case(F, "survey policy by an agent", 403, AGENT, SP, SURVEYS),
     case(F, "reminder policy read by a patient", 403, PATIENT, "GET /api/manage/reminder-policy"),
+    case(F, "link token with a bell", 400, ANON, "GET /api/links/a%07b"),
+    case(F, "link token of 101 characters", 400, ANON, "POST /api/links/" + "t" * 101),
+    case(F, "unknown link token", 404, ANON, "POST /api/links/0123456789abcdef"),
+    case(F, "link used with a JSON body", 400, ANON, "POST /api/links/0123456789abcdef", {"cancel": True}),
+    case(F, "link page of an unknown token", 404, ANON, "GET /api/links/0123456789abcdef"),
 ]
