@@ -253,3 +253,39 @@ async def use_link(call: Call) -> Reply:
 
     result = await act(followups_of(call.runtime, call.correlation_id), call.route("token"))
     return _page(done_page(result))
+
+
+@api.route(
+    "surveys/{token}",
+    "GET",
+    access=PUBLIC,
+    summary="A survey's questions (its link, no sign-in)",
+    response="shared.followups.model:Survey",
+    errors=(404, 409, 410),
+)
+async def get_survey(call: Call) -> Reply:
+    """The questions in the patient's language: satisfaction (1-5), likelihood to recommend
+    (0-10) and an optional comment. Reading never answers. 409: answered already; 410: the link
+    expired; 404: no such survey (or not a link we signed)."""
+    from shared.followups.api import survey_of
+
+    return Reply(body=await survey_of(followups_of(call.runtime, call.correlation_id), call.route("token")))
+
+
+@api.route(
+    "surveys/{token}",
+    "POST",
+    access=PUBLIC,
+    summary="Answer a survey, once",
+    body="shared.followups.model:SurveyAnswer",
+    response="shared.followups.model:SurveyAnswered",
+    errors=(400, 404, 409, 410),
+)
+async def answer_survey(call: Call) -> Reply:
+    """`{"csat": 1-5, "nps": 0-10, "comment"?}`: answers once (a second answer is 409; an expired
+    link 410; an unknown or forged one 404). Emits `survey.answered` (scores only, never the
+    comment); audited under the patient."""
+    from shared.followups.api import answer_survey as answer
+
+    await answer(followups_of(call.runtime, call.correlation_id), call.route("token"), call.body)
+    return Reply(body={"status": "answered"})

@@ -6,6 +6,7 @@ from shared.followups.handler import HANDLED, handle_event
 from shared.followups.model import ReminderPolicy, SurveyPolicy, parse_duration
 from shared.followups.policies import Policies
 from shared.followups.service import Followups, send_body
+from shared.followups.surveys import answer_survey, survey_of
 
 __all__ = [
     "HANDLED",
@@ -13,8 +14,10 @@ __all__ = [
     "Policies",
     "ReminderPolicy",
     "SurveyPolicy",
+    "answer_survey",
     "dispatch",
     "handle_event",
     "parse_duration",
     "send_body",
+    "survey_of",
 ]

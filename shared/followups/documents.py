@@ -149,3 +149,21 @@ class InboxItem(Document):
     links: dict[str, str] = {}
     created_at: str
     read_at: str | None = None
+
+
+class SurveyAnswerDocument(Document):
+    """A patient's answers to one survey (`answer:<notification id>`): the comment is the
+    patient's own words (PHI), kept here and in no event."""
+
+    DROP_NONE: ClassVar[bool] = True
+
+    type: Literal["survey-answer"] = "survey-answer"
+    patient_id: str
+    notification_id: str
+    subject_id: str
+    csat: int
+    nps: int
+    comment: str | None = None
+    sent_at: str | None = None
+    answered_at: str
+    attributes: dict[str, str] = {}

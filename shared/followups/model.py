@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from shared.kernel.text import Text
 from shared.kernel.week import ClockTime
 
 Channel = Literal["sms", "email", "portal"]
@@ -124,3 +125,32 @@ class SurveyPolicy(_Strict):
 
 class HtmlPage(RootModel[str]):
     """A small HTML page (a link's button, or what the link did), not JSON."""
+
+
+class SurveyQuestion(BaseModel):
+    id: Literal["csat", "nps", "comment"]
+    type: Literal["rating", "text"]
+    min: int | None = None
+    max: int | None = None
+    optional: bool | None = None
+    text: str
+
+
+class Survey(BaseModel):
+    """A survey as the patient's page shows it, in their language (en, pl, es; else English)."""
+
+    language: str
+    questions: list[SurveyQuestion]
+
+
+class SurveyAnswer(_Strict):
+    """The answers: satisfaction 1-5, likelihood to recommend 0-10, an optional comment (kept
+    with the answer, never in an event or a log)."""
+
+    csat: int = Field(ge=1, le=5)
+    nps: int = Field(ge=0, le=10)
+    comment: Text | None = Field(None, max_length=2000)
+
+
+class SurveyAnswered(BaseModel):
+    status: Literal["answered"]

@@ -5,7 +5,7 @@ from shared.notifications.channels import ChannelPlan, ContactPoints, plan_chann
 from shared.notifications.model import PURPOSE_OF, AppointmentFacts, Channel, RenderedText, TextKind
 from shared.notifications.reports import DeliveryReport, Ignored, InboundSms, Report, parse_report
 from shared.notifications.sms import SmsText, SmsTooLong, fit_sms
-from shared.notifications.texts import render
+from shared.notifications.texts import render, template_language
 
 __all__ = [
     "PURPOSE_OF",
@@ -25,4 +25,5 @@ __all__ = [
     "parse_report",
     "plan_channels",
     "render",
+    "template_language",
 ]

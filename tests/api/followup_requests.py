@@ -36,6 +36,37 @@ async def seed_followups(runtime: Runtime, world: World) -> None:
             expires=parse_stamp(appointment.start) + timedelta(0),
             now=now,
         )
+    # Two surveys of the demo patient: one to look at, one to answer (its record as sent).
+    from shared.followups.documents import NotificationRecord, record_id
+    from shared.followups.partition import Partition
+    from shared.kernel.times import stamp
+
+    partition = Partition(runtime.store)
+    for use in ("survey-page", "survey-answer"):
+        nid = f"survey:world-{use}"
+        record = NotificationRecord(
+            id=record_id(nid),
+            patient_id="p-demo-1",
+            notification_id=nid,
+            purpose="survey",
+            kind="survey",
+            subject_id=f"world-{use}",
+            occasion="once",
+            status="sent",
+            due=stamp(now),
+            created_at=stamp(now),
+            sent_at=stamp(now),
+        )
+        await partition.commit(await partition.ledger("p-demo-1"), [record])
+        world.links[use] = await links.mint(
+            "survey",
+            notification_id=nid,
+            patient_id="p-demo-1",
+            subject_id=f"world-{use}",
+            version=0,
+            expires=now + timedelta(days=28),
+            now=now,
+        )
 
 
 def issue_14_requests(world: World) -> Requests:
@@ -68,4 +99,14 @@ def issue_14_requests(world: World) -> Requests:
         "GET /api/manage/survey-policy": [("Administrator", {})],
         "GET /api/links/{token}": [(None, {"path_parameters": {"token": world.links["page"]}})],
         "POST /api/links/{token}": [(None, {"path_parameters": {"token": world.links["confirm"]}})],
+        "GET /api/surveys/{token}": [(None, {"path_parameters": {"token": world.links["survey-page"]}})],
+        "POST /api/surveys/{token}": [
+            (
+                None,
+                {
+                    "path_parameters": {"token": world.links["survey-answer"]},
+                    "body": {"csat": 5, "nps": 10, "comment": "Thank you."},
+                },
+            )
+        ],
     }

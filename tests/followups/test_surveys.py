@@ -91,3 +91,66 @@ async def test_a_survey_waits_for_the_next_day_when_a_reminder_holds_today(
     clock.advance(timedelta(hours=2).total_seconds())
     await pump(world)
     assert [s["purpose"] for s in await outbox(world)] == ["confirmation", "reminder"]
+
+
+async def survey_token(world: Runtime, clock: ManualClock) -> str:
+    await surveys_on(world)
+    await deliver([closed("conv-1")])
+    clock.advance(seconds=3600)
+    await pump(world)
+    return str((await outbox(world))[-1]["links"]["survey"].rsplit("/", 1)[-1])
+
+
+async def test_a_survey_shows_its_questions_and_is_answered_once(world: Runtime, clock: ManualClock) -> None:
+    from tests.conftest import stored_items
+    from tests.followups.harness import ledger_events
+
+    token = await survey_token(world, clock)
+    shown = await invoke("get_survey", route_params={"token": token})
+    assert shown.status == 200
+    assert shown.json["language"] == "en"
+    assert [(q["id"], q["type"], q.get("min"), q.get("max")) for q in shown.json["questions"]] == [
+        ("csat", "rating", 1, 5),
+        ("nps", "rating", 0, 10),
+        ("comment", "text", None, None),
+    ]
+    body = {"csat": 4, "nps": 9, "comment": "Kind and quick, thank you."}
+    answered = await invoke("answer_survey", method="POST", json_body=body, route_params={"token": token})
+    assert answered.status == 200, answered.json
+    again = await invoke("answer_survey", method="POST", json_body=body, route_params={"token": token})
+    assert again.status == 409
+    assert (await invoke("get_survey", route_params={"token": token})).status == 409
+    events = [e for e in await ledger_events(world) if e["eventType"] == "survey.answered"]
+    assert len(events) == 1
+    assert (events[0]["data"]["csat"], events[0]["data"]["nps"]) == (4, 9)
+    assert "comment" not in events[0]["data"]
+    assert "Kind and quick" not in str(await ledger_events(world))
+    answers = [i for i in await stored_items(world, "notifications") if i.get("type") == "survey-answer"]
+    assert [(a["csat"], a["nps"], a["comment"]) for a in answers] == [(4, 9, "Kind and quick, thank you.")]
+    audit = [a for a in await stored_items(world, "audit") if a["resource"] == "surveys/conv-1"]
+    assert [(a["action"], a["patientId"]) for a in audit] == [("create", "p-1")]
+
+
+async def test_a_bad_answer_is_a_400_and_the_survey_stays_open(world: Runtime, clock: ManualClock) -> None:
+    token = await survey_token(world, clock)
+    for body in ({"csat": 6, "nps": 9}, {"csat": 3}, {"csat": "4", "nps": 9}, {"csat": 3, "nps": 11, "x": 1}):
+        answer = await invoke("answer_survey", method="POST", json_body=body, route_params={"token": token})
+        assert answer.status == 400, body
+    ok = await invoke(
+        "answer_survey", method="POST", json_body={"csat": 3, "nps": 5}, route_params={"token": token}
+    )
+    assert ok.status == 200
+
+
+async def test_a_forged_or_expired_survey_link_is_refused(world: Runtime, clock: ManualClock) -> None:
+    token = await survey_token(world, clock)
+    forged = ("A" if token[0] != "A" else "B") + token[1:]
+    assert (await invoke("get_survey", route_params={"token": forged})).status == 404
+    body = {"csat": 3, "nps": 5}
+    assert (
+        await invoke("answer_survey", method="POST", json_body=body, route_params={"token": forged})
+    ).status == 404
+    clock.advance(days=40)
+    assert (
+        await invoke("answer_survey", method="POST", json_body=body, route_params={"token": token})
+    ).status == 410
