@@ -96,7 +96,8 @@ async def cancel(appointment_id: str) -> Answer:
     )
 
 
-_READ: dict[tuple[int, str], str | None] = {}
+# Keyed by the runtime's data directory (unique per test), never by id(): ids are reused.
+_READ: dict[tuple[str, str], str | None] = {}
 
 
 async def events(runtime: Runtime, container: str = "appointments") -> list[dict[str, Any]]:
@@ -104,7 +105,7 @@ async def events(runtime: Runtime, container: str = "appointments") -> list[dict
     from shared.kernel.outbox import event_message
 
     store: Any = runtime.store
-    key = (id(runtime), container)
+    key = (str(runtime.settings.data_dir), container)
     batch = await store.read_changes(container, after=_READ.get(key), max_items=1000)
     _READ[key] = batch.continuation
     found = []
