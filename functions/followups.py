@@ -289,3 +289,66 @@ async def answer_survey(call: Call) -> Reply:
 
     await answer(followups_of(call.runtime, call.correlation_id), call.route("token"), call.body)
     return Reply(body={"status": "answered"})
+
+
+@api.route(
+    "me/inbox",
+    "GET",
+    access=allow(Role.PATIENT),
+    summary="My portal inbox",
+    response="shared.followups.model:Inbox",
+)
+async def my_inbox(call: Call) -> Reply:
+    """Reminders, confirmations and surveys the portal channel delivered to the signed-in patient,
+    newest first (at most 100), with their links. Audited."""
+    from shared.followups.inbox import inbox_of
+
+    patient_id = call.own_patient_id()
+    inbox = await inbox_of(followups_of(call.runtime, call.correlation_id), patient_id)
+    await _audit(call, "list", "me/inbox", patient_id)
+    return Reply(body=inbox)
+
+
+@api.route(
+    "me/inbox/{itemId}/read",
+    "POST",
+    access=allow(Role.PATIENT),
+    summary="Mark a message of my inbox read",
+    response="shared.followups.model:InboxEntry",
+    errors=(404,),
+)
+async def read_inbox_item(call: Call) -> Reply:
+    """Marks one of the signed-in patient's own messages read (again: unchanged); any other id,
+    another patient's included, is 404. Audited."""
+    from shared.followups.inbox import mark_read
+
+    patient_id = call.own_patient_id()
+    entry = await mark_read(followups_of(call.runtime, call.correlation_id), patient_id, call.route("itemId"))
+    await _audit(call, "update", f"me/inbox/{call.route('itemId')}", patient_id)
+    return Reply(body=entry)
+
+
+@api.route(
+    "dev/outbox",
+    "GET",
+    access=ADMIN,
+    summary="What the embedded channel would have sent to a patient (dev host only)",
+    query="shared.followups.model:DevOutboxQuery",
+    response="shared.followups.model:DevOutbox",
+    errors=(404,),
+)
+async def dev_outbox(call: Call) -> Reply:
+    """Every SMS and e-mail the embedded channel recorded for `patientId` and the patient's portal
+    items, oldest first, with their links (`confirm`, `cancel`, `reschedule`, `survey`). Only in
+    dev mode with the embedded channel (`PSC_AUTH_MODE=dev`, `PSC_NOTIFY=embedded`); elsewhere
+    404, as if the route did not exist. Audited."""
+    from shared.followups.inbox import dev_outbox as outbox
+    from shared.kernel.errors import NotFound
+
+    settings = call.runtime.settings
+    if settings.auth_mode != "dev" or settings.notify != "embedded":
+        raise NotFound("Not found.")
+    patient_id = call.query.patientId
+    found = await outbox(followups_of(call.runtime, call.correlation_id), patient_id)
+    await _audit(call, "list", "dev/outbox", patient_id)
+    return Reply(body=found)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from shared.kernel.ids import Id
 from shared.kernel.text import Text
 from shared.kernel.week import ClockTime
 
@@ -154,3 +155,46 @@ class SurveyAnswer(_Strict):
 
 class SurveyAnswered(BaseModel):
     status: Literal["answered"]
+
+
+Purpose = Literal["reminder", "confirmation", "survey"]
+
+
+class InboxEntry(BaseModel):
+    id: str
+    purpose: Purpose
+    subjectId: str
+    subject: str | None = None
+    text: str
+    links: dict[str, str] = {}
+    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    readAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+
+
+class Inbox(BaseModel):
+    """The patient portal's inbox, newest first (at most 100)."""
+
+    items: list[InboxEntry]
+
+
+class DevOutboxQuery(_Strict):
+    patientId: Id
+
+
+class DevOutboxItem(BaseModel):
+    id: str
+    patientId: str
+    purpose: Purpose
+    subjectId: str
+    channel: Channel
+    to: str | None = Field(None, description="The phone number or address; none for the portal inbox.")
+    text: str
+    links: dict[str, str] = {}
+    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    status: Literal["sent", "delivered", "failed", "read"]
+
+
+class DevOutbox(BaseModel):
+    """Everything the embedded channel would have sent to one patient, oldest first."""
+
+    items: list[DevOutboxItem]

@@ -17,7 +17,7 @@ async def seed_followups(runtime: Runtime, world: World) -> None:
     from shared.followups.links import Links
     from shared.kernel.catalog import APPOINTMENTS
     from shared.kernel.stored import Stored
-    from shared.kernel.times import parse_stamp
+    from shared.kernel.times import parse_stamp, stamp
     from shared.scheduling.api import AppointmentDocument
 
     appointment_id = world.appointments["read"]
@@ -36,10 +36,23 @@ async def seed_followups(runtime: Runtime, world: World) -> None:
             expires=parse_stamp(appointment.start) + timedelta(0),
             now=now,
         )
+    # A message in the demo patient's portal inbox.
+    from shared.followups.documents import InboxItem
+
+    inbox = InboxItem(
+        id="inbox:confirmation:world:1",
+        patient_id="p-demo-1",
+        notification_id="confirmation:world:1",
+        purpose="confirmation",
+        subject_id=appointment_id,
+        subject="Your appointment is booked",
+        text="Booked: your appointment.",
+        created_at=stamp(now),
+    )
+    world.links["inbox"] = inbox.id
     # Two surveys of the demo patient: one to look at, one to answer (its record as sent).
     from shared.followups.documents import NotificationRecord, record_id
     from shared.followups.partition import Partition
-    from shared.kernel.times import stamp
 
     partition = Partition(runtime.store)
     for use in ("survey-page", "survey-answer"):
@@ -57,7 +70,7 @@ async def seed_followups(runtime: Runtime, world: World) -> None:
             created_at=stamp(now),
             sent_at=stamp(now),
         )
-        await partition.commit(await partition.ledger("p-demo-1"), [record])
+        await partition.commit(await partition.ledger("p-demo-1"), [record, inbox])
         world.links[use] = await links.mint(
             "survey",
             notification_id=nid,
@@ -99,6 +112,11 @@ def issue_14_requests(world: World) -> Requests:
         "GET /api/manage/survey-policy": [("Administrator", {})],
         "GET /api/links/{token}": [(None, {"path_parameters": {"token": world.links["page"]}})],
         "POST /api/links/{token}": [(None, {"path_parameters": {"token": world.links["confirm"]}})],
+        "GET /api/me/inbox": [("Patient", {})],
+        "POST /api/me/inbox/{itemId}/read": [
+            ("Patient", {"path_parameters": {"itemId": world.links["inbox"]}})
+        ],
+        "GET /api/dev/outbox": [("Administrator", {"query": {"patientId": "p-demo-1"}})],
         "GET /api/surveys/{token}": [(None, {"path_parameters": {"token": world.links["survey-page"]}})],
         "POST /api/surveys/{token}": [
             (

@@ -75,4 +75,18 @@ FOLLOWUPS: list[Case] = [
     ),
     case(F, "unknown survey", 404, ANON, "POST /api/surveys/0123456789abcdef", {"csat": 5, "nps": 1}),
     case(F, "survey token with a slash", 400, ANON, "GET /api/surveys/a%2Fb"),
+    case(F, "inbox read by an agent", 403, AGENT, "GET /api/me/inbox"),
+    case(F, "inbox item id with a space", 400, PATIENT, "POST /api/me/inbox/a%20b/read"),
+    case(
+        F,
+        "inbox item marked read with a body",
+        400,
+        PATIENT,
+        "POST /api/me/inbox/inbox:x/read",
+        {"read": True},
+    ),
+    case(F, "unknown inbox item", 404, PATIENT, "POST /api/me/inbox/inbox:x/read"),
+    case(F, "dev outbox without a patient", 400, ADMIN, "GET /api/dev/outbox"),
+    case(F, "dev outbox of patient a/b", 400, ADMIN, "GET /api/dev/outbox?patientId=a/b"),
+    case(F, "dev outbox by a supervisor", 403, SUPERVISOR, "GET /api/dev/outbox?patientId=p-1"),
 ]
