@@ -100,6 +100,22 @@ async def followup_send(msg: func.ServiceBusMessage) -> None:
             await dispatch(followups_of(rt, correlation_id), body)
 
 
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%NOTIFICATION_REPORTS_QUEUE%", connection="ServiceBusConnection"
+)
+async def notification_reports(msg: func.ServiceBusMessage) -> None:
+    """ACS delivery reports and inbound SMS from Event Grid: delivered, failed (falls back once),
+    STOP / START / HELP. Whatever cannot be read is acknowledged (a log line with its reason code),
+    never retried into the dead letters; a redelivery changes nothing."""
+    from shared.followups.api import handle_report
+    from shared.kernel.messaging import handling
+    from shared.runtime import get_runtime
+
+    with handling(msg) as correlation_id:
+        rt = await get_runtime()
+        await handle_report(followups_of(rt, correlation_id), msg.get_body())
+
+
 def _policies(call: Call) -> Policies:
     from shared.followups.api import Policies
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.followups.documents import TERMINAL, Attempt, InboxItem, NotificationRecord
 from shared.followups.planner import Counts, survey_time
-from shared.followups.service import Followups, PatientFacts
+from shared.followups.service import Followups, PatientFacts, channels_for
 from shared.kernel.errors import PreconditionFailed
 from shared.kernel.retry import retry
 from shared.kernel.times import parse_stamp, stamp
@@ -80,7 +80,7 @@ async def _dispatch(fu: Followups, patient_id: str, nid: str, due: str) -> str:
         held = await _capped(fu, record, patient, policy, now)
         if held is not None:
             return held
-    channels = _channels(fu, policy, patient)
+    channels = channels_for(fu, policy, patient)
     if record.status == "sending":
         attempt = record.attempts[-1]
     else:
@@ -114,13 +114,6 @@ def _superseded(record: NotificationRecord, plan: AppointmentPlan | None) -> boo
     if plan.version > record.subject_version:
         return True
     return record.purpose == "reminder" and plan.status in ("cancelled", "noshow", "fulfilled")
-
-
-def _channels(fu: Followups, policy: ReminderPolicy, patient: PatientFacts) -> ChannelPlan:
-    from shared.notifications.api import plan_channels
-
-    configured = fu.notifier.channels if fu.notifier is not None else frozenset()
-    return plan_channels(policy.channels, patient.contacts, configured=configured)
 
 
 async def _capped(
@@ -218,6 +211,12 @@ async def _send(
     if attempt.channel == "sms":
         result = await fu.notifier.send_sms(to, rendered.text, envelope=envelope)
     else:
+        from shared.followups.reports import remember_email
+        from shared.kernel.notify import email_operation_id
+
+        await remember_email(
+            fu, email_operation_id(record.notification_id), record.patient_id, record.notification_id
+        )
         result = await fu.notifier.send_email(
             to, rendered.subject or "", rendered.text, rendered.html, envelope=envelope
         )
@@ -309,7 +308,7 @@ async def _sent(
         updated = current.changed(
             status="sent", attempts=attempts, sent_at=stamp(now), channel=attempt.channel
         )
-        if record.purpose != "confirmation":
+        if record.purpose != "confirmation" and current.sent_at is None:
             counts = Counts(ledger.days, ledger.weeks).counted(now, patient.zone, now)
             ledger = ledger.changed(days=dict(counts.days), weeks=dict(counts.weeks))
         if record.purpose == "survey":

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from shared.kernel.documents import DocumentStore
     from shared.kernel.messages import MessageBus
     from shared.kernel.notify import Notifier
-    from shared.notifications.api import AppointmentFacts, ContactPoints
+    from shared.notifications.api import AppointmentFacts, ChannelPlan, ContactPoints
 
 # Who reads a patient's record to send them a follow-up (the audit trail names it).
 FOLLOWUPS_ACTOR = Principal(subject="followups", name=None, roles=frozenset(), provider="system")
@@ -103,12 +103,15 @@ class Followups:
             provider_name=name, start=parse_stamp(start), provider_zone=zone, patient_zone=patient_zone
         )
 
-    async def schedule(self, notification_id: str, patient_id: str, due: datetime) -> int | None:
-        """Put a send on the `followups` queue for `due` (now: enqueued at once, no sequence)."""
+    async def schedule(
+        self, notification_id: str, patient_id: str, due: datetime, *, attempt: int = 1
+    ) -> int | None:
+        """Put a send on the `followups` queue for `due` (now: enqueued at once, no sequence);
+        `attempt` 2 is a fallback's send (its own message id, so duplicate detection keeps it)."""
         body = {"notificationId": notification_id, "patientId": patient_id, "due": stamp(due)}
         message = OutgoingMessage(
             body=json.dumps(body, separators=(",", ":")).encode(),
-            message_id=send_message_id(notification_id, stamp(due)),
+            message_id=send_message_id(notification_id, stamp(due), attempt),
             subject="followup.send",
             correlation_id=self.correlation_id,
         )
@@ -122,10 +125,10 @@ class Followups:
             await self.bus.cancel_scheduled(FOLLOWUPS_QUEUE, sequence_number)
 
 
-def send_message_id(notification_id: str, due: str) -> str:
-    """A send's message id: one per notification and due time (a survey moved by the cap is a new
-    send), hashed to stay within Service Bus's 128 characters whatever the ids."""
-    return "fu:" + hashlib.sha256(f"{notification_id}\n{due}".encode()).hexdigest()[:40]
+def send_message_id(notification_id: str, due: str, attempt: int = 1) -> str:
+    """A send's message id: one per notification, due time and attempt (a survey moved by the cap
+    and a fallback are new sends), hashed to stay within Service Bus's 128 characters."""
+    return "fu:" + hashlib.sha256(f"{notification_id}\n{due}\n{attempt}".encode()).hexdigest()[:40]
 
 
 def send_body(raw: bytes) -> dict[str, Any] | None:
@@ -139,3 +142,10 @@ def send_body(raw: bytes) -> dict[str, Any] | None:
     ):
         return None
     return body
+
+
+def channels_for(fu: Followups, policy: ReminderPolicy, patient: PatientFacts) -> ChannelPlan:
+    from shared.notifications.api import plan_channels
+
+    configured = fu.notifier.channels if fu.notifier is not None else frozenset()
+    return plan_channels(policy.channels, patient.contacts, configured=configured)

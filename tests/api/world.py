@@ -35,6 +35,7 @@ HOST_SETTINGS = {
     "COSMOS_DATABASE": "psc",
     "FOLLOWUPS_SUBSCRIPTION": "followups",
     "FOLLOWUPS_QUEUE": "followups",
+    "NOTIFICATION_REPORTS_QUEUE": "notification-reports",
 }
 
 # One token per role; the subjects are the demo users' (shared/demo.py), so agents are registered.

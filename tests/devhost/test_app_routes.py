@@ -30,6 +30,7 @@ async def test_appointments_search_read_and_book_resolve_to_their_own_functions(
         "COSMOS_DATABASE": "psc",
         "FOLLOWUPS_SUBSCRIPTION": "followups",
         "FOLLOWUPS_QUEUE": "followups",
+        "NOTIFICATION_REPORTS_QUEUE": "notification-reports",
     }
     host = HttpHost(discover(_IndexedApp(), settings).http, Invoker(runtime), route_prefix="api")
     agent = {"Authorization": f"Bearer {token('Agent', sub='agent-1')}"}

@@ -180,3 +180,28 @@ async def ledger_events(runtime: Runtime, patient_id: str = "p-1") -> list[dict[
         Query(conditions=(where("type", "=", "event"),)), partition_key=patient_id, max_items=1000
     )
     return sorted(page.items, key=lambda e: (e["version"], e["n"]))
+
+
+async def pump_reports(runtime: Runtime, *, keep: list[bytes] | None = None) -> int:
+    """Run every `notification-reports` message through its function (completing each)."""
+    bus: Any = runtime.bus
+    handler = registered_functions()["notification_reports"].get_user_function()
+    count = 0
+    while True:
+        received = await bus.receive("notification-reports", max_messages=10)
+        if not received:
+            return count
+        for item in received:
+            if keep is not None:
+                keep.append(item.body)
+            await handler(
+                ServiceBusMessage(
+                    body=item.body,
+                    message_id=item.message_id,
+                    application_properties={},
+                    user_properties={},
+                    delivery_count=item.delivery_count,
+                )
+            )
+            await bus.complete("notification-reports", item.lock_token)
+            count += 1

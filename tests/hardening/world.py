@@ -64,6 +64,7 @@ def http_functions() -> tuple[Any, ...]:
         "COSMOS_DATABASE": "psc",
         "FOLLOWUPS_SUBSCRIPTION": "followups",
         "FOLLOWUPS_QUEUE": "followups",
+        "NOTIFICATION_REPORTS_QUEUE": "notification-reports",
     }
     return discover(app, environ).http
 
