@@ -368,3 +368,23 @@ async def dev_outbox(call: Call) -> Reply:
     found = await outbox(followups_of(call.runtime, call.correlation_id), patient_id)
     await _audit(call, "list", "dev/outbox", patient_id)
     return Reply(body=found)
+
+
+@api.route(
+    "supervisor/surveys",
+    "GET",
+    access=allow(Role.SUPERVISOR, Role.ADMINISTRATOR),
+    summary="Survey answers and response rates",
+    query="shared.followups.model:SurveyReportQuery",
+    response="shared.followups.model:SurveyReport",
+    errors=(400,),
+)
+async def survey_report(call: Call) -> Reply:
+    """Surveys sent from `from` (inclusive) to `to` (exclusive, at most 93 days), their answers
+    (comments included: the patients' own words) and response rates in total and per queue,
+    agent and provider. Audited."""
+    from shared.followups.survey_report import survey_report as report
+
+    found = await report(call.runtime.store, call.query.from_, call.query.to)
+    await _audit(call, "read", "supervisor/surveys")
+    return Reply(body=found)

@@ -4,13 +4,14 @@ ISO 8601 durations, and the shapes the follow-up routes answer. Pure: no store, 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.kernel.ids import Id
 from shared.kernel.text import Text
+from shared.kernel.times import Instant
 from shared.kernel.week import ClockTime
 
 Channel = Literal["sms", "email", "portal"]
@@ -198,3 +199,52 @@ class DevOutbox(BaseModel):
     """Everything the embedded channel would have sent to one patient, oldest first."""
 
     items: list[DevOutboxItem]
+
+
+class SurveyReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+    from_: Instant = Field(alias="from", description="Inclusive start (surveys sent from).")
+    to: Instant = Field(description="Exclusive end; at most 93 days after `from`.")
+
+    @model_validator(mode="after")
+    def _window(self) -> SurveyReportQuery:
+        if not isinstance(self.from_, datetime) or not isinstance(self.to, datetime):
+            return self
+        if self.to <= self.from_:
+            raise ValueError("to must be after from")
+        if self.to - self.from_ > timedelta(days=93):
+            raise ValueError("the window is at most 93 days")
+        return self
+
+
+class SurveyFigures(BaseModel):
+    id: str | None = Field(None, description="The queue, agent or provider (absent in the totals).")
+    sent: int
+    answered: int
+    responseRate: float | None = Field(None, description="answered / sent; none when nothing was sent.")
+    csat: float | None = Field(None, description="Mean satisfaction 1-5 of the answers.")
+    nps: float | None = Field(None, description="Net promoter score -100..100: % of 9-10 minus % of 0-6.")
+
+
+class SurveyAnswerView(BaseModel):
+    subjectId: str
+    answeredAt: str = Field(json_schema_extra={"format": "date-time"})
+    csat: int
+    nps: int
+    comment: str | None = None
+    queueId: str | None = None
+    agentId: str | None = None
+    providerId: str | None = None
+
+
+class SurveyReport(BaseModel):
+    """Surveys sent in the window, their answers and response rates in total and per queue, agent
+    and provider (a conversation's survey counts for its queue and agent, a visit's for its
+    provider). `answers`: at most 500, newest first."""
+
+    totals: SurveyFigures
+    byQueue: list[SurveyFigures]
+    byAgent: list[SurveyFigures]
+    byProvider: list[SurveyFigures]
+    answers: list[SurveyAnswerView]

@@ -117,6 +117,9 @@ def issue_14_requests(world: World) -> Requests:
             ("Patient", {"path_parameters": {"itemId": world.links["inbox"]}})
         ],
         "GET /api/dev/outbox": [("Administrator", {"query": {"patientId": "p-demo-1"}})],
+        "GET /api/supervisor/surveys": [
+            ("Supervisor", {"query": {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}})
+        ],
         "GET /api/surveys/{token}": [(None, {"path_parameters": {"token": world.links["survey-page"]}})],
         "POST /api/surveys/{token}": [
             (

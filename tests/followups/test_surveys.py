@@ -154,3 +154,46 @@ async def test_a_forged_or_expired_survey_link_is_refused(world: Runtime, clock:
     assert (
         await invoke("answer_survey", method="POST", json_body=body, route_params={"token": token})
     ).status == 410
+
+
+async def test_supervisors_read_answers_and_response_rates_per_queue_and_agent(
+    world: Runtime, clock: ManualClock
+) -> None:
+    from tests.conftest import stored_items, token
+
+    token_ = await survey_token(world, clock)
+    await invoke(
+        "answer_survey", method="POST", json_body={"csat": 5, "nps": 10}, route_params={"token": token_}
+    )
+    supervisor = token("Supervisor", sub="sup-1")
+    window = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    answer = await invoke("survey_report", bearer=supervisor, params=window)
+    assert answer.status == 200, answer.json
+    report = answer.json
+    assert report["totals"] == {"sent": 1, "answered": 1, "responseRate": 1.0, "csat": 5.0, "nps": 100.0}
+    assert report["byQueue"] == [{"id": "general", **report["totals"]}]
+    assert report["byAgent"] == [{"id": "agent-1", **report["totals"]}]
+    assert [(a["subjectId"], a["csat"], a["nps"]) for a in report["answers"]] == [("conv-1", 5, 10)]
+    empty = await invoke(
+        "survey_report",
+        bearer=supervisor,
+        params={"from": "2025-01-01T00:00:00Z", "to": "2025-02-01T00:00:00Z"},
+    )
+    assert empty.json["totals"] == {"sent": 0, "answered": 0}
+    assert any(a["resource"] == "supervisor/surveys" for a in await stored_items(world, "audit"))
+
+
+async def test_the_survey_report_checks_its_window_and_role(world: Runtime) -> None:
+    from tests.conftest import token
+
+    supervisor = token("Supervisor", sub="sup-1")
+    for params in (
+        {"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        {"from": "2026-01-01T00:00:00Z", "to": "2026-06-01T00:00:00Z"},
+        {"from": "2026-01-01", "to": "2026-01-02T00:00:00Z"},
+        {"to": "2026-01-02T00:00:00Z"},
+    ):
+        assert (await invoke("survey_report", bearer=supervisor, params=params)).status == 400, params
+    window = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    for bearer in (token("Agent", sub="agent-1"), token("Patient", sub="x", patient_id="p-1")):
+        assert (await invoke("survey_report", bearer=bearer, params=window)).status == 403

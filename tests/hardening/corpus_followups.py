@@ -89,4 +89,32 @@ FOLLOWUPS: list[Case] = [
     case(F, "dev outbox without a patient", 400, ADMIN, "GET /api/dev/outbox"),
     case(F, "dev outbox of patient a/b", 400, ADMIN, "GET /api/dev/outbox?patientId=a/b"),
     case(F, "dev outbox by a supervisor", 403, SUPERVISOR, "GET /api/dev/outbox?patientId=p-1"),
+    case(
+        F,
+        "survey report ending before it starts",
+        400,
+        SUPERVISOR,
+        "GET /api/supervisor/surveys?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ),
+    case(
+        F,
+        "survey report of a year",
+        400,
+        SUPERVISOR,
+        "GET /api/supervisor/surveys?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ),
+    case(
+        F,
+        "survey report without a zone",
+        400,
+        SUPERVISOR,
+        "GET /api/supervisor/surveys?from=2026-01-01T00:00:00&to=2026-01-02T00:00:00Z",
+    ),
+    case(
+        F,
+        "survey report for an agent",
+        403,
+        AGENT,
+        "GET /api/supervisor/surveys?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+    ),
 ]
