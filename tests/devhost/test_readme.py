@@ -123,6 +123,9 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert '"id": "chest-pain"' in printed
     assert '"status": "answered"' in printed
     assert '"alreadyMerged": false' in printed
+    # Follow-ups: the reminder is the outbox's last item, and its confirm link confirmed.
+    assert "reminder\n" in printed
+    assert "your appointment is confirmed" in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:
