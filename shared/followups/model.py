@@ -7,11 +7,11 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, WithJsonSchema, model_validator
 
 from shared.kernel.ids import Id
 from shared.kernel.text import Text
-from shared.kernel.times import Instant
+from shared.kernel.times import Instant, InstantText
 from shared.kernel.week import ClockTime
 
 Channel = Literal["sms", "email", "portal"]
@@ -168,8 +168,8 @@ class InboxEntry(BaseModel):
     subject: str | None = None
     text: str
     links: dict[str, str] = {}
-    createdAt: str = Field(json_schema_extra={"format": "date-time"})
-    readAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    createdAt: InstantText
+    readAt: InstantText | None = None
 
 
 class Inbox(BaseModel):
@@ -182,16 +182,24 @@ class DevOutboxQuery(_Strict):
     patientId: Id
 
 
+# Schema only (served values come from our own records): what a recipient looks like.
+Recipient = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": r"^(\+[1-9][0-9]{6,14}|[^@\s]+@[^@\s]+)$"})
+]
+
+
 class DevOutboxItem(BaseModel):
     id: str
     patientId: str
     purpose: Purpose
     subjectId: str
     channel: Channel
-    to: str | None = Field(None, description="The phone number or address; none for the portal inbox.")
+    to: Recipient | None = Field(
+        None, description="The phone number (E.164) or e-mail address; none for the portal inbox."
+    )
     text: str
     links: dict[str, str] = {}
-    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    createdAt: InstantText
     status: Literal["sent", "delivered", "failed", "read"]
 
 
@@ -229,7 +237,7 @@ class SurveyFigures(BaseModel):
 
 class SurveyAnswerView(BaseModel):
     subjectId: str
-    answeredAt: str = Field(json_schema_extra={"format": "date-time"})
+    answeredAt: InstantText
     csat: int
     nps: int
     comment: str | None = None
