@@ -12,6 +12,7 @@ from functions import (
     events,
     exports,
     fhir,
+    followups,
     history,
     identity,
     knowledge,
@@ -54,3 +55,4 @@ app.register_functions(history.bp)
 app.register_functions(kpis.bp)
 app.register_functions(live.bp)
 app.register_functions(exports.bp)
+app.register_functions(followups.bp)

@@ -1,5 +1,5 @@
 """The outbox relay: one Cosmos DB change-feed trigger per aggregate container (conversations,
-appointments, agents) publishes each event document to the topic `events`, in change-feed order
+appointments, agents, notifications) publishes each event document to the topic `events`, in change-feed order
 (in order within a partition). Non-event documents are ignored (shared/kernel/relay.py).
 
 Leases: the `leases` container (Bicep creates it; an identity-based connection cannot), one lease
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONVERSATIONS, LEASES
+from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONVERSATIONS, LEASES, NOTIFICATIONS
 
 bp = func.Blueprint()
 
@@ -100,4 +100,26 @@ async def relay_appointment_events(docs: func.DocumentList) -> None:
     feed_poll_delay=POLL_MS,
 )
 async def relay_agent_events(docs: func.DocumentList) -> None:
+    await _relay(docs)
+
+
+@bp.retry(
+    strategy="exponential_backoff",
+    max_retry_count="-1",
+    minimum_interval="00:00:01",
+    maximum_interval="00:01:00",
+)
+@bp.cosmos_db_trigger(
+    arg_name="docs",
+    connection=CONNECTION,
+    database_name=DATABASE,
+    container_name=NOTIFICATIONS,
+    lease_container_name=LEASES,
+    lease_container_prefix="events-notifications.",
+    start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
+    feed_poll_delay=POLL_MS,
+)
+async def relay_notification_events(docs: func.DocumentList) -> None:
+    """The follow-ups' events (`notification.sent`, `.failed`, `survey.sent` ...), from each
+    patient's ledger partition."""
     await _relay(docs)

@@ -77,6 +77,16 @@ param teamsOutgoingToken string = ''
 @description('Optional. Hosts a team\'s Workflows URL may name besides Power Automate\'s own (PSC_TEAMS_WORKFLOW_HOSTS), comma-separated.')
 param teamsWorkflowHosts string = ''
 
+@description('Optional. Key (at least 32 characters) that signs the one-use links in reminders and surveys (PSC_LINK_SIGNING_KEY); stored in Key Vault only. Empty: reminders and surveys are not sent (confirmations still are).')
+@secure()
+param linkSigningKey string = ''
+
+@description('Optional. Base URL patients reach this API at (PSC_PUBLIC_BASE_URL): confirm, cancel and survey links point there. Empty: the function app\'s azurewebsites.net name (set it when the app has a custom domain or a unique default hostname).')
+param publicBaseUrl string = ''
+
+@description('Optional. Base URL of the patient portal (PSC_PORTAL_BASE_URL): a reminder\'s reschedule link points there.')
+param portalBaseUrl string = ''
+
 @description('Optional. Service Bus tier; private networking needs Premium and forces it.')
 @allowed([
   'Standard'
@@ -335,6 +345,7 @@ module keyVault 'modules/keyvault.bicep' = {
     webhookSecret: webhookSecret
     botCallbackSecret: botCallbackSecret
     teamsOutgoingToken: teamsOutgoingToken
+    linkSigningKey: linkSigningKey
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateNetworking: enablePrivateNetworking
@@ -486,6 +497,9 @@ module api 'modules/function-app.bicep' = {
       PSC_KEY_VAULT_URI: keyVault.outputs.vaultUri
       PSC_TEAMS_OUTGOING_TOKEN: empty(teamsOutgoingToken) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.teamsTokenKeyVaultUri})'
       PSC_TEAMS_WORKFLOW_HOSTS: teamsWorkflowHosts
+      PSC_LINK_SIGNING_KEY: empty(linkSigningKey) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.linkSigningKeyVaultUri})'
+      PSC_PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${functionAppName}.azurewebsites.net' : publicBaseUrl
+      PSC_PORTAL_BASE_URL: empty(portalBaseUrl) ? 'https://${functionAppName}.azurewebsites.net/portal' : portalBaseUrl
       AZURE_CLIENT_ID: identity.outputs.clientId
       COSMOS__accountEndpoint: cosmos.outputs.endpoint
       COSMOS__credential: 'managedidentity'

@@ -267,6 +267,23 @@ class Settings(BaseSettings):
         "default for teams configured without a token of their own.",
         repr=False,
     )
+    link_signing_key: str | None = _setting(  # type: ignore[assignment]
+        "PSC_LINK_SIGNING_KEY",
+        None,
+        "Key (at least 32 characters) that signs the one-use links in reminders and surveys "
+        "(Key Vault reference in Azure); blank: follow-ups carry no links.",
+        repr=False,
+    )
+    public_base_url: str = _setting(  # type: ignore[assignment]
+        "PSC_PUBLIC_BASE_URL",
+        "http://127.0.0.1:7071",
+        "Base URL of this API as patients reach it: links in reminders and surveys point here.",
+    )
+    portal_base_url: str = _setting(  # type: ignore[assignment]
+        "PSC_PORTAL_BASE_URL",
+        "http://127.0.0.1:7071/portal",
+        "Base URL of the patient portal: a reminder's reschedule link points here.",
+    )
     teams_workflow_hosts: str | None = _setting(  # type: ignore[assignment]
         "PSC_TEAMS_WORKFLOW_HOSTS",
         None,
@@ -297,6 +314,20 @@ class Settings(BaseSettings):
         if len(key) < 16:
             raise ValueError("must be the base64 security token Teams showed (at least 16 bytes)")
         return value
+
+    @field_validator("link_signing_key")
+    @classmethod
+    def _link_key(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must have at least 32 characters")
+        return value
+
+    @field_validator("public_base_url", "portal_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?", value):
+            raise ValueError("must be an http(s) URL such as https://psc.example.org")
+        return value.rstrip("/")
 
     @field_validator("cors_origins")
     @classmethod

@@ -45,6 +45,10 @@ param enablePurgeProtection bool = true
 @secure()
 param teamsOutgoingToken string = ''
 
+@description('Optional. Key that signs the one-use links of reminders and surveys (PSC_LINK_SIGNING_KEY); empty: none stored.')
+@secure()
+param linkSigningKey string = ''
+
 var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 // Key Vault Secrets Officer: the API writes the secrets integration admins give it (a team's
 // Workflows URL and outgoing-webhook token: PUT /api/manage/teams/{teamId}).
@@ -131,6 +135,21 @@ resource teamsTokenResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if 
   }
 }
 
+resource linkSigningKeyResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(linkSigningKey)) {
+  // checkov:skip=CKV_AZURE_41: checkov does not read the properties of a conditional resource (= if); attributes.exp is set below, as for psc-webhook-secret (tests/infra asserts it).
+  // checkov:skip=CKV_AZURE_114: Same blindness to a conditional resource; contentType is set below (tests/infra asserts it).
+  parent: vault
+  name: 'psc-link-signing-key'
+  properties: {
+    value: linkSigningKey
+    contentType: 'text/plain; format=hmac-sha256-key'
+    attributes: {
+      enabled: true
+      exp: dateTimeToEpoch(dateTimeAdd(deployedAt, 'P${webhookSecretValidityDays}D'))
+    }
+  }
+}
+
 resource secretsOfficerAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, appPrincipalId, secretsOfficer)
   scope: vault
@@ -178,3 +197,6 @@ output vaultUri string = vault.properties.vaultUri
 
 @description('Key Vault reference target of the Teams outgoing token; empty when none was given.')
 output teamsTokenKeyVaultUri string = empty(teamsOutgoingToken) ? '' : '${vault.properties.vaultUri}secrets/psc-teams-outgoing-token'
+
+@description('Key Vault reference target of the link signing key; empty when none was given.')
+output linkSigningKeyVaultUri string = empty(linkSigningKey) ? '' : '${vault.properties.vaultUri}secrets/psc-link-signing-key'

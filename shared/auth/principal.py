@@ -23,7 +23,7 @@ PATIENT_ONLY = frozenset({str(Role.PATIENT)})
 
 # Where a principal's token came from: a dev HS256 token, the organisation's Entra tenant
 # (staff and bots), the patients' External ID tenant, or a signed webhook delivery.
-Provider = Literal["dev", "staff", "patient", "webhook"]
+Provider = Literal["dev", "staff", "patient", "webhook", "system"]
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,11 @@ TEAMS = "teams"
 CONSULTS = "consults"
 HISTORY = "history"
 KPIS = "kpis"
+NOTIFICATIONS = "notifications"
 ROUTING_QUEUE = "routing"
 NOTIFICATION_REPORTS_QUEUE = "notification-reports"
+FOLLOWUPS_QUEUE = "followups"
+FOLLOWUPS_SUBSCRIPTION = "followups"
 EVENTS_TOPIC = "events"
 
 CONTAINERS: dict[str, ContainerSpec] = {
@@ -114,6 +117,17 @@ CONTAINERS: dict[str, ContainerSpec] = {
             description="The embedded notification channel's record of every SMS and e-mail it "
             "would have sent (PSC_NOTIFY=embedded: the dev host and tests), one document per "
             "notification and channel; stays empty in Azure, where ACS sends.",
+        ),
+        ContainerSpec(
+            NOTIFICATIONS,
+            "/patientId",
+            default_ttl=-1,
+            description="Follow-ups, a partition per patient: the patient's follow-up ledger (the "
+            "aggregate: cap counters by day and ISO week, version; the ETag on it guards the whole "
+            "partition), notification records (deterministic id purpose + subject + occasion: "
+            "intent, attempts, status), per appointment the reminders scheduled for its version, "
+            "portal inbox items, surveys and their answers, and the ledger's outbox events; the "
+            "partition `_config` holds the reminder and survey policies.",
         ),
         ContainerSpec(
             LEASES,
@@ -206,6 +220,16 @@ QUEUES: dict[str, QueueSpec] = {
             "Grid system topic (one event per message, Event Grid schema, MessageId = event id); "
             "the embedded channel sends the same events. No sessions: Event Grid cannot deliver to "
             "a session-enabled queue.",
+        ),
+        QueueSpec(
+            FOLLOWUPS_QUEUE,
+            "FOLLOWUPS_QUEUE",
+            max_delivery_count=10,
+            lock_duration=timedelta(seconds=60),
+            duplicate_detection_window=timedelta(minutes=10),
+            description="Scheduled follow-up sends (reminders, confirmations, surveys): scheduled "
+            "messages (sequence numbers kept to cancel), message id = the notification id; the "
+            "dispatcher checks the appointment version and the record before it sends.",
         ),
     )
 }
@@ -304,6 +328,21 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         description="Bot callbacks (shared/callbacks/consumer.py): per conversation in order, the "
         "events a bot hears about, and the consumer's own scheduled wake-ups (retries, queue "
         "position looks), which no other subscription's filter lets in.",
+    ),
+    SubscriptionSpec(
+        FOLLOWUPS_SUBSCRIPTION,
+        "FOLLOWUPS_SUBSCRIPTION",
+        requires_session=True,
+        subjects=(
+            "appointment.booked",
+            "appointment.rescheduled",
+            "appointment.cancelled",
+            "appointment.fulfilled",
+            "appointment.noshow",
+            "conversation.closed",
+        ),
+        description="Follow-ups: schedules reminders and confirmations per appointment version, "
+        "cancels them on a change, and surveys after a conversation or a visit.",
     ),
 )
 

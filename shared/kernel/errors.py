@@ -66,6 +66,12 @@ class Conflict(PscError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class Gone(PscError):
+    """The resource existed and no longer does (an expired link)."""
+
+    status, slug, title = 410, "gone", "Gone"
+
+
 class UnprocessableContent(PscError):
     """The body is well formed but names a record that does not exist (a patient, a queue, an
     agent ...): 422, with the failing fields in `errors` as for a 400. A missing record named in

@@ -99,6 +99,7 @@ class EventDocument(Document):
     conversation_id: str | None = None
     appointment_id: str | None = None
     agent_id: str | None = None
+    patient_id: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -163,9 +164,12 @@ class Aggregates(Stored[D]):
     """The aggregates of kind `model` in one container: reads as `Stored`, and every write
     through the outbox (the version bumped, the pending events written beside the document)."""
 
-    async def create(self, doc: D, *, children: Sequence[Document] = ()) -> D:
-        """Create the aggregate at version 1 with its events (and `children`, created too)."""
-        return await self._commit(doc, 1, BatchOperation.create, None, children)
+    async def create(
+        self, doc: D, *, children: Sequence[Document] = (), upserts: Sequence[Document] = ()
+    ) -> D:
+        """Create the aggregate at version 1 with its events (and `children`, created too;
+        `upserts` as for `replace`)."""
+        return await self._commit(doc, 1, BatchOperation.create, None, children, upserts=upserts)
 
     async def replace(
         self,
@@ -174,15 +178,19 @@ class Aggregates(Stored[D]):
         unconditional: bool = False,
         children: Sequence[Document] = (),
         replaced: Sequence[Document] = (),
+        upserts: Sequence[Document] = (),
     ) -> D:
         """Replace the version `doc` was read as (`PreconditionFailed` if it changed since), with
-        its events, `children` (created) and `replaced` (child documents replaced under the ETag
-        they were read with: a consult in its conversation's partition) in the same transaction."""
+        its events, `children` (created), `replaced` (child documents replaced under the ETag they
+        were read with: a consult in its conversation's partition) and `upserts` (documents of the
+        partition the aggregate's ETag guards: written whatever their state) in one transaction."""
         assert isinstance(doc, Aggregate)
         if unconditional and doc.pending_events:
             raise ValueError("a change with events must be conditional: its version names them")
         etag = None if unconditional else doc.etag
-        return await self._commit(doc, doc.version + 1, BatchOperation.replace, etag, children, replaced)
+        return await self._commit(
+            doc, doc.version + 1, BatchOperation.replace, etag, children, replaced, upserts
+        )
 
     async def upsert(self, doc: D) -> D:
         raise TypeError("aggregates are created or replaced, never upserted (their version counts changes)")
@@ -195,13 +203,14 @@ class Aggregates(Stored[D]):
         etag: str | None,
         children: Sequence[Document],
         replaced: Sequence[Document] = (),
+        upserts: Sequence[Document] = (),
     ) -> D:
         assert isinstance(doc, Aggregate)
         fresh = doc.model_copy(update={"version": version})
         body = fresh.body()
         events = _event_documents(doc, version)
         container = self._container
-        if not events and not children and not replaced:
+        if not events and not children and not replaced and not upserts:
             if etag is None and operation is BatchOperation.create:
                 item = await container.create(body)
             else:
@@ -210,6 +219,7 @@ class Aggregates(Stored[D]):
         ops = [operation(body, etag) if etag is not None else operation(body)]
         ops += [BatchOperation.create(child.body()) for child in children]
         ops += [BatchOperation.replace(child.body(), child.etag) for child in replaced]
+        ops += [BatchOperation.upsert(other.body()) for other in upserts]
         ops += [BatchOperation.create(event.body()) for event in events]
         if len(ops) > MAX_BATCH_OPERATIONS:
             raise ValueError(f"a change writes at most {MAX_BATCH_OPERATIONS} documents")

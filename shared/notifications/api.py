@@ -4,8 +4,8 @@ delivery reports; the channels themselves are the kernel's `Notifier` port)."""
 from shared.notifications.channels import ChannelPlan, ContactPoints, plan_channels
 from shared.notifications.model import PURPOSE_OF, AppointmentFacts, Channel, RenderedText, TextKind
 from shared.notifications.reports import DeliveryReport, Ignored, InboundSms, Report, parse_report
-from shared.notifications.sms import SmsText, fit_sms
-from shared.notifications.texts import render
+from shared.notifications.sms import SmsText, SmsTooLong, fit_sms
+from shared.notifications.texts import render, template_language
 
 __all__ = [
     "PURPOSE_OF",
@@ -19,9 +19,11 @@ __all__ = [
     "RenderedText",
     "Report",
     "SmsText",
+    "SmsTooLong",
     "TextKind",
     "fit_sms",
     "parse_report",
     "plan_channels",
     "render",
+    "template_language",
 ]

@@ -4,7 +4,7 @@ and patients' sign-in links. Other packages import from here only."""
 from shared.patients.documents import PatientDocument
 from shared.patients.identity import Link, LinkCode, LinkRequest
 from shared.patients.links import IssuedCode, PatientLinks, linked_patient
-from shared.patients.matching import PatientMatch, PatientMatcher, index_patient
+from shared.patients.matching import PatientMatch, PatientMatcher, index_patient, patients_with_phone
 from shared.patients.merging import check_merge, mark_merged, settle_merge, survivor_of
 from shared.patients.model import (
     LanguageTag,
@@ -44,6 +44,7 @@ __all__ = [
     "linked_patient",
     "mark_merged",
     "patient_exists",
+    "patients_with_phone",
     "profile_changes",
     "profile_of",
     "record_changes",

@@ -85,6 +85,13 @@ def contacts_of(doc: PatientDocument | Mapping[str, Any] | None) -> dict[str, tu
     return keys
 
 
+async def patients_with_phone(store: DocumentStore, number: str) -> list[str]:
+    """The patients whose record holds this phone number (the contact index; callers re-read the
+    records, as the index may lag a change)."""
+    phone = normalize_phone(number)
+    return [] if phone is None else await ContactIndex(store).patient_ids(contact_key("phone", phone))
+
+
 def provisional_patient_id(conversation_key: str) -> str:
     return PROVISIONAL_PREFIX + _sha(conversation_key)[:32]
 

@@ -56,6 +56,7 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.auth.webhook_auth import sign_webhook
 from tests.api.conformance import body_schema, response_spec, undeclared_dates, undeclared_headers
+from tests.api.followup_requests import issue_14_requests
 from tests.api.world import TEAMS_TOKEN, TOKENS, UNLINKED_PATIENT, WEBHOOK_SECRET, SeededApp, World
 
 POSITIVE_EXAMPLES = 25
@@ -297,6 +298,7 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
         ],
         "GET /api/manage/agents": [("Administrator", {}), ("Administrator", {"query": {"maxItems": 2}})],
         **issue_16_requests(world),
+        **issue_14_requests(world),
     }
 
 

@@ -24,6 +24,7 @@ from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import make_settings, registered_functions, token, trigger_settings
 
+LINK_SIGNING_KEY = "world-link-signing-key-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l"
 # A Monday morning: the demo providers work today and the booking horizon is ahead.
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -58,6 +59,7 @@ class World:
     link_code: str = ""
     consult: str = ""
     provisional: str = ""
+    links: dict[str, str] = field(default_factory=dict)  # issue 14: one-use link tokens by use
 
     def ids(self, parameter: str) -> list[str]:
         """Real values for a path parameter: what a generated request may use instead of a
@@ -271,6 +273,7 @@ class SeededApp:
             self.data_dir,
             PSC_WEBHOOK_SECRET=WEBHOOK_SECRET,
             PSC_REALTIME_KEY="world-realtime-key-" + "0" * 16,
+            PSC_LINK_SIGNING_KEY=LINK_SIGNING_KEY,
         )
         self.runtime = await build_runtime(settings, clock=self.clock)
 
@@ -292,3 +295,6 @@ class SeededApp:
         rt = self.runtime
         transcripts = Transcripts(rt.store, rt.transcripts, rt.clock, rt.settings.message_retention_days)
         assert await transcripts.archive(self.world.conversations["archived"]) == "archived"
+        from tests.api.followup_requests import seed_followups
+
+        await seed_followups(self.runtime, self.world)

@@ -143,6 +143,9 @@ def test_every_bash_block_of_the_readme_works_as_written(
     assert "frame: Hello, this is your agent." in printed
     # The patient's answer, relayed by the bot, reaches the agent's conversation.
     assert '"text": "Thanks. Can I take ibuprofen with my new tablets?"' in printed
+    # Follow-ups: the reminder is the outbox's last item, and its confirm link confirmed.
+    assert "reminder\n" in printed
+    assert "your appointment is confirmed" in printed
 
 
 def test_every_curl_line_of_the_banner_works(dev_host: tuple[int, Banner, dict[str, str]]) -> None:

@@ -68,7 +68,9 @@ async def all_items(runtime: Runtime, container: str) -> list[dict[str, Any]]:
     return await stored_items(runtime, container)
 
 
-_READ_UP_TO: dict[int, str] = {}
+# Keyed by the runtime's data directory (unique per test), never by id(): a later test's runtime
+# can be given a freed object's id and would start reading after the earlier test's position.
+_READ_UP_TO: dict[str, str] = {}
 
 
 async def drain_events(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:
@@ -77,8 +79,9 @@ async def drain_events(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:
     from shared.kernel.outbox import event_message
 
     store: Any = runtime.store
-    batch = await store.read_changes("appointments", after=_READ_UP_TO.get(id(runtime)), max_items=1000)
-    _READ_UP_TO[id(runtime)] = batch.continuation
+    key = str(runtime.settings.data_dir)
+    batch = await store.read_changes("appointments", after=_READ_UP_TO.get(key), max_items=1000)
+    _READ_UP_TO[key] = batch.continuation
     found = []
     for item in batch.items:
         message = event_message(item)

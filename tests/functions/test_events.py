@@ -177,6 +177,7 @@ def test_one_relay_per_aggregate_container_with_its_own_lease_and_a_retry_that_n
         "relay_conversation_events": "conversations",
         "relay_appointment_events": "appointments",
         "relay_agent_events": "agents",
+        "relay_notification_events": "notifications",
     }
     prefixes = set()
     for name, container in relays.items():

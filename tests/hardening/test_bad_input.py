@@ -9,6 +9,7 @@ import pytest
 
 from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, TIME, Case
 from tests.hardening.corpus_content import BODIES, REFERENCES, TEXT, TYPES
+from tests.hardening.corpus_followups import FOLLOWUPS
 from tests.hardening.corpus_kpis import KPIS
 from tests.hardening.corpus_realtime import REALTIME
 from tests.hardening.corpus_transcripts import TRANSCRIPTS
@@ -29,6 +30,7 @@ CORPUS = [
     *TRANSCRIPTS,
     *KPIS,
     *REALTIME,
+    *FOLLOWUPS,
 ]
 
 

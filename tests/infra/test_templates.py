@@ -430,7 +430,12 @@ def test_the_webhook_secret_is_a_key_vault_reference_never_a_value() -> None:
 
 def key_vault_secret(symbol: str) -> Resource:
     found = {r.symbol: r for r in resources(module_path("keyvault"), "Microsoft.KeyVault/vaults/secrets")}
-    assert set(found) == {"webhookSecretResource", "botCallbackSecretResource", "teamsTokenResource"}
+    assert set(found) == {
+        "webhookSecretResource",
+        "botCallbackSecretResource",
+        "teamsTokenResource",
+        "linkSigningKeyResource",
+    }
     return found[symbol]
 
 
@@ -836,3 +841,14 @@ def test_dev_uses_the_free_tier_and_prod_standard() -> None:
     dev, prod = bicepparam("main.dev.bicepparam"), bicepparam("main.prod.bicepparam")
     assert dev["webPubSubSku"] == "'Free_F1'"
     assert prod["webPubSubSku"] == "'Standard_S1'"
+
+
+def test_the_link_signing_key_is_a_key_vault_reference_with_an_expiry_never_a_value() -> None:
+    s = app_settings()
+    assert s["PSC_LINK_SIGNING_KEY"] == (
+        "empty(linkSigningKey) ?  : @Microsoft.KeyVault(SecretUri=${keyVault.outputs.linkSigningKeyVaultUri})"
+    )
+    assert decorator(parameters(MAIN)["linkSigningKey"], "secure")
+    secret = key_vault_secret("linkSigningKeyResource")
+    assert props(secret)["value"] == "linkSigningKey"
+    assert "exp" in props(secret)["attributes"]
