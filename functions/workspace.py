@@ -101,10 +101,11 @@ async def conversation_script(call: Call) -> Reply:
 )
 async def patient_summary(call: Call) -> Reply:
     """Profile and consent, the next and the last appointments (provider names, the provider's
-    local times), open and recent conversations with their status, recent notifications and survey
-    answers. Clinical fields (dateOfBirth, clinicalNotes) only for ClinicalUser; a patient may read
-    only their own (another id answers 404). Point reads and single-partition queries only.
-    Audited."""
+    local times), open and recent conversations with their status, the last notifications sent
+    (purpose, channel, status, sentAt, subject; never a text or an address) and survey answers
+    (scores; the comment for Supervisors only). Clinical fields (dateOfBirth, clinicalNotes) only
+    for ClinicalUser; a patient may read only their own (another id answers 404). Point reads and
+    single-partition queries only. Audited."""
     from shared.workspace.api import patient_summary as summary
 
     view = await summary(
@@ -117,13 +118,13 @@ async def patient_summary(call: Call) -> Reply:
     "me/summary",
     "GET",
     access=allow(Role.PATIENT),
-    summary="My unified view: profile, appointments, conversations",
+    summary="My unified view: profile, appointments, conversations, notifications, surveys",
     response="shared.workspace.summary:PatientSummary",
     errors=(404,),
 )
 async def my_summary(call: Call) -> Reply:
     """The unified view of the patient your sign-in is linked to (no clinical fields, no
-    agent-side fields of conversations). Audited."""
+    agent-side fields of conversations, the survey scores without the comment). Audited."""
     from shared.workspace.api import patient_summary as summary
 
     view = await summary(

@@ -7,14 +7,15 @@ queries only (no cross-partition query, whatever the store holds):
   ones), a point read per appointment and one per distinct provider (its name and time zone);
 * conversations: 1 in-partition query of the patient's conversation list in `lists`, a point read
   per conversation (open ones first, then the recent closed ones);
+* follow-ups: 2 in-partition queries of the patient's partition of `notifications`, through the
+  follow-ups' public module (the newest sent notifications, the newest survey answers);
 * 1 audit record (`read` of `patients/<id>/summary`).
-
-Notifications and survey answers have no store yet (issue 14 keeps the notification log and the
-survey answers): the view carries them as empty lists so clients can rely on the shape.
 
 Who sees what: staff (Agent, Supervisor) any patient, a patient only themselves (another id is
 404, as if absent); the record's clinical fields and a conversation's agent-side fields only for
-staff, clinical fields only with `ClinicalUser`.
+staff, clinical fields only with `ClinicalUser`. A survey answer's free-text comment only for
+supervisors: it is the patient's own words, which the supervisors' survey report already shows
+them; agents and the patient get the scores (the issue grants free text to no one else).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 from shared.audit.api import record_access
 from shared.auth.principal import Principal, Role
 from shared.conversations.api import ConversationDocument, Status, Urgency, conversations
+from shared.followups.api import PatientNotification, PatientSurveyAnswer, recent_followups
 from shared.kernel.catalog import PATIENTS
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
@@ -45,6 +47,8 @@ from shared.scheduling.api import (
 UPCOMING = 5
 RECENT_APPOINTMENTS = 5
 CONVERSATIONS = 10
+NOTIFICATIONS = 10
+SURVEY_ANSWERS = 5
 
 
 class SummaryAppointment(BaseModel):
@@ -83,11 +87,11 @@ class PatientSummary(BaseModel):
     )
     openConversations: list[SummaryConversation] = Field(description="Not closed, newest first.")
     recentConversations: list[SummaryConversation] = Field(description="Closed, newest first.")
-    notifications: list[dict[str, str]] = Field(
-        default_factory=list, description="Recent notifications (kept from issue 14 on; empty until then)."
+    notifications: list[PatientNotification] = Field(
+        description=f"The last {NOTIFICATIONS} sent at most, latest first (never a text or an address)."
     )
-    surveyAnswers: list[dict[str, str]] = Field(
-        default_factory=list, description="Survey answers (kept from issue 14 on; empty until then)."
+    surveyAnswers: list[PatientSurveyAnswer] = Field(
+        description=f"The last {SURVEY_ANSWERS} at most, latest first; `comment` for supervisors only."
     )
     at: InstantText = Field(description="When the view was read; upcoming means from then.")
 
@@ -147,15 +151,19 @@ async def patient_summary(
     if not staff and principal.patient_id != patient_id:
         raise NotFound("No such patient.")
     now = stamp(clock.now())
-    record, (soon, past, providers), docs = await asyncio.gather(
+    record, (soon, past, providers), docs, (sent, answers) = await asyncio.gather(
         Stored(store, PATIENTS, PatientDocument).read_or_none(patient_id),
         appointments_around(store, patient_id, now, upcoming=UPCOMING, recent=RECENT_APPOINTMENTS),
         conversations.for_patient(store, patient_id, max_items=CONVERSATIONS),
+        recent_followups(store, patient_id, notifications=NOTIFICATIONS, answers=SURVEY_ANSWERS),
     )
     if record is None:
         raise NotFound("No such patient.")
     patient = record_of(record, clinical=staff and principal.is_clinical)
     mark_phi(patient.name, patient.email, patient.phone, patient.dateOfBirth, patient.clinicalNotes)
+    if not principal.has(Role.SUPERVISOR):
+        answers = [a.model_copy(update={"comment": None}) for a in answers]
+    mark_phi(*(a.comment for a in answers))
     await record_access(
         store,
         clock,
@@ -171,5 +179,7 @@ async def patient_summary(
         recentAppointments=[_appointment(doc, providers) for doc in past],
         openConversations=[_conversation(d, staff=staff) for d in docs if d.status != Status.CLOSED],
         recentConversations=[_conversation(d, staff=staff) for d in docs if d.status == Status.CLOSED],
+        notifications=sent,
+        surveyAnswers=answers,
         at=now,
     )

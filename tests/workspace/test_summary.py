@@ -174,12 +174,13 @@ async def test_every_read_of_the_view_is_audited(runtime: Runtime, patient: dict
     assert denied.status == 404
 
 
-async def test_the_view_costs_six_point_reads_three_single_partition_queries_and_one_audit_write(
+async def test_the_view_costs_six_point_reads_five_single_partition_queries_and_one_audit_write(
     runtime: Runtime, patient: dict[str, Any]
 ) -> None:
     """1 patient, 2 appointments, 1 provider (read once for both), 2 conversations; the upcoming
     and recent appointment entries and the conversation entries (3 queries of `lists`, one
-    partition each); the audit record. No cross-partition query."""
+    partition each); the sent notifications and the survey answers (2 queries of the patient's
+    partition of `notifications`); the audit record. No cross-partition query."""
     counting = CountingStore(runtime.store)
     with use_runtime(dataclasses.replace(runtime, store=counting)):
         counting.take()
@@ -187,7 +188,7 @@ async def test_the_view_costs_six_point_reads_three_single_partition_queries_and
         counts = counting.take()
     assert summary(counts) == {
         "point": 7,  # 6 reads + the audit record
-        "query.in-partition": 3,
+        "query.in-partition": 5,
         "query.cross-partition": 0,
         "batch": 0,
     }, counts
@@ -196,6 +197,7 @@ async def test_the_view_costs_six_point_reads_three_single_partition_queries_and
     assert counts["providers:point.read"] == 1
     assert counts["conversations:point.read"] == 2
     assert counts["lists:query.in-partition"] == 3
+    assert counts["notifications:query.in-partition"] == 2
     assert counts["audit:point.create"] == 1
 
 
