@@ -104,12 +104,17 @@ class SessionRunner:
         message of the others, then accept sessions into free slots; returns how many were accepted."""
         await self._renew_due_locks()
         now = self._clock.now()
+        waiting: list[_HeldSession] = []
         for held in list(self._held.values()):
             if held.task is not None:
                 continue
             if now - held.last_message_at >= self._idle_timeout or self._stopping:
                 await self._release(held)
             else:
+                waiting.append(held)
+        ready = await self._ready(waiting)
+        for held in waiting:
+            if ready is None or held.lock.session_id in ready:
                 self._serve(held)
         accepted = 0
         while not self._stopping and len(self._held) < self._max_sessions:
@@ -164,6 +169,15 @@ class SessionRunner:
         await finish_or_cancel([h.task for h in self._held.values() if h.task is not None], grace_seconds)
         for held in list(self._held.values()):
             await self._release(held)
+
+    async def _ready(self, waiting: list[_HeldSession]) -> set[str] | None:
+        """The held sessions with a message now, asked in one call when the bus can answer it (the
+        embedded bus); None: look in each (a receive per session, as before)."""
+        ask = getattr(self._bus, "sessions_with_messages", None)
+        if ask is None or not waiting:
+            return None
+        found: set[str] = await ask(self.queue, [h.lock.session_id for h in waiting])
+        return found
 
     def _serve(self, held: _HeldSession) -> None:
         held.task = asyncio.create_task(self._drain(held), name=f"session:{self.function.target.name}")
