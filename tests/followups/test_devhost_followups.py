@@ -371,3 +371,56 @@ async def test_a_patient_whose_sms_is_not_delivered_gets_the_reminder_by_email_o
 
 async def _delivered(data_dir: Path) -> dict[str, Any] | None:
     return next((r for r in await records(data_dir, "reminder") if r["status"] == "delivered"), None)
+
+
+async def test_a_survey_after_a_closed_conversation_arrives_and_is_answered_once(
+    host: Host, client: httpx.AsyncClient
+) -> None:
+    """The patient escalated, an agent accepted and closed the conversation: the survey policy's
+    short delay later its link is in the outbox; the survey reads, answers once, and a second
+    answer is 409."""
+    await host.start()
+    await world(client, host.api, policy={"channels": CHANNELS, "quietHours": NO_QUIET})
+    surveys = {"afterConversation": {"enabled": True, "delay": "PT3S"}, "capDays": 30}
+    await ok(client.put(f"{host.api}/manage/survey-policy", json=surveys, headers=ADMIN))
+    # No wrap-up: the conversation is closed (conversation.closed) when the agent closes it.
+    queue = {"name": "Surveys", "acceptTimeoutSeconds": 3600, "wrapupSeconds": 0}
+    await ok(client.put(f"{host.api}/manage/queues/fu", json=queue, headers=ADMIN))
+    rules = {"rules": [], "fallbackQueueId": "fu"}
+    await ok(client.put(f"{host.api}/manage/routing-rules", json=rules, headers=ADMIN))
+    agent = {"name": "agent-fu", "capacity": 5, "queues": ["fu"], "languages": ["en"]}
+    await ok(client.put(f"{host.api}/manage/agents/agent-fu", json=agent, headers=ADMIN))
+    as_agent = bearer("agent-fu", "Agent")
+    await ok(client.put(f"{host.api}/agents/me/presence", json={"status": "available"}, headers=as_agent))
+    escalation = {
+        "botConversationId": "bot-fu-1",
+        "patient": {"id": PATIENT_ID, "name": "Anna Kowalska", "language": "en"},
+        "reason": "Billing question",
+        "triage": {"urgency": "routine"},
+        "transcript": [{"from": "patient", "text": "hello", "timestamp": "2026-01-05T09:00:00Z"}],
+    }
+    bot = bearer("fu-bot", "Bot.Escalate")
+    conversation = (await ok(client.post(f"{host.api}/escalations", json=escalation, headers=bot), 202))[
+        "conversationId"
+    ]
+
+    async def accepted() -> bool:
+        answer = await client.post(f"{host.api}/conversations/{conversation}/accept", headers=as_agent)
+        return answer.status_code == 200
+
+    await until(accepted)
+    await ok(client.post(f"{host.api}/conversations/{conversation}/close", json={}, headers=as_agent))
+
+    async def survey_sent() -> list[dict[str, Any]]:
+        return await outbox(client, host.api, "survey")
+
+    [sent] = await until(survey_sent, timeout=20)
+    assert (sent["subjectId"], sent["channel"]) == (conversation, "sms")
+    url = sent["links"]["survey"]
+    questions = await ok(client.get(url))
+    assert [q["id"] for q in questions["questions"]] == ["csat", "nps", "comment"]
+    await ok(client.post(url, json={"csat": 5, "nps": 9}))
+    second = await client.post(url, json={"csat": 1, "nps": 0})
+    assert second.status_code == 409, second.text
+    await asyncio.sleep(1.0)  # a second survey would show by now
+    assert len(await outbox(client, host.api, "survey")) == 1
