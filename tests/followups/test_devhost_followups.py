@@ -424,3 +424,52 @@ async def test_a_survey_after_a_closed_conversation_arrives_and_is_answered_once
     assert second.status_code == 409, second.text
     await asyncio.sleep(1.0)  # a second survey would show by now
     assert len(await outbox(client, host.api, "survey")) == 1
+
+
+async def test_over_the_daily_cap_the_second_reminder_is_skipped(
+    host: Host, client: httpx.AsyncClient
+) -> None:
+    """A cap of one follow-up a day and two reminders due seconds apart: the first arrives, the
+    second is recorded skipped with the reason `cap` and never sent."""
+    await host.start()
+    await world(client, host.api)
+    start = await slot(client, host.api, timedelta(minutes=10))
+    policy = reminding(start, 5, cap={"perDay": 1, "perWeek": 3})
+    policy["offsets"].append(offset_for(start, 9))
+    await ok(client.put(f"{host.api}/manage/reminder-policy", json=policy, headers=ADMIN))
+    await book(client, host.api, start)
+
+    async def both_settled() -> list[dict[str, Any]]:
+        found = await records(host.data_dir, "reminder")
+        return found if len(found) == 2 and not any(r["status"] in PENDING for r in found) else []
+
+    settled = sorted(await until(both_settled, timeout=25), key=lambda r: r["due"])
+    await asyncio.sleep(1.0)
+    assert [r["status"] for r in settled] in (["sent", "skipped"], ["delivered", "skipped"])
+    assert settled[1]["reason"] == "cap"
+    reminders = await outbox(client, host.api, "reminder")
+    assert [r["id"].split(":", 1)[1] for r in reminders] == [settled[0]["notificationId"]]
+
+
+async def test_a_reminder_due_in_the_patients_quiet_hours_waits_for_their_end(
+    host: Host, client: httpx.AsyncClient
+) -> None:
+    """The patient's own quiet hours cover now and end at a whole minute one to two minutes from
+    now (quiet hours are HH:MM), before the appointment: the reminder due in a few seconds is
+    planned for the end of the quiet period and has not gone when its first due time passes.
+    (Its arrival at that minute is the planner's and the bus's; waiting for it would take up to
+    two minutes.)"""
+    now = datetime.now(UTC)
+    end = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"), "end": end.strftime("%H:%M")}
+    await host.start()
+    await world(client, host.api, patient={"quietHours": quiet})
+    start = await slot(client, host.api, timedelta(minutes=10))
+    await ok(client.put(f"{host.api}/manage/reminder-policy", json=reminding(start, 5), headers=ADMIN))
+    await book(client, host.api, start)
+    [record] = await until(lambda: records(host.data_dir, "reminder"))
+    assert (record["status"], record["due"]) == ("scheduled", zulu(end))
+    await asyncio.sleep(8)  # past the due time the offset alone would give
+    assert await outbox(client, host.api, "reminder") == []
+    [record] = await records(host.data_dir, "reminder")
+    assert record["status"] == "scheduled"
