@@ -26,7 +26,7 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.dev_tokens import issue_dev_token
-from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATIONS, QUEUES
+from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATIONS, NOTIFICATIONS, QUEUES
 from shared.kernel.clock import SystemClock
 from shared.kernel.documents import Query, where
 from tests.callbacks.bot import RecordingBot
@@ -34,7 +34,8 @@ from tests.devhost.outbox_host import PROBE, probe_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-AGGREGATES = (CONVERSATIONS, APPOINTMENTS, AGENTS)
+# The follow-ups' ledgers too: a booking's confirmation is a notification.sent on the patient's.
+AGGREGATES = (CONVERSATIONS, APPOINTMENTS, AGENTS, NOTIFICATIONS)
 
 
 def _free_port() -> int:
@@ -138,7 +139,7 @@ class Probe:
 
 
 async def committed_events(data_dir: Path) -> list[str]:
-    """The message id of every event document the outbox has committed, in the three containers."""
+    """The message id of every event document the outbox has committed, in the four containers."""
     store = SqliteDocumentStore(data_dir / "store.sqlite3", CONTAINERS, SystemClock())
     try:
         ids = []
