@@ -8,6 +8,12 @@ appointment's and conversation's events come in order).
 * `appointment.cancelled`: pending reminders cancelled, a confirmation of the cancellation sent.
 * `appointment.fulfilled`: a survey after the visit (`afterVisit`), when the policy says so.
 * `appointment.noshow`: pending reminders are past anyway; the plan notes the status.
+* `appointment.merged` (a provisional patient merged into another, shared/scheduling/merge.py):
+  re-planned, not moved. The old patient's pending reminders are cancelled and its plan takes the
+  merged version (a send that slipped through is dropped by the version check); the survivor gets
+  the reminders still ahead for the merged version, on its own contacts, consent, quiet hours and
+  cap, and no confirmation (the patient did nothing). Moving the records would need writes across
+  two partitions and new queue messages anyway (a send names its patient's partition).
 * `conversation.closed` by a human (`handled`): a survey after the conversation.
 
 **Idempotent.** Records are written before their sends are scheduled, so a send always finds its
@@ -20,13 +26,18 @@ finds its record settled the second time (the dispatcher's job). No PHI in any l
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.followups.documents import AppointmentPlan, NotificationRecord, plan_id, record_id
 from shared.followups.planner import plan_reminders
 from shared.followups.service import Followups
 from shared.kernel.retry import retry
 from shared.kernel.times import parse_stamp, stamp
+
+if TYPE_CHECKING:
+    from shared.followups.model import ReminderPolicy
+    from shared.followups.service import PatientFacts
 
 log = logging.getLogger("psc.followups")
 
@@ -37,6 +48,7 @@ HANDLED = frozenset(
         "appointment.cancelled",
         "appointment.fulfilled",
         "appointment.noshow",
+        "appointment.merged",
         "conversation.closed",
     }
 )
@@ -83,6 +95,8 @@ async def _appointment(fu: Followups, envelope: dict[str, Any]) -> str:
     if plan is not None and (plan.version, plan.n) >= (version, n):
         return "duplicate"
     status = str(envelope["type"]).split(".", 1)[1]
+    if status == "merged":
+        return await _merged(fu, envelope, version, n)
     now = fu.now()
     at = str(envelope.get("at") or stamp(now))
     start = str(data.get("start") or (plan.start if plan else at))
@@ -99,29 +113,9 @@ async def _appointment(fu: Followups, envelope: dict[str, Any]) -> str:
         if patient is None:
             return "no-patient"
         if status != "cancelled":
-            planned = plan_reminders(
-                parse_stamp(start), now, policy.offset_durations(), patient.quiet, patient.zone
-            )
-            for reminder in planned:
-                nid = reminder_id(appointment_id, version, reminder.occasion)
-                record = NotificationRecord(
-                    id=record_id(nid),
-                    patient_id=patient_id,
-                    notification_id=nid,
-                    purpose="reminder",
-                    kind="reminder",
-                    subject_id=appointment_id,
-                    subject_version=version,
-                    occasion=reminder.occasion,
-                    status="scheduled" if reminder.due else "skipped",
-                    reason=reminder.skipped,
-                    due=stamp(reminder.due or now),
-                    created_at=stamp(now),
-                    attributes={"providerId": provider_id},
-                )
-                records.append(record)
-                if reminder.due is not None:
-                    due[nid] = reminder.due
+            planned = _reminders(patient, policy, appointment_id, version, start, provider_id, now)
+            records += planned
+            due.update({r.notification_id: parse_stamp(r.due) for r in planned if r.status == "scheduled"})
         nid = confirmation_id(appointment_id, version)
         records.append(
             NotificationRecord(
@@ -173,6 +167,88 @@ async def _appointment(fu: Followups, envelope: dict[str, Any]) -> str:
         extra={"appointment_id": appointment_id, "version": version, "status": status, "sends": len(due)},
     )
     return status
+
+
+def _reminders(
+    patient: PatientFacts,
+    policy: ReminderPolicy,
+    appointment_id: str,
+    version: int,
+    start: str,
+    provider_id: str,
+    now: datetime,
+) -> list[NotificationRecord]:
+    """One record per offset of the policy: scheduled for its due time, or skipped with a reason."""
+    records = []
+    for reminder in plan_reminders(
+        parse_stamp(start), now, policy.offset_durations(), patient.quiet, patient.zone
+    ):
+        nid = reminder_id(appointment_id, version, reminder.occasion)
+        records.append(
+            NotificationRecord(
+                id=record_id(nid),
+                patient_id=patient.patient_id,
+                notification_id=nid,
+                purpose="reminder",
+                kind="reminder",
+                subject_id=appointment_id,
+                subject_version=version,
+                occasion=reminder.occasion,
+                status="scheduled" if reminder.due else "skipped",
+                reason=reminder.skipped,
+                due=stamp(reminder.due or now),
+                created_at=stamp(now),
+                attributes={"providerId": provider_id},
+            )
+        )
+    return records
+
+
+async def _merged(fu: Followups, envelope: dict[str, Any], version: int, n: int) -> str:
+    """The appointment now names the survivor (`patientId`); `previousPatientId` held its plan."""
+    data = envelope.get("data") or {}
+    survivor, previous = str(data["patientId"]), data.get("previousPatientId")
+    appointment_id = str(envelope["aggregateId"])
+    now = fu.now()
+    old = await fu.partition.plan(previous, appointment_id) if isinstance(previous, str) else None
+    if old is not None and isinstance(previous, str) and (old.version, old.n) < (version, n):
+        cancelled = await _superseded(fu, previous, old, now)
+        moved = old.changed(version=version, n=n, status="merged", scheduled={})
+        await fu.partition.commit(await fu.partition.ledger(previous), [*cancelled, moved])
+    status = str(data.get("status") or (old.status if old else "booked"))
+    start = str(data.get("start") or (old.start if old else stamp(now)))
+    provider_id = str(data.get("providerId") or (old.provider_id if old else ""))
+    pending: list[NotificationRecord] = []
+    if status == "booked":
+        policy = await fu.policies.reminder_policy()
+        patient = await fu.patient(survivor, policy)
+        if patient is not None:
+            planned = _reminders(patient, policy, appointment_id, version, start, provider_id, now)
+            # A redelivery after a crash before the plan was written keeps what was since sent.
+            current = {
+                r.notification_id: await fu.partition.record(survivor, r.notification_id) for r in planned
+            }
+            fresh = [r for r in planned if current[r.notification_id] is None]
+            await fu.partition.commit(await fu.partition.ledger(survivor), fresh)
+            pending = [r for r in planned if (current[r.notification_id] or r).status == "scheduled"]
+    scheduled = {
+        r.notification_id: await fu.schedule(r.notification_id, survivor, parse_stamp(r.due)) for r in pending
+    }
+    plan = AppointmentPlan(
+        id=plan_id(appointment_id),
+        patient_id=survivor,
+        appointment_id=appointment_id,
+        version=version,
+        n=n,
+        status=status,
+        start=start,
+        provider_id=provider_id,
+        conversation_id=old.conversation_id if old else None,
+        scheduled=scheduled,
+    )
+    await fu.partition.commit(await fu.partition.ledger(survivor), [plan])
+    log.info("follow-ups moved", extra={"appointment_id": appointment_id, "version": version})
+    return "merged"
 
 
 async def _superseded(

@@ -339,6 +339,7 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
             "appointment.cancelled",
             "appointment.fulfilled",
             "appointment.noshow",
+            "appointment.merged",
             "conversation.closed",
         ),
         description="Follow-ups: schedules reminders and confirmations per appointment version, "

@@ -276,3 +276,49 @@ async def test_an_offset_already_past_at_booking_is_skipped_with_its_reason(
     found = {v["occasion"]: v for v in (await records(world)).values() if v["purpose"] == "reminder"}
     assert (found["P1D"]["status"], found["P1D"]["reason"]) == ("skipped", "past")
     assert found["PT2H"]["status"] == "scheduled"
+
+
+async def test_a_merged_appointments_reminders_go_to_the_surviving_patient_only(
+    world: Runtime, clock: ManualClock
+) -> None:
+    """A provisional patient merged into another (the appointment moves, `appointment.merged`):
+    the old patient's pending reminders are cancelled, the survivor gets the reminders still ahead
+    on its own number, no new confirmation, and a late send of an old reminder is dropped."""
+    from shared.followups.handler import reminder_id
+    from shared.scheduling.merge import move_patient_appointments
+    from tests.followups.harness import message, registered_functions
+
+    appointment_id = await book()
+    await deliver_new(world)
+    await pump(world)  # the booking's confirmation, to p-1
+    survivor = {**PATIENT_DOC, "id": "p-2", "phone": "+48601000002", "email": "b@example.org"}
+    await world.store.container("patients").upsert(survivor)
+    assert await move_patient_appointments(world.store, clock, "p-1", "p-2") == 1
+    merged = await deliver_new(world)
+    assert [e["type"] for e in merged] == ["appointment.merged"]
+    await deliver(merged)  # redelivered: changes nothing
+    old = {k: v for k, v in (await records(world)).items() if v["purpose"] == "reminder"}
+    assert {v["status"] for v in old.values()} == {"cancelled"}
+    new = await records(world, "p-2")
+    assert {v["purpose"] for v in new.values()} == {"reminder"}, "no confirmation: the patient did nothing"
+    assert {v["occasion"] for v in new.values()} == {"P1D", "PT2H"}
+    for due in sorted(v["due"] for v in new.values()):
+        advance_to(clock, due)
+        await pump(world)
+    sender = registered_functions()["followup_send"].get_user_function()
+    stale = reminder_id(appointment_id, 1, "PT2H")
+    await sender(message({"notificationId": stale, "patientId": "p-1", "due": old[stale]["due"]}, "late"))
+    sent = await outbox(world)
+    assert [(s["purpose"], s["patientId"], s["to"]) for s in sent] == [
+        ("confirmation", "p-1", "+48601000001"),
+        ("reminder", "p-2", "+48601000002"),
+        ("reminder", "p-2", "+48601000002"),
+    ]
+
+
+def test_the_followups_subscription_lets_in_every_event_the_consumer_handles() -> None:
+    from shared.followups.handler import HANDLED
+    from shared.kernel.catalog import EVENTS_TOPIC, FOLLOWUPS_SUBSCRIPTION, TOPICS
+
+    [spec] = [s for s in TOPICS[EVENTS_TOPIC].subscriptions if s.name == FOLLOWUPS_SUBSCRIPTION]
+    assert set(spec.subjects) == HANDLED
