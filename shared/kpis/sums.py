@@ -157,7 +157,8 @@ def event_parts(envelope: Mapping[str, Any], short_abandon_seconds: float) -> li
             parts.add(d.get("sentAt"), None, None, {"remindersSent": 1})
         elif kind == "notification.delivered":
             # Delivered wins over any other report of the same notification, however many.
-            key = f"{envelope['aggregateId']}:delivered"
+            # The follow-ups' events are their patient ledger's: the notification names itself.
+            key = f"{d.get('notificationId') or envelope['aggregateId']}:delivered"
             parts.add(d.get("sentAt"), None, None, {"remindersDelivered": 1}, key)
     elif kind in ("appointment.noshow", "appointment.arrived", "appointment.fulfilled") and d.get("start"):
         outcome = {"noShows": 1} if kind == "appointment.noshow" else {"attended": 1}

@@ -178,3 +178,23 @@ async def test_an_agent_with_no_event_since_counts_their_last_state_up_to_now(ru
     assert live["totals"]["utilization"] == 0.25
     later = await kpi_range(runtime.store, start, end, "1h", agent_id="a-7", now=at("2026-03-05T00:00:00Z"))
     assert later["totals"]["utilization"] == 0.25  # clipped to the range
+
+
+def test_two_reminders_delivered_from_one_patient_ledger_count_twice() -> None:
+    # The follow-ups write notification events as their patient ledger's (one aggregate id for
+    # every notification of a patient): delivery is counted once per notification, not per ledger.
+    from shared.kpis.sums import event_parts
+
+    def delivered(n: int, notification: str) -> dict[str, object]:
+        data = {"purpose": "reminder", "notificationId": notification, "sentAt": "2026-03-02T10:00:00.000Z"}
+        return {
+            "id": f"followups:p-1:{n}.1",
+            "type": "notification.delivered",
+            "aggregateId": "followups:p-1",
+            "version": n,
+            "at": "2026-03-02T10:00:05.000Z",
+            "data": data,
+        }
+
+    keys = {p.outcome for n, r in ((1, "r-1"), (2, "r-2")) for p in event_parts(delivered(n, r), 10)}
+    assert len(keys) == 2
