@@ -13,6 +13,8 @@ copies. The dev host runs these same functions from the embedded store's change 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import azure.functions as func
 
 from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONVERSATIONS, LEASES, NOTIFICATIONS
@@ -26,6 +28,8 @@ DATABASE = "%COSMOS_DATABASE%"
 # the patient's hub and the bot through this relay, and chat cannot wait seconds. The cost is one
 # change-feed read per lease every 50 ms while an instance runs and the container is idle.
 POLL_MS = 50
+
+Handler = Callable[[func.DocumentList], Awaitable[None]]
 
 
 # start_from_beginning: a lease created for the first time starts at the oldest change still in
@@ -43,82 +47,48 @@ async def _relay(docs: func.DocumentList) -> None:
         await relay_events(rt.bus, (doc.to_dict() for doc in docs))
 
 
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:01:00",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=CONNECTION,
-    database_name=DATABASE,
-    container_name=CONVERSATIONS,
-    lease_container_name=LEASES,
-    lease_container_prefix="events-conversations.",
-    start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
-    feed_poll_delay=POLL_MS,
-)
+def _relaying(container: str) -> Callable[[Handler], Handler]:
+    """The change-feed trigger and retry policy every relay function has: only the container, and
+    with it the lease prefix, differs."""
+
+    def register(function: Handler) -> Handler:
+        trigger = bp.cosmos_db_trigger(
+            arg_name="docs",
+            connection=CONNECTION,
+            database_name=DATABASE,
+            container_name=container,
+            lease_container_name=LEASES,
+            lease_container_prefix=f"events-{container}.",
+            start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
+            feed_poll_delay=POLL_MS,
+        )
+        retry = bp.retry(
+            strategy="exponential_backoff",
+            max_retry_count="-1",
+            minimum_interval="00:00:01",
+            maximum_interval="00:01:00",
+        )
+        return retry(trigger(function))
+
+    return register
+
+
+@_relaying(CONVERSATIONS)
 async def relay_conversation_events(docs: func.DocumentList) -> None:
     await _relay(docs)
 
 
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:01:00",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=CONNECTION,
-    database_name=DATABASE,
-    container_name=APPOINTMENTS,
-    lease_container_name=LEASES,
-    lease_container_prefix="events-appointments.",
-    start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
-    feed_poll_delay=POLL_MS,
-)
+@_relaying(APPOINTMENTS)
 async def relay_appointment_events(docs: func.DocumentList) -> None:
     await _relay(docs)
 
 
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:01:00",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=CONNECTION,
-    database_name=DATABASE,
-    container_name=AGENTS,
-    lease_container_name=LEASES,
-    lease_container_prefix="events-agents.",
-    start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
-    feed_poll_delay=POLL_MS,
-)
+@_relaying(AGENTS)
 async def relay_agent_events(docs: func.DocumentList) -> None:
     await _relay(docs)
 
 
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:01:00",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=CONNECTION,
-    database_name=DATABASE,
-    container_name=NOTIFICATIONS,
-    lease_container_name=LEASES,
-    lease_container_prefix="events-notifications.",
-    start_from_beginning=True,  # type: ignore[arg-type] # a bool in function.json; the stub says time
-    feed_poll_delay=POLL_MS,
-)
+@_relaying(NOTIFICATIONS)
 async def relay_notification_events(docs: func.DocumentList) -> None:
     """The follow-ups' events (`notification.sent`, `.failed`, `survey.sent` ...), from each
     patient's ledger partition."""
