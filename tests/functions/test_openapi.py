@@ -5,6 +5,7 @@ checked by tests/api/test_schemathesis.py.)"""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,8 +146,11 @@ async def test_error_answers_declare_their_headers(document: dict[str, Any]) -> 
                 assert "www-authenticate" in headers, label
 
 
-def _handlers() -> Iterator[tuple[str, ast.AsyncFunctionDef, str]]:
-    """Each route handler in functions/ with its module's source."""
+@functools.cache
+def _handlers() -> tuple[tuple[str, ast.AsyncFunctionDef, str], ...]:
+    """Each route handler in functions/ with its module's source (parsed once per run: the tests
+    below ask for them per module and per route)."""
+    found = []
     for path in sorted((ROOT / "functions").glob("*.py")):
         source = path.read_text()
         for node in ast.walk(ast.parse(source)):
@@ -154,7 +158,8 @@ def _handlers() -> Iterator[tuple[str, ast.AsyncFunctionDef, str]]:
                 isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "route"
                 for d in node.decorator_list
             ):
-                yield path.stem, node, source
+                found.append((path.stem, node, source))
+    return tuple(found)
 
 
 def _spec(name: str) -> Any:
@@ -198,9 +203,8 @@ def test_every_response_header_a_module_sends_is_declared_by_its_routes() -> Non
                 and isinstance(node.slice, ast.Constant)
             ):
                 names.add(node.slice.value)
-        declared = {
-            h.key for spec in ROUTES if spec.name in _handler_names(path.stem) for h in spec.response_headers
-        }
+        handlers = _handler_names(path.stem)
+        declared = {h.key for spec in ROUTES if spec.name in handlers for h in spec.response_headers}
         for name in names:
             assert str(name).lower() in declared, (path.stem, name)
             found += 1
