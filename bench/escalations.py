@@ -150,7 +150,7 @@ async def routed(data_dir: Path, run: str, count: int, timeout: float) -> list[d
                 return mine
             if time.monotonic() > deadline:
                 every = await conversations.query_cross_partition(Query(), max_items=100_000)
-                ours = [d for d in every.items if d["botConversationId"].startswith(f"{run}-")]
+                ours = [d for d in every.items if str(d.get("botConversationId", "")).startswith(f"{run}-")]
                 statuses = Counter(d["status"] for d in ours)
                 print(f"not all routed after {timeout:.0f} s: {dict(statuses)}")
                 return mine
