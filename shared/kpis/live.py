@@ -2,7 +2,8 @@
 pushes to the hub group `supervisors` (docs/ARCHITECTURE.md "Dashboard" fixes the frames).
 
 From state, not buckets: routing's waiting entries, board lists and seats (shared/routing/live.py,
-bounded single-partition reads), except `serviceLevelToday`, which is the queue's buckets of the
+bounded single-partition reads; a pushed tile reads counts and the two oldest entries, so its cost
+per event does not grow with the queue), except `serviceLevelToday`, which is the queue's buckets of the
 current UTC day. A frame is pushed for an event of the last `LIVE_WINDOW` only (a replay, a
 rebuild or a backlog after an outage pushes nothing: the page re-reads `/kpis/live` whenever it
 reconnects). Routing writes its waiting entry after the conversation's event, so a queue's tile
@@ -24,7 +25,7 @@ from shared.kernel.realtime import Realtime
 from shared.kernel.times import parse_stamp, stamp
 from shared.kpis.queries import quarters_of
 from shared.kpis.sums import total
-from shared.routing.api import QueueState, queue_state, queue_states
+from shared.routing.api import QueueCounts, QueueState, queue_counts, queue_states
 
 log = logging.getLogger("psc.kpis")
 
@@ -84,19 +85,33 @@ async def kpi_live(store: DocumentStore, clock: Clock) -> dict[str, Any]:
     return {"asOf": stamp(now), "queues": queues, "agents": [agents[a] for a in sorted(agents)]}
 
 
-def _as_of_event(state: QueueState, envelope: Envelope) -> QueueState:
-    """`state` with the event's own conversation where the event puts it."""
+def _as_of_event(counts: QueueCounts, envelope: Envelope, now: datetime) -> dict[str, Any]:
+    """The queue's tile with the event's own conversation where the event puts it (routing may
+    not have written its waiting entry or board entry yet, or may have already removed them)."""
     d: Mapping[str, Any] = envelope.data
     cid = envelope.aggregate_id
-    waiting, live = dict(state.waiting), set(state.live)
-    if envelope.type == "conversation.waiting" and d.get("queueId") == state.queue_id:
-        waiting.setdefault(cid, d.get("queuedAt") or envelope.at)
-        live.add(cid)
+    waiting, live, oldest = counts.waiting, counts.live, list(counts.oldest)
+    if envelope.type == "conversation.waiting" and d.get("queueId") == counts.queue_id:
+        if not counts.conversation_waiting:
+            waiting += 1
+            oldest.append((cid, d.get("queuedAt") or envelope.at))
+        if not counts.conversation_live:
+            live += 1
     elif envelope.type in _NOT_WAITING:
-        waiting.pop(cid, None)
-        if envelope.type in _OFF_BOARD:
-            live.discard(cid)
-    return QueueState(state.queue_id, state.name, waiting, live, state.seats)
+        if counts.conversation_waiting:
+            waiting -= 1
+        oldest = [entry for entry in oldest if entry[0] != cid]
+        if envelope.type in _OFF_BOARD and counts.conversation_live:
+            live -= 1
+    first = min((at for _, at in oldest), default=None) if waiting > 0 else None
+    wait = max(0.0, (now - parse_stamp(first)).total_seconds()) if first else 0.0
+    return {
+        "queueId": counts.queue_id,
+        "waiting": waiting,
+        "longestWaitSeconds": round(wait, 3),
+        "active": max(0, live - waiting),  # the board lists waiting conversations too
+        "agentsAvailable": counts.available,
+    }
 
 
 def _queues_of(envelope: Envelope) -> list[str]:
@@ -131,9 +146,8 @@ async def push_tiles(
             )
         elif envelope.type.startswith("conversation."):
             for queue_id in _queues_of(envelope):
-                state = _as_of_event(await queue_state(store, queue_id), envelope)
-                tile = queue_tile(state, now, await service_level_today(store, queue_id, now))
-                del tile["name"]
+                tile = _as_of_event(await queue_counts(store, queue_id, envelope.aggregate_id), envelope, now)
+                tile["serviceLevelToday"] = await service_level_today(store, queue_id, now)
                 frames.append({"kind": "queue", **tile, "asOf": stamp(now)})
         for frame in frames:
             await realtime().send_to_group(GROUP, frame)

@@ -14,7 +14,7 @@ from shared.routing.directory import (
 )
 from shared.routing.engine import Placement
 from shared.routing.handler import handle_routing_message
-from shared.routing.live import QueueState, SeatState, queue_state, queue_states
+from shared.routing.live import QueueCounts, QueueState, SeatState, queue_counts, queue_state, queue_states
 from shared.routing.model import (
     FALLBACK_LANGUAGE,
     URGENCY_PRIORITY,
@@ -52,6 +52,7 @@ __all__ = [
     "Placement",
     "Presence",
     "PresenceChange",
+    "QueueCounts",
     "QueueList",
     "QueueSettings",
     "QueueState",
@@ -70,6 +71,7 @@ __all__ = [
     "place",
     "presence_etag",
     "profile_etag",
+    "queue_counts",
     "queue_order",
     "queue_settings_of",
     "queue_standing",
