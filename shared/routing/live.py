@@ -116,16 +116,18 @@ async def queue_counts(store: DocumentStore, queue_id: str, conversation_id: str
             return False
         return True
 
-    waiting, oldest, live, available, settings, is_waiting, is_live = await asyncio.gather(
+    waiting, live, available = await asyncio.gather(
         routing.count(Query((where("type", "=", "waiting"),)), partition_key=queue_id),
+        board.count(Query(), partition_key=board_key),
+        routing.count(
+            Query((where("type", "=", "seat"), where("presence", "=", "available"))), partition_key=queue_id
+        ),
+    )
+    oldest, settings, is_waiting, is_live = await asyncio.gather(
         routing.query(
             Query((where("type", "=", "waiting"),), order_by=(("enqueuedAt", False),)),
             partition_key=queue_id,
             max_items=2,
-        ),
-        board.count(Query(), partition_key=board_key),
-        routing.count(
-            Query((where("type", "=", "seat"), where("presence", "=", "available"))), partition_key=queue_id
         ),
         RoutingDirectory(store).queue_doc(queue_id),
         exists(ROUTING, f"wait:{conversation_id}", queue_id),
