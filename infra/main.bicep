@@ -84,7 +84,7 @@ param linkSigningKey string = ''
 @description('Optional. Base URL patients reach this API at (PSC_PUBLIC_BASE_URL): confirm, cancel and survey links point there. Empty: the function app\'s azurewebsites.net name (set it when the app has a custom domain or a unique default hostname).')
 param publicBaseUrl string = ''
 
-@description('Optional. Base URL of the patient portal (PSC_PORTAL_BASE_URL): a reminder\'s reschedule link points there.')
+@description('Optional. Base URL of the patient portal (PSC_PORTAL_BASE_URL): the reschedule link of a reminder or a confirmation points there.')
 param portalBaseUrl string = ''
 
 @description('Optional. Service Bus tier; private networking needs Premium and forces it.')

@@ -282,7 +282,7 @@ class Settings(BaseSettings):
     portal_base_url: str = _setting(  # type: ignore[assignment]
         "PSC_PORTAL_BASE_URL",
         "http://127.0.0.1:7071/portal",
-        "Base URL of the patient portal: a reminder's reschedule link points here.",
+        "Base URL of the patient portal: the reschedule link of a reminder or a confirmation points here.",
     )
     teams_workflow_hosts: str | None = _setting(  # type: ignore[assignment]
         "PSC_TEAMS_WORKFLOW_HOSTS",

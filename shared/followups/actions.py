@@ -1,10 +1,11 @@
-"""What a reminder's one-use links do, without sign-in: `GET /api/links/{token}` answers a small
-page with one button and never acts (mail scanners and link previews fetch every link);
-`POST /api/links/{token}` acts once: `confirm` notes the patient's confirmation on the reminder
-(event `notification.answered`), `cancel` cancels the appointment as the patient would (the
-appointment's own rules, events and audit; the cancellation's confirmation follows through the
-events topic). A used link answers 409, an expired one 410, an unknown or forged one 404; a link
-of an appointment that changed since it was sent (another version) answers 409 and stays unused.
+"""What the one-use links of a reminder or a confirmation do, without sign-in:
+`GET /api/links/{token}` answers a small page with one button and never acts (mail scanners and
+link previews fetch every link); `POST /api/links/{token}` acts once: `confirm` notes the
+patient's confirmation on the reminder (event `notification.answered`; confirmations carry no
+`confirm`), `cancel` cancels the appointment as the patient would (the appointment's own rules,
+events and audit; the cancellation's confirmation follows through the events topic). A used link
+answers 409, an expired one 410, an unknown or forged one 404; a link of an appointment that
+changed since it was sent (another version) answers 409 and stays unused.
 Every use is audited under the patient."""
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from shared.kernel.times import parse_stamp, stamp
 
 if TYPE_CHECKING:
     from shared.followups.documents import AppointmentPlan
+    from shared.followups.links import LinkKind
     from shared.followups.model import ReminderPolicy
     from shared.notifications.api import ChannelPlan, RenderedText
     from shared.notifications.channels import Candidate
@@ -228,14 +229,23 @@ def _address(candidate: Candidate) -> str:
     return candidate.to
 
 
+# The signed one-use links each kind of text carries (the portal's `reschedule` is not one:
+# docs/ARCHITECTURE.md "Follow-ups", Links); a cancellation's confirmation carries none.
+SIGNED_LINKS: dict[str, tuple[LinkKind, ...]] = {
+    "reminder": ("confirm", "cancel"),
+    "booked": ("cancel",),
+    "rescheduled": ("cancel",),
+}
+
+
 async def _links(fu: Followups, record: NotificationRecord, plan: AppointmentPlan | None) -> dict[str, str]:
     """The links the text carries, minted once per notification (the same on every retry)."""
-    if record.kind not in ("reminder", "survey"):
+    if record.kind != "survey" and record.kind not in SIGNED_LINKS:
         return {}
     if not fu.links.enabled:
         from shared.kernel.errors import ConfigError
 
-        raise ConfigError("PSC_LINK_SIGNING_KEY is required to send reminders and surveys")
+        raise ConfigError("PSC_LINK_SIGNING_KEY is required to send reminders, confirmations and surveys")
     now = fu.now()
     base = f"{fu.public_base_url}/api/links/"
     if record.kind == "survey":
@@ -251,8 +261,8 @@ async def _links(fu: Followups, record: NotificationRecord, plan: AppointmentPla
         )
         return {"survey": f"{fu.public_base_url}/api/surveys/{token}"}
     start = parse_stamp(plan.start) if plan is not None else now + timedelta(days=1)
-    found = {}
-    for kind in ("confirm", "cancel"):
+    found: dict[str, str] = {}
+    for kind in SIGNED_LINKS[record.kind]:
         token = await fu.links.mint(
             kind,
             notification_id=record.notification_id,

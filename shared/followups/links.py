@@ -1,4 +1,4 @@
-"""Signed one-use links in reminders and surveys.
+"""Signed one-use links in reminders, confirmations (of a booking or a move) and surveys.
 
 A token is 16 base64url characters: HMAC-SHA256, truncated to 96 bits, over a compact payload
 (kind, notification id, appointment id and version, expiry) with `PSC_LINK_SIGNING_KEY`. The

@@ -8,7 +8,9 @@ message; the embedded channel publishes the same), through `shared.notifications
   `notification.failed`.
 * **Inbound SMS**: `STOP` withdraws SMS consent of every patient with that number, `START`
   restores it (a patient-registry write, audited), `HELP` gets the short answer; each gets its
-  reply by SMS. Other texts are ignored.
+  reply by SMS, from any number: HELP's answer is one fixed text that never looks the number up,
+  and a STOP/START from a number no patient has changes nothing but is answered the same way (a
+  reply never tells whether a number is a patient's). Other texts are ignored.
 
 Reports find their record by the SMS's tag (`<patient id>|<notification id>`) or, for e-mail, by
 the operation id through a lookup written when the e-mail was sent. Every report is idempotent: a
@@ -35,6 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("psc.followups")
 EMAIL_LOOKUP_TTL = timedelta(days=7)  # longer than any e-mail report takes (Event Grid retries 24 h)
+
+# The outbox partition and tag of a keyword reply that belongs to no patient: every HELP reply,
+# and a STOP/START reply to a number no patient has. Never the number (a phone number's hash can be
+# reversed by trying every number).
+KEYWORD_REPLIES = "sms-keyword-replies"
 
 
 class EmailOperation(Document):
@@ -168,25 +175,44 @@ def _data(record: NotificationRecord, channel: str) -> dict[str, Any]:
 
 
 async def _inbound(fu: Followups, sms: InboundSms) -> str:
-    from shared.followups.service import FOLLOWUPS_ACTOR
-    from shared.kernel.notify import Envelope
-    from shared.notifications.api import render
-    from shared.patients.api import PatientRegistry, patients_with_phone
+    """A keyword from any number gets its reply; only STOP/START from a patient's number change
+    anything. HELP is the same fixed text for every sender (in the keyword's language: AYUDA is
+    answered in Spanish), so its reply never tells whether the number belongs to a patient; a
+    STOP/START from a number no patient has changes no consent and is answered like a patient's
+    (in the keyword's language). Logged by the event id only."""
+    from shared.notifications.api import keyword_language
 
     if sms.keyword is None:
         return "ignored:no-keyword"
     keyword = sms.keyword.lower()
-    patients = await patients_with_phone(fu.store, sms.sender)
+    language = keyword_language(sms.text)
+    patients: list[str] = []
+    if keyword != "help":
+        patients, patient_language = await _consent_by_sms(fu, sms.sender, keyword == "start")
+        language = language or patient_language
+    if fu.notifier is None:
+        return f"{keyword}:no-reply"
+    await _reply(fu, sms, keyword, language, patients[0] if patients else KEYWORD_REPLIES)
+    # The event's id (Event Grid's; the queue message's id) and how many patients it concerned.
+    log.info("sms keyword", extra={"outcome": keyword, "message_id": sms.event_id, "count": len(patients)})
+    return keyword if patients or keyword == "help" else f"{keyword}:unknown-sender"
+
+
+async def _consent_by_sms(fu: Followups, sender: str, wanted: bool) -> tuple[list[str], str | None]:
+    """Set SMS consent of every patient with `sender`'s number (a registry write, audited, only
+    where it changes); their ids and the first one's language."""
+    from shared.followups.service import FOLLOWUPS_ACTOR
+    from shared.patients.api import PatientRegistry, patients_with_phone
+
     registry = PatientRegistry(fu.store, fu.clock)
+    found: list[str] = []
     language = None
-    for patient_id in patients:
+    for patient_id in await patients_with_phone(fu.store, sender):
         patient = await fu.patient(patient_id)
         if patient is None or patient.contacts.phone is None:
             continue
+        found.append(patient_id)
         language = language or patient.language
-        if keyword == "help":
-            continue
-        wanted = keyword == "start"
         if patient.contacts.consent_sms != wanted:
             consent = {"sms": wanted, "email": patient.contacts.consent_email}
             await registry.write(
@@ -196,16 +222,20 @@ async def _inbound(fu: Followups, sms: InboundSms) -> str:
                 if_match=None,
                 correlation_id=fu.correlation_id,
             )
-    if fu.notifier is None or not patients:
-        return f"{keyword}:no-reply"
+    return found, language
+
+
+async def _reply(fu: Followups, sms: InboundSms, keyword: str, language: str | None, owner: str) -> None:
+    from shared.kernel.notify import Envelope
+    from shared.notifications.api import render
+
+    assert fu.notifier is not None
     reply = render(keyword, "sms", language=language)  # type: ignore[arg-type]
     envelope = Envelope(
         notification_id=f"keyword:{sms.event_id}",
-        patient_id=patients[0],
+        patient_id=owner,
         purpose="confirmation",
         subject_id=f"sms-{keyword}",
         first_attempt_at=sms.at or fu.now(),
     )
     await fu.notifier.send_sms(sms.sender, reply.text, envelope=envelope)
-    log.info("sms keyword", extra={"keyword": keyword, "patients": len(patients)})
-    return keyword

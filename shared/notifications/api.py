@@ -3,7 +3,14 @@ delivery reports; the channels themselves are the kernel's `Notifier` port)."""
 
 from shared.notifications.channels import ChannelPlan, ContactPoints, plan_channels
 from shared.notifications.model import PURPOSE_OF, AppointmentFacts, Channel, RenderedText, TextKind
-from shared.notifications.reports import DeliveryReport, Ignored, InboundSms, Report, parse_report
+from shared.notifications.reports import (
+    DeliveryReport,
+    Ignored,
+    InboundSms,
+    Report,
+    keyword_language,
+    parse_report,
+)
 from shared.notifications.sms import SmsText, SmsTooLong, fit_sms
 from shared.notifications.texts import render, template_language
 
@@ -22,6 +29,7 @@ __all__ = [
     "SmsTooLong",
     "TextKind",
     "fit_sms",
+    "keyword_language",
     "parse_report",
     "plan_channels",
     "render",

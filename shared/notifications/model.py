@@ -35,18 +35,27 @@ PURPOSE_OF: dict[TextKind, Purpose | None] = {
 # The links each kind of text carries, in every language (a test holds the templates to it, so a
 # translation can never drop one). An SMS reminder carries the two one-tap answers only: three
 # links of a realistic length (40-60 characters each) leave no room for the appointment itself in
-# 160 septets; e-mail and the portal also offer another time.
+# 160 septets; e-mail and the portal also offer another time. A confirmation of a booking or a
+# move carries what a reminder offers but confirm (the patient just acted): cancel, and in e-mail
+# and the portal another time; an SMS confirmation carries cancel only, for the same room. A
+# cancellation's confirmation carries none: there is nothing left to act on (booking again is the
+# portal's ordinary booking, behind sign-in).
 LINKS_OF: dict[TextKind, tuple[LinkName, ...]] = {
     "reminder": ("confirm", "cancel", "reschedule"),
-    "booked": (),
-    "rescheduled": (),
+    "booked": ("cancel", "reschedule"),
+    "rescheduled": ("cancel", "reschedule"),
     "cancelled": (),
     "survey": ("survey",),
     "stop": (),
     "start": (),
     "help": (),
 }
-SMS_LINKS_OF: dict[TextKind, tuple[LinkName, ...]] = {**LINKS_OF, "reminder": ("confirm", "cancel")}
+SMS_LINKS_OF: dict[TextKind, tuple[LinkName, ...]] = {
+    **LINKS_OF,
+    "reminder": ("confirm", "cancel"),
+    "booked": ("cancel",),
+    "rescheduled": ("cancel",),
+}
 
 
 def links_of(kind: TextKind, channel: Channel) -> tuple[LinkName, ...]:

@@ -19,6 +19,8 @@ Twilio, Telnyx and AWS implement them): STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CA
 OPTOUT/OPT-OUT/OPT OUT, REVOKE, and the Spanish BAJA; START, UNSTOP, YES; HELP, INFO and the
 Spanish and Polish AYUDA, POMOC. CANCEL means opt-out because carriers block further messages on
 it whatever we do; our reminder texts say to cancel an appointment through its link.
+`keyword_language` names the language a keyword is a word of (AYUDA, BAJA: es; POMOC: pl), so a
+reply to a number no patient has can still come in the sender's language.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ KEYWORDS: dict[str, Keyword] = {
     **dict.fromkeys(("START", "UNSTOP", "YES"), "START"),
     **dict.fromkeys(("HELP", "INFO", "AYUDA", "POMOC"), "HELP"),
 }
+# Keywords that are words of one language (the others are English or shared by carriers).
+_KEYWORD_LANGUAGES = {"AYUDA": "es", "BAJA": "es", "POMOC": "pl"}
 # Email statuses (Event Grid's page lists Delivered, Expanded, Failed; the service also reports
 # these): Expanded means a distribution list took it, which is as far as we can follow it.
 _EMAIL_OUTCOMES: dict[str, tuple[Outcome, str | None]] = {
@@ -113,11 +117,20 @@ class Ignored:
 Report = DeliveryReport | InboundSms | Ignored
 
 
+def _fold(text: str) -> str:
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).upper()
+    return _SPACES.sub(" ", _EDGES.sub("", folded.strip()))
+
+
 def keyword(text: str) -> Keyword | None:
     """The opt-out / opt-in / help command `text` is, or None for anything else."""
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).upper()
-    folded = _SPACES.sub(" ", _EDGES.sub("", folded.strip()))
-    return KEYWORDS.get(folded)
+    return KEYWORDS.get(_fold(text))
+
+
+def keyword_language(text: str) -> str | None:
+    """The language `text`'s keyword is a word of (`AYUDA` -> es), or None (English, or a word
+    carriers share across languages)."""
+    return _KEYWORD_LANGUAGES.get(_fold(text))
 
 
 def e164(number: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from shared.kernel.clock import ManualClock
 from shared.kernel.times import parse_stamp
@@ -135,3 +136,59 @@ async def test_a_body_other_than_empty_is_refused_and_nothing_happens(
     assert answer.status == 400
     assert all(s["status"] == "booked" for s in await stored_items(world, "appointments"))
     assert (await use(links["cancel"])).status == 200
+
+
+def token_of(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+async def confirmations(runtime: Runtime) -> list[dict[str, Any]]:
+    return [s for s in await outbox(runtime) if s["purpose"] == "confirmation"]
+
+
+async def test_a_confirmation_carries_the_signed_one_use_cancel_link_of_its_version(
+    world: Runtime, clock: ManualClock
+) -> None:
+    """A booking's and a move's confirmations carry a cancel link minted as a reminder's (signed,
+    one use, bound to the appointment's version): the booking's stops working once the appointment
+    moved, the move's cancels once; the cancellation's confirmation carries no link."""
+    appointment_id = await book()
+    await deliver_new(world)
+    await pump(world)
+    [booked] = await confirmations(world)
+    assert set(booked["links"]) == {"cancel"}  # an SMS: room for one link beside the appointment
+    assert booked["links"]["cancel"].startswith("https://psc.example.org/api/links/")
+    assert booked["links"]["cancel"] in booked["text"]
+    assert (await page(token_of(booked["links"]["cancel"]))).status == 200
+    assert (await reschedule(appointment_id, FRIDAY_1400)).status == 200
+    await deliver_new(world)
+    await pump(world)
+    booked_again, moved = await confirmations(world)
+    assert booked_again == booked
+    assert (await use(token_of(booked["links"]["cancel"]))).status == 409, "the appointment moved since"
+    assert (await use(token_of(moved["links"]["cancel"]))).status == 200
+    appointment = next(a for a in await stored_items(world, "appointments") if a["id"] == appointment_id)
+    assert appointment["status"] == "cancelled"
+    assert (await use(token_of(moved["links"]["cancel"]))).status == 409
+    await deliver_new(world)
+    await pump(world)
+    cancelled = (await confirmations(world))[-1]
+    assert cancelled["text"].startswith("Cancelled")
+    assert cancelled["links"] == {}
+    audit = [a["resource"] for a in await stored_items(world, "audit") if a["resource"].startswith("links/")]
+    assert audit == [f"links/cancel/appointments/{appointment_id}"]
+
+
+async def test_an_e_mail_confirmation_also_offers_another_time_in_the_portal(world: Runtime) -> None:
+    from tests.followups.harness import PATIENT_DOC
+
+    await world.store.container("patients").upsert({**PATIENT_DOC, "preferredChannel": "email"})
+    appointment_id = await book()
+    await deliver_new(world)
+    await pump(world)
+    [booked] = await confirmations(world)
+    assert booked["channel"] == "email"
+    assert booked["links"]["reschedule"] == f"https://portal.example.org/appointments/{appointment_id}"
+    assert set(booked["links"]) == {"cancel", "reschedule"}
+    assert all(url in booked["text"] for url in booked["links"].values())
+    assert (await page(token_of(booked["links"]["cancel"]))).status == 200

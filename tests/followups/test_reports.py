@@ -5,8 +5,13 @@ HELP; every report redelivered changes nothing."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import pytest
+
+from shared.followups.reports import KEYWORD_REPLIES
+from shared.notifications.api import render
 from shared.runtime import Runtime
 from tests.conftest import stored_items
 from tests.followups.harness import (
@@ -89,7 +94,7 @@ async def test_when_the_fallback_is_not_delivered_either_the_notification_fails(
     assert len(await outbox(world)) == 2
 
 
-def inbound(text: str, event_id: str) -> bytes:
+def inbound(text: str, event_id: str, sender: str = "+48601000001") -> bytes:
     return json.dumps(
         {
             "id": event_id,
@@ -97,7 +102,7 @@ def inbound(text: str, event_id: str) -> bytes:
             "subject": "/phonenumber/18005550100",
             "data": {
                 "messageId": f"Incoming_{event_id}",
-                "from": "+48601000001",
+                "from": sender,
                 "to": "+18005550100",
                 "message": text,
                 "receivedTimestamp": "2026-01-05T09:00:00Z",
@@ -110,11 +115,11 @@ def inbound(text: str, event_id: str) -> bytes:
     ).encode()
 
 
-async def send_inbound(runtime: Runtime, text: str, event_id: str) -> None:
+async def send_inbound(runtime: Runtime, text: str, event_id: str, sender: str = "+48601000001") -> None:
     from shared.kernel.messages import OutgoingMessage
 
     await runtime.bus.send(
-        "notification-reports", OutgoingMessage(body=inbound(text, event_id), message_id=event_id)
+        "notification-reports", OutgoingMessage(body=inbound(text, event_id, sender), message_id=event_id)
     )
     await pump_reports(runtime)
 
@@ -145,3 +150,63 @@ async def test_stop_withdraws_sms_consent_start_restores_it_and_each_is_answered
     assert len(audit) == 2
     await send_inbound(world, "STOP", "in-1")  # Event Grid's retry of the first: nothing new
     assert len([s for s in await outbox(world) if s["subjectId"].startswith("sms-")]) == 3
+
+
+STRANGER = "+48601999999"  # a number no patient has
+
+
+def logged_numbers(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log records whose message or extras hold a phone number of these tests."""
+    return [r.getMessage() for r in caplog.records if "48601" in str(vars(r))]
+
+
+async def test_help_gets_the_same_short_answer_from_any_number(
+    world: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HELP is answered from a patient's number and from a number no patient has with one fixed
+    text (naming the service and STOP), filed under no patient, so the reply cannot tell whether
+    the number is a patient's; AYUDA is answered in Spanish; the logs hold neither number."""
+    from shared.patients.api import index_patient
+
+    await index_patient(world.store, PATIENT_DOC)
+    caplog.set_level(logging.INFO)
+    await send_inbound(world, "HELP", "in-h1")
+    await send_inbound(world, "help", "in-h2", sender=STRANGER)
+    await send_inbound(world, "Ayuda", "in-h3", sender=STRANGER)
+    await send_inbound(world, "help", "in-h2", sender=STRANGER)  # Event Grid's retry: no second reply
+    replies = [s for s in await outbox(world) if s["subjectId"] == "sms-help"]
+    assert [(r["to"], r["patientId"]) for r in replies] == [
+        ("+48601000001", KEYWORD_REPLIES),
+        (STRANGER, KEYWORD_REPLIES),
+        (STRANGER, KEYWORD_REPLIES),
+    ]
+    known, unknown, spanish = (r["text"] for r in replies)
+    assert known == unknown == render("help", "sms", language="en").text
+    assert "STOP" in known
+    assert "patient service center" in known
+    assert spanish == render("help", "sms", language="es").text
+    assert not [a for a in await stored_items(world, "audit") if a["resource"].startswith("patients/")]
+    assert not logged_numbers(caplog)
+
+
+async def test_stop_or_start_from_a_number_no_patient_has_changes_nothing_but_is_answered(
+    world: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.patients.api import index_patient
+
+    await index_patient(world.store, PATIENT_DOC)
+    before = await stored_items(world, "patients")
+    caplog.set_level(logging.INFO)
+    await send_inbound(world, "STOP", "in-s1", sender=STRANGER)
+    await send_inbound(world, "START", "in-s2", sender=STRANGER)
+    assert await stored_items(world, "patients") == before, "no consent changed"
+    assert not [a for a in await stored_items(world, "audit") if a["resource"].startswith("patients/")]
+    replies = [s for s in await outbox(world) if s["subjectId"].startswith("sms-")]
+    assert [(r["subjectId"], r["to"], r["patientId"]) for r in replies] == [
+        ("sms-stop", STRANGER, KEYWORD_REPLIES),
+        ("sms-start", STRANGER, KEYWORD_REPLIES),
+    ]
+    assert replies[0]["text"] == render("stop", "sms", language="en").text
+    assert not await ledger_events(world, KEYWORD_REPLIES), "nothing recorded under a patient"
+    assert not logged_numbers(caplog)
+    assert any(getattr(r, "message_id", None) == "in-s1" for r in caplog.records)

@@ -93,13 +93,19 @@ def test_a_polish_reminder_names_the_clinics_zone_for_a_patient_abroad() -> None
 
 
 def test_no_zone_is_named_when_the_patients_clock_shows_the_same_time() -> None:
-    at_home = render("booked", "sms", language="pl", appointment=facts("Europe/Warsaw"))
-    assert at_home.text == "Wizyta zarezerwowana: lek. Łucja Żółkiewska, wt., 14 kwi, 10:30."
+    at_home = render("cancelled", "sms", language="pl", appointment=facts("Europe/Warsaw"))
+    assert at_home.text == "Wizyta odwołana: lek. Łucja Żółkiewska, wt., 14 kwi, 10:30."
     assert at_home.encoding == "UCS-2"  # fits 70 with its letters: nothing transliterated
-    next_door = render("booked", "sms", language="pl", appointment=facts("Europe/Berlin"))
+    next_door = render("cancelled", "sms", language="pl", appointment=facts("Europe/Berlin"))
     assert next_door.text == at_home.text  # another zone, the same wall clock
-    unknown = render("booked", "sms", language="pl", appointment=facts(None))
+    unknown = render("cancelled", "sms", language="pl", appointment=facts(None))
     assert "(czas: Polska)" in unknown.text
+    booked = render("booked", "sms", language="pl", appointment=facts("Europe/Berlin"), links=LINKS)
+    assert (
+        booked.text
+        == f"Wizyta zarezerwowana: lek. Lucja Zolkiewska, wt., 14 kwi, 10:30. Odwolaj: {LINKS['cancel']}"
+    )
+    assert booked.encoding == "GSM-7"  # with its link it fits only transliterated
 
 
 def test_the_zone_follows_daylight_saving_on_the_day_clocks_change() -> None:
@@ -107,13 +113,13 @@ def test_the_zone_follows_daylight_saving_on_the_day_clocks_change() -> None:
     spring = AppointmentFacts(
         "Dr Nowak", datetime(2026, 3, 29, 8, 0, tzinfo=UTC), "Europe/Warsaw", "Europe/London"
     )
-    text = render("booked", "email", language="en", appointment=spring).text
+    text = render("booked", "email", language="en", appointment=spring, links=LINKS).text
     assert "Sunday, March 29, 2026, 10:00\u202fAM (Central European Summer Time)" in text
     # In London it is 09:00 BST: an hour apart, so the clinic's zone is named.
     winter = AppointmentFacts(
         "Dr Nowak", datetime(2026, 3, 28, 9, 0, tzinfo=UTC), "Europe/Warsaw", "Europe/London"
     )
-    winter_text = render("booked", "email", language="en", appointment=winter).text
+    winter_text = render("booked", "email", language="en", appointment=winter, links=LINKS).text
     assert "Saturday, March 28, 2026, 10:00\u202fAM (Central European Standard Time)" in winter_text
 
 
@@ -129,7 +135,7 @@ def test_a_spanish_reminder_keeps_the_letters_gsm7_has() -> None:
 
 def test_a_regional_tag_formats_as_its_region_with_its_languages_words() -> None:
     mexico = AppointmentFacts("Dra. Núñez", WARSAW_TUESDAY, "America/Mexico_City", "America/Mexico_City")
-    sms = render("booked", "sms", language="es-MX", appointment=mexico)
+    sms = render("booked", "sms", language="es-MX", appointment=mexico, links=LINKS)
     assert sms.language == "es"
     assert "a.m." in sms.text  # Mexico's 12-hour clock; Spain's is 24-hour
 
@@ -138,9 +144,14 @@ def test_a_language_without_texts_falls_back_to_english_dates_included() -> None
     assert template_language("pt-BR") == "en"
     assert template_language(None) == "en"
     assert template_language("PL") == "pl"
-    sms = render("booked", "sms", language="pt-BR", appointment=facts("Europe/Warsaw", "Dr Nowak"))
+    sms = render(
+        "booked", "sms", language="pt-BR", appointment=facts("Europe/Warsaw", "Dr Nowak"), links=LINKS
+    )
     assert sms.language == "en"
-    assert sms.text == "Booked: your appointment with Dr Nowak, Tue, Apr 14, 10:30 AM."
+    assert (
+        sms.text
+        == f"Booked: your appointment with Dr Nowak, Tue, Apr 14, 10:30 AM. Cancel: {LINKS['cancel']}"
+    )
 
 
 def test_a_long_name_is_shortened_before_a_link_is_touched() -> None:
@@ -162,15 +173,31 @@ def test_a_missing_link_or_appointment_is_an_error_not_a_placeholder_sent_to_a_p
     with pytest.raises(ValueError, match="cancel"):
         render("reminder", "sms", language="en", appointment=facts(), links={"confirm": LINKS["confirm"]})
     with pytest.raises(ValueError, match="appointment"):
-        render("booked", "email", language="en")
+        render("booked", "email", language="en", links=LINKS)
 
 
 def test_a_name_cannot_inject_markup_or_control_characters() -> None:
     name = "<script>alert(1)</script>\x1b[2J"
-    email = render("booked", "email", language="en", appointment=facts("Europe/Warsaw", name))
+    email = render("booked", "email", language="en", appointment=facts("Europe/Warsaw", name), links=LINKS)
     assert "<script>" not in (email.html or "")
     assert "&lt;script&gt;" in (email.html or "")
     assert "\x1b" not in email.text
+
+
+def test_a_confirmation_of_a_booking_or_a_move_carries_cancel_and_another_time() -> None:
+    """What a reminder offers but confirm: cancel by SMS (room for one link and the appointment),
+    cancel and another time by e-mail and in the portal; a cancellation carries nothing to act on."""
+    for language in languages():
+        for kind in ("booked", "rescheduled"):
+            sms = render(kind, "sms", language=language, appointment=facts("America/New_York"), links=LINKS)
+            assert sms.links == {"cancel": LINKS["cancel"]}
+            assert LINKS["cancel"] in sms.text
+            email = render(kind, "email", language=language, appointment=facts(), links=LINKS)
+            assert email.links == {"cancel": LINKS["cancel"], "reschedule": LINKS["reschedule"]}
+            assert LINKS["reschedule"] in email.text
+            assert f'href="{LINKS["cancel"]}"' in (email.html or "")
+        cancelled = render("cancelled", "email", language=language, appointment=facts(), links=LINKS)
+        assert cancelled.links == {}
 
 
 def test_keyword_replies_fit_one_segment_in_every_language() -> None:
