@@ -1,5 +1,6 @@
 """The architecture's rules, held by machine: the import contracts (pyproject.toml, run here and
-by scripts/test.sh), module sizes, and every lazily named model resolving to its home."""
+by scripts/test.sh), module sizes, every lazily named model resolving to its home, and one retry
+policy (no hand-written retry loops beside shared/kernel/retry.py)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,105 @@ def test_the_cycle_finder_finds_cycles_and_nothing_else() -> None:
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert strongly_connected({"a": {"b"}, "b": set(), "c": {"b"}}) == []
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}}) == [["a", "b"], ["c", "d"]]
+
+
+# The errors a lost race or a passing failure raises: a loop that catches one and goes round again
+# is a retry policy of its own. The dev host (host machinery: it plays the Functions host's own
+# retry policies) is not ours to police here.
+RETRIED_ERRORS = {"Conflict", "PreconditionFailed", "IfMatchFailed", "Again", "Unavailable"}
+
+
+def _caught(handler: ast.ExceptHandler) -> set[str]:
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return {
+        t.id if isinstance(t, ast.Name) else t.attr for t in types if isinstance(t, ast.Name | ast.Attribute)
+    }
+
+
+def _within(loop: ast.For | ast.AsyncFor | ast.While) -> list[ast.AST]:
+    """The loop's body, not descending into nested functions (a step the policy runs is fine) nor
+    nested loops (they answer for themselves: a handler there goes round the inner loop)."""
+    found: list[ast.AST] = []
+    todo: list[ast.AST] = list(loop.body)
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if not isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.For | ast.AsyncFor | ast.While
+        ):
+            todo += list(ast.iter_child_nodes(node))
+    return found
+
+
+def hand_retry_loops(source: str) -> list[int]:
+    """Lines of `while` loops and `for _ in range(...)` loops that catch a retried error and go
+    round again (a handler that does not leave the loop)."""
+    lines: list[int] = []
+    for loop in ast.walk(ast.parse(source)):
+        counted = (
+            isinstance(loop, ast.For)
+            and isinstance(loop.iter, ast.Call)
+            and isinstance(loop.iter.func, ast.Name)
+            and loop.iter.func.id == "range"
+        )
+        if not (counted or isinstance(loop, ast.While)):
+            continue
+        for node in _within(loop):  # type: ignore[arg-type]
+            if not isinstance(node, ast.Try):
+                continue
+            for handler in node.handlers:
+                leaves = any(isinstance(n, ast.Return | ast.Raise | ast.Break) for n in ast.walk(handler))
+                if _caught(handler) & RETRIED_ERRORS and not leaves:
+                    lines.append(loop.lineno)
+    return sorted(set(lines))
+
+
+def test_no_hand_written_retry_loops() -> None:
+    found = {
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in ("shared", "functions")
+        for path in (ROOT / folder).rglob("*.py")
+        for line in hand_retry_loops(path.read_text())
+    }
+    assert found == set(), "retry through shared.kernel.retry.retry, not a loop of your own"
+
+
+def test_the_retry_loop_finder_finds_hand_loops_and_nothing_else() -> None:
+    hand = """
+for _ in range(3):
+    try:
+        await step()
+    except Conflict:
+        continue
+"""
+    forever = """
+while True:
+    try:
+        return await step()
+    except (errors.PreconditionFailed, KeyError):
+        pass
+"""
+    paging = """
+while token:
+    for doc in page.items:
+        try:
+            await commit(doc)
+        except (NotFound, PreconditionFailed):
+            continue
+"""
+    policy = """
+async def step():
+    return await create()
+
+while True:
+    async def inner():
+        try:
+            return await create()
+        except Conflict:
+            pass
+    break
+"""
+    assert hand_retry_loops(hand) == [2]
+    assert hand_retry_loops(forever) == [2]
+    assert hand_retry_loops(paging) == []
+    assert hand_retry_loops(policy) == []
