@@ -1,6 +1,7 @@
 """The architecture's rules, held by machine: the import contracts (pyproject.toml, run here and
 by scripts/test.sh), module sizes, every lazily named model resolving to its home, and one retry
-policy (no hand-written retry loops beside shared/kernel/retry.py)."""
+policy (no hand-written retry loops beside shared/kernel/retry.py), and the model contract seeing
+every capability's model."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import importlib
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-from tests.architecture.contracts import strongly_connected
+import grimp
+
+from tests.architecture.contracts import PureModelsContract, strongly_connected
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 600
@@ -85,6 +89,75 @@ def test_every_registered_route_resolves_its_models_and_checkers() -> None:
                 assert resolve_model(ref) is not None, (spec.route, ref)
         for _, checker in spec.params:
             assert callable(_import_model(checker)), (spec.route, checker)
+
+
+def _pure_models(**options: object) -> PureModelsContract:
+    base = {
+        "package": "shared",
+        "kernel": "shared.kernel",
+        "not_capabilities": ["kernel", "adapters"],
+        "model_modules": ["model", "documents"],
+    }
+    return PureModelsContract("pure models", {}, {**base, **options})
+
+
+def test_the_model_contract_refuses_services_and_internals_and_finds_new_capabilities() -> None:
+    graph = grimp.ImportGraph()
+    for module in (
+        "shared",
+        "shared.runtime",
+        "shared.kernel",
+        "shared.kernel.ids",
+        "shared.adapters",
+        "shared.adapters.store",
+        *(f"shared.{c}" for c in ("a", "b", "later")),
+        *(f"shared.{c}.{m}" for c in ("a", "b", "later") for m in ("api", "model", "documents", "service")),
+        "shared.a.pure",
+        "pydantic",
+    ):
+        graph.add_module(module)
+    allowed = [
+        ("shared.a.model", "shared.kernel.ids"),
+        ("shared.a.model", "shared.b.api"),
+        ("shared.a.model", "shared.b"),
+        ("shared.a.model", "shared.a.documents"),
+        ("shared.a.documents", "shared.a.model"),
+        ("shared.a.model", "shared.a.pure"),  # named in extra_models
+        ("shared.a.model", "pydantic"),
+        ("shared.a.service", "shared.a.api"),  # a service is not checked
+    ]
+    refused = [
+        ("shared.a.model", "shared.a.service"),
+        ("shared.a.documents", "shared.a.api"),
+        ("shared.a.model", "shared.b.service"),
+        ("shared.a.model", "shared.b.model"),
+        ("shared.a.model", "shared.adapters.store"),
+        ("shared.a.model", "shared.runtime"),
+        ("shared.later.model", "shared.later.service"),  # listed nowhere: found
+    ]
+    for importer, imported in allowed + refused:
+        graph.add_import(importer=importer, imported=imported, line_number=1, line_contents="import")
+    check = _pure_models(extra_models=["a.pure"]).check(graph, verbose=False)
+    assert not check.kept
+    assert [(b["importer"], b["imported"]) for b in check.metadata["broken"]] == sorted(refused)
+    nothing = _pure_models(model_modules=["domain"]).check(graph, verbose=False)
+    assert not nothing.kept  # options that match no module do not pass by checking nothing
+
+
+def test_the_model_contract_checks_every_capabilitys_model_module() -> None:
+    graph = grimp.build_graph("shared", exclude_type_checking_imports=True, cache_dir=None)
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    options = next(c for c in settings["contracts"] if c["type"] == "pure_models")
+    contract = PureModelsContract(options["name"], {}, options)
+    checked = {m for c in contract.capabilities(graph) for m in contract.models_of(graph, c)}
+    on_disk = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "shared").glob("*/model.py")
+    }
+    assert on_disk >= {"shared.audit.model", "shared.kpis.model", "shared.live.model", "shared.routing.model"}
+    assert on_disk <= checked
+    check = contract.check(graph, verbose=False)
+    assert check.kept, check.metadata["broken"]
 
 
 def test_the_cycle_finder_finds_cycles_and_nothing_else() -> None:
