@@ -266,3 +266,16 @@ while True:
     assert hand_retry_loops(forever) == [2]
     assert hand_retry_loops(paging) == []
     assert hand_retry_loops(policy) == []
+
+
+def test_one_counting_document_store() -> None:
+    """Every op-count figure and assertion counts through bench/counting.py: a second counting
+    wrapper would count by other rules."""
+    pattern = re.compile(r"^class \w*Counting\w*\b", re.MULTILINE)
+    found = {
+        str(path.relative_to(ROOT))
+        for folder in ("bench", "tests", "shared", "devhost", "ops")
+        for path in (ROOT / folder).rglob("*.py")
+        if pattern.search(path.read_text())
+    }
+    assert found == {"bench/counting.py"}
