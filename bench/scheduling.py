@@ -1,8 +1,9 @@
 """Scheduling figures on the embedded store: free-slot search (the first page of one provider
 over 62 days; a 5-minute calendar open around the clock over 62 days, page by page, with the
 longest stall of the event loop while walking every page; 500 providers over one day), the store
-operations one booking / reschedule / cancel costs (counted through the store port by wrapping the
-containers), and 50 concurrent bookings of one slot.
+operations one booking / reschedule / cancel costs (counted through the store port by
+bench/counting.py's counting store: `point.<op>`, `query.in-partition`, `query.cross-partition`,
+`batch`, each also per container as `<container>:<kind>`), and 50 concurrent bookings of one slot.
 
     python -m bench.scheduling [--runs 5]
 
@@ -21,16 +22,15 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.counting import CountingStore
 from shared.adapters.sqlite_documents import SqliteDocumentStore
 from shared.auth.principal import Principal
-from shared.kernel.catalog import CONTAINERS
+from shared.kernel.catalog import CONTAINERS, PATIENTS
 from shared.kernel.clock import ManualClock
-from shared.kernel.documents import BatchOperation, Container, Item, Page, Query
 from shared.kernel.errors import Conflict
 from shared.kernel.messages import OutgoingMessage
 from shared.scheduling.booking import Scheduling
@@ -54,76 +54,6 @@ def provider(zone: str, slot: int = 15) -> Provider:
             "bookingRules": {"maxDaysAhead": 120, "minNoticeMinutes": 0},
         }
     )
-
-
-class CountingContainer:
-    """Forwards to a real container and counts each call by kind."""
-
-    def __init__(self, inner: Container, counts: Counter[str]) -> None:
-        self._inner = inner
-        self._counts = counts
-        self.spec = inner.spec
-
-    def _count(self, kind: str) -> None:
-        self._counts[f"{self.spec.name}.{kind}"] += 1
-        self._counts[kind] += 1
-
-    async def create(self, item: Item) -> Item:
-        self._count("create")
-        return await self._inner.create(item)
-
-    async def read(self, id: str, partition_key: str) -> Item:
-        self._count("read")
-        return await self._inner.read(id, partition_key)
-
-    async def replace(self, item: Item, *, etag: str | None = None) -> Item:
-        self._count("replace")
-        return await self._inner.replace(item, etag=etag)
-
-    async def upsert(self, item: Item, *, etag: str | None = None) -> Item:
-        self._count("upsert")
-        return await self._inner.upsert(item, etag=etag)
-
-    async def delete(self, id: str, partition_key: str, *, etag: str | None = None) -> None:
-        self._count("delete")
-        await self._inner.delete(id, partition_key, etag=etag)
-
-    async def query(
-        self, query: Query, *, partition_key: str, max_items: int = 100, continuation: str | None = None
-    ) -> Page:
-        self._count("query")
-        return await self._inner.query(
-            query, partition_key=partition_key, max_items=max_items, continuation=continuation
-        )
-
-    async def count(self, query: Query, *, partition_key: str) -> int:
-        self._count("count")
-        return await self._inner.count(query, partition_key=partition_key)
-
-    async def query_cross_partition(
-        self, query: Query, *, max_items: int = 100, continuation: str | None = None
-    ) -> Page:
-        self._count("query_cross_partition")
-        return await self._inner.query_cross_partition(query, max_items=max_items, continuation=continuation)
-
-    async def batch(self, partition_key: str, operations: Sequence[BatchOperation]) -> list[Item | None]:
-        self._count("batch")
-        return await self._inner.batch(partition_key, operations)
-
-
-class CountingStore:
-    def __init__(self, inner: SqliteDocumentStore) -> None:
-        self.inner = inner
-        self.counts: Counter[str] = Counter()
-
-    def container(self, name: str) -> CountingContainer:
-        return CountingContainer(self.inner.container(name), self.counts)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class NullBus:
@@ -177,7 +107,7 @@ async def bench(tmp: Path, runs: int) -> dict[str, Any]:
     try:
         # Bookings name existing patients: the ones every section below books for.
         for patient_id in [f"p-{i}" for i in range(300)] + [f"c-{i}" for i in range(50)]:
-            await store.container("patients").upsert({"id": patient_id, "type": "patient", "name": "Bench"})
+            await store.container(PATIENTS).upsert({"id": patient_id, "type": "patient", "name": "Bench"})
         # -- one provider, 62 days, with 300 booked slots in the window ------------------------
         await service.put_provider(AGENT, "dr-one", provider("Europe/Warsaw"), "bench-setup-0001")
         calendar = Calendar.of(provider("Europe/Warsaw"))
@@ -261,7 +191,7 @@ async def bench(tmp: Path, runs: int) -> dict[str, Any]:
 
         store.counts.clear()
         total = await all_gathered()
-        ops = {k: v for k, v in store.counts.items() if "." not in k}
+        ops = {k: v for k, v in store.counts.items() if ":" not in k}
         result["search_500_providers_1_day"] = {
             "free_slots": total,
             "sequential_median_ms": _ms(await _timed(runs, all_sequential)),
@@ -344,7 +274,7 @@ async def bench(tmp: Path, runs: int) -> dict[str, Any]:
         result["contention_50_bookings_one_slot"] = {
             "outcomes": {str(k): v for k, v in sorted(outcomes.items())},
             "wall_ms": _ms(time.perf_counter() - race_start),
-            "store_ops": {k: v for k, v in store.counts.items() if "." not in k},
+            "store_ops": {k: v for k, v in store.counts.items() if ":" not in k},
         }
     finally:
         await store.close()

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.kernel.catalog import CALLBACKS_SUBSCRIPTION, REALTIME_SUBSCRIPTION
 from shared.kernel.errors import ConfigError
 
 # Present in every Azure App Service / Functions worker environment, never on a laptop.
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
     )
     callbacks_subscription: str = _setting(  # type: ignore[assignment]
         "CALLBACKS_SUBSCRIPTION",
-        "callbacks",
+        CALLBACKS_SUBSCRIPTION,
         "Subscription of the `events` topic the bot-callbacks consumer reads (the trigger reads it "
         "as `%CALLBACKS_SUBSCRIPTION%`; Bicep sets it).",
     )
@@ -215,7 +216,7 @@ class Settings(BaseSettings):
     )
     realtime_subscription: str = _setting(  # type: ignore[assignment]
         "REALTIME_SUBSCRIPTION",
-        "realtime",
+        REALTIME_SUBSCRIPTION,
         "Subscription of the `events` topic the real-time consumer reads (`%REALTIME_SUBSCRIPTION%`).",
     )
     notify: Literal["embedded", "acs"] = _setting(  # type: ignore[assignment]

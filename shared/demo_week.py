@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from shared.auth.principal import Principal
-from shared.kernel.catalog import LOOKUPS
+from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONVERSATIONS, LOOKUPS, ROUTING_QUEUE
 from shared.kernel.clock import ManualClock
 from shared.kernel.errors import Conflict
 from shared.kernel.times import stamp
@@ -76,12 +76,12 @@ class Week:
         bus: Any = self.runtime.bus
         rt = self.runtime
         for _ in range(500):
-            messages = await bus.receive("routing", max_messages=20)
+            messages = await bus.receive(ROUTING_QUEUE, max_messages=20)
             if not messages:
                 return
             for message in messages:
                 await handle_routing_message(rt.store, rt.bus, rt.clock, json.loads(message.body))
-                await bus.complete("routing", message.lock_token)
+                await bus.complete(ROUTING_QUEUE, message.lock_token)
 
     async def conversation(self, cid: str) -> Any:
         from shared.conversations.api import conversations
@@ -144,7 +144,7 @@ async def _carry_on(runtime: Runtime, first: date, last: date) -> None:
     from shared.kpis.api import rebuild
 
     query = Query((where("type", "=", "event"),))
-    for container in ("conversations", "appointments", "agents"):
+    for container in (CONVERSATIONS, APPOINTMENTS, AGENTS):
         continuation: str | None = None
         while True:
             page = await runtime.store.container(container).query_cross_partition(

@@ -28,7 +28,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from shared.kernel.catalog import OUTBOX, QUEUES
+from shared.kernel.catalog import NOTIFICATION_REPORTS_QUEUE, OUTBOX
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound
@@ -47,7 +47,7 @@ from shared.kernel.notify import (
 )
 from shared.kernel.times import stamp
 
-REPORTS_QUEUE = QUEUES["notification-reports"].name
+REPORTS_QUEUE = NOTIFICATION_REPORTS_QUEUE
 TOPIC = "/embedded/providers/Microsoft.Communication/communicationServices/psc-embedded"
 _FICTIONAL_NANP = re.compile(r"^\+1\d{3}55501\d{2}$")
 

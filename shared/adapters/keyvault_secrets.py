@@ -1,15 +1,18 @@
 """Secrets in Azure Key Vault, through the managed identity (role Key Vault Secrets Officer on the
 vault: the API writes them; Bicep assigns it). The client is created on first use.
 
-Needs `azure-keyvault-secrets` (not yet in requirements.in: imported here only, so nothing else
-loads it). Its async `SecretClient` is used as documented: `set_secret(name, value,
-content_type=)`, `get_secret(name).value`, `ResourceNotFoundError` for an absent secret; verified
-by reading its documentation, not against a vault.
+`azure-keyvault-secrets` (requirements.in) is imported on first use, so only a host running with
+PSC_SECRETS=keyvault loads it. Its async `SecretClient` is used as documented: `set_secret(name,
+value, content_type=)`, `get_secret(name).value`, `ResourceNotFoundError` for an absent secret;
+any other failure is `Unavailable` (503), a name Key Vault would refuse is a ValueError before any
+request. tests/unit/test_keyvault_adapter.py runs the real client over a recording azure-core
+transport (what is sent, what is read back); against a vault it is verified only by reading.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.azure_credentials import azure_credential, close_quietly
@@ -21,11 +24,15 @@ if TYPE_CHECKING:
 
 
 class KeyVaultSecrets:
-    def __init__(self, vault_url: str, credential_factory: Any, *, client: Any = None) -> None:
+    def __init__(
+        self, vault_url: str, credential_factory: Any, *, client_options: Mapping[str, Any] | None = None
+    ) -> None:
+        """`client_options`: azure-core client keywords (tests pass a `transport`)."""
         self._vault_url = vault_url
         self._credential_factory = credential_factory
+        self._client_options = dict(client_options or {})
         self._credential: Any = None
-        self._client: Any = client
+        self._client: Any = None
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -37,14 +44,12 @@ class KeyVaultSecrets:
     async def _secrets(self) -> Any:
         async with self._lock:
             if self._client is None:
-                try:
-                    from azure.keyvault.secrets.aio import SecretClient
-                except ImportError:
-                    raise ConfigError(
-                        "PSC_SECRETS=keyvault needs the azure-keyvault-secrets package"
-                    ) from None
+                from azure.keyvault.secrets.aio import SecretClient
+
                 self._credential = self._credential_factory()
-                self._client = SecretClient(vault_url=self._vault_url, credential=self._credential)
+                self._client = SecretClient(
+                    vault_url=self._vault_url, credential=self._credential, **self._client_options
+                )
             return self._client
 
     async def put(self, name: str, value: str) -> None:

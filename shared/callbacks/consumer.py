@@ -68,7 +68,7 @@ from shared.kernel.callbacks import CallbackSender
 from shared.kernel.catalog import CONVERSATIONS, EVENTS_TOPIC
 from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
-from shared.kernel.errors import Conflict, PreconditionFailed
+from shared.kernel.errors import Conflict
 from shared.kernel.messages import MessageBus, OutgoingMessage
 from shared.kernel.retry import Again, retry
 from shared.kernel.stored import Stored
@@ -242,26 +242,32 @@ class CallbackConsumer:
         when the next retry or look is due."""
         started = self._monotonic()
         url = str(conversation.callback_url)
-        while True:
-            state = await self._states.read_or_none(STATE_ID, conversation.id)
-            if state is None:
-                return
-            now = self._clock.now()
-            head = due(state.queue, now)
-            if head is None or self._monotonic() - started > RUN_BUDGET_SECONDS:
-                break
-            result = await self._sender().deliver(
-                url, head.type, head.data, message_id=head.id, timestamp=head.timestamp
-            )
-            step = on_result(state.queue, head.id, result, self._clock.now())
-            await self._record(conversation.id, step.dead)
-            try:
-                await self._states.replace(state.changed(queue=step.queue))
-            except PreconditionFailed:
-                # Changed meanwhile (a redelivered message racing this one): the next round reads
-                # it again; at worst the head goes again, which bots dedupe.
-                continue
+        outcome = "next"
+        while outcome == "next":
+            outcome = await retry(lambda: self._deliver_head(conversation.id, url, started))
+        if outcome == "gone":
+            return
         await retry(lambda: self._schedule_wake(conversation.id))
+
+    async def _deliver_head(self, conversation_id: str, url: str, started: float) -> str:
+        """Deliver the due head and save its outcome: "next" when another may be due, "done" when
+        none is due (or the run's budget is spent), "gone" when there is no state. A state changed
+        meanwhile (a redelivered message racing this one) raises PreconditionFailed: the policy
+        runs this again from a fresh read; at worst the head goes again, which bots dedupe."""
+        state = await self._states.read_or_none(STATE_ID, conversation_id)
+        if state is None:
+            return "gone"
+        now = self._clock.now()
+        head = due(state.queue, now)
+        if head is None or self._monotonic() - started > RUN_BUDGET_SECONDS:
+            return "done"
+        result = await self._sender().deliver(
+            url, head.type, head.data, message_id=head.id, timestamp=head.timestamp
+        )
+        step = on_result(state.queue, head.id, result, self._clock.now())
+        await self._record(conversation_id, step.dead)
+        await self._states.replace(state.changed(queue=step.queue))
+        return "next"
 
     async def _schedule_wake(self, conversation_id: str) -> None:
         state = await self._states.read_or_none(STATE_ID, conversation_id)

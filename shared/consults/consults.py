@@ -238,15 +238,20 @@ class Consults:
     async def _claim_code(
         self, conversation: ConversationDocument, team_id: str, now: datetime
     ) -> ConsultRef:
-        for _ in range(5):  # 40 random bits: a clash is a curiosity, not a loop
+
+        async def claim() -> ConsultRef:
+            # 40 random bits: a clash (Conflict) is a curiosity; the policy draws another code.
             ref = ConsultRef(
                 id=new_code(), conversation_id=conversation.id, team_id=team_id, created_at=stamp(now)
             )
-            try:
-                return await self._refs.create(ref)
-            except Conflict:
-                continue
-        raise Unavailable("Could not allocate a consult reference; try again.")
+            return await self._refs.create(ref)
+
+        return await retry(
+            claim,
+            on=(Conflict,),
+            attempts=5,
+            give_up=lambda: Unavailable("Could not allocate a consult reference; try again."),
+        )
 
     async def read(
         self, principal: Principal, conversation_id: str, code: str, correlation_id: str | None

@@ -27,6 +27,7 @@ from shared.kernel.clock import Clock
 from shared.kernel.documents import DocumentStore
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.messages import MessageBus
+from shared.kernel.retry import retry
 from shared.kernel.times import parse_stamp, stamp
 
 log = logging.getLogger(__name__)
@@ -222,17 +223,19 @@ class Lifecycle:
         waiting, offered) is closed as abandoned, as `abandon` does; an active one goes to wrap-up
         with `endReason` `patient-left` (the agent keeps the wrap-up block, then it closes). One
         in wrap-up or closed has ended already: answered as it is (a repeated notice)."""
-        for _ in range(3):
+
+        async def step() -> ConversationDocument:
+            # A Conflict means it moved on meanwhile (accepted, closed): the policy looks again.
             current = await self._read(conversation_id)
-            try:
-                if current.status in (Status.OPEN, Status.WAITING, Status.OFFERED):
-                    return await self.abandon(principal, conversation_id, correlation_id)
-                if current.status == Status.ACTIVE:
-                    return await self._left_active(principal, current, correlation_id)
-            except Conflict:
-                continue  # it moved on meanwhile (accepted, closed): look again
+            if current.status in (Status.OPEN, Status.WAITING, Status.OFFERED):
+                return await self.abandon(principal, conversation_id, correlation_id)
+            if current.status == Status.ACTIVE:
+                return await self._left_active(principal, current, correlation_id)
             return current
-        raise Conflict("The conversation is changing; retry.")
+
+        return await retry(
+            step, on=(Conflict,), attempts=3, give_up=lambda: Conflict("The conversation is changing; retry.")
+        )
 
     async def _left_active(
         self, principal: Principal, current: ConversationDocument, correlation_id: str | None

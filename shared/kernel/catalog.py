@@ -235,6 +235,7 @@ QUEUES: dict[str, QueueSpec] = {
 }
 
 CALLBACKS_SUBSCRIPTION = "callbacks"
+REALTIME_SUBSCRIPTION = "realtime"
 
 # Subscriptions of the `events` topic: one per consumer, each idempotent by message id.
 EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
@@ -288,7 +289,7 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         "order, which its per-aggregate marks rely on).",
     ),
     SubscriptionSpec(
-        "realtime",
+        REALTIME_SUBSCRIPTION,
         "REALTIME_SUBSCRIPTION",
         max_delivery_count=10,
         requires_session=True,

@@ -149,24 +149,28 @@ class PatientLinks:
             raise NotFound("No such patient.")
         now = self._clock.now()
         expires = now + CODE_TTL
-        for _ in range(5):
+
+        async def issue() -> str:
+            # A Conflict (2^50 codes: a collision is a curiosity, but never reuse one) draws again.
             code = new_code()
-            try:
-                await self._codes.create(
-                    LinkCode(
-                        id=code_id(code),
-                        patient_id=patient_id,
-                        created_by=actor.subject,
-                        created_at=stamp(now),
-                        expires_at=stamp(expires),
-                        ttl=int(CODE_TTL.total_seconds()),
-                    )
+            await self._codes.create(
+                LinkCode(
+                    id=code_id(code),
+                    patient_id=patient_id,
+                    created_by=actor.subject,
+                    created_at=stamp(now),
+                    expires_at=stamp(expires),
+                    ttl=int(CODE_TTL.total_seconds()),
                 )
-                break
-            except Conflict:  # 2^50 codes: a collision is a curiosity, but never reuse one
-                continue
-        else:
-            raise Conflict("Could not issue a unique code; retry.")
+            )
+            return code
+
+        code = await retry(
+            issue,
+            on=(Conflict,),
+            attempts=5,
+            give_up=lambda: Conflict("Could not issue a unique code; retry."),
+        )
         await self._audit(actor, f"patients/{patient_id}/link-codes", patient_id, correlation_id)
         return IssuedCode(code=code, expires_at=expires)
 

@@ -347,6 +347,26 @@ async def test_codes_are_stored_only_as_hashes(entra: Entra) -> None:
     assert stored[0]["ttl"] == 24 * 3600
 
 
+async def test_a_code_that_collides_with_a_live_one_is_drawn_again(
+    entra: Entra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drawn code already taken (a Conflict on create) is never reused: the retry policy draws
+    another; five collisions in a row answer 409 and leave no new code."""
+    await put_patient(entra, "p-1")
+    taken = (await new_code(entra, "p-1")).json["code"]
+    fresh = "A" * len(taken) if taken != "A" * len(taken) else "B" * len(taken)
+    draws = iter([taken, taken, fresh])
+    monkeypatch.setattr("shared.patients.links.new_code", lambda: next(draws))
+    issued = await new_code(entra, "p-1")
+    assert (issued.status, issued.json["code"]) == (201, fresh)
+
+    monkeypatch.setattr("shared.patients.links.new_code", lambda: taken)
+    before = await items(entra.runtime, "lookups")
+    refused = await new_code(entra, "p-1")
+    assert refused.status == 409, refused.json
+    assert await items(entra.runtime, "lookups") == before
+
+
 async def test_a_code_works_once(entra: Entra) -> None:
     await put_patient(entra, "p-1")
     code = (await new_code(entra, "p-1")).json["code"]

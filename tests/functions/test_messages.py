@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.conversations.lifecycle import Lifecycle
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
 from tests.conftest import Answer, invoke, make_settings, stored_items, token
@@ -315,6 +316,36 @@ async def test_the_patient_leaving_abandons_a_waiting_one_and_wraps_up_an_active
     third = await escalate()
     assert third.status == 202
     assert (await conversation(runtime, third.json["conversationId"]))["previousConversationId"] == cid
+
+
+async def test_the_patient_leaving_while_an_agent_accepts_is_looked_at_again(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot read the conversation as offered, the agent accepted before its write: the lost
+    race (Conflict) goes round the one retry policy, which reads it again as active."""
+    await seed(runtime)
+    cid = (await escalate()).json["conversationId"]
+    await deliver(runtime)
+    real = Lifecycle.abandon
+    calls: list[str] = []
+
+    async def accepted_meanwhile(
+        self: Lifecycle, principal: Any, conversation_id: str, correlation: Any
+    ) -> Any:
+        calls.append(conversation_id)
+        accepted = await invoke(
+            "accept_conversation", method="POST", bearer=A1, route_params={"conversationId": conversation_id}
+        )
+        assert accepted.status == 200, accepted.json
+        return await real(self, principal, conversation_id, correlation)
+
+    monkeypatch.setattr(Lifecycle, "abandon", accepted_meanwhile)
+    ended = await invoke("bot_end", method="POST", bearer=BOT, route_params=BOT_PATH)
+    assert (ended.status, ended.json) == (
+        200,
+        {"conversationId": cid, "status": "wrapup", "endReason": "patient-left"},
+    )
+    assert calls == [cid]
 
 
 async def test_concurrent_escalations_after_a_closed_conversation_open_one_next(runtime: Runtime) -> None:
