@@ -6,7 +6,12 @@ days before today. Nothing is written into KPI aggregates or exports by hand: th
 from these events like any others (filed in the history and the week's KPIs rebuilt from it at
 once, as the consumers and `ops kpis rebuild` do; `_carry_on` says why).
 
-Not in it (they do not exist yet): surveys and reminders.
+Not in it: follow-ups (reminders, confirmations, surveys) are not played on the week's clock. The
+follow-ups consumer meets the week's `appointment.*` and `conversation.closed` events when the
+relay publishes them after start and plans from them on the host's clock: a reminder only for a
+visit still ahead (booked in the week's last days) whose offset has not passed, and no survey
+(surveys need a survey policy, which the demo leaves off). The dashboard's follow-up KPIs
+therefore count only what is sent live.
 
 Seeded once, into a fresh embedded demo store only (its own marker in `lookups`, created first, and
 no demo agent yet): the history must come before the agents' live presence, and the week is never

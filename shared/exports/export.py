@@ -111,8 +111,8 @@ class PowerBiExport:
             events = [event async for event in self._source.between(start, end)]
             await self._put(result, tables.CONVERSATIONS, tables.conversation_rows(events, day), day)
             await self._put(result, tables.APPOINTMENTS, tables.appointment_rows(events, day), day)
-            await self._put(result, tables.NOTIFICATIONS, [], day)
-            await self._put(result, tables.SURVEYS, [], day)
+            await self._put(result, tables.NOTIFICATIONS, tables.notification_rows(events, day), day)
+            await self._put(result, tables.SURVEYS, tables.survey_rows(events, day), day)
             await self._put(result, tables.DATES, [tables.date_row(day)], day)
         current = await self._dimensions()
         for table in (tables.QUEUES, tables.AGENTS, tables.PROVIDERS):

@@ -93,22 +93,31 @@ APPOINTMENTS = Table(
         "noticeHours": "DOUBLE",
     },
 )
-# No notification or survey events exist yet (reminders and surveys are not built): the files are
-# written with their columns and no rows, so the model and its relationships are ready for them.
+# Notifications and surveys are facts per **change**, like appointments: a row on the day of each
+# event (a notification sent, sent again on its fallback channel, delivered, failed; a survey sent,
+# answered), so a day's file never changes after the day however late a delivery report or an
+# answer comes. Each row repeats the notification's first `sentAt` (and `sentDate`), so the
+# rates count by the day sent, as docs/KPIS.md does. Ids, codes, stamps and scores only: no
+# patient id, no text, no address, no survey comment (the events carry none of the last three).
 NOTIFICATIONS = Table(
     "notifications",
     {
         "notificationId": "VARCHAR",
         "dateKey": "DATE",
+        "change": "VARCHAR",
+        "at": "TIMESTAMP",
         "purpose": "VARCHAR",
+        "kind": "VARCHAR",
         "channel": "VARCHAR",
+        "fallback": "BOOLEAN",
         "appointmentId": "VARCHAR",
-        "providerId": "VARCHAR",
         "conversationId": "VARCHAR",
+        "providerId": "VARCHAR",
+        "queueId": "VARCHAR",
+        "agentId": "VARCHAR",
         "sentAt": "TIMESTAMP",
-        "outcome": "VARCHAR",
-        "outcomeAt": "TIMESTAMP",
-        "delivered": "BOOLEAN",
+        "sentDate": "DATE",
+        "failureCode": "VARCHAR",
     },
 )
 SURVEYS = Table(
@@ -116,14 +125,17 @@ SURVEYS = Table(
     {
         "surveyId": "VARCHAR",
         "dateKey": "DATE",
+        "change": "VARCHAR",
+        "at": "TIMESTAMP",
+        "channel": "VARCHAR",
         "conversationId": "VARCHAR",
         "appointmentId": "VARCHAR",
         "queueId": "VARCHAR",
         "agentId": "VARCHAR",
         "providerId": "VARCHAR",
         "sentAt": "TIMESTAMP",
+        "sentDate": "DATE",
         "answeredAt": "TIMESTAMP",
-        "answered": "BOOLEAN",
         "csat": "INTEGER",
         "nps": "INTEGER",
     },
@@ -312,6 +324,97 @@ def appointment_rows(events: Iterable[Mapping[str, Any]], day: date) -> list[Row
                 }
             )
     return sorted(rows, key=lambda r: (r["at"], r["appointmentId"]))
+
+
+def _once(events: Iterable[Mapping[str, Any]], types: tuple[str, ...], day: date) -> list[Mapping[str, Any]]:
+    """The events of `types` that happened on `day`, each once (a history that holds a redelivered
+    event twice counts it once), in the order written."""
+    seen: set[str] = set()
+    found = []
+    for event in events:
+        if event["type"] not in types or event["id"] in seen:
+            continue
+        seen.add(event["id"])
+        at = _time(event["at"])
+        if at is not None and at.date() == day:
+            found.append(event)
+    return sorted(found, key=lambda e: (e["at"], e["aggregateId"], _order(e)))
+
+
+def _subject(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(appointmentId, conversationId): reminders, confirmations and visit surveys are about an
+    appointment (they carry its provider), the other surveys about a conversation."""
+    subject = data.get("subjectId")
+    if data.get("purpose", "survey") != "survey" or data.get("providerId"):
+        return subject, None
+    return None, subject
+
+
+def _sent(data: Mapping[str, Any]) -> tuple[datetime | None, date | None]:
+    sent = _time(data.get("sentAt"))
+    return sent, sent.date() if sent else None
+
+
+def notification_rows(events: Iterable[Mapping[str, Any]], day: date) -> list[Row]:
+    """One row per `notification.sent` / `.delivered` / `.failed` on `day` (UTC)."""
+    rows = []
+    for event in _once(events, ("notification.sent", "notification.delivered", "notification.failed"), day):
+        data = event.get("data") or {}
+        appointment_id, conversation_id = _subject(data)
+        sent_at, sent_date = _sent(data)
+        change = str(event["type"]).removeprefix("notification.")
+        rows.append(
+            {
+                "notificationId": data.get("notificationId"),
+                "dateKey": day,
+                "change": change,
+                "at": _time(event["at"]),
+                "purpose": data.get("purpose"),
+                "kind": data.get("kind"),
+                "channel": data.get("channel"),
+                "fallback": bool(data.get("fallback")),
+                "appointmentId": appointment_id,
+                "conversationId": conversation_id,
+                "providerId": data.get("providerId"),
+                "queueId": data.get("queueId"),
+                "agentId": data.get("agentId"),
+                "sentAt": sent_at,
+                "sentDate": sent_date,
+                "failureCode": data.get("reason") if change == "failed" else None,
+            }
+        )
+    return rows
+
+
+def survey_rows(events: Iterable[Mapping[str, Any]], day: date) -> list[Row]:
+    """One row per `survey.sent` / `.answered` on `day` (UTC); the scores on the answer's row."""
+    rows = []
+    for event in _once(events, ("survey.sent", "survey.answered"), day):
+        data = event.get("data") or {}
+        appointment_id, conversation_id = _subject({**data, "purpose": "survey"})
+        sent_at, sent_date = _sent(data)
+        answered = event["type"] == "survey.answered"
+        at = _time(event["at"])
+        rows.append(
+            {
+                "surveyId": data.get("notificationId"),
+                "dateKey": day,
+                "change": "answered" if answered else "sent",
+                "at": at,
+                "channel": None if answered else data.get("channel"),
+                "conversationId": conversation_id,
+                "appointmentId": appointment_id,
+                "queueId": data.get("queueId"),
+                "agentId": data.get("agentId"),
+                "providerId": data.get("providerId"),
+                "sentAt": sent_at,
+                "sentDate": sent_date,
+                "answeredAt": at if answered else None,
+                "csat": data.get("csat") if answered else None,
+                "nps": data.get("nps") if answered else None,
+            }
+        )
+    return rows
 
 
 def date_row(day: date) -> Row:

@@ -314,18 +314,34 @@ async def _sent(
         current = await fu.partition.record(record.patient_id, record.notification_id)
         if current is None or current.status in TERMINAL:
             return
-        attempts = [*current.attempts[:-1], done]
+        # The portal inbox is ours: a message stored in it has reached the patient's channel, as
+        # an e-mail accepted by the patient's mail server has (docs/KPIS.md), so it is delivered
+        # at once, in the same batch.
+        inbox = attempt.channel == "portal"
+        attempts = [
+            *current.attempts[:-1],
+            done.model_copy(update={"outcome": "delivered"}) if inbox else done,
+        ]
+        first = current.sent_at is None
+        # `sentAt` is the notification's first send: a fallback after a non-delivery report sends
+        # again on another channel but keeps it, so the KPIs count the notification once, in the
+        # bucket of its first send (docs/KPIS.md).
         updated = current.changed(
-            status="sent", attempts=attempts, sent_at=stamp(now), channel=attempt.channel
+            status="delivered" if inbox else "sent",
+            attempts=attempts,
+            sent_at=current.sent_at or stamp(now),
+            channel=attempt.channel,
         )
-        if record.purpose != "confirmation" and current.sent_at is None:
+        if record.purpose != "confirmation" and first:
             counts = Counts(ledger.days, ledger.weeks).counted(now, patient.zone, now)
             ledger = ledger.changed(days=dict(counts.days), weeks=dict(counts.weeks))
-        if record.purpose == "survey":
+        if record.purpose == "survey" and first:
             ledger = ledger.changed(last_survey_at=stamp(now))
         data = _event(updated, attempt.channel)
-        ledger = ledger.emit("notification.sent", stamp(now), **data)
-        if record.purpose == "survey":
+        ledger = ledger.emit("notification.sent", stamp(now), **data, **({} if first else {"fallback": True}))
+        if inbox:
+            ledger = ledger.emit("notification.delivered", stamp(now), **data)
+        if record.purpose == "survey" and first:
             ledger = ledger.emit("survey.sent", stamp(now), **data)
         await fu.partition.commit(ledger, [updated, *([outcome.inbox] if outcome.inbox else [])])
 

@@ -231,7 +231,14 @@ class SurveyFigures(BaseModel):
     sent: int
     answered: int
     responseRate: float | None = Field(None, description="answered / sent; none when nothing was sent.")
-    csat: float | None = Field(None, description="Mean satisfaction 1-5 of the answers.")
+    csat: float | None = Field(
+        None,
+        description="CSAT (docs/KPIS.md): the share 0-1 of answers that rated satisfaction 4 or 5; "
+        "none when nothing was answered.",
+    )
+    meanScore: float | None = Field(
+        None, description="The mean satisfaction score (1-5) of the answers; none when nothing was answered."
+    )
     nps: float | None = Field(None, description="Net promoter score -100..100: % of 9-10 minus % of 0-6.")
 
 

@@ -26,7 +26,10 @@ MAX_ANSWERS = 500
 
 def _figures(id: str | None, sent: int, scores: list[tuple[int, int]]) -> SurveyFigures:
     answered = len(scores)
-    csat = round(sum(c for c, _ in scores) / answered, 2) if answered else None
+    # CSAT as docs/KPIS.md defines it (the dashboard's): the share of 4-5 answers; the mean score
+    # beside it, under its own name.
+    csat = round(sum(1 for c, _ in scores if c >= 4) / answered, 4) if answered else None
+    mean = round(sum(c for c, _ in scores) / answered, 2) if answered else None
     nps = (
         round(100 * (sum(1 for _, n in scores if n >= 9) - sum(1 for _, n in scores if n <= 6)) / answered, 1)
         if answered
@@ -38,6 +41,7 @@ def _figures(id: str | None, sent: int, scores: list[tuple[int, int]]) -> Survey
         answered=answered,
         responseRate=round(answered / sent, 4) if sent else None,
         csat=csat,
+        meanScore=mean,
         nps=nps,
     )
 

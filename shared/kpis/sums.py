@@ -153,13 +153,15 @@ def event_parts(envelope: Mapping[str, Any], short_abandon_seconds: float) -> li
             answered.update(npsAnswers=1, npsPromoters=int(nps >= 9), npsDetractors=int(nps <= 6))
         parts.add(d.get("sentAt"), queue, agent, answered)
     elif kind.startswith("notification.") and d.get("purpose") == "reminder":
+        # Each reminder once, whatever its events: a fallback after a non-delivery report emits a
+        # second `.sent` (same `sentAt`, the first send's), reports may come twice, and delivered
+        # on any channel wins over any failure. The follow-ups' events are their patient
+        # ledger's: the notification names itself (`notificationId`).
+        notification = d.get("notificationId") or envelope["aggregateId"]
         if kind == "notification.sent":
-            parts.add(d.get("sentAt"), None, None, {"remindersSent": 1})
+            parts.add(d.get("sentAt"), None, None, {"remindersSent": 1}, f"{notification}:sent")
         elif kind == "notification.delivered":
-            # Delivered wins over any other report of the same notification, however many.
-            # The follow-ups' events are their patient ledger's: the notification names itself.
-            key = f"{d.get('notificationId') or envelope['aggregateId']}:delivered"
-            parts.add(d.get("sentAt"), None, None, {"remindersDelivered": 1}, key)
+            parts.add(d.get("sentAt"), None, None, {"remindersDelivered": 1}, f"{notification}:delivered")
     elif kind in ("appointment.noshow", "appointment.arrived", "appointment.fulfilled") and d.get("start"):
         outcome = {"noShows": 1} if kind == "appointment.noshow" else {"attended": 1}
         parts.add(d["start"], None, None, outcome, f"{envelope['aggregateId']}:outcome")

@@ -1,7 +1,8 @@
 """The Power BI feed: a known sequence of conversations and an appointment, exported through the
 real services and events, read back with an independent Parquet reader (pyarrow; DuckDB wrote it)
-and joined to its dimensions; no PHI in any file; a re-export replaces; the empty facts have
-their columns; `python -m ops export` writes the same files; the blob store against Azurite."""
+and joined to its dimensions; no PHI in any file; a re-export replaces; a day without events
+still has every fact's columns (notifications and surveys: test_followup_facts.py); `python -m ops
+export` writes the same files; the blob store against Azurite."""
 
 from __future__ import annotations
 
@@ -286,7 +287,8 @@ async def test_exporting_a_day_again_replaces_its_files(runtime: Runtime, clock:
     assert read(root, "conversations").num_rows == 4
 
 
-async def test_notifications_and_surveys_are_empty_files_with_their_columns(runtime: Runtime) -> None:
+async def test_a_day_without_events_still_has_every_fact_file_with_its_columns(runtime: Runtime) -> None:
+    # The notifications and surveys with rows: tests/exports/test_followup_facts.py.
     await export_days(runtime, DAY, DAY + timedelta(days=1))
     root = runtime.settings.data_dir / "exports"
     for table in FACTS:

@@ -170,7 +170,14 @@ async def test_supervisors_read_answers_and_response_rates_per_queue_and_agent(
     answer = await invoke("survey_report", bearer=supervisor, params=window)
     assert answer.status == 200, answer.json
     report = answer.json
-    assert report["totals"] == {"sent": 1, "answered": 1, "responseRate": 1.0, "csat": 5.0, "nps": 100.0}
+    assert report["totals"] == {
+        "sent": 1,
+        "answered": 1,
+        "responseRate": 1.0,
+        "csat": 1.0,
+        "meanScore": 5.0,
+        "nps": 100.0,
+    }
     assert report["byQueue"] == [{"id": "general", **report["totals"]}]
     assert report["byAgent"] == [{"id": "agent-1", **report["totals"]}]
     assert [(a["subjectId"], a["csat"], a["nps"]) for a in report["answers"]] == [("conv-1", 5, 10)]
@@ -197,3 +204,28 @@ async def test_the_survey_report_checks_its_window_and_role(world: Runtime) -> N
     window = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
     for bearer in (token("Agent", sub="agent-1"), token("Patient", sub="x", patient_id="p-1")):
         assert (await invoke("survey_report", bearer=bearer, params=window)).status == 403
+
+
+def test_the_reports_csat_is_the_share_of_4_and_5_answers_as_the_kpis_count_it() -> None:
+    from shared.followups.survey_report import _figures
+    from shared.kpis.sums import event_parts, kpis, total
+
+    scores = [(5, 10), (4, 9), (3, 7), (1, 0)]
+    figures = _figures(None, 5, scores)
+    assert (figures.csat, figures.meanScore, figures.responseRate) == (0.5, 3.25, 0.8)
+    assert figures.nps == 25.0  # promoters 10 and 9, detractor 0: (2 - 1) / 4
+    events = [
+        {
+            "id": f"followups:p-{i}:1.1",
+            "type": "survey.answered",
+            "aggregateId": f"followups:p-{i}",
+            "version": 1,
+            "at": "2026-01-05T10:00:00.000Z",
+            "data": {"csat": c, "nps": n, "sentAt": "2026-01-05T09:00:00.000Z"},
+        }
+        for i, (c, n) in enumerate(scores)
+    ]
+    sums = total(p.sums for e in events for p in event_parts(e, 10) if p.scope == "all")
+    assert kpis(sums)["csat"] == figures.csat, "the report and the dashboard agree"
+    assert kpis(sums)["nps"] == figures.nps
+    assert _figures(None, 0, []).model_dump(exclude_none=True) == {"sent": 0, "answered": 0}
