@@ -5,6 +5,7 @@ checked by tests/api/test_schemathesis.py.)"""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,8 +208,15 @@ def test_every_response_header_a_module_sends_is_declared_by_its_routes() -> Non
     assert found >= 3
 
 
-def _handler_names(module: str) -> set[str]:
-    return {handler.name for stem, handler, _ in _handlers() if stem == module}
+@functools.cache
+def _handler_names(module: str) -> frozenset[str]:
+    return frozenset(handler.name for stem, handler, _ in _all_handlers() if stem == module)
+
+
+@functools.cache
+def _all_handlers() -> tuple[tuple[str, ast.AsyncFunctionDef, str], ...]:
+    # Parsed once: the check above asks for every module's handlers.
+    return tuple(_handlers())
 
 
 async def test_reading_an_undeclared_header_fails_loudly(runtime: Runtime) -> None:
