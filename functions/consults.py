@@ -143,16 +143,18 @@ async def create_consult(call: Call) -> Reply:
     summary="Read a consult and its replies",
     response=M + "Consult",
     errors=(404,),
+    etag=True,
 )
 async def get_consult(call: Call) -> Reply:
     """Status (`sent`, `answered`, `expired`) and the providers' replies. The assigned agent or a
     supervisor; audited."""
     from shared.consults.api import consult_view
+    from shared.kernel.etags import stored_etag
 
     doc = await _consults(call).read(
         call.user, call.route("conversationId"), call.route("consultId"), call.correlation_id
     )
-    return Reply(body=consult_view(doc))
+    return Reply(body=consult_view(doc), headers={"ETag": stored_etag(doc)})
 
 
 @api.route(

@@ -41,13 +41,17 @@ def _base_url(call: Call) -> str:
     response="shared.scheduling.model:FhirAppointment",
     media_type=FHIR_JSON,
     errors=(404,),
+    etag=True,
 )
 async def fhir_appointment(call: Call) -> Reply:
-    """Same access as `GET /api/appointments/{id}`: a patient sees only their own (404 otherwise)."""
+    """Same access as `GET /api/appointments/{id}`: a patient sees only their own (404 otherwise).
+    The `ETag` is the appointment's own, as `GET /api/appointments/{id}` gives it: send it in
+    `If-Match` to reschedule, cancel or set the status."""
+    from shared.scheduling.api import appointment_etag
     from shared.scheduling.api import fhir_appointment as to_fhir
 
     item = await _scheduling(call).read(call.user, call.route("appointmentId"), call.correlation_id)
-    return Reply(body=to_fhir(item.body()))
+    return Reply(body=to_fhir(item.body()), headers={"ETag": appointment_etag(item)})
 
 
 @api.route(

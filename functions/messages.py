@@ -101,16 +101,18 @@ async def read_messages(call: Call) -> Reply:
     summary="One of my conversations",
     response=M + "PatientConversationView",
     errors=(404,),
+    etag=True,
 )
 async def my_conversation(call: Call) -> Reply:
     """Where your conversation stands (another patient's answers 404). Audited."""
     from shared.conversations.api import PatientConversationView
+    from shared.kernel.etags import stored_etag
 
     call.own_patient_id()
     doc = await _messages(call).conversation(
         call.user, call.route("conversationId"), side="patient", correlation_id=call.correlation_id
     )
-    return Reply(body=PatientConversationView.model_validate(doc.body()))
+    return Reply(body=PatientConversationView.model_validate(doc.body()), headers={"ETag": stored_etag(doc)})
 
 
 @api.route(

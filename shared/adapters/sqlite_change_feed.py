@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.kernel.documents import ChangeBatch, Item
 from shared.kernel.errors import BadRequest
+from shared.kernel.json_reader import read_json
 
 SCHEMA_VERSION = 3
 SCHEMA: tuple[str | tuple[int, str], ...] = (
@@ -49,8 +50,10 @@ def decode_position(container: str, token: str | None) -> int:
         return 0
     invalid = BadRequest("The change feed continuation is not valid for this container.")
     try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        # Checkpoints come back from a lease store: the bounded reader, as for every token.
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload: Any = read_json(raw, max_bytes=1024, max_depth=1)
+    except (binascii.Error, ValueError):
         raise invalid from None
     if (
         not isinstance(payload, dict)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import json
 import logging
 import urllib.parse
 import urllib.request
@@ -31,6 +30,7 @@ import jwt
 
 from shared.kernel.clock import Clock
 from shared.kernel.errors import Unauthorized, Unavailable
+from shared.kernel.json_reader import read_json
 
 log = logging.getLogger("psc.auth")
 
@@ -56,7 +56,10 @@ def _fetch_json(url: str) -> dict[str, Any]:
     if parts.scheme != "https" and not loopback:
         raise ValueError("refusing to fetch identity metadata over plain HTTP")
     with _OPENER.open(url, timeout=10) as response:
-        data = json.loads(response.read(MAX_DOCUMENT_BYTES + 1)[:MAX_DOCUMENT_BYTES])
+        # Bounded like every JSON from outside (a JWKS is three levels deep).
+        data = read_json(
+            response.read(MAX_DOCUMENT_BYTES + 1)[:MAX_DOCUMENT_BYTES], max_bytes=MAX_DOCUMENT_BYTES
+        )
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data

@@ -50,7 +50,13 @@ def _duration(text: str) -> str:
 
 IsoDuration = Annotated[
     str,
-    Field(examples=["P2D", "PT2H"], min_length=3, max_length=32, description=_DURATION_RULE),
+    Field(
+        examples=["P2D", "PT2H"],
+        min_length=3,
+        max_length=32,
+        description=_DURATION_RULE,
+        json_schema_extra={"format": "duration"},
+    ),
     AfterValidator(_duration),
 ]
 

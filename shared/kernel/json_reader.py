@@ -9,7 +9,9 @@ turn it into a 400 that names the path, never the value):
   otherwise cost a RecursionError deep inside a validator);
 * an object with the same key twice (JSON parsers disagree on which one wins; we take neither);
 * `NaN`, `Infinity` (not JSON) and numbers Python refuses to convert;
-* in any key or string value, the characters `shared.kernel.text` refuses everywhere.
+* in any key or string value, the characters `shared.kernel.text` refuses everywhere (unless
+  `check_text=False`: a document another service sends us, such as an Event Grid event carrying
+  an inbound SMS, is bounded but not held to our text rules; what we keep of it is checked then).
 
 Why by hand: the standard library parses, and does it in C; nothing it offers caps depth or
 refuses duplicate keys, and pydantic's parser keeps the last duplicate. The walk afterwards is
@@ -62,7 +64,9 @@ def _key_label(key: str) -> str:
     return key if key.isidentifier() and len(key) <= 64 else "(key)"
 
 
-def read_json(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+def read_json(
+    data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH, check_text: bool = True
+) -> Any:
     """Parse `data`; raise `JsonRejected` for anything listed in the module docstring."""
     if isinstance(data, bytes):
         if len(data) > max_bytes:
@@ -83,16 +87,16 @@ def read_json(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int =
         raise
     except ValueError:
         raise JsonRejected("is not valid JSON") from None
-    _walk(value, max_depth)
+    _walk(value, max_depth, check_text)
     return value
 
 
-def _walk(root: Any, max_depth: int) -> None:
+def _walk(root: Any, max_depth: int, check_text: bool) -> None:
     stack: list[tuple[Any, str, int]] = [(root, "", 0)]
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
-            if text_problem(value):
+            if check_text and text_problem(value):
                 raise JsonRejected(TEXT_RULE, path)
             continue
         if not isinstance(value, dict | list):
@@ -105,7 +109,7 @@ def _walk(root: Any, max_depth: int) -> None:
             stack.extend((item, _join(path, str(i)), depth + 1) for i, item in enumerate(value))
             continue
         for key, item in value.items():
-            if text_problem(key):
+            if check_text and text_problem(key):
                 raise JsonRejected("has a key with " + TEXT_RULE.removeprefix("must not contain "), path)
             stack.append((item, _join(path, _key_label(key)), depth + 1))
 

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, TypeVar
 from shared.kernel.catalog import LISTS
 from shared.kernel.documents import Condition, DocumentStore, Query
 from shared.kernel.errors import NotFound, ValidationFailed
+from shared.kernel.json_reader import read_json
 from shared.kernel.stored import Document, Stored
 
 TOKEN_CHARS = 2000  # what the list query models accept; the board's two cursors get twice that
@@ -50,6 +51,10 @@ SCAN_FACTOR = 4
 T = TypeVar("T")
 
 _TOKEN_VERSION = 1
+# What an unsealed token may be: the longest a caller may send (the board's two cursors) decoded,
+# and one level more than the deepest we seal (the board's `{"cv": {"at", "c"}, ...}`).
+_TOKEN_BYTES = 2 * TOKEN_CHARS
+_TOKEN_DEPTH = 3
 _ORDER = Query(order_by=(("sortKey", False),))
 
 
@@ -187,8 +192,11 @@ def unseal(scope: str, token: str | None, *, field: str = "query.continuationTok
     if token is None:
         return None
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # A token comes back from outside: the bounded reader (ours are at most three levels deep
+        # and no longer than the board's two cursors), so a deeply nested one is a 400 too.
+        decoded = read_json(raw, max_bytes=_TOKEN_BYTES, max_depth=_TOKEN_DEPTH)
+    except (binascii.Error, ValueError):
         decoded = None
     if (
         not isinstance(decoded, dict)

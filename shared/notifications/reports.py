@@ -25,13 +25,14 @@ reply to a number no patient has can still come in the sender's language.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+from shared.kernel.json_reader import read_json
 
 Keyword = Literal["STOP", "START", "HELP"]
 Outcome = Literal["delivered", "failed"]
@@ -40,6 +41,9 @@ SMS_DELIVERY = "Microsoft.Communication.SMSDeliveryReportReceived"
 SMS_RECEIVED = "Microsoft.Communication.SMSReceived"
 EMAIL_DELIVERY = "Microsoft.Communication.EmailDeliveryReportReceived"
 EVENT_TYPES = (SMS_DELIVERY, SMS_RECEIVED, EMAIL_DELIVERY)
+# Event Grid delivers events of up to 1 MB; ACS's are a few levels deep.
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_EVENT_DEPTH = 16
 
 KEYWORDS: dict[str, Keyword] = {
     **dict.fromkeys(
@@ -142,8 +146,10 @@ def e164(number: str) -> str:
 def parse_report(body: bytes | str) -> Report:
     """One queue message's body as a report, an inbound SMS, or `Ignored`."""
     try:
-        loaded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # Bounded (size and depth) like every JSON from outside; an inbound SMS is the patient's
+        # own words, so it is not held to our text rules here.
+        loaded = read_json(body, max_bytes=MAX_EVENT_BYTES, max_depth=MAX_EVENT_DEPTH, check_text=False)
+    except ValueError:
         return Ignored(None, None, "not-json")
     if isinstance(loaded, list) and len(loaded) == 1:
         loaded = loaded[0]

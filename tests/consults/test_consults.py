@@ -6,6 +6,7 @@ status and events, and the sweep's expiry."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -340,6 +341,8 @@ async def read_consult(code: str, bearer: str = AGENT) -> Answer:
 async def test_a_signed_reply_is_matched_by_its_code_and_answers_the_consult(
     sent: str, cardiology: Runtime, events: Events
 ) -> None:
+    before = await read_consult(sent)
+    assert before.headers["ETag"] == (await read_consult(sent, SUPERVISOR)).headers["ETag"]
     answer = await reply(activity(f"{sent.lower()} Yes, 5 mg is fine; recheck in a week."))
     assert answer.status == 200, answer.json
     assert answer.json == {
@@ -348,6 +351,8 @@ async def test_a_signed_reply_is_matched_by_its_code_and_answers_the_consult(
     }
     read = await read_consult(sent)
     assert read.json["status"] == "answered"
+    assert re.match(r'^"[\x21\x23-\x7e]+"$', read.headers["ETag"])
+    assert read.headers["ETag"] != before.headers["ETag"]  # the reply changed the consult
     assert [(r["fromName"], r["text"]) for r in read.json["replies"]] == [
         ("Dr Nowak", f"{sent.lower()} Yes, 5 mg is fine; recheck in a week.")
     ]

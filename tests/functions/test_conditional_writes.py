@@ -447,6 +447,9 @@ async def test_documents_carry_strong_etags_and_openapi_declares_if_match(
         "/api/conversations/{conversationId}",
         "/api/patients/{patientId}",
         "/api/me/profile",
+        "/api/fhir/Appointment/{appointmentId}",
+        "/api/me/conversations/{conversationId}",
+        "/api/conversations/{conversationId}/consults/{consultId}",
     }
     for path in reads:
         success = document["paths"][path]["get"]["responses"]["200"]

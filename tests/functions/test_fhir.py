@@ -4,6 +4,7 @@ are unchanged between R4 and R4B). fhir.resources is a dev dependency: only test
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,29 @@ async def test_an_appointment_is_a_valid_r4_appointment(runtime: Runtime) -> Non
     await act("cancel_appointment", booked["id"])
     cancelled = await invoke("fhir_appointment", bearer=AGENT, route_params={"appointmentId": booked["id"]})
     assert Appointment.model_validate(cancelled.json).status == "cancelled"
+
+
+async def test_an_appointment_carries_the_same_etag_as_the_json_api_and_it_guards_writes(
+    runtime: Runtime,
+) -> None:
+    await put_provider()
+    await seed_patients(runtime, "p-1")
+    booked = (await book()).json
+    route = {"appointmentId": booked["id"]}
+    fhir = await invoke("fhir_appointment", bearer=PATIENT, route_params=route)
+    plain = await invoke("get_appointment", bearer=PATIENT, route_params=route)
+    assert fhir.headers["ETag"] == plain.headers["ETag"]
+    assert re.match(r'^"[\x21\x23-\x7e]+"$', fhir.headers["ETag"])
+    cancelled = await invoke(
+        "cancel_appointment",
+        method="POST",
+        bearer=PATIENT,
+        route_params=route,
+        headers={"If-Match": fhir.headers["ETag"]},
+    )
+    assert cancelled.status == 200, cancelled.json
+    after = await invoke("fhir_appointment", bearer=PATIENT, route_params=route)
+    assert after.headers["ETag"] == cancelled.headers["ETag"] != fhir.headers["ETag"]
 
 
 async def test_a_slot_search_is_a_valid_r4_searchset(runtime: Runtime) -> None:

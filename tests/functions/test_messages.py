@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,17 @@ async def test_the_same_senders_id_twice_is_stored_once_and_answers_the_first(ru
     # Another sender's id is theirs: the patient's "console-7" is a message of its own.
     assert (await patient_write(cid, text="ok", id="console-7")).status == 201
     assert [m["seq"] for m in await messages_of(runtime, cid)] == [1, 2, 3, 4]
+
+
+async def test_the_patients_view_of_a_conversation_carries_its_etag(runtime: Runtime) -> None:
+    cid = await active(runtime)
+    mine = await read("my_conversation", cid, patient())
+    staff = await read("get_conversation", cid, A1)
+    assert mine.status == 200
+    assert re.match(r'^"[\x21\x23-\x7e]+"$', mine.headers["ETag"])
+    assert mine.headers["ETag"] == staff.headers["ETag"]  # one conversation, one version
+    assert (await staff_write(cid, text="Hello")).status == 201
+    assert (await read("my_conversation", cid, patient())).headers["ETag"] != mine.headers["ETag"]
 
 
 # Who may ---------------------------------------------------------------------------------------

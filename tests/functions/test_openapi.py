@@ -211,8 +211,15 @@ def test_every_response_header_a_module_sends_is_declared_by_its_routes() -> Non
     assert found >= 3
 
 
-def _handler_names(module: str) -> set[str]:
-    return {handler.name for stem, handler, _ in _handlers() if stem == module}
+@functools.cache
+def _handler_names(module: str) -> frozenset[str]:
+    return frozenset(handler.name for stem, handler, _ in _all_handlers() if stem == module)
+
+
+@functools.cache
+def _all_handlers() -> tuple[tuple[str, ast.AsyncFunctionDef, str], ...]:
+    # Parsed once: the check above asks for every module's handlers.
+    return tuple(_handlers())
 
 
 async def test_reading_an_undeclared_header_fails_loudly(runtime: Runtime) -> None:
@@ -272,6 +279,39 @@ async def test_time_stamps_and_dates_state_their_format(document: dict[str, Any]
         and "const" not in schema  # `from`: who sent a message
     ]
     assert unformatted == []
+
+
+# An ISO 8601 duration (`P2D`, `PT2H`, `P1DT12H`, `P1W`).
+ISO_DURATION = re.compile(r"P(?=\d|T\d)(\d+[YMWD])*(T(?=\d)(\d+[HMS])+)?")
+
+
+def _strings(document: dict[str, Any], alternatives: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The string schemas among a field's alternatives, an array's items included."""
+    for schema in alternatives:
+        if schema.get("type") == "array":
+            yield from _strings(document, list(branches(document, schema.get("items"))))
+        elif schema.get("type") == "string":
+            yield schema
+
+
+def _duration_like(schema: dict[str, Any]) -> bool:
+    samples = [*schema.get("examples", []), schema.get("example"), schema.get("default")]
+    return any(isinstance(s, str) and ISO_DURATION.fullmatch(s) for s in samples) or bool(
+        re.search(r"ISO[ -]8601 duration", schema.get("description", ""))
+    )
+
+
+async def test_iso_8601_durations_state_their_format(document: dict[str, Any]) -> None:
+    """A string field whose examples or default are ISO 8601 durations, or whose description says
+    it is one, must say `format: duration` (reminder offsets, a survey's delay)."""
+    durations = [
+        (f"{where}.{name}", schema.get("format"))
+        for where, name, alternatives in fields(document)
+        for schema in _strings(document, alternatives)
+        if _duration_like(schema)
+    ]
+    assert len(durations) >= 2
+    assert [label for label, format_ in durations if format_ != "duration"] == []
 
 
 async def test_fields_with_a_fixed_set_of_values_list_them(document: dict[str, Any]) -> None:

@@ -269,6 +269,63 @@ DEPTH_AND_SIZE = [
     case("size", "body over 256 KiB, no credentials", 413, ANON, ESCALATE, "x" * (257 * 1024)),
 ]
 
+
+def deep_token(limit: int, prefix: str = "") -> str:
+    """The longest token of `limit` characters or fewer whose JSON is `prefix` and then nothing but
+    `[`: as deep as a token the route's length limit lets through can be (a 2,000-character token
+    holds 1,500 levels)."""
+    room = limit * 3 // 4 - len(prefix)
+    return token_of(prefix + "[" * room)
+
+
+# Every route that takes a `continuationToken`, with a caller allowed to read it and the token's
+# length limit (tests/hardening/test_bad_input.py checks this names every such route).
+PAGED_ROUTES: dict[str, tuple[str, str, int]] = {
+    "GET providers": (PATIENT, "GET /api/providers?", 2000),
+    "GET providers/{providerId}/slots": (PATIENT, SLOTS + "?from=2026-01-06&to=2026-01-07&", 200),
+    "GET me/appointments": (PATIENT, "GET /api/me/appointments?", 2000),
+    "GET appointments": (AGENT, "GET /api/appointments?patientId=p-1&", 2000),
+    "GET manage/agents": (ADMIN, "GET /api/manage/agents?", 2000),
+    "GET supervisor/conversations": (SUPERVISOR, "GET /api/supervisor/conversations?", 4000),
+    "GET patients/{patientId}/access-log": (
+        ADMIN,
+        "GET /api/patients/p-1/access-log?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&",
+        2048,
+    ),
+}
+# Within each route's length limit: bare brackets, and brackets inside an envelope shaped like ours.
+DEEP_TOKENS = [
+    case(
+        D,
+        f"continuationToken {how}, within its limit ({label})",
+        400,
+        bearer,
+        f"{request}continuationToken={t}",
+    )
+    for label, (bearer, request, limit) in PAGED_ROUTES.items()
+    for how, t in (
+        ("all brackets", deep_token(limit)),
+        ("brackets in an envelope", deep_token(limit, '{"v":1,"s":"0","at":"","c":')),
+    )
+]
+DEPTH_AND_SIZE += [
+    *DEEP_TOKENS,
+    case(
+        D,
+        "continuationToken 1,000 brackets, 1,334 characters (providers)",
+        400,
+        PATIENT,
+        "GET /api/providers?continuationToken=" + token_of("[" * 1000),
+    ),
+    case(
+        D,
+        "continuationToken 1,000 deep, date form (appointments)",
+        400,
+        AGENT,
+        "GET /api/appointments?providerId=dr-warsaw&date=2026-01-06&continuationToken=" + deep_token(2000),
+    ),
+]
+
 # A bad id in the path of every kind of route that takes one, and every bad id in one of them.
 ID_ROUTES = {
     "patient": ("GET /api/patients/{}", None, ADMIN),

@@ -3,11 +3,13 @@ problem and leaves every container, the audit trail and the bus exactly as they 
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 
-from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, TIME, Case
+from tests.conftest import registered_functions
+from tests.hardening.corpus import DEPTH_AND_SIZE, IDENTIFIERS, PAGED_ROUTES, TIME, Case
 from tests.hardening.corpus_content import BODIES, REFERENCES, TEXT, TYPES
 from tests.hardening.corpus_followups import FOLLOWUPS
 from tests.hardening.corpus_kpis import KPIS
@@ -58,3 +60,24 @@ async def test_bad_input_is_a_4xx_problem_and_writes_nothing(world: World, case:
     assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
     assert answer.status_code == case.status, answer.text[:300]
     assert world.snapshot() == before
+
+
+def test_every_route_that_takes_a_continuation_token_gets_a_deep_one() -> None:
+    """PAGED_ROUTES (each with a token as deep as its length limit lets through) names every route
+    whose query takes `continuationToken`, and each with that limit."""
+    from shared.web.api import ROUTES
+
+    registered_functions()
+    paged: dict[str, int | None] = {}
+    for spec in ROUTES:
+        query = spec.query
+        if isinstance(query, str):
+            module, _, name = query.partition(":")
+            query = getattr(importlib.import_module(module), name)
+        if query is None:
+            continue
+        for field_name, field in query.model_fields.items():
+            if (field.alias or field_name) == "continuationToken":
+                limits = [m.max_length for m in field.metadata if hasattr(m, "max_length")]
+                paged[f"{spec.method} {spec.route}"] = limits[0] if limits else None
+    assert paged == {label: limit for label, (_, _, limit) in PAGED_ROUTES.items()}

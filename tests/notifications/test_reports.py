@@ -194,6 +194,9 @@ def test_a_one_event_array_and_cloudevents_are_read_too() -> None:
         (b"not json", "not-json"),
         (b"\xff\xfe", "not-json"),
         (b"[1, 2]", "not-an-event"),
+        (b"[" * 100_000, "not-json"),
+        (b'{"id": "x", "data": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "not-json"),
+        (b'{"id": "x", "id": "y"}', "not-json"),
         (b'{"id": "x"}', "not-an-event"),
         (body({**SMS_DELIVERED, "eventType": "Microsoft.Storage.BlobCreated"}), "other-event-type"),
         (body({**SMS_DELIVERED, "data": {"deliveryStatus": "Delivered"}}), "missing-field"),
@@ -209,6 +212,12 @@ def test_what_cannot_be_used_is_ignored_with_a_code(raw: bytes, reason: str) -> 
     parsed = parse_report(raw)
     assert isinstance(parsed, Ignored)
     assert parsed.reason == reason
+
+
+def test_an_inbound_sms_is_not_held_to_our_text_rules() -> None:
+    text = "STOP\u202e"  # a bidi override we refuse in our own fields: still the patient's words
+    parsed = parse_report(body({**SMS_RECEIVED, "data": {**SMS_RECEIVED["data"], "message": text}}))
+    assert isinstance(parsed, InboundSms)
 
 
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))

@@ -341,6 +341,16 @@ def test_identity_metadata_is_fetched_only_over_https_or_from_loopback(url: str)
         _fetch_json(url)
 
 
+def test_identity_metadata_nested_too_deep_is_refused_as_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from shared.auth import openid
+
+    monkeypatch.setattr(openid._OPENER, "open", lambda url, timeout: io.BytesIO(b"[" * 100_000))
+    with pytest.raises(ValueError, match="nested deeper"):
+        _fetch_json("https://login.example.org/t/discovery/v2.0/keys")
+
+
 def test_identity_metadata_never_follows_a_redirect(staff: FakeTenant) -> None:
     with pytest.raises(urllib.error.HTTPError):
         _fetch_json(f"{staff.authority}/redirect")

@@ -108,6 +108,23 @@ def test_tokens_round_trip_and_fit_only_their_scope() -> None:
             lists.cursor_of(shape)
 
 
+def test_a_deeply_nested_token_is_a_bad_request_not_a_recursion_error() -> None:
+    digest = lists._digest("a")
+    for text in [
+        "[" * 1500,
+        "[" * 1000 + "]" * 1000,
+        '{"v":1,"s":"' + digest + '","at":"0","c":' + "[" * 1400,
+    ]:
+        with pytest.raises(ValidationFailed):
+            lists.unseal("a", base64.urlsafe_b64encode(text.encode()).decode())
+    # Deeper than any token we seal (the board's cursors are two levels), even when well formed.
+    four = {"v": 1, "s": digest, "at": {"x": {"y": {"z": 1}}}}
+    with pytest.raises(ValidationFailed):
+        lists.unseal("a", base64.urlsafe_b64encode(json.dumps(four).encode()).decode())
+    board = lists.seal("a", {"cv": {"at": "0", "c": None}, "ag": None})
+    assert lists.unseal("a", board) == {"cv": {"at": "0", "c": None}, "ag": None}
+
+
 def test_a_token_longer_than_its_bound_is_never_handed_out() -> None:
     with pytest.raises(RuntimeError):
         lists.seal("s", {"at": "0", "c": "x" * 3000})

@@ -65,3 +65,17 @@ async def test_reading_changes_walks_the_change_index(tmp_path: Path) -> None:
     assert "documents_changes" in details
     assert "TEMP B-TREE" not in details
     await store.close()
+
+
+def test_a_deeply_nested_checkpoint_is_a_bad_request() -> None:
+    import base64
+
+    import pytest
+
+    from shared.adapters.sqlite_change_feed import decode_position, encode_position
+    from shared.kernel.errors import BadRequest
+
+    assert decode_position("appointments", encode_position("appointments", 7)) == 7
+    for text in ["[" * 5_000, '{"v":1,"c":"appointments","lsn":[[1]]}', '{"v":1,"c":"x","c":"y","lsn":1}']:
+        with pytest.raises(BadRequest):
+            decode_position("appointments", base64.urlsafe_b64encode(text.encode()).decode())
