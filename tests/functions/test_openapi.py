@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import function_app  # noqa: F401 - registers every route in ROUTES (a test run alone needs them too)
 from shared.runtime import Runtime
 from shared.web.api import ROUTES, Call, UndeclaredHeader
 from tests.conftest import invoke, token
