@@ -252,6 +252,26 @@ class Messages:
         )
         return doc
 
+    async def mine(
+        self, principal: Principal, *, max_items: int, token: str | None, correlation_id: str | None
+    ) -> tuple[list[ConversationDocument], str | None]:
+        """The signed-in patient's conversations, newest first, a page at a time (their own list
+        only: the patient id comes from the token); audited as one `list` of that patient."""
+        patient_id = principal.patient_id
+        if not patient_id:
+            raise NotFound("no such patient")
+        docs, following = await conversations.patient_page(self._store, patient_id, token, max_items)
+        await record_access(
+            self._store,
+            self._clock,
+            actor=principal,
+            action="list",
+            resource="me/conversations",
+            patient_id=patient_id,
+            correlation_id=correlation_id,
+        )
+        return docs, following
+
     async def page(
         self,
         principal: Principal,

@@ -447,6 +447,21 @@ class PatientConversationView(BaseModel):
     abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
 
 
+class PatientConversationsQuery(_Request):
+    max_items: int = Field(50, alias="maxItems", ge=1, le=100)
+    continuation_token: str | None = Field(None, alias="continuationToken", min_length=1, max_length=2000)
+
+
+class PatientConversationList(BaseModel):
+    """A patient's conversations, newest first; a page may hold fewer than `maxItems`: only a
+    missing `continuationToken` means the end."""
+
+    model_config = ConfigDict(serialize_by_alias=True, defer_build=True)
+
+    items: list[PatientConversationView]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")
+
+
 class EndAnswer(BaseModel):
     """What the bot learns when the patient left."""
 

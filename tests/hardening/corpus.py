@@ -233,6 +233,13 @@ DEPTH_AND_SIZE = [
     ),
     case(
         D,
+        "continuationToken 1,000 deep (my conversations)",
+        400,
+        PATIENT,
+        "GET /api/me/conversations?continuationToken=" + token_of(PAGE_TOKEN),
+    ),
+    case(
+        D,
         "continuationToken 10,000 deep (board)",
         400,
         SUPERVISOR,
