@@ -497,6 +497,16 @@ class ConversationList(BaseModel):
     items: list[ConversationView]
 
 
+class ConversationDetail(ConversationView):
+    """A conversation with its transcript, as staff read one (`GET /api/conversations/{id}`)."""
+
+    transcript: MessagePage = Field(
+        description="Its first messages in `seq` order (at most 50: the bot's transcript first, then "
+        "the conversation, internal notes included), as `GET …/messages` answers them; when `next` "
+        "is not null, `GET …/messages?after=<next>` goes on."
+    )
+
+
 class AbandonAnswer(BaseModel):
     """What the side that left learns (no transcript or agent-only summary: a patient may ask)."""
 

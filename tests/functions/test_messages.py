@@ -181,6 +181,45 @@ async def test_the_same_senders_id_twice_is_stored_once_and_answers_the_first(ru
     assert [m["seq"] for m in await messages_of(runtime, cid)] == [1, 2, 3, 4]
 
 
+async def test_a_staff_read_of_the_conversation_carries_its_transcript(runtime: Runtime) -> None:
+    cid = await active(runtime)
+    assert (await staff_write(cid, text=NOTE, visibility="internal")).status == 201
+    assert (await patient_write(cid, text="Thanks, it itches.")).status == 201
+    view = await read("get_conversation", cid, A1)
+    assert view.status == 200, view.json
+    transcript = view.json["transcript"]
+    assert [(m["seq"], m["from"]["role"], m["visibility"]) for m in transcript["items"]] == [
+        (1, "bot", "patient"),
+        (2, "patient", "patient"),
+        (3, "agent", "internal"),
+        (4, "patient", "patient"),
+    ]
+    assert transcript["items"][0]["text"] == "How can I help?"
+    assert transcript == (await read("read_messages", cid, A1)).json  # as `…/messages` answers
+    assert transcript["next"] is None
+    assert (await read("get_conversation", cid, SUPERVISOR)).json["transcript"] == transcript
+
+    # Past the first page, `next` says where `…/messages` goes on.
+    for n in range(48):
+        assert (await staff_write(cid, text=f"m{n}")).status == 201
+    long = (await read("get_conversation", cid, A1)).json["transcript"]
+    assert ([m["seq"] for m in long["items"]], long["next"]) == (list(range(1, 51)), 50)
+    rest = await read("read_messages", cid, A1, after=long["next"])
+    assert [m["seq"] for m in rest.json["items"]] == [51, 52]
+
+
+async def test_a_staff_read_of_the_conversation_costs_a_read_a_query_and_its_audit(runtime: Runtime) -> None:
+    cid = await active(runtime)
+    counting = CountingStore(runtime.store)
+    with use_runtime(dataclasses.replace(runtime, store=counting)):
+        counting.take()
+        assert (await read("get_conversation", cid, A1)).status == 200
+        counts = counting.take()
+    assert summary(counts) == {"point": 2, "query.in-partition": 1, "query.cross-partition": 0, "batch": 0}
+    assert counts["conversations:point.read"] == 1
+    assert counts["audit:point.create"] == 1
+
+
 # Who may ---------------------------------------------------------------------------------------
 
 
