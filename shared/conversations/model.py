@@ -449,7 +449,7 @@ class PatientConversationView(BaseModel):
 
 class PatientConversationsQuery(_Request):
     max_items: int = Field(50, alias="maxItems", ge=1, le=100)
-    continuation_token: str | None = Field(None, alias="continuationToken", min_length=1, max_length=2000)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=2000)
 
 
 class PatientConversationList(BaseModel):
