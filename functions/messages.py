@@ -95,6 +95,32 @@ async def read_messages(call: Call) -> Reply:
 
 
 @api.route(
+    "me/conversations",
+    "GET",
+    access=PATIENT,
+    summary="My conversations, newest first",
+    query=M + "PatientConversationsQuery",
+    response=M + "PatientConversationList",
+)
+async def list_my_conversations(call: Call) -> Reply:
+    """Your conversations as `GET /api/me/conversations/{id}` shows each, newest first; paged
+    with `maxItems` and `continuationToken` (absent on the last page; a page may hold fewer items
+    than asked). A conversation appears once the service has taken it in, within seconds of the
+    escalation. Audited."""
+    from shared.conversations.api import PatientConversationList, PatientConversationView
+
+    call.own_patient_id()
+    docs, token = await _messages(call).mine(
+        call.user,
+        max_items=call.query.max_items,
+        token=call.query.continuation_token,
+        correlation_id=call.correlation_id,
+    )
+    items = [PatientConversationView.model_validate(doc.body()) for doc in docs]
+    return Reply(body=PatientConversationList(items=items, continuationToken=token))
+
+
+@api.route(
     "me/conversations/{conversationId}",
     "GET",
     access=PATIENT,

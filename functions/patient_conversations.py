@@ -1,8 +1,8 @@
 """The `patient-conversations` consumer of the `events` topic: a new conversation's first
 `conversation.waiting` lists it under its patient (`patient-conversations:<patientId>` in
-`lists`), which the unified patient view reads. Other subjects are acknowledged and ignored (a
-filtered subscription may take everything for a moment at first deployment). Idempotent: a
-redelivery finds the entry and writes nothing."""
+`lists`), which the unified patient view and `GET /api/me/conversations` read. Other subjects
+are acknowledged and ignored (a filtered subscription may take everything for a moment at first
+deployment). Idempotent: a redelivery finds the entry and writes nothing."""
 
 from __future__ import annotations
 

@@ -17,7 +17,13 @@ from shared.conversations.documents import (
 from shared.conversations.documents import message_id as message_document_id
 from shared.conversations.lifecycle import Lifecycle, WrapupPolicy, is_supervisor
 from shared.conversations.merge import listed_conversations, move_patient_conversations
-from shared.conversations.messages import Messages, patient_texts, transcript_messages
+from shared.conversations.messages import (
+    TRANSCRIPT_PAGE,
+    Messages,
+    messages_after,
+    patient_texts,
+    transcript_messages,
+)
 from shared.conversations.messages import append as append_message
 from shared.conversations.model import (
     HOLDS_CAPACITY,
@@ -26,12 +32,14 @@ from shared.conversations.model import (
     AssignRequest,
     BotMessageRequest,
     CloseRequest,
+    ConversationDetail,
     ConversationDocument,
     ConversationList,
     ConversationView,
     EndAnswer,
     ForceCloseRequest,
     MessageRequest,
+    PatientConversationList,
     PatientConversationView,
     Status,
     TransferRequest,
@@ -50,12 +58,14 @@ __all__ = [
     "HOLDS_CAPACITY",
     "LIVE",
     "RETURN_GRACE",
+    "TRANSCRIPT_PAGE",
     "AbandonAnswer",
     "AssignRequest",
     "Author",
     "BotConversationPointer",
     "BotMessageRequest",
     "CloseRequest",
+    "ConversationDetail",
     "ConversationDocument",
     "ConversationList",
     "ConversationView",
@@ -65,6 +75,7 @@ __all__ = [
     "MessageDocument",
     "MessageRequest",
     "Messages",
+    "PatientConversationList",
     "PatientConversationView",
     "Status",
     "TranscriptView",
@@ -84,6 +95,7 @@ __all__ = [
     "listed_conversations",
     "message_document_id",
     "message_id",
+    "messages_after",
     "move",
     "move_patient_conversations",
     "new_conversation",

@@ -252,6 +252,26 @@ class Messages:
         )
         return doc
 
+    async def mine(
+        self, principal: Principal, *, max_items: int, token: str | None, correlation_id: str | None
+    ) -> tuple[list[ConversationDocument], str | None]:
+        """The signed-in patient's conversations, newest first, a page at a time (their own list
+        only: the patient id comes from the token); audited as one `list` of that patient."""
+        patient_id = principal.patient_id
+        if not patient_id:
+            raise NotFound("no such patient")
+        docs, following = await conversations.patient_page(self._store, patient_id, token, max_items)
+        await record_access(
+            self._store,
+            self._clock,
+            actor=principal,
+            action="list",
+            resource="me/conversations",
+            patient_id=patient_id,
+            correlation_id=correlation_id,
+        )
+        return docs, following
+
     async def page(
         self,
         principal: Principal,
@@ -268,23 +288,38 @@ class Messages:
         if doc is None:
             raise NotFound("no such conversation")
         self._check_reader(doc, principal, side)
-        conditions = [
-            where("sortKey", ">", message_id(after or 0)),
-            where("sortKey", "<", MESSAGE_RANGE_END),
-        ]
-        if side == "patient":
-            conditions.append(where("visibility", "=", "patient"))
-        page = await self._messages.query(
-            Query(tuple(conditions), order_by=(("sortKey", False),)),
-            partition_key=doc.id,
-            max_items=max_items,
-        )
-        items = list(page.items)
+        answer = await messages_after(self._store, doc.id, after=after, max_items=max_items, side=side)
         await self._audit(principal, "read", doc, correlation_id)
-        return {
-            "items": [m.view() for m in items],
-            "next": items[-1].seq if items and page.continuation else None,
-        }
+        return answer
+
+
+# The first page of messages in a staff read of the conversation (`GET /api/conversations/{id}`):
+# enough for the bot's transcript and the first exchanges; `next` says where `…/messages` goes on.
+TRANSCRIPT_PAGE = 50
+
+
+async def messages_after(
+    store: DocumentStore, conversation_id: str, *, after: int | None, max_items: int, side: Side = "staff"
+) -> dict[str, Any]:
+    """`{"items", "next"}`: the messages after `after` in seq order, one indexed range of the
+    conversation's partition (for the patient: only `patient` ones). Not audited: the caller
+    checks who reads and audits."""
+    conditions = [
+        where("sortKey", ">", message_id(after or 0)),
+        where("sortKey", "<", MESSAGE_RANGE_END),
+    ]
+    if side == "patient":
+        conditions.append(where("visibility", "=", "patient"))
+    page = await Stored(store, CONVERSATIONS, MessageDocument).query(
+        Query(tuple(conditions), order_by=(("sortKey", False),)),
+        partition_key=conversation_id,
+        max_items=max_items,
+    )
+    items = list(page.items)
+    return {
+        "items": [m.view() for m in items],
+        "next": items[-1].seq if items and page.continuation else None,
+    }
 
 
 async def patient_texts(store: DocumentStore, conversation_id: str, *, max_items: int = 20) -> list[str]:

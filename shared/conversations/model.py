@@ -447,6 +447,21 @@ class PatientConversationView(BaseModel):
     abandoned_at: InstantText | None = Field(None, alias="abandonedAt")
 
 
+class PatientConversationsQuery(_Request):
+    max_items: int = Field(50, alias="maxItems", ge=1, le=100)
+    continuation_token: str | None = Field(None, alias="continuationToken", max_length=2000)
+
+
+class PatientConversationList(BaseModel):
+    """A patient's conversations, newest first; a page may hold fewer than `maxItems`: only a
+    missing `continuationToken` means the end."""
+
+    model_config = ConfigDict(serialize_by_alias=True, defer_build=True)
+
+    items: list[PatientConversationView]
+    continuationToken: str | None = Field(None, description="Absent on the last page.")
+
+
 class EndAnswer(BaseModel):
     """What the bot learns when the patient left."""
 
@@ -480,6 +495,16 @@ class ConversationList(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, defer_build=True)
 
     items: list[ConversationView]
+
+
+class ConversationDetail(ConversationView):
+    """A conversation with its transcript, as staff read one (`GET /api/conversations/{id}`)."""
+
+    transcript: MessagePage = Field(
+        description="Its first messages in `seq` order (at most 50: the bot's transcript first, then "
+        "the conversation, internal notes included), as `GET …/messages` answers them; when `next` "
+        "is not null, `GET …/messages?after=<next>` goes on."
+    )
 
 
 class AbandonAnswer(BaseModel):

@@ -125,10 +125,11 @@ async def unlist_live(store: DocumentStore, queue_id: str | None, conversation_i
 
 # A patient's conversations ----------------------------------------------------------------------
 # `patient-conversations:<patientId>`, newest last by `<createdAt>|<id>`: the unified patient view
-# reads a patient's conversations from one partition of `lists` (conversations are partitioned by
-# their own id). A new conversation is listed by the `patient-conversations` consumer of its
-# first `conversation.waiting` event (`list_from_event`), not by the webhook, which keeps its
-# round trips; a merge lists under the survivor before it moves a conversation and unlists after.
+# and `GET /api/me/conversations` (newest first, paged) read a patient's conversations from one
+# partition of `lists` (conversations are partitioned by their own id). A new conversation is
+# listed by the `patient-conversations` consumer of its first `conversation.waiting` event
+# (`list_from_event`), not by the webhook, which keeps its round trips; a merge lists under the
+# survivor before it moves a conversation and unlists after.
 # A reader keeps an entry only while the conversation still names the patient.
 
 
@@ -168,6 +169,29 @@ async def for_patient(store: DocumentStore, patient_id: str, *, max_items: int) 
     ids = await patient_conversation_ids(store, patient_id, max_items=max_items)
     docs = await asyncio.gather(*(read_or_none(store, cid) for cid in ids))
     return [doc for doc in docs if doc is not None and doc.patient_id == patient_id]
+
+
+async def patient_page(
+    store: DocumentStore, patient_id: str, token: str | None, max_items: int
+) -> tuple[list[ConversationDocument], str | None]:
+    """One page of a patient's conversations, newest first, and the token of the next (None at the
+    end): one partition of `lists` walked by descending `sortKey`, each entry's conversation read
+    by id and kept only while it names the patient (a merge may have moved it). A token fits only
+    this patient's list: another's, or a malformed one, is a 400."""
+    list_key = patient_conversations_list(patient_id)
+
+    async def load(entry: lists.ListEntry, _segment: lists.Segment) -> ConversationDocument | None:
+        doc = await read_or_none(store, entry.ref)
+        return doc if doc is not None and doc.patient_id == patient_id else None
+
+    return await lists.read_page(
+        store,
+        f"{list_key}|newest",
+        [lists.Segment("0", list_key, descending=True)],
+        token,
+        max_items,
+        load,
+    )
 
 
 async def list_from_event(store: DocumentStore, envelope: Mapping[str, Any]) -> bool:

@@ -252,7 +252,8 @@ EVENT_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         "PATIENT_CONVERSATIONS_SUBSCRIPTION",
         subjects=("conversation.waiting",),
         description="Lists a new conversation under its patient (`patient-conversations:<patientId>` "
-        "in `lists`) for the unified patient view; idempotent (a redelivery finds the entry).",
+        "in `lists`) for the unified patient view and `GET /api/me/conversations`; idempotent (a "
+        "redelivery finds the entry).",
     ),
     SubscriptionSpec(
         "history",

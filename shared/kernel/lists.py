@@ -55,7 +55,6 @@ _TOKEN_VERSION = 1
 # and one level more than the deepest we seal (the board's `{"cv": {"at", "c"}, ...}`).
 _TOKEN_BYTES = 2 * TOKEN_CHARS
 _TOKEN_DEPTH = 3
-_ORDER = Query(order_by=(("sortKey", False),))
 
 
 # Entries -----------------------------------------------------------------------------------------
@@ -105,11 +104,13 @@ async def remove(store: DocumentStore, list_key: str, entry_id: str) -> None:
 @dataclass(frozen=True)
 class Segment:
     """One list of a walk; `position` orders the segments and survives in tokens (a walk over
-    queues names them by priority and id, so a queue added between two pages is no trouble)."""
+    queues names them by priority and id, so a queue added between two pages is no trouble).
+    `descending` reads the list newest (highest `sortKey`) first."""
 
     position: str
     list_key: str
     conditions: tuple[Condition, ...] = ()
+    descending: bool = False
 
 
 async def walk(
@@ -135,7 +136,7 @@ async def walk(
     for index, segment in enumerate(remaining):
         while True:
             page = await lists.query(
-                Query(segment.conditions, _ORDER.order_by),
+                Query(segment.conditions, (("sortKey", segment.descending),)),
                 partition_key=segment.list_key,
                 max_items=max_items - len(rows),
                 continuation=inner,

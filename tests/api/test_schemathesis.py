@@ -138,6 +138,7 @@ def world_requests(world: World) -> dict[str, list[tuple[str | None, dict[str, A
         "GET /api/conversations/{conversationId}/messages": [
             ("Supervisor", {"path_parameters": {"conversationId": c["waiting"]}, "query": {"maxItems": 1}}),
         ],
+        "GET /api/me/conversations": [("Patient", {}), ("Patient", {"query": {"maxItems": 1}})],
         "GET /api/me/conversations/{conversationId}": [
             ("Patient", {"path_parameters": {"conversationId": c["waiting"]}})
         ],

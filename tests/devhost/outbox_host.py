@@ -13,7 +13,7 @@ relay among its functions) with three test-only additions, so tests can watch an
 
     python -m tests.devhost.outbox_host [python -m devhost arguments]
 
-Hook for the bot callbacks (issue 13 "Reliability"): the kill test in test_outbox_kill.py counts
+Hook for the bot callbacks (issue 13 "Reliability"): the kill test in test_outbox_relay.py counts
 what `probe` receives; the callbacks consumer's own subscription and its recording bot endpoint
 can be checked in the same run after the restart (see the comment there).
 """

@@ -5,6 +5,7 @@ their leaving, a next conversation after a closed one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench.counting import CountingStore, summary
 from shared.conversations.lifecycle import Lifecycle
 from shared.kernel.clock import ManualClock
 from shared.runtime import Runtime, build_runtime, use_runtime
@@ -29,6 +31,7 @@ from tests.routing.support import (
     put_queue,
     put_rules,
 )
+from tests.workspace.support import deliver_patient_lists
 
 BOT = token("Bot.Escalate", sub="bot-sp-1")
 OTHER_BOT = token("Bot.Escalate", sub="bot-sp-2")
@@ -191,6 +194,45 @@ async def test_the_patients_view_of_a_conversation_carries_its_etag(runtime: Run
     assert (await read("my_conversation", cid, patient())).headers["ETag"] != mine.headers["ETag"]
 
 
+async def test_a_staff_read_of_the_conversation_carries_its_transcript(runtime: Runtime) -> None:
+    cid = await active(runtime)
+    assert (await staff_write(cid, text=NOTE, visibility="internal")).status == 201
+    assert (await patient_write(cid, text="Thanks, it itches.")).status == 201
+    view = await read("get_conversation", cid, A1)
+    assert view.status == 200, view.json
+    transcript = view.json["transcript"]
+    assert [(m["seq"], m["from"]["role"], m["visibility"]) for m in transcript["items"]] == [
+        (1, "bot", "patient"),
+        (2, "patient", "patient"),
+        (3, "agent", "internal"),
+        (4, "patient", "patient"),
+    ]
+    assert transcript["items"][0]["text"] == "How can I help?"
+    assert transcript == (await read("read_messages", cid, A1)).json  # as `…/messages` answers
+    assert transcript["next"] is None
+    assert (await read("get_conversation", cid, SUPERVISOR)).json["transcript"] == transcript
+
+    # Past the first page, `next` says where `…/messages` goes on.
+    for n in range(48):
+        assert (await staff_write(cid, text=f"m{n}")).status == 201
+    long = (await read("get_conversation", cid, A1)).json["transcript"]
+    assert ([m["seq"] for m in long["items"]], long["next"]) == (list(range(1, 51)), 50)
+    rest = await read("read_messages", cid, A1, after=long["next"])
+    assert [m["seq"] for m in rest.json["items"]] == [51, 52]
+
+
+async def test_a_staff_read_of_the_conversation_costs_a_read_a_query_and_its_audit(runtime: Runtime) -> None:
+    cid = await active(runtime)
+    counting = CountingStore(runtime.store)
+    with use_runtime(dataclasses.replace(runtime, store=counting)):
+        counting.take()
+        assert (await read("get_conversation", cid, A1)).status == 200
+        counts = counting.take()
+    assert summary(counts) == {"point": 2, "query.in-partition": 1, "query.cross-partition": 0, "batch": 0}
+    assert counts["conversations:point.read"] == 1
+    assert counts["audit:point.create"] == 1
+
+
 # Who may ---------------------------------------------------------------------------------------
 
 
@@ -268,6 +310,122 @@ async def test_nobody_writes_to_a_closed_conversation_but_a_retry_gets_its_first
     assert (await bot_write(text="x", id="bot-msg-2")).status == 409
     replay = await bot_write(text="One more thing", id="bot-msg-1")
     assert (replay.status, replay.json) == (200, sent.json)
+
+
+# The patient's list of conversations -------------------------------------------------------------
+
+
+async def my_list(bearer: str | None = None, **params: Any) -> Answer:
+    return await invoke(
+        "list_my_conversations", bearer=bearer or patient(), params={k: str(v) for k, v in params.items()}
+    )
+
+
+async def three_and_one(runtime: Runtime, clock: ManualClock) -> list[str]:
+    """p-1's three conversations (oldest first, a minute apart) and p-2's one, listed by the
+    `patient-conversations` consumer. Returns p-1's ids."""
+    await seed(runtime)
+    ids = []
+    for n in range(3):
+        body = {**ESCALATION, "botConversationId": f"chat/p1-{n}"}
+        ids.append(str((await escalate(body)).json["conversationId"]))
+        clock.advance(60)
+    await escalate({**ESCALATION, "botConversationId": "chat/p2", "patient": {"id": "p-2"}})
+    assert await deliver_patient_lists(runtime) == 4
+    return ids
+
+
+async def test_a_patient_pages_through_their_own_conversations_newest_first(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    oldest, middle, newest = await three_and_one(runtime, clock)
+    first = await my_list(maxItems=2)
+    assert first.status == 200, first.json
+    assert [c["id"] for c in first.json["items"]] == [newest, middle]
+    # Each as `GET /api/me/conversations/{id}` shows it: never staff's summary or reason.
+    one = await read("my_conversation", newest, patient())
+    assert first.json["items"][0] == one.json
+    assert "summary" not in json.dumps(first.json)
+    assert "reason" not in json.dumps(first.json)
+    rest = await my_list(maxItems=2, continuationToken=first.json["continuationToken"])
+    assert ([c["id"] for c in rest.json["items"]], "continuationToken" in rest.json) == ([oldest], False)
+    listed = [a for a in await stored_items(runtime, "audit") if a.get("action") == "list"]
+    assert {(a["resource"], a["patientId"]) for a in listed} == {("me/conversations", "p-1")}
+
+    # The other patient sees only theirs; one without any sees an empty list.
+    (theirs,) = (await my_list(patient("p-2"))).json["items"]
+    assert theirs["id"] not in (oldest, middle, newest)
+    assert (await my_list(patient("p-3"))).json == {"items": []}
+
+
+async def test_another_patients_conversation_is_never_listed_even_with_a_stale_entry(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    from shared.kernel.lists import add, entry
+
+    oldest, _, newest = await three_and_one(runtime, clock)
+    # An entry on p-2's list naming p-1's conversation (as a merge leaves until it unlists): the
+    # reader re-reads the conversation and skips it.
+    await add(runtime.store, entry("patient-conversations:p-2", newest, "9999|" + newest))
+    items = (await my_list(patient("p-2"), maxItems=1)).json
+    seen = [c["id"] for c in items["items"]]
+    while "continuationToken" in items:
+        items = (await my_list(patient("p-2"), continuationToken=items["continuationToken"])).json
+        seen += [c["id"] for c in items["items"]]
+    assert len(seen) == 1
+    assert seen[0] not in (oldest, newest)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"maxItems": 0},
+        {"maxItems": 101},
+        {"maxItems": "many"},
+        {"continuationToken": "not-a-token"},
+        {"continuationToken": ""},
+        {"status": "active"},  # no such filter
+    ],
+)
+async def test_bad_list_requests_are_400_and_write_nothing(
+    runtime: Runtime, clock: ManualClock, params: dict[str, Any]
+) -> None:
+    await three_and_one(runtime, clock)
+    audit = len(await stored_items(runtime, "audit"))
+    answer = await my_list(**params)
+    assert answer.status == 400, answer.json
+    assert len(await stored_items(runtime, "audit")) == audit
+
+
+async def test_a_list_token_fits_only_the_patient_it_was_handed_to(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    await three_and_one(runtime, clock)
+    token_of_p1 = (await my_list(maxItems=1)).json["continuationToken"]
+    assert (await my_list(patient("p-2"), continuationToken=token_of_p1)).status == 400
+
+
+async def test_only_patients_list_their_conversations(runtime: Runtime, clock: ManualClock) -> None:
+    await three_and_one(runtime, clock)
+    assert (await my_list(A1)).status == 403
+    assert (await my_list(SUPERVISOR)).status == 403
+    assert (await my_list(BOT)).status == 403
+    assert (await my_list(token("Patient", sub="sub-x"))).status == 403  # no patient_id claim
+    assert (await invoke("list_my_conversations")).status == 401
+
+
+async def test_the_list_costs_one_list_query_a_read_per_conversation_and_its_audit(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    await three_and_one(runtime, clock)
+    counting = CountingStore(runtime.store)
+    with use_runtime(dataclasses.replace(runtime, store=counting)):
+        counting.take()
+        assert len((await my_list()).json["items"]) == 3
+        counts = counting.take()
+    assert summary(counts) == {"point": 4, "query.in-partition": 1, "query.cross-partition": 0, "batch": 0}
+    assert counts["lists:query.in-partition"] == 1
+    assert counts["conversations:point.read"] == 3
 
 
 # The bot ---------------------------------------------------------------------------------------

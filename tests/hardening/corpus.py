@@ -233,6 +233,13 @@ DEPTH_AND_SIZE = [
     ),
     case(
         D,
+        "continuationToken 1,000 deep (my conversations)",
+        400,
+        PATIENT,
+        "GET /api/me/conversations?continuationToken=" + token_of(PAGE_TOKEN),
+    ),
+    case(
+        D,
         "continuationToken 10,000 deep (board)",
         400,
         SUPERVISOR,
@@ -284,6 +291,7 @@ PAGED_ROUTES: dict[str, tuple[str, str, int]] = {
     "GET providers": (PATIENT, "GET /api/providers?", 2000),
     "GET providers/{providerId}/slots": (PATIENT, SLOTS + "?from=2026-01-06&to=2026-01-07&", 200),
     "GET me/appointments": (PATIENT, "GET /api/me/appointments?", 2000),
+    "GET me/conversations": (PATIENT, "GET /api/me/conversations?", 2000),
     "GET appointments": (AGENT, "GET /api/appointments?patientId=p-1&", 2000),
     "GET manage/agents": (ADMIN, "GET /api/manage/agents?", 2000),
     "GET supervisor/conversations": (SUPERVISOR, "GET /api/supervisor/conversations?", 4000),

@@ -169,6 +169,15 @@ TYPES = [
     case(Y, "maxItems not a number", 400, SUPERVISOR, "GET /api/supervisor/conversations?maxItems=lots"),
     case(Y, "slot page of 1,001", 400, PATIENT, SLOTS + "?from=2026-01-06&to=2026-01-07&maxItems=1001"),
     case(Y, "limit of zero", 400, PATIENT, "GET /api/me/appointments?limit=0"),
+    case(Y, "my conversations, maxItems of zero", 400, PATIENT, "GET /api/me/conversations?maxItems=0"),
+    case(
+        Y,
+        "my conversations, maxItems given twice",
+        400,
+        PATIENT,
+        "GET /api/me/conversations?maxItems=1&maxItems=2",
+    ),
+    case(Y, "my conversations as an agent", 403, AGENT, "GET /api/me/conversations"),
     case(Y, "body that is an array", 400, ADMIN, NEW_QUEUE, [{"name": "Q"}]),
     case(Y, "body that is a string", 400, AGENT, MESSAGES, '"hello"'),
 ]
