@@ -12,10 +12,8 @@ import json
 import os
 import re
 import socket
-import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from shared.kernel.catalog import AGENTS, APPOINTMENTS, CONTAINERS, CONVERSATION
 from shared.kernel.clock import SystemClock
 from shared.kernel.documents import Query, where
 from tests.callbacks.bot import RecordingBot
+from tests.devhost.host_process import HostProcess
 from tests.devhost.outbox_host import PROBE, probe_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,62 +47,16 @@ def token(sub: str, *roles: str, patient_id: str | None = None) -> str:
     return issue_dev_token(secret, sub=sub, roles=list(roles), patient_id=patient_id, ttl_seconds=3600)
 
 
-@dataclass
-class Host:
+class Host(HostProcess):
     """One dev host process on `data_dir` and `port`; restartable on the same data."""
-
-    data_dir: Path
-    port: int
-    process: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
 
     async def start(self, *, stall: str = "", demo: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PSC_", "COSMOS", "ServiceBus"))}
         env.update(SAMPLE)
         env["OUTBOX_HOST_STALL"] = stall
-        args = ["-m", "tests.devhost.outbox_host", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            "--realtime-port",
-            "0",
-            # The demo's patients and providers, without its week of history to relay.
-            *(["--demo", "--no-demo-week"] if demo else []),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        await self.wait_for(lambda line: line.startswith("Dev host listening"), 60)
-
-    async def wait_for(self, matches: Callable[[str], bool], timeout: float) -> str:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
-            while raw := await self.process.stdout.readline():
-                line = raw.decode().rstrip()
-                self.lines.append(line)
-                if matches(line):
-                    return line
-        raise AssertionError("the dev host exited:\n" + "\n".join(self.lines[-30:]))
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown, no lease released
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                async with asyncio.timeout(15):
-                    await self.process.wait()
-            except TimeoutError:
-                await self.kill()
+        # The demo's patients and providers, without its week of history to relay.
+        demo_args = ["--demo", "--no-demo-week"] if demo else []
+        await self.spawn("tests.devhost.outbox_host", "--realtime-port", "0", *demo_args, env=env)
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ import asyncio
 import json
 import os
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from shared.kernel.catalog import CONTAINERS, NOTIFICATION_REPORTS_QUEUE, NOTIFI
 from shared.kernel.clock import SystemClock
 from shared.kernel.documents import Query, where
 from shared.kernel.messages import OutgoingMessage
+from tests.devhost.host_process import HostProcess
 from tests.devhost.outbox_host import probe_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,18 +66,8 @@ ADMIN = bearer("admin-1", "Administrator")
 PATIENT = bearer("patient-sub-fu", "Patient", patient_id=PATIENT_ID)
 
 
-@dataclass
-class Host:
+class Host(HostProcess):
     """One dev host process on `data_dir` and `port`; restartable on the same data."""
-
-    data_dir: Path
-    port: int
-    process: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
 
     async def start(self, *, die: str = "", settings: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PSC_", "COSMOS", "ServiceBus"))}
@@ -87,44 +76,7 @@ class Host:
         env["PSC_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{self.port}"
         env["FOLLOWUPS_HOST_DIE"] = die
         env["OUTBOX_HOST_STALL"] = ""
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.followups.followups_host",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--realtime-port",
-            "0",
-            "--no-demo-week",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        await self.wait_for(lambda line: line.startswith("Dev host listening"), 60)
-
-    async def wait_for(self, matches: Callable[[str], bool], timeout: float) -> str:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
-            while raw := await self.process.stdout.readline():
-                line = raw.decode().rstrip()
-                self.lines.append(line)
-                if matches(line):
-                    return line
-        raise AssertionError("the dev host exited:\n" + "\n".join(self.lines[-30:]))
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                async with asyncio.timeout(15):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await self.spawn("tests.followups.followups_host", "--realtime-port", "0", "--no-demo-week", env=env)
 
 
 @pytest.fixture
@@ -239,7 +191,7 @@ async def test_a_host_killed_between_the_send_and_its_record_never_sends_the_rem
 
     accepted = await host.wait_for(lambda line: line.startswith("accepted "), 30)
     assert host.process is not None
-    assert await host.process.wait() == 137
+    assert await host.wait() == 137
     nid = accepted.split()[1]
     assert nid.startswith(f"reminder:{appointment}:1:")
     [record] = await records(host.data_dir, "reminder")
@@ -280,7 +232,7 @@ async def test_a_host_killed_after_acs_accepted_a_reminder_sends_it_once_through
 
         accepted = await host.wait_for(lambda line: line.startswith("accepted "), 30)
         assert host.process is not None
-        assert await host.process.wait() == 137
+        assert await host.wait() == 137
         nid = accepted.split()[1]
         assert nid.startswith(f"reminder:{appointment}:1:")
         [record] = await records(host.data_dir, "reminder")
