@@ -134,14 +134,13 @@ async def prefill(store: Any, events: Iterator[dict[str, Any]], size: int) -> in
     from shared.kernel.stored import Stored
     from shared.kpis.aggregation import MemoryLedger, apply_event
     from shared.kpis.api import parse_envelope
-    from shared.kpis.documents import HourDocument, PresenceState
+    from shared.kpis.documents import PresenceState
+    from shared.kpis.rebuild import write_documents
 
     ledger = MemoryLedger(datetime(1900, 1, 1, tzinfo=UTC), datetime(2199, 1, 1, tzinfo=UTC))
     for _ in range(size):
         await apply_event(ledger, parse_envelope(next(events)), 10)
-    hours = Stored(store, KPIS, HourDocument)
-    for doc in ledger.hours.values():
-        await hours.upsert(doc)
+    await write_documents(store, ledger.documents())
     states = Stored(store, KPIS, PresenceState)
     for state in ledger.states.values():
         await states.upsert(state.model_copy(update={"store_etag": None}))

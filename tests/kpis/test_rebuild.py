@@ -31,8 +31,13 @@ async def consume_both(events: list[dict[str, Any]]) -> None:
 
 
 def hours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kept = [{k: v for k, v in i.items() if not k.startswith("_")} for i in items if i["type"] == "kpi-hour"]
-    return sorted(kept, key=lambda i: i["id"])
+    """The hour documents and their marks, without the store's fields."""
+    kept = [
+        {k: v for k, v in i.items() if not k.startswith("_")}
+        for i in items
+        if i["type"] in ("kpi-hour", "kpi-mark")
+    ]
+    return sorted(kept, key=lambda i: (i["partition"], i["id"]))
 
 
 async def test_a_rebuild_restores_exactly_what_the_consumer_made(runtime: Runtime) -> None:
