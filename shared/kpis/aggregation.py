@@ -19,10 +19,11 @@ order), so an event at or below the mark is a redelivery or a replay and is skip
 that added to several hour documents before a crash adds to the rest when it comes again (each
 hour and its mark are written together or not at all).
 
-Mark documents carry no ttl: they live as long as their hour. A replay of any history (the
-rebuild's week before its range, a topic's messages redelivered days later) must meet the marks
-it left, or it would count again; an hour's marks are only ever replaced by the rebuild, which
-writes and deletes them with the hours of its range.
+Mark documents carry no ttl: they live as long as their hour. A replay of the history of any
+age (messages redelivered or sent again days later, a subscription replayed from its start) must
+meet the marks the first delivery left, or it would count again, and nothing bounds how old a
+replayed event may be. An hour's marks are only ever replaced by the rebuild, which writes them
+with the hours of its range and deletes those its history no longer gives.
 
 Utilization needs the interval between an agent's presence events: the agent's last state is its
 own document (`presence:<agentId>`, all agents' in the partition `presence`) with the same mark;
