@@ -10,8 +10,9 @@ go through the consumer's store path (`StoredLedger`, If-Match writes), counted 
 port (bench/counting.py). The traffic: 100 conversations an hour (`--per-hour`: a busier hour
 must cost an event no more, its marks being documents of their own) over 4 queues and 20
 agents, each waiting, offered, accepted, a first agent reply, wrap-up and close, with the
-agent's presence on accept and close (8 events a conversation). The 30-day query's window is full of data only from
-about 700k events (10k events are half a day of this traffic, 100k five days, 1M 52 days).
+agent's presence on accept and close (8 events a conversation). The 30-day query's window is
+full of data only from about 700k events (10k events are half a day of this traffic, 100k five
+days, 1M 52 days).
 """
 
 from __future__ import annotations
