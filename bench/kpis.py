@@ -1,16 +1,18 @@
 """KPI aggregation cost as history grows: store operations and time per event, and a 30-day
 query's latency, with 10k, 100k and 1M events of history already counted.
 
-    python -m bench.kpis [--sizes 10000,100000,1000000] [--measure 3000]
+    python -m bench.kpis [--sizes 10000,100000,1000000] [--measure 3000] [--per-hour 100]
 
 For each size: a fresh embedded store is filled with the buckets and presence states that `size`
 events leave (the consumer's own aggregation code over memory, then written: the same documents
 the consumer would have written one event at a time, made faster); then the next `measure` events
 go through the consumer's store path (`StoredLedger`, If-Match writes), counted through the store
-port (bench/counting.py). The traffic: 100 conversations an hour over 4 queues and 20 agents, each
-waiting, offered, accepted, a first agent reply, wrap-up and close, with the agent's presence on
-accept and close (8 events a conversation). The 30-day query's window is full of data only from
-about 700k events (10k events are half a day of this traffic, 100k five days, 1M 52 days).
+port (bench/counting.py). The traffic: 100 conversations an hour (`--per-hour`: a busier hour
+must cost an event no more, its marks being documents of their own) over 4 queues and 20
+agents, each waiting, offered, accepted, a first agent reply, wrap-up and close, with the
+agent's presence on accept and close (8 events a conversation). The 30-day query's window is
+full of data only from about 700k events (10k events are half a day of this traffic, 100k five
+days, 1M 52 days).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ def _stamp(when: datetime) -> str:
     return stamp(when)
 
 
-def traffic(first: int = 0) -> Iterator[dict[str, Any]]:
-    """Events of conversations `first`, `first` + 1, …, each aggregate's in order."""
+def traffic(first: int = 0, spacing: timedelta = SPACING) -> Iterator[dict[str, Any]]:
+    """Events of conversations `first`, `first` + 1, … (one every `spacing`), each aggregate's in
+    order."""
     versions: dict[str, int] = {}
     loads: dict[str, int] = {}
 
@@ -72,7 +75,7 @@ def traffic(first: int = 0) -> Iterator[dict[str, Any]]:
     n = first
     while True:
         cid, queue, agent = f"c-{n}", QUEUES[n % len(QUEUES)], f"a-{n % AGENTS}"
-        t0 = START + n * SPACING
+        t0 = START + n * spacing
         wait = 5 + n % 40
         accepted, replied, wrapup, closed = (
             t0 + timedelta(seconds=s) for s in (wait, wait + 30, wait + 300, wait + 360)
@@ -134,21 +137,20 @@ async def prefill(store: Any, events: Iterator[dict[str, Any]], size: int) -> in
     from shared.kernel.stored import Stored
     from shared.kpis.aggregation import MemoryLedger, apply_event
     from shared.kpis.api import parse_envelope
-    from shared.kpis.documents import HourDocument, PresenceState
+    from shared.kpis.documents import PresenceState
+    from shared.kpis.rebuild import write_documents
 
     ledger = MemoryLedger(datetime(1900, 1, 1, tzinfo=UTC), datetime(2199, 1, 1, tzinfo=UTC))
     for _ in range(size):
         await apply_event(ledger, parse_envelope(next(events)), 10)
-    hours = Stored(store, KPIS, HourDocument)
-    for doc in ledger.hours.values():
-        await hours.upsert(doc)
+    await write_documents(store, ledger.documents())
     states = Stored(store, KPIS, PresenceState)
     for state in ledger.states.values():
         await states.upsert(state.model_copy(update={"store_etag": None}))
     return len(ledger.hours)
 
 
-async def one_size(size: int, measure: int) -> dict[str, Any]:
+async def one_size(size: int, measure: int, spacing: timedelta = SPACING) -> dict[str, Any]:
     from shared.config import Settings
     from shared.kernel.clock import SystemClock
     from shared.kpis.aggregation import StoredLedger, apply_event
@@ -165,7 +167,7 @@ async def one_size(size: int, measure: int) -> dict[str, Any]:
         )
         plain = await build_runtime(settings, clock=SystemClock())
         try:
-            events = traffic()
+            events = traffic(spacing=spacing)
             began = time.perf_counter()
             documents = await prefill(plain.store, events, size)
             filled = time.perf_counter() - began
@@ -212,13 +214,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--measure", type=int, default=3000)
+    parser.add_argument("--per-hour", type=int, default=100, help="conversations an hour")
     args = parser.parse_args()
+    spacing = timedelta(hours=1) / args.per_hour
     for size in (int(s) for s in args.sizes.split(",")):
-        row = asyncio.run(one_size(size, args.measure))
+        row = asyncio.run(one_size(size, args.measure, spacing))
         ops = ", ".join(f"{k} {v:.2f}" for k, v in row["ops_per_event"].items())
         print(
             f"history {row['size']:>9,} events ({row['documents']:,} hour documents, "
-            f"{row['size'] // 8 * SPACING.total_seconds() / 86400:.1f} days of traffic, "
+            f"{row['size'] // 8 * spacing.total_seconds() / 86400:.1f} days of "
+            f"{args.per_hour} conversations an hour, "
             f"filled in {row['fill_seconds']:.0f} s): "
             f"per event {ops}; {row['us_per_event_mean']:.0f} µs mean, p50 {row['us_per_event_p50']:.0f}, "
             f"p99 {row['us_per_event_p99']:.0f}; 30-day query "

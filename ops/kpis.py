@@ -37,8 +37,8 @@ async def _rebuild(first: date, last: date, out: TextIO) -> int:
     finally:
         await runtime.close()
     print(
-        f"rebuilt {first} to {last}: {done.events} events read, {done.written} hour documents written, "
-        f"{done.deleted} deleted",
+        f"rebuilt {first} to {last}: {done.events} events read, {done.written} hour documents written "
+        f"with {done.marks} mark documents, {done.deleted} deleted",
         file=out,
     )
     return 0

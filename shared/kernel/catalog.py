@@ -190,9 +190,10 @@ CONTAINERS: dict[str, ContainerSpec] = {
             KPIS,
             "/partition",
             description="KPI buckets (docs/KPIS.md): one document per scope (`all`, `queue:<id>`, "
-            "`agent:<id>`) and UTC hour with its four 15-minute buckets' sums and the last event "
-            "applied per aggregate, in the partition `<scope>:<YYYY-MM-DD>` (a range query reads a "
-            "day's partition per scope); and each agent's last presence (`presence:<agentId>`).",
+            "`agent:<id>`) and UTC hour with its four 15-minute buckets' sums, and beside it one "
+            "mark document per aggregate that added to it (the last event applied), in the "
+            "partition `<scope>:<YYYY-MM-DD>` (a range query reads a day's partition per scope); "
+            "and each agent's last presence (`presence:<agentId>`).",
         ),
     )
 }

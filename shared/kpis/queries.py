@@ -4,13 +4,16 @@ The range is widened to whole buckets: `from` down to its 15-minute boundary, `t
 range is a whole number of intervals from there (a 1 h or 1 d bucket starts at `from`, so days
 follow the caller's midnight: every time zone's offset is a multiple of 15 minutes). It is read
 as one single-partition query per UTC day of the scope (`<scope>:<day>`, at most 24 hour
-documents each): a 30-day range is 31 queries, whatever the traffic.
+documents each): a 30-day range is 31 queries, whatever the traffic. The partition also holds
+the hours' mark documents (one per aggregate and hour, shared/kpis/aggregation.py): the query
+names the hours by type and ranges their `sortKey` (the hour's stamp), the field the embedded
+store indexes, so it walks the day's hours only, never its marks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from shared.kernel.catalog import KPIS
@@ -64,10 +67,18 @@ async def quarters_of(
     async def read(day: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         continuation = None
+        midnight = datetime.combine(day, time(), UTC)
+        hours = Query(
+            (
+                where("type", "=", "kpi-hour"),
+                where("sortKey", ">=", stamp(midnight)),
+                where("sortKey", "<", stamp(midnight + timedelta(days=1))),
+            )
+        )
         async with gate:
             while True:
                 page = await container.query(
-                    Query((where("type", "=", "kpi-hour"),)),
+                    hours,
                     partition_key=f"{scope}:{day.isoformat()}",
                     max_items=24,
                     continuation=continuation,
@@ -80,8 +91,8 @@ async def quarters_of(
     found: dict[datetime, Sums] = {}
     for items in await asyncio.gather(*(read(d) for d in days)):
         for item in items:
-            # Read as stored, not validated: the marks make up most of a document, and the sums
-            # were checked when written (a 30-day query reads up to 744 documents).
+            # Read as stored, not validated: the sums were checked when written (a 30-day query
+            # reads up to 744 documents).
             hour = parse_stamp(item["hour"])
             for q, sums in enumerate(item["buckets"]):
                 start = hour + q * QUARTER

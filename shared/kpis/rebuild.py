@@ -4,10 +4,11 @@ the event history (shared/history), with the consumer's own code over memory, th
 It reads the history from `LOOKBACK` before the first day (an agent's presence interval that
 opened earlier) to `LATE` after the last (survey answers, delivery reports and appointment
 outcomes count at their sending or start, and can arrive later), keeps only hours inside the
-range, then replaces every hour document of the range and deletes those the history no longer
-gives. Each aggregate's events are applied in the order they were written, so the marks the
-rebuilt documents carry are the ones the live consumer would have left: a later live event
-applies on top, an earlier one is skipped.
+range, then replaces every hour document of the range and its mark documents (upserts, a batch
+per partition of up to 100) and deletes the hours and marks the history no longer gives. Each
+aggregate's events are applied in the order they were written, so the marks the rebuild leaves
+are the ones the live consumer would have left: a later live event applies on top, an earlier
+one is skipped.
 
 Run it for days the consumer has finished with (before today): an event the live consumer
 applies to an hour of the range while the rebuild writes it can be lost if the history had not
@@ -16,16 +17,17 @@ filed it yet.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from shared.history.api import events_between, parse_envelope
 from shared.kernel.catalog import KPIS
-from shared.kernel.documents import DocumentStore, Query, where
-from shared.kernel.stored import Stored
+from shared.kernel.documents import MAX_BATCH_OPERATIONS, BatchOperation, DocumentStore, Query, where
 from shared.kernel.times import stamp
 from shared.kpis.aggregation import MemoryLedger, apply_event
-from shared.kpis.documents import HourDocument
+from shared.kpis.documents import HourDocument, MarkDocument
 
 LOOKBACK = timedelta(days=7)
 LATE = timedelta(days=31)
@@ -35,8 +37,9 @@ MAX_DAYS = 366
 @dataclass(frozen=True)
 class Rebuilt:
     events: int
-    written: int
-    deleted: int
+    written: int  # hour documents
+    marks: int
+    deleted: int  # hour and mark documents
 
 
 async def rebuild(
@@ -53,17 +56,14 @@ async def rebuild(
     async for item in events_between(store, first - LOOKBACK, min(last + LATE, max(today, last))):
         await apply_event(ledger, parse_envelope(item), short_abandon_seconds)
         events += 1
-    hours = Stored(store, KPIS, HourDocument)
-    kept = set()
-    for doc in ledger.hours.values():
-        await hours.upsert(doc)
-        kept.add((doc.partition, doc.id))
+    kept = await write_documents(store, ledger.documents())
     deleted = 0
-    # Ops only: a fan-out over the range's partitions, paged, to find hours no longer produced.
+    # Ops only: a fan-out over the range's partitions, paged, to find hours and marks no longer
+    # produced.
     container = store.container(KPIS)
     query = Query(
         (
-            where("type", "=", "kpi-hour"),
+            where("type", "in", ["kpi-hour", "kpi-mark"]),
             where("hour", ">=", stamp(start)),
             where("hour", "<", stamp(end)),
         )
@@ -79,4 +79,22 @@ async def rebuild(
     for partition, id in stale:
         await container.delete(id, partition)
         deleted += 1
-    return Rebuilt(events=events, written=len(kept), deleted=deleted)
+    return Rebuilt(events=events, written=len(ledger.hours), marks=len(ledger.marks), deleted=deleted)
+
+
+async def write_documents(
+    store: DocumentStore, documents: Iterable[HourDocument | MarkDocument]
+) -> set[tuple[str, str]]:
+    """Upsert `documents` (a `MemoryLedger`'s), a batch per partition of up to 100; returns their
+    (partition, id)s."""
+    by_partition: dict[str, list[HourDocument | MarkDocument]] = defaultdict(list)
+    for doc in documents:
+        by_partition[doc.partition].append(doc)
+    container = store.container(KPIS)
+    kept: set[tuple[str, str]] = set()
+    for partition, docs in by_partition.items():
+        for first in range(0, len(docs), MAX_BATCH_OPERATIONS):
+            chunk = docs[first : first + MAX_BATCH_OPERATIONS]
+            await container.batch(partition, [BatchOperation.upsert(doc.body()) for doc in chunk])
+            kept.update((partition, doc.id) for doc in chunk)
+    return kept

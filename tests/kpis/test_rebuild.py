@@ -31,8 +31,13 @@ async def consume_both(events: list[dict[str, Any]]) -> None:
 
 
 def hours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kept = [{k: v for k, v in i.items() if not k.startswith("_")} for i in items if i["type"] == "kpi-hour"]
-    return sorted(kept, key=lambda i: i["id"])
+    """The hour documents and their marks, without the store's fields."""
+    kept = [
+        {k: v for k, v in i.items() if not k.startswith("_")}
+        for i in items
+        if i["type"] in ("kpi-hour", "kpi-mark")
+    ]
+    return sorted(kept, key=lambda i: (i["partition"], i["id"]))
 
 
 async def test_a_rebuild_restores_exactly_what_the_consumer_made(runtime: Runtime) -> None:
@@ -53,6 +58,11 @@ async def test_a_rebuild_restores_exactly_what_the_consumer_made(runtime: Runtim
         "scope": "queue:ghost",
     }
     await kpis.create(stray)
+    # And so for the marks beside the hours: one lost, one moved back, one stray.
+    marks = [i for i in made if i["type"] == "kpi-mark" and i["partition"] == "all:2026-03-02"]
+    await kpis.delete(marks[0]["id"], marks[0]["partition"])
+    await kpis.replace({**marks[1], "applied": [0, 0]})
+    await kpis.create({**marks[1], "id": "mark:2026-03-02T11:c-ghost", "aggregateId": "c-ghost"})
     next_day = await kpis.read("all|2026-03-03T09", "all:2026-03-03")
 
     done = await rebuild(runtime.store, DAY, DAY, 10, today=date(2026, 3, 20))
@@ -60,7 +70,8 @@ async def test_a_rebuild_restores_exactly_what_the_consumer_made(runtime: Runtim
     assert hours(await stored_items(runtime, "kpis")) == made
     assert (await kpis.read("all|2026-03-03T09", "all:2026-03-03"))["_etag"] == next_day["_etag"]
     assert done.events == len(known_day()) + 1
-    assert done.deleted == 1
+    assert done.deleted == 2
+    assert done.marks == sum(i["type"] == "kpi-mark" for i in made if i["hour"] < "2026-03-03")
 
 
 async def test_a_rebuilt_day_takes_later_live_events_once(runtime: Runtime) -> None:
@@ -98,7 +109,7 @@ def test_the_ops_command_rebuilds_the_dev_hosts_store(
     assert main(["kpis", "rebuild", "--from", "2026-03-02", "--to", "2026-03-02"], out=out, err=err) == 0, (
         err.getvalue()
     )
-    assert "hour documents written" in out.getvalue()
+    assert "hour documents written with" in out.getvalue()
 
     async def read() -> list[dict[str, Any]]:
         runtime = await build_runtime(make_settings(data), clock=ManualClock())
