@@ -11,6 +11,14 @@ from typing import Any
 from shared.kernel.clock import Clock
 
 
+def arrivals_of(bus: object, entity: str) -> tuple[asyncio.Event, ...]:
+    """The bus's arrival signal for `entity` when it has one (the embedded bus, for sends made in
+    this process): a receiver waits on it as well as on its back-off, as a Service Bus receiver
+    is handed a message when it arrives instead of finding it at its next poll."""
+    signal = getattr(bus, "arrivals", None)
+    return (signal(entity),) if callable(signal) else ()
+
+
 async def sleep_or_wake(clock: Clock, seconds: float | None, events: Iterable[asyncio.Event]) -> None:
     """Sleep `seconds` on `clock` (None: no time limit), returning as soon as any of `events` is set."""
     waiters: list[asyncio.Future[object]] = []

@@ -20,7 +20,7 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from devhost.discovery import QueueFunction, TopicFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
-from devhost.pacing import finish_or_cancel, sleep_or_wake
+from devhost.pacing import arrivals_of, finish_or_cancel, sleep_or_wake
 from shared.kernel.clock import Clock
 from shared.kernel.messages import MessageLockLost, QueueReceiver, ReceivedMessage
 
@@ -159,8 +159,11 @@ class QueueRunner:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Poll until `stop`; an unknown queue ends this runner with an error in the log."""
         idle = _MIN_IDLE_SECONDS
+        arrivals = arrivals_of(self._receiver, self.queue)
         while not stop.is_set():
             self._slot_freed.clear()
+            for event in arrivals:
+                event.clear()  # before looking: a message sent meanwhile sets it again
             try:
                 started = await self.poll_once()
             except KeyError:
@@ -182,7 +185,7 @@ class QueueRunner:
                 idle = _MIN_IDLE_SECONDS
                 await asyncio.sleep(0)
             else:
-                await sleep_or_wake(self._clock, idle, (stop,))
+                await sleep_or_wake(self._clock, idle, (stop, *arrivals))
                 idle = min(idle * 2, _MAX_IDLE_SECONDS)
 
     async def stop(self, grace_seconds: float) -> None:

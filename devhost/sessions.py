@@ -25,7 +25,7 @@ from typing import Protocol
 
 from devhost.discovery import TopicFunction
 from devhost.invocation import Invoker, Stopwatch, log_failure, log_invocation, new_id
-from devhost.pacing import finish_or_cancel, sleep_or_wake
+from devhost.pacing import arrivals_of, finish_or_cancel, sleep_or_wake
 from devhost.queues import QueueStats, correlation_id_of, to_functions_message
 from shared.kernel.clock import Clock
 from shared.kernel.messages import (
@@ -137,8 +137,11 @@ class SessionRunner:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         idle = _MIN_IDLE_SECONDS
+        arrivals = arrivals_of(self._bus, self.queue)
         while not stop.is_set():
             self._work_done.clear()
+            for event in arrivals:
+                event.clear()  # before looking: a message sent meanwhile sets it again
             try:
                 accepted = await self.poll_once()
             except KeyError:
@@ -159,7 +162,7 @@ class SessionRunner:
                 idle = _MIN_IDLE_SECONDS
                 await asyncio.sleep(0)
             else:
-                await sleep_or_wake(self._clock, idle, (stop, self._work_done))
+                await sleep_or_wake(self._clock, idle, (stop, self._work_done, *arrivals))
                 idle = min(idle * 2, _MAX_IDLE_SECONDS)
 
     async def stop(self, grace_seconds: float) -> None:

@@ -38,6 +38,7 @@ Differences worth knowing:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -66,7 +67,13 @@ from shared.adapters.sqlite_bus_delivery import (
     sweep,
     to_us,
 )
-from shared.adapters.sqlite_bus_entities import BusEntities, Receivable, check_batch, check_message
+from shared.adapters.sqlite_bus_entities import (
+    BusEntities,
+    Destination,
+    Receivable,
+    check_batch,
+    check_message,
+)
 from shared.adapters.sqlite_file import SqliteFile
 from shared.kernel.clock import Clock
 from shared.kernel.errors import NotFound
@@ -82,6 +89,14 @@ from shared.kernel.messages import (
 )
 
 __all__ = ["MAX_DELIVERY_COUNT_EXCEEDED", "MAX_MESSAGE_BYTES", "TTL_EXPIRED", "SqliteMessageBus"]
+
+# Arrival signals, per bus file and receiving entity, for receivers in this process: a Service Bus
+# receiver is handed a message as it arrives (AMQP link credit), while ours poll the file; a send
+# sets its entities' events so a waiting receiver polls at once instead of at the end of its
+# back-off. Keyed by the file (the app's bus and the dev host's receiver are two objects on one
+# file) and bound to the loop that asked (tests run several loops). Sends from other processes and
+# scheduled messages coming due are not signalled: the receivers' polling still finds them.
+_ARRIVALS: dict[tuple[str, str], tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +130,27 @@ class SqliteMessageBus:
         self._queues = dict(queues)
         self._topics = dict(topics or {})
         self._clock = clock
+        self._key = str(Path(path).resolve())
+
+    def arrivals(self, entity: str) -> asyncio.Event:
+        """An event set whenever a bus of this process sends `entity` (a queue, or a topic's
+        subscription) a message; the receiver clears it before it looks."""
+        loop = asyncio.get_running_loop()
+        held = _ARRIVALS.get((self._key, entity))
+        if held is None or held[0] is not loop:
+            held = (loop, asyncio.Event())
+            _ARRIVALS[(self._key, entity)] = held
+        return held[1]
+
+    def _announce(self, destination: Destination) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for route in destination.routes:
+            held = _ARRIVALS.get((self._key, route.entity))
+            if held is not None and held[0] is loop:
+                held[1].set()
 
     # ---- MessageBus -------------------------------------------------------------------------
 
@@ -126,6 +162,7 @@ class SqliteMessageBus:
         await self._file.write(
             lambda conn: enqueue(conn, destination, Content.of(message, properties), now, None, ttl)
         )
+        self._announce(destination)
 
     async def send_batch(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
         destination = self._entities.destination(queue)
@@ -139,6 +176,7 @@ class SqliteMessageBus:
 
         if messages:
             await self._file.write(send)
+            self._announce(destination)
 
     async def schedule(self, queue: str, message: OutgoingMessage, at: datetime) -> int:
         destination = self._entities.destination(queue)

@@ -225,3 +225,30 @@ async def test_a_session_is_held_by_one_process_at_a_time_and_read_in_order(tmp_
     (depth,) = await bus.depths([ORDERED])
     assert (depth.active, depth.dead_letter) == (0, 0)
     await bus.close()
+
+
+async def test_a_send_wakes_the_receivers_of_its_entities_in_this_process(
+    bus: SqliteMessageBus, tmp_path: Path
+) -> None:
+    """The dev host's receivers wait on these instead of only their back-off; another bus object
+    on the same file (the app's, beside the host's receiver) signals them too."""
+    sender = SqliteMessageBus(tmp_path / "bus.sqlite3", QUEUES, ManualClock(), topics=TOPICS)
+    ordered, bookings, jobs = bus.arrivals(ORDERED), bus.arrivals(BOOKINGS), bus.arrivals("jobs")
+    try:
+        await sender.send("events", event("s-1", 1))
+        assert ordered.is_set()
+        assert bookings.is_set()
+        assert not jobs.is_set()
+        ordered.clear()
+        bookings.clear()
+        await sender.send_batch("jobs", [OutgoingMessage(body=b"{}", message_id="j-1")])
+        assert jobs.is_set()
+        assert not ordered.is_set()
+        # Another file's bus signals nothing here.
+        other = SqliteMessageBus(tmp_path / "other.sqlite3", QUEUES, ManualClock(), topics=TOPICS)
+        jobs.clear()
+        await other.send("jobs", OutgoingMessage(body=b"{}", message_id="j-2"))
+        assert not jobs.is_set()
+        await other.close()
+    finally:
+        await sender.close()
