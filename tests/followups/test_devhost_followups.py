@@ -79,6 +79,18 @@ class Host(HostProcess):
         await self.spawn("tests.followups.followups_host", "--realtime-port", "0", "--no-demo-week", env=env)
 
 
+async def died_after_the_channel_accepted(host: Host, appointment: str) -> str:
+    """The host (started with `die="reminder"`) exits with 137 once the channel accepted the
+    appointment's reminder and before its outcome is recorded; the reminder's id."""
+    accepted = await host.wait_for(lambda line: line.startswith("accepted "), 30)
+    assert await host.wait() == 137
+    nid = accepted.split()[1]
+    assert nid.startswith(f"reminder:{appointment}:1:")
+    [record] = await records(host.data_dir, "reminder")
+    assert record["status"] == "sending", "the host died before the outcome was recorded"
+    return nid
+
+
 @pytest.fixture
 async def host(tmp_path: Path) -> AsyncIterator[Host]:
     host = Host(tmp_path / "data", _free_port())
@@ -189,13 +201,7 @@ async def test_a_host_killed_between_the_send_and_its_record_never_sends_the_rem
     await ok(client.put(f"{host.api}/manage/reminder-policy", json=policy, headers=ADMIN))
     appointment = await book(client, host.api, start)
 
-    accepted = await host.wait_for(lambda line: line.startswith("accepted "), 30)
-    assert host.process is not None
-    assert await host.wait() == 137
-    nid = accepted.split()[1]
-    assert nid.startswith(f"reminder:{appointment}:1:")
-    [record] = await records(host.data_dir, "reminder")
-    assert record["status"] == "sending", "the host died before the outcome was recorded"
+    await died_after_the_channel_accepted(host, appointment)
 
     await host.start()
     sent = await until(lambda: _settled(host.data_dir, "reminder"))
@@ -230,13 +236,7 @@ async def test_a_host_killed_after_acs_accepted_a_reminder_sends_it_once_through
         await ok(client.put(f"{host.api}/manage/reminder-policy", json=reminding(start, 6), headers=ADMIN))
         appointment = await book(client, host.api, start)
 
-        accepted = await host.wait_for(lambda line: line.startswith("accepted "), 30)
-        assert host.process is not None
-        assert await host.wait() == 137
-        nid = accepted.split()[1]
-        assert nid.startswith(f"reminder:{appointment}:1:")
-        [record] = await records(host.data_dir, "reminder")
-        assert record["status"] == "sending", "the host died before the outcome was recorded"
+        nid = await died_after_the_channel_accepted(host, appointment)
         first = [s for s in standin.sent if _of(s, nid)]
         assert len(first) == 1, "the stand-in accepted the reminder before the host died"
 
