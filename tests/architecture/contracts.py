@@ -30,21 +30,13 @@ class PublicModulesContract(Contract):
                 for importer in sorted(graph.find_modules_that_directly_import(internal)):
                     if importer == home or importer.startswith(home + "."):
                         continue
-                    details = graph.get_import_details(importer=importer, imported=internal)
-                    broken.append(
-                        {
-                            "importer": importer,
-                            "imported": internal,
-                            "lines": [d["line_number"] for d in details],
-                        }
-                    )
+                    broken.append(broken_import(graph, importer, internal))
         return ContractCheck(kept=not broken, metadata={"broken": broken})
 
     def render_broken_contract(self, check: ContractCheck) -> None:
         for item in check.metadata["broken"]:
             output.print_error(
-                f"{item['importer']} -> {item['imported']} (l. {', '.join(map(str, item['lines']))}): "
-                "import the capability's public module instead",
+                f"{described(item)}: import the capability's public module instead",
                 bold=False,
             )
             output.new_line()
@@ -114,14 +106,7 @@ class PureModelsContract(Contract):
                         continue  # the standard library, pydantic, ...
                     if self.allowed(imported, capability, models, capabilities):
                         continue
-                    details = graph.get_import_details(importer=model, imported=imported)
-                    broken.append(
-                        {
-                            "importer": model,
-                            "imported": imported,
-                            "lines": [d["line_number"] for d in details],
-                        }
-                    )
+                    broken.append(broken_import(graph, model, imported))
         if not checked:  # a misnamed option must not pass by checking nothing
             broken.append({"importer": package, "imported": "-", "lines": [], "none": True})
         return ContractCheck(kept=not broken, metadata={"broken": broken, "checked": checked})
@@ -132,9 +117,8 @@ class PureModelsContract(Contract):
                 output.print_error("no model module found: check the contract's options", bold=False)
             else:
                 output.print_error(
-                    f"{item['importer']} -> {item['imported']} (l. {', '.join(map(str, item['lines']))}): "
-                    "a model imports only the kernel, its own model modules and other capabilities' "
-                    "public modules",
+                    f"{described(item)}: a model imports only the kernel, its own model modules and "
+                    "other capabilities' public modules",
                     bold=False,
                 )
             output.new_line()
@@ -164,6 +148,16 @@ class AcyclicContract(Contract):
         for cycle in check.metadata["cycles"]:
             output.print_error("cycle: " + " <-> ".join(cycle), bold=False)
             output.new_line()
+
+
+def broken_import(graph: grimp.ImportGraph, importer: str, imported: str) -> dict[str, Any]:
+    """A forbidden import as the contracts report it, with its line numbers."""
+    details = graph.get_import_details(importer=importer, imported=imported)
+    return {"importer": importer, "imported": imported, "lines": [d["line_number"] for d in details]}
+
+
+def described(item: dict[str, Any]) -> str:
+    return f"{item['importer']} -> {item['imported']} (l. {', '.join(map(str, item['lines']))})"
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
