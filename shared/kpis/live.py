@@ -51,18 +51,26 @@ async def service_level_today(store: DocumentStore, queue_id: str, now: datetime
     return within / offered if offered else None
 
 
-def queue_tile(state: QueueState, now: datetime, sl: float | None) -> dict[str, Any]:
-    oldest = min(state.waiting.values(), default=None)
+def _tile(
+    queue_id: str, waiting: int, oldest: str | None, active: int, available: int, now: datetime
+) -> dict[str, Any]:
+    """A queue's tile numbers, as `/kpis/live` answers them and the consumer pushes them."""
     wait = max(0.0, (now - parse_stamp(oldest)).total_seconds()) if oldest else 0.0
     return {
-        "queueId": state.queue_id,
-        "name": state.name,
-        "waiting": len(state.waiting),
+        "queueId": queue_id,
+        "waiting": waiting,
         "longestWaitSeconds": round(wait, 3),
-        "active": len(state.live - state.waiting.keys()),
-        "agentsAvailable": sum(1 for s in state.seats if s.presence == "available"),
-        "serviceLevelToday": sl,
+        "active": active,
+        "agentsAvailable": available,
     }
+
+
+def queue_tile(state: QueueState, now: datetime, sl: float | None) -> dict[str, Any]:
+    available = sum(1 for s in state.seats if s.presence == "available")
+    active = len(state.live - state.waiting.keys())
+    oldest = min(state.waiting.values(), default=None)
+    tile = _tile(state.queue_id, len(state.waiting), oldest, active, available, now)
+    return {**tile, "name": state.name, "serviceLevelToday": sl}
 
 
 async def kpi_live(store: DocumentStore, clock: Clock) -> dict[str, Any]:
@@ -104,14 +112,8 @@ def _as_of_event(counts: QueueCounts, envelope: Envelope, now: datetime) -> dict
         if envelope.type in _OFF_BOARD and counts.conversation_live:
             live -= 1
     first = min((at for _, at in oldest), default=None) if waiting > 0 else None
-    wait = max(0.0, (now - parse_stamp(first)).total_seconds()) if first else 0.0
-    return {
-        "queueId": counts.queue_id,
-        "waiting": waiting,
-        "longestWaitSeconds": round(wait, 3),
-        "active": max(0, live - waiting),  # the board lists waiting conversations too
-        "agentsAvailable": counts.available,
-    }
+    # The board lists waiting conversations too.
+    return _tile(counts.queue_id, waiting, first, max(0, live - waiting), counts.available, now)
 
 
 def _queues_of(envelope: Envelope) -> list[str]:
