@@ -138,16 +138,14 @@ async def get_conversation(call: Call) -> Reply:
     """Agents see the conversations offered or assigned to them; supervisors see all. `transcript`
     holds its first 50 messages in `seq` order (the bot's transcript first, internal notes
     included); when its `next` is not null, `GET …/messages?after=<next>` goes on. Audited."""
-    from shared.conversations.api import TRANSCRIPT_PAGE, ConversationDetail, messages_after
+    from shared.conversations.api import TRANSCRIPT_PAGE, messages_after
     from shared.kernel.etags import stored_etag
 
     doc = await _lifecycle(call).get(call.user, call.route("conversationId"), call.correlation_id)
     transcript = await messages_after(call.runtime.store, doc.id, after=None, max_items=TRANSCRIPT_PAGE)
-    detail = ConversationDetail.model_validate(
-        {**doc.model_dump(mode="json", by_alias=True, exclude_none=True), "transcript": transcript}
-    )
-    # `transcript.next` is null on the last page, as `…/messages` answers it: kept, not dropped.
-    body = {**detail.model_dump(mode="json", exclude_none=True), "transcript": transcript}
+    # The view drops absent fields; `transcript.next` is null on the last page, as `…/messages`
+    # answers it, so the transcript joins after the view is dumped.
+    body = {**_view(doc).model_dump(mode="json", exclude_none=True), "transcript": transcript}
     return Reply(body=body, headers={"ETag": stored_etag(doc)})
 
 
